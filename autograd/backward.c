@@ -1,0 +1,135 @@
+/* The reverse sweep. Nodes are linked newest first, which is a reverse
+ * topological order because an op's inputs always exist before it runs.
+ * A sweep stamp marks the nodes that lead to the output: the output's node
+ * first, then the producers of every input that needs a gradient. */
+#include <string.h>
+
+#include "autograd/internal.h"
+
+/* The gradient buffer of t for this sweep, zeroed on first use.
+ * Leaves keep theirs across sweeps (PyTorch accumulation); intermediates
+ * start from zero in each sweep so a second backward is not doubled. */
+static nb_tensor *gradient_for(nb_tape *tape, nb_tensor *t, bool *fresh)
+{
+    *fresh = false;
+    bool leaf = t->node == NULL;
+    if (t->grad && (leaf || t->grad_sweep == tape->sweep)) return t->grad;
+    if (!t->grad) {
+        *fresh = true;
+        if (t->tape) t->grad = nb_tape_new_tensor(tape, t->dtype, t->ndim, t->shape, true);
+        else t->grad = nb_tensor_new(t->dtype, t->ndim, t->shape);
+        if (!t->grad) return NULL;
+    } else {
+        memset(t->grad->data, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
+    }
+    t->grad_sweep = tape->sweep;
+    return t->grad;
+}
+
+static int add_seed(nb_tensor *grad, const nb_tensor *seed)
+{
+    for (int64_t i = 0; i < grad->numel; i++)
+        nb_tensor_set(grad, i, nb_tensor_get(grad, i) + (seed ? nb_tensor_get(seed, i) : 1.0));
+    return NB_OK;
+}
+
+static int check_output(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
+{
+    if (tape->has_error)
+        return nb_fail(NB_ERR_STATE, "backward: the tape has an error: %s", tape->error);
+    int status = nb_tensor_check_usable(tape, output, "backward");
+    if (status != NB_OK) return status;
+    char shape[96], seed_shape[96];
+    if (!output->requires_grad)
+        return nb_fail(NB_ERR_INVALID, "backward: output %s does not require grad",
+                       nb_shape_str(output, shape, sizeof shape));
+    if (!seed && output->numel != 1)
+        return nb_fail(NB_ERR_INVALID,
+                       "backward: output has shape %s; a non-scalar backward needs a seed gradient",
+                       nb_shape_str(output, shape, sizeof shape));
+    if (seed) {
+        status = nb_tensor_check_usable(tape, seed, "backward: seed");
+        if (status != NB_OK) return status;
+        if (!nb_shape_equal(seed, output) || seed->dtype != output->dtype)
+            return nb_fail(NB_ERR_INVALID, "backward: seed %s %s does not match output %s %s",
+                           nb_shape_str(seed, seed_shape, sizeof seed_shape), nb_dtype_name(seed->dtype),
+                           nb_shape_str(output, shape, sizeof shape), nb_dtype_name(output->dtype));
+    }
+    return NB_OK;
+}
+
+static int run_hook(nb_tensor *t)
+{
+    if (!t->hook) return NB_OK;
+    int status = t->hook(t, t->grad, t->hook_user);
+    if (status != NB_OK && nb_last_error()[0] == '\0')
+        nb_fail(status, "backward: gradient hook failed with status %d", status);
+    return status;
+}
+
+/* Leaves whose hooks run once the sweep is complete; kept in the arena. */
+typedef struct leaf_entry {
+    nb_tensor *tensor;
+    struct leaf_entry *next;
+} leaf_entry;
+
+static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
+{
+    nb_op_ctx *ctx = &node->ctx;
+    if (ctx->output->hook) {
+        int status = run_hook(ctx->output);
+        if (status != NB_OK) return status;
+    }
+    ctx->output_grad = ctx->output->grad;
+    for (int i = 0; i < ctx->n_inputs; i++) {
+        nb_tensor *input = ctx->inputs[i];
+        ctx->input_grads[i] = NULL;
+        if (!input->requires_grad || input->dtype == NB_INT32) continue;
+        bool fresh;
+        nb_tensor *grad = gradient_for(tape, input, &fresh);
+        if (!grad) return NB_ERR_NOMEM;
+        ctx->input_grads[i] = grad;
+        if (input->node) {
+            input->node->visit = tape->sweep;
+        } else if (input->hook && input->visit_stamp != tape->sweep) {
+            leaf_entry *entry = nb_arena_alloc(&tape->arena, sizeof *entry);
+            if (!entry) return NB_ERR_NOMEM;
+            entry->tensor = input;
+            entry->next = *leaves;
+            *leaves = entry;
+        }
+        input->visit_stamp = tape->sweep;
+    }
+    int status = ctx->op->backward(ctx);
+    if (status != NB_OK) return status;
+    for (int i = 0; i < ctx->n_inputs; i++) {
+        status = nb_check_anomaly(ctx, ctx->input_grads[i], "backward");
+        if (status != NB_OK) return status;
+    }
+    return NB_OK;
+}
+
+int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
+{
+    if (!tape) return nb_fail(NB_ERR_INVALID, "backward: tape is NULL");
+    int status = check_output(tape, output, seed);
+    if (status != NB_OK) return status;
+    tape->sweep++;
+    bool fresh;
+    nb_tensor *grad = gradient_for(tape, output, &fresh);
+    if (!grad) return NB_ERR_NOMEM;
+    add_seed(grad, seed);
+    leaf_entry *leaves = NULL;
+    if (!output->node) return run_hook(output);
+    output->node->visit = tape->sweep;
+    for (nb_node *node = output->node; node; node = node->previous) {
+        if (node->visit != tape->sweep) continue;
+        status = visit_node(tape, node, &leaves);
+        if (status != NB_OK) return status;
+    }
+    for (leaf_entry *e = leaves; e; e = e->next) {
+        status = run_hook(e->tensor);
+        if (status != NB_OK) return status;
+    }
+    return NB_OK;
+}

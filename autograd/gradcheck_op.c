@@ -1,0 +1,181 @@
+/* Gradcheck over an op's own sample cases, and the nabla-gradcheck command
+ * line. Each case also runs the op in float32 and compares it with the
+ * float64 result, so every op is shown to accept both dtypes. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/internal.h"
+#include "nabla/gradcheck.h"
+
+enum { MAX_CASES = 64 };
+static const double FLOAT32_TOLERANCE = 1e-4;   /* relative to 1 + |float64| */
+
+typedef struct op_case {
+    const nb_op *op;
+    const void *params;
+} op_case;
+
+static nb_tensor *apply_case(nb_tape *tape, nb_tensor *const *inputs, int n, void *user)
+{
+    const op_case *c = user;
+    return nb_apply(tape, c->op, n, inputs, c->params);
+}
+
+static void free_sample(nb_sample *s)
+{
+    for (int i = 0; i < s->n_inputs; i++) nb_tensor_free(s->inputs[i]);
+    s->n_inputs = 0;
+}
+
+/* Largest |y32 - y64| / (1 + |y64|) over the outputs of one case. */
+static int float32_error(const nb_op *op, nb_sample *s, double *error)
+{
+    nb_tape *tape = nb_tape_new();
+    if (!tape) return NB_ERR_NOMEM;
+    nb_tensor *in32[NB_SAMPLE_MAX_INPUTS];
+    int status = NB_OK;
+    for (int i = 0; i < s->n_inputs && status == NB_OK; i++) {
+        nb_tensor *x = s->inputs[i];
+        nb_dtype dtype = x->dtype == NB_INT32 ? NB_INT32 : NB_FLOAT32;
+        in32[i] = nb_tape_tensor(tape, dtype, x->ndim, x->shape, NULL);
+        if (!in32[i] || nb_tensor_copy(in32[i], x) != NB_OK) status = NB_ERR_NOMEM;
+    }
+    nb_tensor *y64 = status == NB_OK ? nb_apply(tape, op, s->n_inputs, s->inputs, s->params) : NULL;
+    nb_tensor *y32 = y64 ? nb_apply(tape, op, s->n_inputs, in32, s->params) : NULL;
+    if (!y32 || y32->dtype != NB_FLOAT32) {
+        status = nb_fail(NB_ERR_INVALID, "%s: float32 run failed: %s", op->name,
+                         nb_tape_error(tape) ? nb_tape_error(tape) : "output is not float32");
+    } else {
+        *error = 0.0;
+        for (int64_t i = 0; i < y64->numel; i++) {
+            double a = nb_tensor_get(y64, i);
+            double e = fabs(nb_tensor_get(y32, i) - a) / (1.0 + fabs(a));
+            if (!(e <= *error)) *error = e;
+        }
+    }
+    nb_tape_free(tape);
+    return status;
+}
+
+static int check_cases(const nb_op *op, const nb_gradcheck_options *options,
+                       nb_gradcheck_result *total, int *cases, double *f32_error, bool verbose)
+{
+    memset(total, 0, sizeof *total);
+    total->passed = true;
+    *cases = 0;
+    *f32_error = 0.0;
+    if (!op->sample) return nb_fail(NB_ERR_INVALID, "%s: op has no sample inputs", op->name);
+    nb_rng rng;
+    nb_rng_seed(&rng, options->seed + 1);
+    for (int index = 0; index < MAX_CASES; index++) {
+        nb_sample s;
+        memset(&s, 0, sizeof s);
+        int produced = op->sample(index, &s, &rng);
+        if (produced <= 0) {
+            free_sample(&s);
+            if (produced < 0) return produced;
+            break;
+        }
+        op_case c = {op, s.params};
+        nb_gradcheck_result r;
+        int status = nb_gradcheck(apply_case, &c, s.n_inputs, s.inputs, options, &r);
+        double e32 = 0.0;
+        if (status == NB_OK) status = float32_error(op, &s, &e32);
+        if (verbose)
+            printf("  case %-2d %-40s abs %.2e rel %.2e f32 %.1e %s%s%s\n", index,
+                   s.label ? s.label : "", r.max_abs_error_all, r.max_rel_error_all, e32,
+                   status == NB_OK && r.passed ? "ok" : "FAIL", s.note ? "  note: " : "",
+                   s.note ? s.note : "");
+        free_sample(&s);
+        (*cases)++;
+        if (status != NB_OK) {
+            snprintf(total->message, sizeof total->message, "case %d: %s", index, nb_last_error());
+            total->passed = false;
+            return status;
+        }
+        if (!(e32 <= *f32_error)) *f32_error = e32;
+        if (!(r.max_abs_error_all <= total->max_abs_error_all)) total->max_abs_error_all = r.max_abs_error_all;
+        if (!(r.max_rel_error_all <= total->max_rel_error_all)) total->max_rel_error_all = r.max_rel_error_all;
+        total->elements_checked += r.elements_checked;
+        if (!r.passed && total->passed) {
+            total->passed = false;
+            snprintf(total->message, sizeof total->message, "case %d (%.40s): %.180s", index,
+                     s.label ? s.label : "", r.message);
+        }
+    }
+    if (*f32_error > FLOAT32_TOLERANCE && total->passed) {
+        total->passed = false;
+        snprintf(total->message, sizeof total->message,
+                 "float32 output differs from float64 by %.2e", *f32_error);
+    }
+    return NB_OK;
+}
+
+int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
+                    nb_gradcheck_result *result, int *cases)
+{
+    nb_gradcheck_options defaults;
+    if (!options) {
+        nb_gradcheck_default_options(&defaults);
+        options = &defaults;
+    }
+    if (!op || !result || !cases) return nb_fail(NB_ERR_INVALID, "gradcheck: NULL argument");
+    double f32_error;
+    return check_cases(op, options, result, cases, &f32_error, false);
+}
+
+static void usage(void)
+{
+    printf("usage: nabla-gradcheck [--list] [--op NAME] [--verbose]\n"
+           "Checks every registered op's backward against central differences in\n"
+           "float64: each element must satisfy |analytic - numeric| <= 1e-6 + 1e-5 |numeric|.\n"
+           "Sample points are kept at least 1e-2 away from kinks (ReLU at 0, max ties).\n");
+}
+
+int nb_gradcheck_main(int argc, char **argv)
+{
+    const char *only = NULL;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--list") == 0) {
+            for (int k = 0; k < nb_op_count(); k++) printf("%s\n", nb_op_at(k)->name);
+            return 0;
+        } else if (strcmp(argv[i], "--op") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) {
+            verbose = true;
+        } else {
+            usage();
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    if (only && !nb_op_find(only)) {
+        fprintf(stderr, "nabla-gradcheck: no op named '%s' (see --list)\n", only);
+        return 2;
+    }
+    nb_gradcheck_options options;
+    nb_gradcheck_default_options(&options);
+    printf("%-36s %5s %12s %12s %10s  %s\n", "op", "cases", "max_abs_err", "max_rel_err",
+           "f32_err", "result");
+    int failures = 0;
+    for (int k = 0; k < nb_op_count(); k++) {
+        const nb_op *op = nb_op_at(k);
+        if (only && strcmp(op->name, only) != 0) continue;
+        if (verbose) printf("%s\n", op->name);
+        nb_gradcheck_result r;
+        int cases = 0;
+        double f32_error = 0.0;
+        int status = check_cases(op, &options, &r, &cases, &f32_error, verbose);
+        bool pass = status == NB_OK && r.passed && cases > 0;
+        printf("%-36s %5d %12.3e %12.3e %10.2e  %s\n", op->name, cases, r.max_abs_error_all,
+               r.max_rel_error_all, f32_error, pass ? "PASS" : "FAIL");
+        if (!pass) {
+            failures++;
+            printf("    %s\n", r.message[0] ? r.message : (cases ? nb_last_error() : "no sample cases"));
+        }
+    }
+    printf("%d op(s) failed; tolerance atol %.0e + rtol %.0e x |numeric|, eps %.0e\n", failures,
+           options.atol, options.rtol, options.eps);
+    return failures ? 1 : 0;
+}

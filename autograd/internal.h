@@ -1,0 +1,43 @@
+/* Internal: the tape and node structures shared by autograd/ files. */
+#ifndef NABLA_INTERNAL_H
+#define NABLA_INTERNAL_H
+
+#include "autograd/alloc.h"
+#include "autograd/arena.h"
+#include "nabla/op.h"
+
+enum { NB_TENSOR_MAGIC = 0x4E424C41u, NB_TAPE_ERROR_CAPACITY = 512 };
+
+struct nb_node {
+    nb_op_ctx ctx;             /* first, so a node is its op context */
+    nb_node *previous;         /* recorded before this one */
+    uint64_t visit;            /* backward sweep that needs this node */
+};
+
+struct nb_tape {
+    nb_arena arena;
+    nb_node *last;             /* most recently recorded node */
+    size_t node_count;
+    uint64_t generation;       /* bumped by every reset */
+    uint64_t sweep;            /* bumped by every backward */
+    bool grad_enabled;
+    bool anomaly_mode;
+    bool has_error;
+    char error[NB_TAPE_ERROR_CAPACITY];
+};
+
+/* Records the thread's last error as the tape's first error (sticky). */
+void nb_tape_record_error(nb_tape *tape);
+/* Fails unless `tensor` may be used on `tape` now (live, same tape). */
+int nb_tensor_check_usable(const nb_tape *tape, const nb_tensor *tensor, const char *who);
+/* Arena tensor header plus data; data zeroed when `zero`. */
+nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
+                              bool zero);
+/* Whether every element is finite (anomaly mode). */
+bool nb_tensor_all_finite(const nb_tensor *tensor);
+/* Fails when anomaly mode is on and t has a NaN or Inf. */
+int nb_check_anomaly(const nb_op_ctx *ctx, const nb_tensor *t, const char *phase);
+/* Internal shape formatting for messages: "[2,3]". */
+const char *nb_shape_str(const nb_tensor *tensor, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,285 @@
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/internal.h"
+
+size_t nb_dtype_size(nb_dtype dtype)
+{
+    switch (dtype) {
+    case NB_FLOAT32: return sizeof(float);
+    case NB_FLOAT64: return sizeof(double);
+    case NB_INT32: return sizeof(int32_t);
+    }
+    return 0;
+}
+
+const char *nb_dtype_name(nb_dtype dtype)
+{
+    switch (dtype) {
+    case NB_FLOAT32: return "float32";
+    case NB_FLOAT64: return "float64";
+    case NB_INT32: return "int32";
+    }
+    return "unknown";
+}
+
+/* Validates a shape and returns its element count, or -1 with an error. */
+static int64_t shape_numel(const char *who, nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    if (nb_dtype_size(dtype) == 0) {
+        nb_fail(NB_ERR_INVALID, "%s: unknown dtype %d", who, (int)dtype);
+        return -1;
+    }
+    if (ndim < 0 || ndim > NB_MAX_DIMS) {
+        nb_fail(NB_ERR_INVALID, "%s: ndim %d outside 0..%d", who, ndim, NB_MAX_DIMS);
+        return -1;
+    }
+    if (ndim > 0 && !shape) {
+        nb_fail(NB_ERR_INVALID, "%s: shape is NULL", who);
+        return -1;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            nb_fail(NB_ERR_INVALID, "%s: dimension %d is negative (%lld)", who, i,
+                    (long long)shape[i]);
+            return -1;
+        }
+        if (shape[i] && numel > INT64_MAX / 16 / shape[i]) {
+            nb_fail(NB_ERR_INVALID, "%s: shape too large", who);
+            return -1;
+        }
+        numel *= shape[i];
+    }
+    return numel;
+}
+
+static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *shape,
+                        int64_t numel)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = numel;
+    t->magic = NB_TENSOR_MAGIC;
+}
+
+static size_t header_bytes(void) { return (sizeof(nb_tensor) + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1); }
+
+nb_tensor *nb_tensor_new(nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    int64_t numel = shape_numel("nb_tensor_new", dtype, ndim, shape);
+    if (numel < 0) return NULL;
+    size_t data_bytes = (size_t)numel * nb_dtype_size(dtype);
+    unsigned char *block = nb_malloc(header_bytes() + data_bytes);
+    if (!block) return NULL;
+    nb_tensor *t = (nb_tensor *)block;
+    init_header(t, dtype, ndim, shape, numel);
+    t->data = block + header_bytes();
+    memset(t->data, 0, data_bytes);
+    return t;
+}
+
+nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
+                              bool zero)
+{
+    int64_t numel = shape_numel("nb_tape_tensor", dtype, ndim, shape);
+    if (numel < 0) return NULL;
+    size_t data_bytes = (size_t)numel * nb_dtype_size(dtype);
+    unsigned char *block = nb_arena_alloc(&tape->arena, header_bytes() + data_bytes);
+    if (!block) return NULL;
+    nb_tensor *t = (nb_tensor *)block;
+    init_header(t, dtype, ndim, shape, numel);
+    t->data = block + header_bytes();
+    t->tape = tape;
+    t->generation = tape->generation;
+    if (zero) memset(t->data, 0, data_bytes);
+    return t;
+}
+
+nb_tensor *nb_tensor_zeros(nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return nb_tensor_new(dtype, ndim, shape);
+}
+
+nb_tensor *nb_tensor_full(nb_dtype dtype, int ndim, const int64_t *shape, double value)
+{
+    nb_tensor *t = nb_tensor_new(dtype, ndim, shape);
+    if (t) nb_tensor_fill(t, value);
+    return t;
+}
+
+nb_tensor *nb_tensor_ones(nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    return nb_tensor_full(dtype, ndim, shape, 1.0);
+}
+
+nb_tensor *nb_tensor_from_data(nb_dtype dtype, int ndim, const int64_t *shape, const void *data)
+{
+    if (!data) {
+        nb_fail(NB_ERR_INVALID, "nb_tensor_from_data: data is NULL");
+        return NULL;
+    }
+    nb_tensor *t = nb_tensor_new(dtype, ndim, shape);
+    if (t) memcpy(t->data, data, (size_t)t->numel * nb_dtype_size(dtype));
+    return t;
+}
+
+static nb_tensor *random_tensor(nb_dtype dtype, int ndim, const int64_t *shape, double a,
+                                double b, nb_rng *rng, bool normal)
+{
+    const char *who = normal ? "nb_tensor_normal" : "nb_tensor_uniform";
+    if (dtype == NB_INT32) {
+        nb_fail(NB_ERR_INVALID, "%s: dtype int32 is not supported", who);
+        return NULL;
+    }
+    if (normal ? !(b >= 0) : !(b >= a)) {
+        nb_fail(NB_ERR_INVALID, "%s: bad range (%g, %g)", who, a, b);
+        return NULL;
+    }
+    nb_tensor *t = nb_tensor_new(dtype, ndim, shape);
+    if (!t) return NULL;
+    if (!rng) rng = nb_rng_global();
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = normal ? a + b * nb_rng_normal(rng) : a + (b - a) * nb_rng_uniform(rng);
+        nb_tensor_set(t, i, v);
+    }
+    return t;
+}
+
+nb_tensor *nb_tensor_uniform(nb_dtype dtype, int ndim, const int64_t *shape, double low,
+                             double high, nb_rng *rng)
+{
+    return random_tensor(dtype, ndim, shape, low, high, rng, false);
+}
+
+nb_tensor *nb_tensor_normal(nb_dtype dtype, int ndim, const int64_t *shape, double mean,
+                            double std, nb_rng *rng)
+{
+    return random_tensor(dtype, ndim, shape, mean, std, rng, true);
+}
+
+nb_tensor *nb_tensor_clone(const nb_tensor *src)
+{
+    if (!src) {
+        nb_fail(NB_ERR_INVALID, "nb_tensor_clone: tensor is NULL");
+        return NULL;
+    }
+    nb_tensor *t = nb_tensor_from_data(src->dtype, src->ndim, src->shape, src->data);
+    if (t) t->requires_grad = src->requires_grad;
+    return t;
+}
+
+void nb_tensor_free(nb_tensor *tensor)
+{
+    if (!tensor || tensor->tape) return; /* arena tensors belong to their tape */
+    if (tensor->grad) nb_tensor_free(tensor->grad);
+    tensor->magic = 0;
+    nb_free(tensor);
+}
+
+void nb_tensor_set_requires_grad(nb_tensor *tensor, bool requires_grad)
+{
+    if (tensor && tensor->dtype != NB_INT32) tensor->requires_grad = requires_grad;
+}
+
+void nb_tensor_set_name(nb_tensor *tensor, const char *name)
+{
+    if (tensor) tensor->name = name;
+}
+
+nb_tensor *nb_tensor_grad(const nb_tensor *tensor) { return tensor ? tensor->grad : NULL; }
+
+void nb_tensor_zero_grad(nb_tensor *tensor)
+{
+    if (tensor && tensor->grad)
+        memset(tensor->grad->data, 0, (size_t)tensor->grad->numel * nb_dtype_size(tensor->dtype));
+}
+
+void nb_tensor_set_hook(nb_tensor *tensor, nb_grad_hook_fn hook, void *user)
+{
+    if (!tensor) return;
+    tensor->hook = hook;
+    tensor->hook_user = user;
+}
+
+double nb_tensor_get(const nb_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case NB_FLOAT32: return ((const float *)t->data)[i];
+    case NB_FLOAT64: return ((const double *)t->data)[i];
+    case NB_INT32: return ((const int32_t *)t->data)[i];
+    }
+    return 0.0;
+}
+
+void nb_tensor_set(nb_tensor *t, int64_t i, double value)
+{
+    switch (t->dtype) {
+    case NB_FLOAT32: ((float *)t->data)[i] = (float)value; break;
+    case NB_FLOAT64: ((double *)t->data)[i] = value; break;
+    case NB_INT32: ((int32_t *)t->data)[i] = (int32_t)value; break;
+    }
+}
+
+int nb_tensor_copy(nb_tensor *dst, const nb_tensor *src)
+{
+    if (!dst || !src) return nb_fail(NB_ERR_INVALID, "nb_tensor_copy: tensor is NULL");
+    if (dst->numel != src->numel) {
+        char a[96], b[96];
+        return nb_fail(NB_ERR_INVALID, "nb_tensor_copy: %s has %lld elements, %s has %lld",
+                       nb_shape_str(dst, a, sizeof a), (long long)dst->numel,
+                       nb_shape_str(src, b, sizeof b), (long long)src->numel);
+    }
+    if (dst->dtype == src->dtype) {
+        memmove(dst->data, src->data, (size_t)src->numel * nb_dtype_size(src->dtype));
+        return NB_OK;
+    }
+    for (int64_t i = 0; i < src->numel; i++) nb_tensor_set(dst, i, nb_tensor_get(src, i));
+    return NB_OK;
+}
+
+void nb_tensor_fill(nb_tensor *t, double value)
+{
+    if (!t) return;
+    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(t, i, value);
+}
+
+bool nb_shape_equal(const nb_tensor *a, const nb_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+const char *nb_shape_str(const nb_tensor *t, char *buf, size_t size)
+{
+    return nb_shape_string(t, buf, size);
+}
+
+char *nb_shape_string(const nb_tensor *t, char *buf, size_t size)
+{
+    size_t n = 0;
+    n += (size_t)snprintf(buf, size, "[");
+    for (int i = 0; t && i < t->ndim && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    if (n < size) snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+bool nb_tensor_all_finite(const nb_tensor *t)
+{
+    if (t->dtype == NB_FLOAT32) {
+        const float *x = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            if (!isfinite(x[i])) return false;
+    } else if (t->dtype == NB_FLOAT64) {
+        const double *x = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            if (!isfinite(x[i])) return false;
+    }
+    return true;
+}

@@ -1,0 +1,15 @@
+/* nabla: reverse-mode automatic differentiation in C11. One include for
+ * the whole public API. */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include "nabla/status.h"
+#include "nabla/random.h"
+#include "nabla/tensor.h"
+#include "nabla/tape.h"
+#include "nabla/op.h"
+#include "nabla/ops.h"
+#include "nabla/gradcheck.h"
+#include "nabla/threads.h"
+
+#endif

@@ -1,0 +1,113 @@
+/* nabla: the op interface.
+ *
+ * Every op, built-in or user-defined, is one nb_op descriptor: a name, a
+ * shape rule, a forward, a backward (its vector-Jacobian product) and the
+ * sample inputs its gradcheck uses. nb_apply runs an op on a tape; the
+ * built-in functions such as nb_relu are one-line wrappers around it.
+ *
+ *   shape:    validate inputs and params, describe the output. On bad input
+ *             return nb_op_error(ctx, "...") naming the shapes.
+ *   forward:  fill ctx->output (its buffer is allocated, not zeroed). Store
+ *             anything backward needs in ctx->saved (nb_op_alloc memory).
+ *   backward: given ctx->output_grad, ADD (+=) each input's contribution to
+ *             ctx->input_grads[i]; an entry is NULL when that input needs no
+ *             gradient, and the op should skip that work.
+ *   sample:   fill gradcheck case number `index` (float64 inputs with
+ *             requires_grad set on the differentiable ones, and params);
+ *             return 1, or 0 when there is no such case.
+ *
+ * Inputs are never modified. Float inputs of one op share one dtype
+ * (float32 or float64); inputs flagged in index_inputs are int32 (class
+ * labels) and never get a gradient. */
+#ifndef NABLA_OP_H
+#define NABLA_OP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "nabla/random.h"
+#include "nabla/tape.h"
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_MAX_PARAMS_SIZE 256
+#define NB_SAMPLE_MAX_INPUTS 8
+
+typedef struct nb_op nb_op;
+
+typedef struct nb_shape {
+    nb_dtype dtype;
+    int ndim;
+    int64_t dims[NB_MAX_DIMS];
+} nb_shape;
+
+typedef struct nb_op_ctx {
+    const nb_op *op;
+    nb_tape *tape;
+    int n_inputs;
+    nb_tensor **inputs;
+    nb_tensor *output;
+    const void *params;        /* a copy of the caller's params, or NULL */
+    void *saved;               /* the op's own state for backward */
+    /* Set during backward only. */
+    const nb_tensor *output_grad;
+    nb_tensor **input_grads;
+} nb_op_ctx;
+
+typedef struct nb_sample {
+    const char *label;         /* short description of the case */
+    const char *note;          /* e.g. how the case keeps away from kinks */
+    int n_inputs;
+    nb_tensor *inputs[NB_SAMPLE_MAX_INPUTS];
+    _Alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE];
+} nb_sample;
+
+enum {
+    NB_OP_VIEW = 1u << 0       /* output shares input 0's buffer (reshape) */
+};
+
+struct nb_op {
+    const char *name;
+    int min_inputs;
+    int max_inputs;            /* -1: any number (cat) */
+    size_t params_size;        /* bytes copied from the caller's params */
+    unsigned index_inputs;     /* bit i set: input i is an int32 index tensor */
+    unsigned flags;
+    int (*shape)(nb_op_ctx *ctx, nb_shape *out);
+    int (*forward)(nb_op_ctx *ctx);
+    int (*backward)(nb_op_ctx *ctx);
+    int (*sample)(int index, nb_sample *sample, nb_rng *rng);
+};
+
+/* Runs `op` on the tape. Returns the output (an arena tensor) or NULL with
+ * the error on the tape. n_inputs tensors; params points to
+ * op->params_size bytes (may be NULL when that is 0). */
+nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *const *inputs,
+                    const void *params);
+
+/* For use inside shape/forward/backward. */
+int nb_op_error(nb_op_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes);
+/* The op's node (or transient context) owning a recorded output, or NULL. */
+const nb_op_ctx *nb_node_ctx(const nb_node *node);
+
+/* The registry, read by nabla-gradcheck and graph tools. Built-in ops are
+ * always present; nb_op_register adds a user op (same descriptor). */
+int nb_op_register(const nb_op *op);
+int nb_op_count(void);
+const nb_op *nb_op_at(int index);
+const nb_op *nb_op_find(const char *name);
+
+/* Helpers for sample functions: a persistent float64 tensor with values
+ * uniform in [low, high), optionally pushed at least `margin` away from
+ * zero (to keep clear of kinks such as ReLU's). */
+nb_tensor *nb_sample_tensor(nb_sample *sample, nb_rng *rng, int ndim, const int64_t *shape,
+                            double low, double high, double margin, bool requires_grad);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

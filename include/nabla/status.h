@@ -1,0 +1,48 @@
+/* nabla: errors and the allocator hook.
+ *
+ * The error convention, used everywhere in nabla:
+ *   - A function that returns a pointer returns NULL on failure; one that
+ *     returns int returns NB_OK (0) on success and a negative nb_status on
+ *     failure.
+ *   - The message of the most recent failure on this thread is in
+ *     nb_last_error(). It always names the function or op and, for shape
+ *     problems, the shapes, e.g. "matmul: [3,4] x [5,6]: inner dims 4 != 5".
+ *   - Ops on a tape are also sticky: the first failure stays on the tape
+ *     (nb_tape_error) until nb_tape_reset, and every later op on that tape,
+ *     or any op given a NULL input, returns NULL without touching the
+ *     message. So a whole forward pass can be written without checks and
+ *     tested once at the end.
+ * Nothing in nabla aborts or exits on bad input. */
+#ifndef NABLA_STATUS_H
+#define NABLA_STATUS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nb_status {
+    NB_OK = 0,
+    NB_ERR_INVALID = -1,   /* bad argument: shape, dtype, parameter, NULL */
+    NB_ERR_NOMEM = -2,     /* allocation failed */
+    NB_ERR_IO = -3,        /* file could not be read or written */
+    NB_ERR_FORMAT = -4,    /* malformed file */
+    NB_ERR_STATE = -5      /* call not valid now (released tape, ...) */
+} nb_status;
+
+/* Message of the last failure on the calling thread ("" if none). */
+const char *nb_last_error(void);
+/* Clears the calling thread's last error. */
+void nb_clear_error(void);
+
+/* Every allocation nabla makes goes through these hooks, so tests can count
+ * allocations or make the N-th one fail. NULL restores malloc/free. */
+typedef void *(*nb_malloc_fn)(size_t size, void *user);
+typedef void (*nb_free_fn)(void *ptr, void *user);
+void nb_set_allocator(nb_malloc_fn malloc_fn, nb_free_fn free_fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,78 @@
+/* nabla: the tape.
+ *
+ * Eager and define-by-run: every op computes its output when called and, if
+ * grad mode is on and an input requires a gradient, records a node. Nodes
+ * are recorded in creation order, which is already a topological order, so
+ * nb_backward is one reverse sweep over them.
+ *
+ * Memory: every op output, gradient of an intermediate, node and scratch
+ * buffer of a step lives in the tape's arena. nb_tape_reset releases them
+ * all at once; the arena keeps its memory, so a steady-state training step
+ * allocates nothing. Parameters (persistent tensors) keep their gradients,
+ * which accumulate over backward calls until zeroed, as in PyTorch.
+ *
+ * A tape is not thread-safe; two threads may use two tapes at once. */
+#ifndef NABLA_TAPE_H
+#define NABLA_TAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+nb_tape *nb_tape_new(void);
+void nb_tape_free(nb_tape *tape);
+
+/* Releases every intermediate of the step and clears the tape's error.
+ * Tensors from the released step must not be used again; nb_backward and
+ * ops detect them and fail with NB_ERR_STATE. */
+void nb_tape_reset(nb_tape *tape);
+
+/* The first error recorded on the tape since the last reset, or NULL. */
+const char *nb_tape_error(const nb_tape *tape);
+
+/* Grad mode. Returns the previous setting, so a no-grad scope reads
+ *   bool was = nb_tape_set_grad_enabled(tape, false); ...;
+ *   nb_tape_set_grad_enabled(tape, was); */
+bool nb_tape_set_grad_enabled(nb_tape *tape, bool enabled);
+bool nb_tape_grad_enabled(const nb_tape *tape);
+
+/* Anomaly mode: the first op whose forward or backward makes a NaN or Inf
+ * fails with a message naming the op and its input shapes. */
+void nb_tape_set_anomaly_mode(nb_tape *tape, bool enabled);
+
+/* Reverse-mode sweep from `output`. A scalar output is seeded with 1; any
+ * other needs `seed` (same shape and dtype). Only nodes that lead to
+ * `output` and need a gradient are visited. */
+int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed);
+
+/* A tensor sharing x's values that never requires a gradient. */
+nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x);
+
+/* Arena tensors for per-step data such as an input batch (zeros, or a
+ * copy of `data`). Released by nb_tape_reset. */
+nb_tensor *nb_tape_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
+                          const void *data);
+
+/* Raw arena memory for the step, NB_ALIGN-aligned; NULL and a tape error
+ * when out of memory. */
+void *nb_tape_alloc(nb_tape *tape, size_t bytes);
+
+/* Statistics. */
+size_t nb_tape_node_count(const nb_tape *tape);
+size_t nb_tape_arena_used(const nb_tape *tape);
+size_t nb_tape_arena_high_water(const nb_tape *tape);
+size_t nb_tape_arena_capacity(const nb_tape *tape);
+
+/* Walks the recorded nodes in creation order (for graph export and tools). */
+typedef int (*nb_node_visit_fn)(const nb_node *node, void *user);
+int nb_tape_visit(nb_tape *tape, nb_node_visit_fn visit, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,33 @@
+/* Internal: general matrix multiply, row-major.
+ *
+ *   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C[M,N]
+ *
+ * op(A) is A stored [M,K] with row stride lda, or, when trans_a, A^T where
+ * A is stored [K,M] with row stride lda. Same for B ([K,N] or [N,K]).
+ * beta == 0 means C is overwritten (its old contents may be NaN).
+ *
+ * nb_sgemm is the fast float32 path (packed, cache-blocked, AVX-512 /
+ * AVX2+FMA micro-kernels picked at run time, threaded over output tiles).
+ * Each C element is reduced in the same order whatever the thread count, so
+ * results are bit-identical between 1 and N threads.
+ * nb_dgemm serves float64 (the checking dtype): simple, exact loop order.
+ * nb_sgemm_ref is the naive triple loop used as the test oracle. */
+#ifndef NABLA_KERNELS_GEMM_H
+#define NABLA_KERNELS_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B,
+              int64_t ldb, float beta, float *C, int64_t ldc);
+
+void nb_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              double alpha, const double *A, int64_t lda, const double *B,
+              int64_t ldb, double beta, double *C, int64_t ldc);
+
+void nb_sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, float beta, float *C, int64_t ldc);
+
+#endif
