@@ -1,0 +1,54 @@
+/* Shared helpers for the Criterion tests. */
+#ifndef NABLA_TEST_HELPERS_H
+#define NABLA_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "nabla.h"
+
+/* Arena tensor with the given values (copied) and requires_grad. */
+static inline nb_tensor *test_tensor(nb_tape *tape, nb_dtype dtype, int ndim,
+                                     const int64_t *shape, const double *values,
+                                     bool requires_grad)
+{
+    nb_tensor *t = nb_tape_tensor(tape, dtype, ndim, shape, NULL);
+    cr_assert_not_null(t, "%s", nb_last_error());
+    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(t, i, values[i]);
+    nb_tensor_set_requires_grad(t, requires_grad);
+    return t;
+}
+
+/* Persistent (parameter-like) tensor with the given values. */
+static inline nb_tensor *test_param(nb_dtype dtype, int ndim, const int64_t *shape,
+                                    const double *values)
+{
+    nb_tensor *t = nb_tensor_new(dtype, ndim, shape);
+    cr_assert_not_null(t, "%s", nb_last_error());
+    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(t, i, values[i]);
+    nb_tensor_set_requires_grad(t, true);
+    return t;
+}
+
+/* Asserts every element of t is within tol of expected[]. */
+static inline void assert_values(const nb_tensor *t, const double *expected, int64_t n,
+                                 double tol)
+{
+    cr_assert_not_null(t, "tensor is NULL: %s", nb_last_error());
+    cr_assert_eq(t->numel, n, "numel %lld != %lld", (long long)t->numel, (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(fabs(nb_tensor_get(t, i) - expected[i]) <= tol,
+                  "element %lld: got %.10g, expected %.10g", (long long)i, nb_tensor_get(t, i),
+                  expected[i]);
+}
+
+/* Asserts the tape failed with a message containing `needle`. */
+static inline void assert_tape_error(nb_tape *tape, const char *needle)
+{
+    const char *e = nb_tape_error(tape);
+    cr_assert_not_null(e, "expected an error containing '%s'", needle);
+    cr_assert(strstr(e, needle) != NULL, "error '%s' does not contain '%s'", e, needle);
+}
+
+#endif
