@@ -68,6 +68,81 @@ nb_tensor *nb_binary_cross_entropy(nb_tape *tape, nb_tensor *p, nb_tensor *targe
 /* y = mean max(x,0) - x t + log(1 + e^-|x|)  (stable for large |x|) */
 nb_tensor *nb_binary_cross_entropy_with_logits(nb_tape *tape, nb_tensor *x, nb_tensor *target);
 
+/* ---- convolutional networks ---------------------------------------------
+ * NCHW layout; [2] arrays are {height, width}. Output sizes follow PyTorch:
+ *   out = floor((H + 2*pad - dilation*(kernel-1) - 1) / stride) + 1,
+ * and with ceil_mode: rounded up, then one less if the last window would
+ * start at or past H + pad (it must start inside the input or left pad). */
+typedef struct nb_conv2d_params {
+    int stride[2];      /* >= 1 */
+    int padding[2];     /* >= 0, zeros */
+    int dilation[2];    /* >= 1 */
+    int groups;         /* >= 1, divides C and K */
+} nb_conv2d_params;
+#define NB_CONV2D_PARAMS_DEFAULT {{1, 1}, {0, 0}, {1, 1}, 1}
+/* y[n,k] = bias[k] + sum_{c in group(k),i,j} w[k,c,i,j] x[n,c, oh*s-p+i*d, ow*s-p+j*d]
+ * (cross-correlation); x [N,C,H,W], weight [K,C/groups,kh,kw], bias [K] or
+ * NULL -> [N,K,OH,OW]. p NULL: stride 1, padding 0, dilation 1, groups 1. */
+nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                     const nb_conv2d_params *p);
+
+typedef struct nb_max_pool2d_params {
+    int kernel[2];      /* >= 1 */
+    int stride[2];      /* 0 means = kernel (PyTorch's default) */
+    int padding[2];     /* 0 <= padding <= kernel/2; padded cells are -inf */
+    int dilation[2];    /* 0 means 1 */
+    bool ceil_mode;
+} nb_max_pool2d_params;
+#define NB_MAX_POOL2D_PARAMS(kernel_h, kernel_w) {{kernel_h, kernel_w}, {0, 0}, {0, 0}, {1, 1}, false}
+/* y[n,c,oh,ow] = max over the window of x; the gradient goes to the argmax.
+ * Ties: the FIRST maximum in row-major window order wins (PyTorch CPU's
+ * `>` scan); a NaN wins over numbers. x [N,C,H,W] -> [N,C,OH,OW]. */
+nb_tensor *nb_max_pool2d(nb_tape *tape, nb_tensor *x, const nb_max_pool2d_params *p);
+
+typedef struct nb_avg_pool2d_params {
+    int kernel[2];      /* >= 1 */
+    int stride[2];      /* 0 means = kernel */
+    int padding[2];     /* 0 <= padding <= kernel/2; zeros */
+    bool ceil_mode;
+    bool count_include_pad;  /* PyTorch's default is true: use the macro */
+    int divisor_override;    /* 0: none; else every window divides by it */
+} nb_avg_pool2d_params;
+#define NB_AVG_POOL2D_PARAMS(kernel_h, kernel_w) {{kernel_h, kernel_w}, {0, 0}, {0, 0}, false, true, 0}
+/* y = sum(window of x) / divisor; the divisor is the window clipped to the
+ * padded input (count_include_pad) or to the real input (otherwise), as in
+ * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */
+nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
+
+typedef struct nb_dropout_params {
+    double p;           /* drop probability in [0, 1]; p == 1 gives zeros */
+    bool training;      /* false: identity */
+    uint64_t seed;      /* the mask is a function of (seed, element index) */
+} nb_dropout_params;
+/* y = x * mask / (1 - p), mask_i ~ Bernoulli(1 - p) from nb_rng seeded with
+ * `seed` (same params, same mask); y = x when !training or p == 0. */
+nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
+
+typedef struct nb_batch_norm_params {
+    nb_tensor *running_mean;   /* [C] float32/float64, or NULL (both or neither) */
+    nb_tensor *running_var;    /* [C]; updated in place in training */
+    double momentum;           /* running = (1-momentum)*running + momentum*batch */
+    double eps;
+    bool training;             /* batch stats (and running update) vs running stats */
+} nb_batch_norm_params;
+#define NB_BATCH_NORM_PARAMS_DEFAULT {NULL, NULL, 0.1, 1e-5, true}
+/* y = gamma[c] (x - mean_c) / sqrt(var_c + eps) + beta[c], per channel c =
+ * dim 1 of x [N,C,...]; training: biased batch var (unbiased n/(n-1) into
+ * running_var); eval: running stats. gamma, beta [C] or both NULL (no
+ * affine). p NULL: training, momentum 0.1, eps 1e-5, no running stats. */
+nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
+                         const nb_batch_norm_params *p);
+
+typedef struct nb_cat_params {
+    int dim;            /* negative counts from the end */
+} nb_cat_params;
+/* y = [inputs[0] | inputs[1] | ...] along dim; shapes equal elsewhere. */
+nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
+
 /* Label tensors for the losses: int32 [n] copied from `labels`. */
 nb_tensor *nb_tape_labels(nb_tape *tape, int64_t n, const int32_t *labels);
 
