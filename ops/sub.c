@@ -1,0 +1,80 @@
+/* sub: y = a - b, with NumPy broadcasting.
+ * A broadcast input's gradient is summed over the positions it was
+ * stretched to (the += at repeated offsets does that). */
+#include "nabla/ops.h"
+#include "ops/common.h"
+
+/* One run along the output's last dim; a and b step by 0 or 1. */
+static void sub_forward(const nb_broadcast_run *r, void *user)
+{
+    const nb_binary_args *p = user;
+    const float *a = (const float *)p->a + r->a_offset, *b = (const float *)p->b + r->b_offset;
+    float *y = (float *)p->y + r->out_offset;
+    for (int64_t i = 0; i < r->length; i++) y[i] = a[i * r->a_step] - b[i * r->b_step];
+}
+
+static void sub_forward_ref(const nb_broadcast_run *r, void *user)
+{
+    const nb_binary_args *p = user;
+    const double *a = (const double *)p->a + r->a_offset, *b = (const double *)p->b + r->b_offset;
+    double *y = (double *)p->y + r->out_offset;
+    for (int64_t i = 0; i < r->length; i++) y[i] = a[i * r->a_step] - b[i * r->b_step];
+}
+
+/* da += dy, db -= dy (at the broadcast positions) */
+static void sub_backward(const nb_broadcast_run *r, void *user)
+{
+    const nb_binary_args *p = user;
+    const float *dy = (const float *)p->dy + r->out_offset;
+    float *da = p->da ? (float *)p->da + r->a_offset : NULL;
+    float *db = p->db ? (float *)p->db + r->b_offset : NULL;
+    for (int64_t i = 0; i < r->length; i++) {
+        if (da) da[i * r->a_step] += dy[i];
+        if (db) db[i * r->b_step] -= dy[i];
+    }
+}
+
+static void sub_backward_ref(const nb_broadcast_run *r, void *user)
+{
+    const nb_binary_args *p = user;
+    const double *dy = (const double *)p->dy + r->out_offset;
+    double *da = p->da ? (double *)p->da + r->a_offset : NULL;
+    double *db = p->db ? (double *)p->db + r->b_offset : NULL;
+    for (int64_t i = 0; i < r->length; i++) {
+        if (da) da[i * r->a_step] += dy[i];
+        if (db) db[i * r->b_step] -= dy[i];
+    }
+}
+
+static int shape(nb_op_ctx *ctx, nb_shape *out)
+{
+    return nb_broadcast_shape(ctx, ctx->inputs[0], ctx->inputs[1], out);
+}
+
+static int forward(nb_op_ctx *ctx)
+{
+    nb_binary_forward(ctx, sub_forward, sub_forward_ref);
+    return NB_OK;
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    nb_binary_backward(ctx, sub_backward, sub_backward_ref);
+    return NB_OK;
+}
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    return nb_sample_binary(index, s, rng, -1.0, 1.0);
+}
+
+const nb_op nb_op_sub = {
+    .name = "sub", .min_inputs = 2, .max_inputs = 2,
+    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_sub(nb_tape *tape, nb_tensor *a, nb_tensor *b)
+{
+    nb_tensor *inputs[2] = {a, b};
+    return nb_apply(tape, &nb_op_sub, 2, inputs, NULL);
+}
