@@ -11,5 +11,8 @@
 #include "nabla/ops.h"
 #include "nabla/gradcheck.h"
 #include "nabla/threads.h"
+#include "nabla/nn.h"
+#include "nabla/io.h"
+#include "nabla/optim.h"
 
 #endif

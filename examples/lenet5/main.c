@@ -1,0 +1,294 @@
+/* lenet5: train LeNet-5 on Fashion-MNIST, the main job.
+ * Defaults: SGD (momentum 0.9, nesterov, weight decay 5e-4), lr 0.05 with a
+ * one-epoch linear warm-up then cosine decay, batch 64, 12 epochs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "nabla/data.h"
+#include "report.h"
+
+enum { MAX_PARAMS = 64, EVAL_BATCH = 1000, LOG_EVERY = 20 };
+
+static const char *const CLASS_NAMES[CLASSES] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                                                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+
+typedef struct options {
+    int epochs;
+    int64_t batch;
+    double lr, weight_decay;
+    const char *optimizer;
+    int threads;
+    uint64_t seed;
+    const char *data, *save, *load, *plot;
+    bool eval_only;
+    int64_t max_steps;
+} options;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: lenet5 [--epochs N] [--batch B] [--lr X] [--weight-decay X]\n"
+            "              [--optimizer sgd|adam|adamw|rmsprop] [--threads N] [--seed S]\n"
+            "              [--data DIR] [--save FILE] [--load FILE] [--eval-only]\n"
+            "              [--max-steps N] [--plot FILE.svg]\n");
+}
+
+static int parse(int argc, char **argv, options *o)
+{
+    *o = (options){.epochs = 12, .batch = 64, .lr = -1, .weight_decay = 5e-4, .optimizer = "sgd",
+                   .seed = 1, .data = "/usr/share/datasets/fashion-mnist", .max_steps = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = true;
+        if (strcmp(a, "--eval-only") == 0) o->eval_only = true, takes = false;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+        else if (!v) return fprintf(stderr, "lenet5: %s needs a value\n", a), usage(stderr), 2;
+        else if (strcmp(a, "--epochs") == 0) o->epochs = atoi(v);
+        else if (strcmp(a, "--batch") == 0) o->batch = atoll(v);
+        else if (strcmp(a, "--lr") == 0) o->lr = atof(v);
+        else if (strcmp(a, "--weight-decay") == 0) o->weight_decay = atof(v);
+        else if (strcmp(a, "--optimizer") == 0) o->optimizer = v;
+        else if (strcmp(a, "--threads") == 0) o->threads = atoi(v);
+        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--data") == 0) o->data = v;
+        else if (strcmp(a, "--save") == 0) o->save = v;
+        else if (strcmp(a, "--load") == 0) o->load = v;
+        else if (strcmp(a, "--plot") == 0) o->plot = v;
+        else if (strcmp(a, "--max-steps") == 0) o->max_steps = atoll(v);
+        else return fprintf(stderr, "lenet5: unknown option %s\n", a), usage(stderr), 2;
+        if (takes) i++;
+    }
+    if (o->epochs < 1 || o->batch < 1 || o->threads < 0 || o->max_steps == 0 || o->max_steps < -1)
+        return fprintf(stderr, "lenet5: --epochs, --batch and --max-steps must be >= 1\n"), 2;
+    return 0;
+}
+
+static nb_optimizer *make_optimizer(const options *o, nb_tensor **params, int count, double *lr)
+{
+    if (strcmp(o->optimizer, "sgd") == 0) {
+        *lr = o->lr > 0 ? o->lr : 0.05;
+        nb_sgd_options s = nb_sgd_defaults(*lr);
+        s.momentum = 0.9;
+        s.nesterov = true;
+        s.weight_decay = o->weight_decay;
+        return nb_sgd_new(params, count, &s);
+    }
+    if (strcmp(o->optimizer, "adam") == 0 || strcmp(o->optimizer, "adamw") == 0) {
+        bool decoupled = strcmp(o->optimizer, "adamw") == 0;
+        *lr = o->lr > 0 ? o->lr : 2e-3;
+        nb_adam_options a = decoupled ? nb_adamw_defaults(*lr) : nb_adam_defaults(*lr);
+        a.weight_decay = decoupled ? 0.05 : 0.0;
+        return decoupled ? nb_adamw_new(params, count, &a) : nb_adam_new(params, count, &a);
+    }
+    if (strcmp(o->optimizer, "rmsprop") == 0) {
+        *lr = o->lr > 0 ? o->lr : 1e-3;
+        nb_rmsprop_options r = nb_rmsprop_defaults(*lr);
+        return nb_rmsprop_new(params, count, &r);
+    }
+    fprintf(stderr, "lenet5: unknown optimizer '%s' (sgd, adam, adamw, rmsprop)\n", o->optimizer);
+    return NULL;
+}
+
+static int argmax_row(const float *row)
+{
+    int best = 0;
+    for (int c = 1; c < CLASSES; c++)
+        if (row[c] > row[best]) best = c;
+    return best;
+}
+
+/* Test accuracy in eval mode without recording; fills the confusion matrix. */
+static double evaluate(nb_module *model, const nb_dataset *test, nb_tape *tape,
+                       int64_t confusion[CLASSES][CLASSES])
+{
+    nb_loader_options lo = nb_loader_default_options();
+    lo.batch_size = EVAL_BATCH;
+    lo.shuffle = false;
+    nb_loader *loader = nb_loader_new(test, &lo);
+    if (!loader) return -1;
+    memset(confusion, 0, sizeof(int64_t) * CLASSES * CLASSES);
+    nb_module_train(model, false);
+    bool was = nb_tape_set_grad_enabled(tape, false);
+    int64_t correct = 0, seen = 0;
+    nb_tensor *x, *y;
+    int status;
+    while ((status = nb_loader_next(loader, tape, &x, &y)) == 1) {
+        nb_tensor *logits = nb_module_forward(model, tape, x);
+        if (!logits) break;
+        for (int64_t i = 0; i < y->shape[0]; i++) {
+            int truth = ((const int32_t *)y->data)[i];
+            int guess = argmax_row((const float *)logits->data + i * CLASSES);
+            confusion[truth][guess]++;
+            correct += guess == truth;
+        }
+        seen += y->shape[0];
+        nb_tape_reset(tape);
+    }
+    if (nb_tape_error(tape)) fprintf(stderr, "lenet5: %s\n", nb_tape_error(tape));
+    nb_tape_reset(tape);
+    nb_tape_set_grad_enabled(tape, was);
+    nb_module_train(model, true);
+    nb_loader_free(loader);
+    return status < 0 || seen == 0 ? -1 : (double)correct / (double)seen;
+}
+
+typedef struct trainer {
+    const options *o;
+    nb_module *model;
+    nb_optimizer *optimizer;
+    nb_lr_schedule schedule;
+    double base_lr;
+    nb_loader *loader;
+    nb_tape *tape;
+    curves *curves;
+    int64_t step;
+    double last_loss;
+} trainer;
+
+/* One epoch; returns the training accuracy or -1 on error. */
+static double train_epoch(trainer *t, int epoch, progress *bar, int64_t total_steps)
+{
+    int64_t correct = 0, seen = 0;
+    double loss_sum = 0;
+    int64_t loss_count = 0;
+    nb_tensor *x, *y;
+    int status;
+    while ((status = nb_loader_next(t->loader, t->tape, &x, &y)) == 1) {
+        nb_optimizer_set_lr(t->optimizer, nb_lr_schedule_at(&t->schedule, t->base_lr, t->step));
+        nb_tensor *logits = nb_module_forward(t->model, t->tape, x);
+        nb_tensor *loss = nb_cross_entropy(t->tape, logits, y);
+        nb_optimizer_zero_grad(t->optimizer);
+        if (!loss || nb_backward(t->tape, loss, NULL) != NB_OK || nb_optimizer_step(t->optimizer) != NB_OK) {
+            fprintf(stderr, "lenet5: %s\n", nb_tape_error(t->tape) ? nb_tape_error(t->tape) : nb_last_error());
+            return -1;
+        }
+        t->last_loss = nb_tensor_get(loss, 0);
+        for (int64_t i = 0; i < y->shape[0]; i++)
+            correct += argmax_row((const float *)logits->data + i * CLASSES) == ((const int32_t *)y->data)[i];
+        seen += y->shape[0];
+        loss_sum += t->last_loss;
+        loss_count++;
+        if (t->step % LOG_EVERY == 0 && t->curves->n_loss < MAX_POINTS) {
+            double at = (double)t->step / (double)nb_loader_batches_per_epoch(t->loader);
+            t->curves->loss_x[t->curves->n_loss] = at;
+            t->curves->loss_y[t->curves->n_loss++] = loss_sum / (double)loss_count;
+        }
+        progress_update(bar, epoch, t->step, loss_sum / (double)loss_count, (double)correct / (double)seen,
+                        y->shape[0]);
+        nb_tape_reset(t->tape);
+        t->step++;
+        if (t->o->max_steps > 0 && t->step >= t->o->max_steps) break;
+    }
+    (void)total_steps;
+    nb_tape_reset(t->tape);
+    if (status < 0) {
+        fprintf(stderr, "lenet5: %s\n", nb_last_error());
+        return -1;
+    }
+    if (status == 1) nb_loader_set_epoch(t->loader, nb_loader_epoch(t->loader) + 1);
+    return seen ? (double)correct / (double)seen : 0.0;
+}
+
+static int run(const options *o, nb_module *model, const nb_dataset *train, const nb_dataset *test)
+{
+    nb_tape *tape = nb_tape_new();
+    int64_t confusion[CLASSES][CLASSES];
+    curves *plot = calloc(1, sizeof *plot);
+    nb_named_tensor named[MAX_PARAMS];
+    nb_tensor *params[MAX_PARAMS];
+    int count = nb_module_parameters(model, named, MAX_PARAMS);
+    for (int i = 0; i < count && i < MAX_PARAMS; i++) params[i] = named[i].tensor;
+    trainer t = {.o = o, .model = model, .tape = tape, .curves = plot};
+    nb_loader_options lo = nb_loader_default_options();
+    lo.batch_size = o->batch;
+    lo.seed = o->seed;
+    int status = tape && plot && count <= MAX_PARAMS ? 0 : 1;
+    if (!status && !o->eval_only) {
+        t.optimizer = make_optimizer(o, params, count, &t.base_lr);
+        t.loader = nb_loader_new(train, &lo);
+        status = t.optimizer && t.loader ? 0 : 1;
+    }
+    if (!status && !o->eval_only) {
+        int64_t per_epoch = nb_loader_batches_per_epoch(t.loader);
+        int64_t total = (int64_t)o->epochs * per_epoch;
+        if (o->max_steps > 0 && o->max_steps < total) total = o->max_steps;
+        t.schedule = nb_lr_with_warmup(nb_lr_cosine(total, 0.0), per_epoch < total ? per_epoch : 1, 0.1);
+        printf("training LeNet-5 (%lld parameters) on %lld images: %s lr %g, batch %lld, %d epochs, %d threads\n",
+               (long long)nb_module_parameter_count(model), (long long)train->count, o->optimizer, t.base_lr,
+               (long long)o->batch, o->epochs, nb_get_num_threads());
+        double start = now_seconds();
+        for (int epoch = 1; epoch <= o->epochs && !status; epoch++) {
+            progress bar;
+            progress_start(&bar, t.step + per_epoch);
+            bar.start_seconds = now_seconds();
+            double train_accuracy = train_epoch(&t, epoch, &bar, total);
+            progress_end(&bar);
+            double accuracy = train_accuracy < 0 ? -1 : evaluate(model, test, tape, confusion);
+            if (accuracy < 0) {
+                status = 1;
+                break;
+            }
+            double elapsed = now_seconds() - start;
+            printf("epoch %d: train loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.1f s, %.0f images/s\n",
+                   epoch, t.last_loss, 100 * train_accuracy, 100 * accuracy, elapsed,
+                   (double)t.step * (double)o->batch / elapsed);
+            if (plot->n_accuracy < MAX_POINTS) {
+                plot->accuracy_x[plot->n_accuracy] = (double)t.step / (double)per_epoch;
+                plot->train_accuracy[plot->n_accuracy] = 100 * train_accuracy;
+                plot->test_accuracy[plot->n_accuracy++] = 100 * accuracy;
+            }
+            fflush(stdout);
+            if (o->max_steps > 0 && t.step >= o->max_steps) break;
+        }
+    }
+    double accuracy = status ? -1 : evaluate(model, test, tape, confusion);
+    if (accuracy < 0) status = 1;
+    if (!status) confusion_print((const int64_t(*)[CLASSES])confusion, CLASS_NAMES, stdout);
+    if (!status && o->plot && !o->eval_only) {
+        if (curves_write_svg(plot, o->plot) != 0) fprintf(stderr, "lenet5: cannot write %s\n", o->plot), status = 1;
+        else printf("wrote %s\n", o->plot);
+    }
+    if (!status && o->save) {
+        if (nb_module_save(model, o->save) != NB_OK) fprintf(stderr, "lenet5: %s\n", nb_last_error()), status = 1;
+        else printf("saved %s\n", o->save);
+    }
+    if (!status && o->max_steps > 0 && !o->eval_only) printf("final loss: %.9g\n", t.last_loss);
+    if (!status) printf("test accuracy: %.2f%%\n", 100 * accuracy);
+    nb_loader_free(t.loader);
+    nb_optimizer_free(t.optimizer);
+    nb_tape_free(tape);
+    free(plot);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int parsed = parse(argc, argv, &o);
+    if (parsed) return parsed == 1 ? 0 : parsed;
+    if (o.threads > 0 && nb_set_num_threads(o.threads) != NB_OK) return fprintf(stderr, "lenet5: %s\n", nb_last_error()), 2;
+    nb_manual_seed(o.seed);
+    nb_dataset train = {0}, test = {0};
+    if ((!o.eval_only && nb_mnist_load(o.data, "train", &train) != NB_OK) ||
+        nb_mnist_load(o.data, "test", &test) != NB_OK) {
+        fprintf(stderr, "lenet5: %s\n(install Debian's dataset-fashion-mnist package or pass --data DIR)\n",
+                nb_last_error());
+        nb_dataset_free(&train);
+        return 1;
+    }
+    nb_module *model = lenet5_new();
+    int status = model ? 0 : 1;
+    if (!status && o.load && nb_module_load(model, o.load) != NB_OK) {
+        fprintf(stderr, "lenet5: %s\n", nb_last_error());
+        status = 1;
+    } else if (!status && o.load) {
+        printf("loaded %s\n", o.load);
+    }
+    if (!status) status = run(&o, model, &train, &test);
+    nb_module_free(model);
+    nb_dataset_free(&train);
+    nb_dataset_free(&test);
+    return status;
+}

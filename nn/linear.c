@@ -1,0 +1,77 @@
+/* Linear and Conv2d: PyTorch's default init, kaiming_uniform(a = sqrt(5))
+ * for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias. */
+#include <math.h>
+
+#include "nn/module.h"
+
+static const double DEFAULT_INIT_A = 2.2360679774997896964; /* sqrt(5) */
+
+static int default_init(nb_module *m, bool has_bias)
+{
+    int64_t fan_in, fan_out;
+    int status = nb_init_kaiming_uniform(m->tensors[0], DEFAULT_INIT_A, NULL);
+    if (status == NB_OK) status = nb_init_fans(m->tensors[0], &fan_in, &fan_out);
+    if (status == NB_OK && has_bias) {
+        double bound = fan_in > 0 ? 1.0 / sqrt((double)fan_in) : 0.0;
+        status = nb_init_uniform(m->tensors[1], -bound, bound, NULL);
+    }
+    return status;
+}
+
+static nb_tensor *bias_of(nb_module *m) { return m->n_tensors > 1 ? m->tensors[1] : NULL; }
+
+static nb_tensor *linear_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
+{
+    return nb_linear(tape, x, m->tensors[0], bias_of(m));
+}
+
+nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias)
+{
+    if (in_features < 1 || out_features < 1) {
+        nb_fail(NB_ERR_INVALID, "Linear: features must be >= 1 (in %lld, out %lld)",
+                (long long)in_features, (long long)out_features);
+        return NULL;
+    }
+    nb_module *m = nb_module_new("Linear", linear_forward);
+    if (!m) return NULL;
+    int status = nb_module_add_tensor(m, "weight", nb_tensor_new(NB_FLOAT32, 2, (int64_t[]){out_features, in_features}), false);
+    if (status == NB_OK && bias)
+        status = nb_module_add_tensor(m, "bias", nb_tensor_new(NB_FLOAT32, 1, &out_features), false);
+    if (status == NB_OK) status = default_init(m, bias);
+    if (status != NB_OK) {
+        nb_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static nb_tensor *conv2d_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
+{
+    return nb_conv2d(tape, x, m->tensors[0], bias_of(m), &m->config.conv2d);
+}
+
+nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
+                        const nb_conv2d_params *p, bool bias)
+{
+    nb_conv2d_params params = NB_CONV2D_PARAMS_DEFAULT;
+    if (p) params = *p;
+    if (in_channels < 1 || out_channels < 1 || kernel_h < 1 || kernel_w < 1 || params.groups < 1 ||
+        in_channels % params.groups || out_channels % params.groups) {
+        nb_fail(NB_ERR_INVALID, "Conv2d: bad configuration (in %lld, out %lld, kernel %dx%d, groups %d)",
+                (long long)in_channels, (long long)out_channels, kernel_h, kernel_w, params.groups);
+        return NULL;
+    }
+    nb_module *m = nb_module_new("Conv2d", conv2d_forward);
+    if (!m) return NULL;
+    m->config.conv2d = params;
+    const int64_t shape[4] = {out_channels, in_channels / params.groups, kernel_h, kernel_w};
+    int status = nb_module_add_tensor(m, "weight", nb_tensor_new(NB_FLOAT32, 4, shape), false);
+    if (status == NB_OK && bias)
+        status = nb_module_add_tensor(m, "bias", nb_tensor_new(NB_FLOAT32, 1, &out_channels), false);
+    if (status == NB_OK) status = default_init(m, bias);
+    if (status != NB_OK) {
+        nb_module_free(m);
+        return NULL;
+    }
+    return m;
+}

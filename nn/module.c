@@ -1,0 +1,218 @@
+/* Modules: naming, parameters, modes, printing and freeing. */
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/alloc.h"
+#include "nn/module.h"
+
+nb_module *nb_module_new(const char *kind, nb_module_forward_fn forward)
+{
+    nb_module *m = nb_calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->kind = kind;
+    m->forward = forward;
+    m->training = true;
+    return m;
+}
+
+/* dst = prefix + "." + name (or name alone); overlong names are cut, as
+ * names are for people and files, never for lookups inside a step. */
+static void join_name(char *dst, const char *prefix, const char *name)
+{
+    size_t used = 0;
+    for (const char *parts[3] = {prefix, prefix[0] ? "." : "", name}, **p = parts; p < parts + 3; p++)
+        for (const char *c = *p; *c && used + 1 < NB_MODULE_NAME_CAPACITY; c++) dst[used++] = *c;
+    dst[used] = '\0';
+}
+
+static void update_names(nb_module *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) join_name(m->full_names[i], m->prefix, m->tensor_names[i]);
+    for (int c = 0; c < m->n_children; c++) {
+        join_name(m->children[c]->prefix, m->prefix, m->child_names[c]);
+        update_names(m->children[c]);
+    }
+}
+
+int nb_module_add_tensor(nb_module *m, const char *name, nb_tensor *t, bool is_buffer)
+{
+    if (!t) return NB_ERR_NOMEM;
+    if (m->n_tensors == NB_MODULE_MAX_TENSORS) {
+        nb_tensor_free(t);
+        return nb_fail(NB_ERR_INVALID, "%s: more than %d tensors", m->kind, NB_MODULE_MAX_TENSORS);
+    }
+    int i = m->n_tensors++;
+    m->tensors[i] = t;
+    m->tensor_names[i] = name;
+    m->is_buffer[i] = is_buffer;
+    nb_tensor_set_requires_grad(t, !is_buffer);
+    update_names(m);
+    nb_tensor_set_name(t, m->full_names[i]);
+    return NB_OK;
+}
+
+nb_module *nb_module_add(nb_module *parent, const char *name, nb_module *child)
+{
+    if (!parent || !child || !name || !name[0] || strlen(name) >= NB_MODULE_NAME_CAPACITY) {
+        nb_module_free(child);
+        nb_fail(NB_ERR_INVALID, "nb_module_add: NULL parent, child or name (or name too long)");
+        return NULL;
+    }
+    if (nb_module_child(parent, name)) {
+        nb_module_free(child);
+        nb_fail(NB_ERR_INVALID, "nb_module_add: a child named '%s' exists already", name);
+        return NULL;
+    }
+    if (parent->n_children == parent->children_capacity) {
+        int capacity = parent->children_capacity ? 2 * parent->children_capacity : 8;
+        nb_module **children = nb_calloc((size_t)capacity, sizeof *children);
+        char (*names)[NB_MODULE_NAME_CAPACITY] = nb_calloc((size_t)capacity, sizeof *names);
+        if (!children || !names) {
+            nb_free(children);
+            nb_free(names);
+            nb_module_free(child);
+            return NULL;
+        }
+        if (parent->n_children) {
+            memcpy(children, parent->children, (size_t)parent->n_children * sizeof *children);
+            memcpy(names, parent->child_names, (size_t)parent->n_children * sizeof *names);
+        }
+        nb_free(parent->children);
+        nb_free(parent->child_names);
+        parent->children = children;
+        parent->child_names = names;
+        parent->children_capacity = capacity;
+    }
+    int c = parent->n_children++;
+    parent->children[c] = child;
+    snprintf(parent->child_names[c], NB_MODULE_NAME_CAPACITY, "%s", name);
+    update_names(parent);
+    for (int i = 0; i < child->n_tensors; i++) nb_tensor_set_name(child->tensors[i], child->full_names[i]);
+    return child;
+}
+
+nb_module *nb_module_child(const nb_module *parent, const char *name)
+{
+    if (!parent || !name) return NULL;
+    for (int c = 0; c < parent->n_children; c++)
+        if (strcmp(parent->child_names[c], name) == 0) return parent->children[c];
+    return NULL;
+}
+
+bool nb_module_input_ok(nb_module *m, nb_tape *tape, nb_tensor *x)
+{
+    (void)m;
+    return tape && x && !nb_tape_error(tape);
+}
+
+nb_tensor *nb_module_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
+{
+    if (!m) {
+        nb_fail(NB_ERR_INVALID, "nb_module_forward: module is NULL");
+        return NULL;
+    }
+    if (!m->forward) {
+        nb_fail(NB_ERR_INVALID, "%s: this module has no forward of its own; call its children",
+                m->kind);
+        return NULL;
+    }
+    return m->forward(m, tape, x);
+}
+
+void nb_module_train(nb_module *m, bool training)
+{
+    if (!m) return;
+    m->training = training;
+    for (int c = 0; c < m->n_children; c++) nb_module_train(m->children[c], training);
+}
+
+static int collect(nb_module *m, nb_named_tensor *out, int capacity, int count, bool buffers)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (m->is_buffer[i] && !buffers) continue;
+        if (count < capacity) {
+            out[count].name = m->full_names[i];
+            out[count].tensor = m->tensors[i];
+        }
+        count++;
+    }
+    for (int c = 0; c < m->n_children; c++) count = collect(m->children[c], out, capacity, count, buffers);
+    return count;
+}
+
+int nb_module_parameters(nb_module *m, nb_named_tensor *out, int capacity)
+{
+    return m ? collect(m, out, out ? capacity : 0, 0, false) : 0;
+}
+
+int nb_module_state(nb_module *m, nb_named_tensor *out, int capacity)
+{
+    return m ? collect(m, out, out ? capacity : 0, 0, true) : 0;
+}
+
+int64_t nb_module_parameter_count(nb_module *m)
+{
+    if (!m) return 0;
+    int64_t total = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!m->is_buffer[i]) total += m->tensors[i]->numel;
+    for (int c = 0; c < m->n_children; c++) total += nb_module_parameter_count(m->children[c]);
+    return total;
+}
+
+void nb_module_zero_grad(nb_module *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->n_tensors; i++) nb_tensor_zero_grad(m->tensors[i]);
+    for (int c = 0; c < m->n_children; c++) nb_module_zero_grad(m->children[c]);
+}
+
+static void print_tree(const nb_module *m, const char *name, int depth, FILE *out)
+{
+    fprintf(out, "%*s%s%s%s", 2 * depth, "", name ? "(" : "", name ? name : "", name ? "): " : "");
+    fprintf(out, "%s(", m->kind);
+    for (int i = 0; i < m->n_tensors; i++) {
+        char shape[96];
+        fprintf(out, "%s%s=%s", i ? ", " : "", m->tensor_names[i],
+                nb_shape_string(m->tensors[i], shape, sizeof shape));
+    }
+    if (m->n_children) {
+        fprintf(out, "\n");
+        for (int c = 0; c < m->n_children; c++) print_tree(m->children[c], m->child_names[c], depth + 1, out);
+        fprintf(out, "%*s", 2 * depth, "");
+    }
+    fprintf(out, ")\n");
+}
+
+void nb_module_print(const nb_module *m, FILE *out)
+{
+    if (m) print_tree(m, NULL, 0, out);
+}
+
+int nb_module_save(nb_module *m, const char *path)
+{
+    enum { CAPACITY = 1024 };
+    nb_named_tensor state[CAPACITY];
+    int count = nb_module_state(m, state, CAPACITY);
+    if (count > CAPACITY) return nb_fail(NB_ERR_INVALID, "nb_module_save: more than %d tensors", CAPACITY);
+    return nb_safetensors_save(path, state, count);
+}
+
+int nb_module_load(nb_module *m, const char *path)
+{
+    enum { CAPACITY = 1024 };
+    nb_named_tensor state[CAPACITY];
+    int count = nb_module_state(m, state, CAPACITY);
+    if (count > CAPACITY) return nb_fail(NB_ERR_INVALID, "nb_module_load: more than %d tensors", CAPACITY);
+    return nb_safetensors_load_into(path, state, count);
+}
+
+void nb_module_free(nb_module *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->n_tensors; i++) nb_tensor_free(m->tensors[i]);
+    for (int c = 0; c < m->n_children; c++) nb_module_free(m->children[c]);
+    nb_free(m->children);
+    nb_free(m->child_names);
+    nb_free(m);
+}
