@@ -8,10 +8,11 @@
  *     nb_last_error(). It always names the function or op and, for shape
  *     problems, the shapes, e.g. "matmul: [3,4] x [5,6]: inner dims 4 != 5".
  *   - Ops on a tape are also sticky: the first failure stays on the tape
- *     (nb_tape_error) until nb_tape_reset, and every later op on that tape,
- *     or any op given a NULL input, returns NULL without touching the
- *     message. So a whole forward pass can be written without checks and
- *     tested once at the end.
+ *     (nb_tape_error) until nb_tape_reset, and every later op on that tape
+ *     returns NULL without touching the message. A NULL input is such a
+ *     failure too ("relu: input 0: tensor is NULL" on a clean tape). So a
+ *     whole forward pass can be written without checks and tested once at
+ *     the end.
  * Nothing in nabla aborts or exits on bad input. */
 #ifndef NABLA_STATUS_H
 #define NABLA_STATUS_H

@@ -1,0 +1,145 @@
+/* softmax: y = e^x / sum e^x along one dim (params {int dim}; negative dims
+ * count from the end, as in PyTorch). The max along the dim is subtracted
+ * before exponentiating, so large inputs do not overflow.
+ * Backward: dx += y * (dy - sum(dy * y)) along the dim. */
+#include <math.h>
+#include <string.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+
+typedef struct softmax_params {
+    int dim;
+} softmax_params;
+
+/* x, y: [outer, axis, inner]; the softmax runs along `axis` (stride inner). */
+static void softmax_forward(const float *x, float *y, int64_t outer, int64_t axis, int64_t inner)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *xs = x + o * axis * inner + i;
+            float *ys = y + o * axis * inner + i;
+            float max = -INFINITY, sum = 0.0f;
+            for (int64_t k = 0; k < axis; k++) max = fmaxf(max, xs[k * inner]);
+            for (int64_t k = 0; k < axis; k++) sum += ys[k * inner] = expf(xs[k * inner] - max);
+            for (int64_t k = 0; k < axis; k++) ys[k * inner] /= sum;
+        }
+}
+
+static void softmax_forward_ref(const double *x, double *y, int64_t outer, int64_t axis,
+                                int64_t inner)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const double *xs = x + o * axis * inner + i;
+            double *ys = y + o * axis * inner + i;
+            double max = -INFINITY, sum = 0.0;
+            for (int64_t k = 0; k < axis; k++) max = fmax(max, xs[k * inner]);
+            for (int64_t k = 0; k < axis; k++) sum += ys[k * inner] = exp(xs[k * inner] - max);
+            for (int64_t k = 0; k < axis; k++) ys[k * inner] /= sum;
+        }
+}
+
+/* dx += y * (dy - sum_k dy_k y_k); y, dy, dx: [outer, axis, inner] */
+static void softmax_backward(const float *y, const float *dy, float *dx, int64_t outer,
+                             int64_t axis, int64_t inner)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * axis * inner + i;
+            float dot = 0.0f;
+            for (int64_t k = 0; k < axis; k++) dot += dy[base + k * inner] * y[base + k * inner];
+            for (int64_t k = 0; k < axis; k++)
+                dx[base + k * inner] += y[base + k * inner] * (dy[base + k * inner] - dot);
+        }
+}
+
+static void softmax_backward_ref(const double *y, const double *dy, double *dx, int64_t outer,
+                                 int64_t axis, int64_t inner)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * axis * inner + i;
+            double dot = 0.0;
+            for (int64_t k = 0; k < axis; k++) dot += dy[base + k * inner] * y[base + k * inner];
+            for (int64_t k = 0; k < axis; k++)
+                dx[base + k * inner] += y[base + k * inner] * (dy[base + k * inner] - dot);
+        }
+}
+
+/* The dim in [0, ndim); a 0-D tensor accepts dim 0 or -1, as in PyTorch. */
+static int resolve_dim(nb_op_ctx *ctx, int *dim)
+{
+    const softmax_params *p = ctx->params;
+    const nb_tensor *x = ctx->inputs[0];
+    int status = nb_normalize_dim(ctx, p->dim, x->ndim ? x->ndim : 1, dim);
+    if (x->ndim == 0) *dim = 0;
+    return status;
+}
+
+static int shape(nb_op_ctx *ctx, nb_shape *out)
+{
+    int dim;
+    if (resolve_dim(ctx, &dim) != NB_OK) return NB_ERR_INVALID;
+    return nb_shape_like_input(ctx, out);
+}
+
+static int forward(nb_op_ctx *ctx)
+{
+    const nb_tensor *x = ctx->inputs[0];
+    int dim;
+    resolve_dim(ctx, &dim);
+    nb_axis_view v = nb_axis_split(x, dim);
+    if (x->dtype == NB_FLOAT32) softmax_forward(x->data, ctx->output->data, v.outer, v.axis, v.inner);
+    else softmax_forward_ref(x->data, ctx->output->data, v.outer, v.axis, v.inner);
+    return NB_OK;
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    const nb_tensor *y = ctx->output;
+    nb_tensor *dx = ctx->input_grads[0];
+    if (!dx) return NB_OK;
+    int dim;
+    resolve_dim(ctx, &dim);
+    nb_axis_view v = nb_axis_split(y, dim);
+    if (y->dtype == NB_FLOAT32)
+        softmax_backward(y->data, ctx->output_grad->data, dx->data, v.outer, v.axis, v.inner);
+    else
+        softmax_backward_ref(y->data, ctx->output_grad->data, dx->data, v.outer, v.axis, v.inner);
+    return NB_OK;
+}
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    static const struct {
+        int rank, dim;
+        int64_t shape[3];
+        const char *label;
+    } cases[] = {
+        {1, 0, {5}, "[5] dim 0"},
+        {2, -1, {3, 4}, "[3,4] dim -1"},
+        {3, 1, {2, 3, 4}, "[2,3,4] dim 1 (not last)"},
+        {3, -3, {2, 3, 2}, "[2,3,2] dim -3 (first)"},
+        {2, 1, {4, 1}, "[4,1] dim 1 (size-1 axis: y = 1)"},
+        {2, 0, {1, 3}, "[1,3] dim 0 (size-1 axis)"},
+    };
+    if (index >= (int)(sizeof cases / sizeof cases[0])) return 0;
+    s->label = cases[index].label;
+    s->note = "smooth everywhere; values in [-3, 3)";
+    softmax_params p = {cases[index].dim};
+    memcpy(s->params, &p, sizeof p);
+    return nb_sample_tensor(s, rng, cases[index].rank, cases[index].shape, -3.0, 3.0, 0.0, true)
+               ? 1 : -1;
+}
+
+const nb_op nb_op_softmax = {
+    .name = "softmax", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(softmax_params),
+    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_softmax(nb_tape *tape, nb_tensor *x, int dim)
+{
+    softmax_params p = {dim};
+    return nb_apply(tape, &nb_op_softmax, 1, &x, &p);
+}
