@@ -1,0 +1,121 @@
+/* RMSprop, plain or centered, with momentum: PyTorch 1.13's
+ * _single_tensor_rmsprop (torch/optim/rmsprop.py):
+ *   g = maximize ? -grad : grad;  g += weight_decay * p
+ *   s = alpha * s + (1 - alpha) * g^2
+ *   centered: a = alpha * a + (1 - alpha) * g;  d = sqrt(s - a^2) + eps
+ *   otherwise d = sqrt(s) + eps                  (eps outside the sqrt)
+ *   momentum > 0: b = momentum * b + g / d;  p -= lr * b
+ *   otherwise p -= lr * g / d
+ * All state starts at zero, so there is no first-step special case. */
+#include <math.h>
+
+#include "optim/internal.h"
+
+enum { RMSPROP_SQUARE_AVG = 0, RMSPROP_GRAD_AVG = 1, RMSPROP_MOMENTUM = 2 };
+
+/* Coefficients of one step (the same for every parameter). */
+typedef struct rmsprop_step {
+    double lr, alpha, eps, weight_decay, momentum;
+    bool maximize;
+} rmsprop_step;
+
+/* param, grad, square_avg: [n]; grad_avg [n] or NULL unless centered;
+ * buffer [n] or NULL without momentum. Arithmetic in double; state is
+ * rounded to float when stored, as PyTorch's float32 state is. */
+static void rmsprop_update(float *param, const float *grad, float *square_avg, float *grad_avg,
+                           float *buffer, int64_t n, const rmsprop_step *s,
+                           const optim_noise *noise)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double g = optim_noisy(grad[i], noise);
+        if (s->maximize) g = -g;
+        if (s->weight_decay != 0.0) g += s->weight_decay * param[i];
+        square_avg[i] = (float)(s->alpha * square_avg[i] + (1.0 - s->alpha) * g * g);
+        double variance = square_avg[i];
+        if (grad_avg) {
+            grad_avg[i] = (float)(s->alpha * grad_avg[i] + (1.0 - s->alpha) * g);
+            variance -= (double)grad_avg[i] * grad_avg[i];
+        }
+        double denom = sqrt(variance) + s->eps;
+        if (buffer) {
+            buffer[i] = (float)(s->momentum * buffer[i] + g / denom);
+            param[i] = (float)(param[i] - s->lr * buffer[i]);
+        } else {
+            param[i] = (float)(param[i] - s->lr * (g / denom));
+        }
+    }
+}
+
+static void rmsprop_update_ref(double *param, const double *grad, double *square_avg,
+                               double *grad_avg, double *buffer, int64_t n,
+                               const rmsprop_step *s, const optim_noise *noise)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double g = optim_noisy(grad[i], noise);
+        if (s->maximize) g = -g;
+        if (s->weight_decay != 0.0) g += s->weight_decay * param[i];
+        square_avg[i] = s->alpha * square_avg[i] + (1.0 - s->alpha) * g * g;
+        double variance = square_avg[i];
+        if (grad_avg) {
+            grad_avg[i] = s->alpha * grad_avg[i] + (1.0 - s->alpha) * g;
+            variance -= grad_avg[i] * grad_avg[i];
+        }
+        double denom = sqrt(variance) + s->eps;
+        if (buffer) {
+            buffer[i] = s->momentum * buffer[i] + g / denom;
+            param[i] = param[i] - s->lr * buffer[i];
+        } else {
+            param[i] = param[i] - s->lr * (g / denom);
+        }
+    }
+}
+
+static void rmsprop_apply(const nb_optimizer *opt, optim_slot *slot, const optim_noise *noise)
+{
+    const nb_rmsprop_options *o = &opt->options.rmsprop;
+    rmsprop_step s = {
+        .lr = opt->lr, .alpha = o->alpha, .eps = o->eps, .weight_decay = o->weight_decay,
+        .momentum = o->momentum, .maximize = o->maximize,
+    };
+    nb_tensor *p = slot->param;
+    void *grad_avg = o->centered ? slot->buffers[RMSPROP_GRAD_AVG] : NULL;
+    void *buffer = o->momentum > 0.0 ? slot->buffers[RMSPROP_MOMENTUM] : NULL;
+    if (p->dtype == NB_FLOAT32)
+        rmsprop_update(p->data, p->grad->data, slot->buffers[RMSPROP_SQUARE_AVG], grad_avg, buffer,
+                       p->numel, &s, noise);
+    else
+        rmsprop_update_ref(p->data, p->grad->data, slot->buffers[RMSPROP_SQUARE_AVG], grad_avg,
+                           buffer, p->numel, &s, noise);
+}
+
+nb_rmsprop_options nb_rmsprop_defaults(double lr)
+{
+    return (nb_rmsprop_options){ .lr = lr, .alpha = 0.99, .eps = 1e-8 };
+}
+
+/* PyTorch's checks, with NaN rejected too. PyTorch does not bound alpha
+ * above, so neither do we. */
+static int check_options(const nb_rmsprop_options *o)
+{
+    if (!(o->lr >= 0.0)) return nb_fail(NB_ERR_INVALID, "rmsprop: invalid learning rate: %g", o->lr);
+    if (!(o->eps >= 0.0)) return nb_fail(NB_ERR_INVALID, "rmsprop: invalid epsilon value: %g", o->eps);
+    if (!(o->momentum >= 0.0))
+        return nb_fail(NB_ERR_INVALID, "rmsprop: invalid momentum value: %g", o->momentum);
+    if (!(o->weight_decay >= 0.0))
+        return nb_fail(NB_ERR_INVALID, "rmsprop: invalid weight_decay value: %g", o->weight_decay);
+    if (!(o->alpha >= 0.0)) return nb_fail(NB_ERR_INVALID, "rmsprop: invalid alpha value: %g", o->alpha);
+    return NB_OK;
+}
+
+nb_optimizer *nb_rmsprop_new(nb_tensor *const *params, int count,
+                             const nb_rmsprop_options *options)
+{
+    nb_rmsprop_options o = options ? *options : nb_rmsprop_defaults(1e-2);
+    if (check_options(&o) != NB_OK) return NULL;
+    /* Buffers sit at fixed indices, so momentum allocates grad_avg even when
+     * not centered (numel zeros, unused). */
+    int buffers = o.momentum > 0.0 ? 3 : o.centered ? 2 : 1;
+    nb_optimizer *opt = optim_create("rmsprop", params, count, buffers, o.lr, rmsprop_apply);
+    if (opt) opt->options.rmsprop = o;
+    return opt;
+}
