@@ -1,0 +1,168 @@
+/* The minibatch loader: a per-epoch permutation, uint8 -> float32 through
+ * a 256-entry table, optional Gaussian noise, output as arena tensors. */
+#include <math.h>
+#include <string.h>
+
+#include "autograd/alloc.h"
+#include "nabla/data.h"
+
+struct nb_loader {
+    const nb_dataset *dataset;
+    nb_loader_options options;
+    int64_t *order;          /* [N] the epoch's sample order */
+    int64_t position;        /* next entry of order */
+    int64_t epoch;
+    bool epoch_started;
+    nb_rng noise_rng;
+    float table[256];        /* normalised value of each pixel byte */
+};
+
+nb_loader_options nb_loader_default_options(void)
+{
+    nb_loader_options o = {
+        .batch_size = 64,
+        .shuffle = true,
+        .seed = 0,
+        .drop_last = false,
+        .mean = NB_FASHION_MNIST_MEAN,
+        .std = NB_FASHION_MNIST_STD,
+        .noise_std = 0.0,
+    };
+    return o;
+}
+
+/* A strong 64-bit mix (the splitmix64 finaliser), so nearby (seed, epoch)
+ * pairs give unrelated generator states. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* Stream 0 shuffles, stream 1 makes noise: turning noise on does not
+ * change the order, and each epoch can be reproduced on its own. */
+static void seed_stream(nb_rng *rng, uint64_t seed, int64_t epoch, uint64_t stream)
+{
+    nb_rng_seed(rng, seed ^ mix64(((uint64_t)epoch << 1 | stream) + 1));
+}
+
+nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *options)
+{
+    nb_loader_options o = options ? *options : nb_loader_default_options();
+    if (!dataset || (dataset->count > 0 && (!dataset->images || !dataset->labels))) {
+        nb_fail(NB_ERR_INVALID, "nb_loader_new: dataset is NULL or empty of data");
+        return NULL;
+    }
+    if (o.batch_size < 1 || !isfinite(o.mean) || !(o.std > 0) || !isfinite(o.std) ||
+        !(o.noise_std >= 0) || !isfinite(o.noise_std)) {
+        nb_fail(NB_ERR_INVALID, "nb_loader_new: bad options: batch_size %lld (needs >= 1), mean %g, "
+                "std %g (needs > 0), noise_std %g (needs >= 0)", (long long)o.batch_size, o.mean,
+                o.std, o.noise_std);
+        return NULL;
+    }
+    nb_loader *loader = nb_calloc(1, sizeof *loader);
+    if (!loader) return NULL;
+    loader->order = nb_malloc((size_t)(dataset->count ? dataset->count : 1) * sizeof *loader->order);
+    if (!loader->order) {
+        nb_free(loader);
+        return NULL;
+    }
+    loader->dataset = dataset;
+    loader->options = o;
+    for (int v = 0; v < 256; v++) loader->table[v] = (float)((v / 255.0 - o.mean) / o.std);
+    return loader;
+}
+
+void nb_loader_free(nb_loader *loader)
+{
+    if (!loader) return;
+    nb_free(loader->order);
+    nb_free(loader);
+}
+
+/* Identity order, then Fisher-Yates: i from the end, swap with a uniform
+ * j in [0, i]. */
+static void start_epoch(nb_loader *loader)
+{
+    int64_t n = loader->dataset->count;
+    for (int64_t i = 0; i < n; i++) loader->order[i] = i;
+    if (loader->options.shuffle) {
+        nb_rng rng;
+        seed_stream(&rng, loader->options.seed, loader->epoch, 0);
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)nb_rng_below(&rng, (uint64_t)i + 1);
+            int64_t swap = loader->order[i];
+            loader->order[i] = loader->order[j];
+            loader->order[j] = swap;
+        }
+    }
+    seed_stream(&loader->noise_rng, loader->options.seed, loader->epoch, 1);
+    loader->position = 0;
+    loader->epoch_started = true;
+}
+
+/* images [B, P] float32 with P = C*H*W pixels, labels [B] int32. */
+static void fill_batch(nb_loader *loader, int64_t batch, float *images, int32_t *labels)
+{
+    const nb_dataset *d = loader->dataset;
+    int64_t pixels = d->channels * d->height * d->width;
+    double noise = loader->options.noise_std;
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t index = loader->order[loader->position + b];
+        const uint8_t *source = d->images + index * pixels;
+        float *target = images + b * pixels;
+        for (int64_t k = 0; k < pixels; k++) target[k] = loader->table[source[k]];
+        if (noise > 0)
+            for (int64_t k = 0; k < pixels; k++)
+                target[k] += (float)(noise * nb_rng_normal(&loader->noise_rng));
+        labels[b] = d->labels[index];
+    }
+}
+
+int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tensor **labels)
+{
+    if (images) *images = NULL;
+    if (labels) *labels = NULL;
+    if (!loader || !tape || !images || !labels)
+        return nb_fail(NB_ERR_INVALID, "nb_loader_next: NULL argument");
+    const char *tape_error = nb_tape_error(tape);
+    if (tape_error)
+        return nb_fail(NB_ERR_STATE, "nb_loader_next: the tape has an error (reset it first): %s",
+                       tape_error);
+    if (!loader->epoch_started) start_epoch(loader);
+    const nb_dataset *d = loader->dataset;
+    int64_t batch = d->count - loader->position;
+    if (batch > loader->options.batch_size) batch = loader->options.batch_size;
+    if (batch == 0 || (loader->options.drop_last && batch < loader->options.batch_size)) {
+        loader->epoch++;
+        loader->epoch_started = false;
+        return 0;
+    }
+    const int64_t image_shape[4] = {batch, d->channels, d->height, d->width};
+    const int64_t label_shape[1] = {batch};
+    nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT32, 4, image_shape, NULL);
+    nb_tensor *y = x ? nb_tape_tensor(tape, NB_INT32, 1, label_shape, NULL) : NULL;
+    if (!x || !y) return NB_ERR_NOMEM; /* the arena left the message */
+    fill_batch(loader, batch, x->data, y->data);
+    loader->position += batch;
+    *images = x;
+    *labels = y;
+    return 1;
+}
+
+int64_t nb_loader_epoch(const nb_loader *loader) { return loader ? loader->epoch : 0; }
+
+void nb_loader_set_epoch(nb_loader *loader, int64_t epoch)
+{
+    if (!loader || epoch < 0) return;
+    loader->epoch = epoch;
+    loader->epoch_started = false;
+}
+
+int64_t nb_loader_batches_per_epoch(const nb_loader *loader)
+{
+    if (!loader) return 0;
+    int64_t n = loader->dataset->count, b = loader->options.batch_size;
+    return loader->options.drop_last ? n / b : (n + b - 1) / b;
+}

@@ -1,0 +1,103 @@
+/* nabla data: IDX files, MNIST-style datasets and a minibatch loader.
+ *
+ * A separate library (nabla_data, which needs zlib), so the core library
+ * keeps depending on libc, libm and pthreads only. Errors follow the core
+ * convention (status.h): NB_ERR_IO when a file cannot be read,
+ * NB_ERR_FORMAT when it is malformed, with a message naming the file. */
+#ifndef NABLA_DATA_H
+#define NABLA_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nabla/random.h"
+#include "nabla/tape.h"
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- IDX (http://yann.lecun.com/exdb/mnist/) ----
+ * Magic 0x00 0x00, a type byte (only 0x08, unsigned byte, is supported),
+ * a byte ndim (1..4), ndim big-endian u32 dims, then exactly prod(dims)
+ * bytes. Larger than NB_IDX_MAX_BYTES is refused before allocating. */
+#define NB_IDX_MAX_DIMS 4
+#define NB_IDX_MAX_BYTES ((uint64_t)1 << 30)
+
+typedef struct nb_idx {
+    int ndim;
+    int64_t dims[NB_IDX_MAX_DIMS];
+    int64_t count;       /* product of dims */
+    uint8_t *data;       /* count bytes, owned; free with nb_idx_free */
+} nb_idx;
+
+/* Parses an uncompressed IDX image held in memory (copies the payload).
+ * `source` names it in errors (NULL: "<memory>"). On failure *out is
+ * empty. Safe on any input: the entry point for fuzzing. */
+int nb_idx_parse(const void *buffer, size_t length, const char *source, nb_idx *out);
+/* Reads a file, gzip-compressed or not (zlib detects which). */
+int nb_idx_load(const char *path, nb_idx *out);
+void nb_idx_free(nb_idx *idx);
+
+/* ---- Datasets of labelled uint8 images ---- */
+typedef struct nb_dataset {
+    int64_t count;                  /* N */
+    int64_t channels, height, width;
+    int num_classes;
+    uint8_t *images;                /* [N, C, H, W], 0..255, owned */
+    uint8_t *labels;                /* [N], each < num_classes, owned */
+} nb_dataset;
+
+/* Builds a dataset from images [N,H,W] (one channel) or [N,C,H,W] and
+ * labels [N], checking the counts agree and every label is below
+ * num_classes. Consumes both nb_idx, on success and on failure. */
+int nb_dataset_from_idx(nb_idx *images, nb_idx *labels, int num_classes, const char *source,
+                        nb_dataset *out);
+/* Loads MNIST or Fashion-MNIST from `dir`: split "train" reads
+ * train-images-idx3-ubyte and train-labels-idx1-ubyte, "test" the t10k-
+ * files, each with or without .gz. Images stay uint8 (47 MB for train). */
+int nb_mnist_load(const char *dir, const char *split, nb_dataset *out);
+void nb_dataset_free(nb_dataset *dataset);
+
+/* ---- Minibatch loader ---- */
+#define NB_FASHION_MNIST_MEAN 0.2860
+#define NB_FASHION_MNIST_STD 0.3530
+
+typedef struct nb_loader_options {
+    int64_t batch_size;    /* >= 1 */
+    bool shuffle;          /* a fresh permutation every epoch */
+    uint64_t seed;         /* epoch e's order depends only on (seed, e) */
+    bool drop_last;        /* skip a final batch smaller than batch_size */
+    double mean, std;      /* inputs are (x/255 - mean) / std; std > 0 */
+    double noise_std;      /* then + noise_std * N(0,1) per pixel; 0 = off */
+} nb_loader_options;
+
+/* batch 64, shuffled, seed 0, keep the last batch, Fashion-MNIST mean/std,
+ * no noise. */
+nb_loader_options nb_loader_default_options(void);
+
+typedef struct nb_loader nb_loader;
+
+/* The dataset must outlive the loader. NULL on a bad option. */
+nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *options);
+void nb_loader_free(nb_loader *loader);
+
+/* Makes the next batch as arena tensors on `tape`: *images float32
+ * [B,C,H,W] and *labels int32 [B]. Returns 1 with a batch, 0 at the end of
+ * an epoch (no batch; the next call starts the next epoch), or a negative
+ * nb_status. Allocates nothing but the two arena tensors, so a training
+ * step that resets its tape allocates nothing once the arena has grown. */
+int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tensor **labels);
+/* The epoch the next batch belongs to (0 first). Setting it restarts that
+ * epoch from its first batch, e.g. to resume training. */
+int64_t nb_loader_epoch(const nb_loader *loader);
+void nb_loader_set_epoch(nb_loader *loader, int64_t epoch);
+/* Batches in one epoch (depends on drop_last). */
+int64_t nb_loader_batches_per_epoch(const nb_loader *loader);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
