@@ -93,7 +93,8 @@ typedef struct nb_max_pool2d_params {
     int dilation[2];    /* 0 means 1 */
     bool ceil_mode;
 } nb_max_pool2d_params;
-#define NB_MAX_POOL2D_PARAMS(kernel_h, kernel_w) {{kernel_h, kernel_w}, {0, 0}, {0, 0}, {1, 1}, false}
+#define NB_MAX_POOL2D_PARAMS(kernel_h, kernel_w) \
+    {{kernel_h, kernel_w}, {0, 0}, {0, 0}, {1, 1}, false}
 /* y[n,c,oh,ow] = max over the window of x; the gradient goes to the argmax.
  * Ties: the FIRST maximum in row-major window order wins (PyTorch CPU's
  * `>` scan); a NaN wins over numbers. x [N,C,H,W] -> [N,C,OH,OW]. */
@@ -107,7 +108,8 @@ typedef struct nb_avg_pool2d_params {
     bool count_include_pad;  /* PyTorch's default is true: use the macro */
     int divisor_override;    /* 0: none; else every window divides by it */
 } nb_avg_pool2d_params;
-#define NB_AVG_POOL2D_PARAMS(kernel_h, kernel_w) {{kernel_h, kernel_w}, {0, 0}, {0, 0}, false, true, 0}
+#define NB_AVG_POOL2D_PARAMS(kernel_h, kernel_w) \
+    {{kernel_h, kernel_w}, {0, 0}, {0, 0}, false, true, 0}
 /* y = sum(window of x) / divisor; the divisor is the window clipped to the
  * padded input (count_include_pad) or to the real input (otherwise), as in
  * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */

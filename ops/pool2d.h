@@ -1,0 +1,31 @@
+/* Internal: the window geometry shared by max_pool2d and avg_pool2d, and
+ * its validation with PyTorch's rules (pool2d_shape_check and
+ * pooling_output_shape). */
+#ifndef NABLA_OPS_POOL2D_H
+#define NABLA_OPS_POOL2D_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nabla/op.h"
+
+typedef struct nb_pool2d_geometry {
+    int64_t N, C, H, W;          /* input [N,C,H,W] */
+    int64_t OH, OW;              /* output [N,C,OH,OW] */
+    int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+} nb_pool2d_geometry;
+
+/* One output size: floor (or ceil) of (in + 2 pad - dil (kernel-1) - 1) /
+ * stride, plus 1; with ceil_mode, one less when the last window would start
+ * at or beyond in + pad. May be <= 0 (the caller reports it). */
+int64_t nb_pool2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                              int64_t dilation, bool ceil_mode);
+
+/* Validates input 0 (4-D) and the window (stride 0 meaning = kernel,
+ * dilation 0 meaning 1; dilation may be NULL for 1), then fills g.
+ * Errors name the op and the input shape. */
+int nb_pool2d_geometry_init(nb_op_ctx *ctx, const int kernel[2], const int stride[2],
+                            const int padding[2], const int *dilation, bool ceil_mode,
+                            nb_pool2d_geometry *g);
+
+#endif

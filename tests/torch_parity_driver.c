@@ -1,0 +1,175 @@
+/* Driver for tests/torch_parity.py: runs one CNN op (conv2d, max_pool2d,
+ * avg_pool2d, batch_norm, dropout, cat) on inputs read from stdin and
+ * prints the output and every input's gradient for a given output seed.
+ *
+ * Input, whitespace-separated tokens:
+ *   dtype f32|f64
+ *   op conv2d      stride_h stride_w pad_h pad_w dil_h dil_w groups has_bias
+ *   op max_pool2d  kh kw sh sw ph pw dh dw ceil_mode
+ *   op avg_pool2d  kh kw sh sw ph pw ceil_mode count_include_pad divisor_override
+ *   op batch_norm  training momentum eps affine has_running
+ *   op dropout     p training seed
+ *   op cat         dim
+ *   inputs COUNT, then COUNT tensors; then (batch_norm with has_running)
+ *   running_mean and running_var tensors; then the output seed tensor.
+ *   A tensor is: ndim d0 .. d(ndim-1) values (row-major).
+ * Output lines: "output ndim dims values", "grad I ndim dims values" (or
+ * "grad I none"), and for batch_norm "running_mean ..." / "running_var ...".
+ * A seed whose size differs from the output's skips the backward.
+ * On an op error: "error <message>" and exit code 2. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla.h"
+
+enum { MAX_INPUTS = 8 };
+
+static int read_int(void)
+{
+    int v;
+    if (scanf("%d", &v) != 1) {
+        fprintf(stderr, "torch_parity_driver: expected an integer\n");
+        exit(3);
+    }
+    return v;
+}
+
+static double read_double(void)
+{
+    double v;
+    if (scanf("%lf", &v) != 1) {
+        fprintf(stderr, "torch_parity_driver: expected a number\n");
+        exit(3);
+    }
+    return v;
+}
+
+/* A persistent tensor (so its gradient outlives nothing but the run). */
+static nb_tensor *read_tensor(nb_dtype dtype)
+{
+    int ndim = read_int();
+    int64_t shape[NB_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) shape[d] = read_int();
+    nb_tensor *t = nb_tensor_new(dtype, ndim, shape);
+    if (!t) {
+        fprintf(stderr, "torch_parity_driver: %s\n", nb_last_error());
+        exit(3);
+    }
+    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(t, i, read_double());
+    return t;
+}
+
+static void print_tensor(const char *label, const nb_tensor *t)
+{
+    printf("%s %d", label, t->ndim);
+    for (int d = 0; d < t->ndim; d++) printf(" %lld", (long long)t->shape[d]);
+    for (int64_t i = 0; i < t->numel; i++) printf(" %.17g", nb_tensor_get(t, i));
+    printf("\n");
+}
+
+int main(void)
+{
+    char word[32], dtype_name[8], op[32];
+    if (scanf("%31s %7s %31s %31s", word, dtype_name, word, op) != 4) return 3;
+    nb_dtype dtype = strcmp(dtype_name, "f32") == 0 ? NB_FLOAT32 : NB_FLOAT64;
+    nb_conv2d_params conv = NB_CONV2D_PARAMS_DEFAULT;
+    nb_max_pool2d_params max_pool = NB_MAX_POOL2D_PARAMS(1, 1);
+    nb_avg_pool2d_params avg_pool = NB_AVG_POOL2D_PARAMS(1, 1);
+    nb_batch_norm_params norm = NB_BATCH_NORM_PARAMS_DEFAULT;
+    nb_dropout_params dropout = {0.5, true, 0};
+    int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0;
+    if (strcmp(op, "conv2d") == 0) {
+        for (int a = 0; a < 2; a++) conv.stride[a] = read_int();
+        for (int a = 0; a < 2; a++) conv.padding[a] = read_int();
+        for (int a = 0; a < 2; a++) conv.dilation[a] = read_int();
+        conv.groups = read_int();
+        has_bias = read_int();
+    } else if (strcmp(op, "max_pool2d") == 0) {
+        for (int a = 0; a < 2; a++) max_pool.kernel[a] = read_int();
+        for (int a = 0; a < 2; a++) max_pool.stride[a] = read_int();
+        for (int a = 0; a < 2; a++) max_pool.padding[a] = read_int();
+        for (int a = 0; a < 2; a++) max_pool.dilation[a] = read_int();
+        max_pool.ceil_mode = read_int();
+    } else if (strcmp(op, "avg_pool2d") == 0) {
+        for (int a = 0; a < 2; a++) avg_pool.kernel[a] = read_int();
+        for (int a = 0; a < 2; a++) avg_pool.stride[a] = read_int();
+        for (int a = 0; a < 2; a++) avg_pool.padding[a] = read_int();
+        avg_pool.ceil_mode = read_int();
+        avg_pool.count_include_pad = read_int();
+        avg_pool.divisor_override = read_int();
+    } else if (strcmp(op, "batch_norm") == 0) {
+        norm.training = read_int();
+        norm.momentum = read_double();
+        norm.eps = read_double();
+        affine = read_int();
+        has_running = read_int();
+    } else if (strcmp(op, "dropout") == 0) {
+        dropout.p = read_double();
+        dropout.training = read_int();
+        dropout.seed = (uint64_t)read_int();
+    } else if (strcmp(op, "cat") == 0) {
+        cat_dim = read_int();
+    } else {
+        fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
+        return 3;
+    }
+
+    if (scanf("%31s", word) != 1) return 3;
+    int n = read_int();
+    if (n < 0 || n > MAX_INPUTS) return 3;
+    nb_tensor *inputs[MAX_INPUTS];
+    for (int i = 0; i < n; i++) {
+        inputs[i] = read_tensor(dtype);
+        nb_tensor_set_requires_grad(inputs[i], true);
+    }
+    if (has_running) {
+        norm.running_mean = read_tensor(dtype);
+        norm.running_var = read_tensor(dtype);
+    }
+    nb_tensor *seed = read_tensor(dtype);
+
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *y = NULL;
+    if (strcmp(op, "conv2d") == 0) y = nb_conv2d(tape, inputs[0], inputs[1], has_bias ? inputs[2] : NULL, &conv);
+    else if (strcmp(op, "max_pool2d") == 0) y = nb_max_pool2d(tape, inputs[0], &max_pool);
+    else if (strcmp(op, "avg_pool2d") == 0) y = nb_avg_pool2d(tape, inputs[0], &avg_pool);
+    else if (strcmp(op, "batch_norm") == 0)
+        y = nb_batch_norm(tape, inputs[0], affine ? inputs[1] : NULL, affine ? inputs[2] : NULL, &norm);
+    else if (strcmp(op, "dropout") == 0) y = nb_dropout(tape, inputs[0], &dropout);
+    else y = nb_cat(tape, n, inputs, cat_dim);
+
+    int status = 0;
+    if (!y) {
+        printf("error %s\n", nb_tape_error(tape));
+        status = 2;
+    } else {
+        nb_tensor *arena_seed = nb_tape_tensor(tape, dtype, y->ndim, y->shape, NULL);
+        if (seed->numel != y->numel) {
+            /* The caller expected a rejection: report the output only. */
+            print_tensor("output", y);
+        } else if (!arena_seed || nb_tensor_copy(arena_seed, seed) != NB_OK ||
+                   nb_backward(tape, y, arena_seed) != NB_OK) {
+            printf("error backward: %s\n", nb_last_error());
+            status = 2;
+        } else {
+            print_tensor("output", y);
+            for (int i = 0; i < n; i++) {
+                char label[32];
+                snprintf(label, sizeof label, "grad %d", i);
+                if (inputs[i]->grad) print_tensor(label, inputs[i]->grad);
+                else printf("%s none\n", label);
+            }
+            if (has_running) {
+                print_tensor("running_mean", norm.running_mean);
+                print_tensor("running_var", norm.running_var);
+            }
+        }
+    }
+    nb_tape_free(tape);
+    for (int i = 0; i < n; i++) nb_tensor_free(inputs[i]);
+    nb_tensor_free(norm.running_mean);
+    nb_tensor_free(norm.running_var);
+    nb_tensor_free(seed);
+    return status;
+}
