@@ -1,0 +1,297 @@
+/* nb_sgemm: the BLIS loop nest around one micro-kernel, plus the choice of
+ * micro-kernel and the threading.
+ *
+ *   for jc in N, step COLUMN_BLOCK (NC)           op(B) block lives in L2
+ *     for pc in K, step depth_block (KC)
+ *       pack op(B)[pc, jc] into NR-column panels   (or read B in place)
+ *       for ic in M, step ROW_BLOCK (MC)
+ *         pack op(A)[ic, pc] into MR-row panels
+ *         for ir in MC, step MR                    A panel stays in L1
+ *           for jr in NC, step NR                  B panels stream from L2
+ *             micro-kernel: C[ir, jr] tile += A panel * B panel
+ *
+ * Determinism: KC depends on K only, and each C element sees the KC blocks
+ * in order, each reduced by the same micro-kernel instructions. Threads only
+ * choose which tiles they own (column tiles by default, since A is repacked
+ * per column block anyway; row tiles when N is narrow), so the result is
+ * bit-identical for any thread count. */
+#include "kernels/gemm.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/alloc.h"
+#include "kernels/gemm_micro.h"
+#include "nabla/threads.h"
+
+enum {
+    /* KC: an A panel of 12 x 384 floats (18 KB) fits L1 next to B lines. */
+    DEPTH_BLOCK = 384,
+    /* NC: a packed B block of 384 x 768 floats (1.2 MB) fits a 2 MB L2. */
+    COLUMN_BLOCK = 768,
+    /* MC: rows of A packed at once; only the panel in use must stay in L1. */
+    ROW_BLOCK = 144,
+    /* Below this many multiply-adds a wake-up of the pool costs more than
+     * the second core saves. */
+    PARALLEL_MIN_WORK = 1 << 17,
+    /* Each thread's range gets at least this many multiply-adds. */
+    RANGE_MIN_WORK = 1 << 16,
+    /* Rows of A per B block at or below which op(B) is read in place:
+     * packing would copy B to use each panel only once or twice. */
+    PACK_B_MIN_PANELS = 2
+};
+
+static const nb_sgemm_kernel *const known_kernels[] = {
+    &nb_sgemm_kernel_avx512, &nb_sgemm_kernel_avx2, &nb_sgemm_kernel_scalar}; /* best first */
+enum { KNOWN_KERNEL_COUNT = sizeof known_kernels / sizeof known_kernels[0] };
+
+static const nb_sgemm_kernel *_Atomic chosen_kernel;
+
+static const nb_sgemm_kernel *find_kernel(const char *name)
+{
+    for (int i = 0; i < KNOWN_KERNEL_COUNT; i++)
+        if (strcmp(known_kernels[i]->name, name) == 0) return known_kernels[i];
+    return NULL;
+}
+
+bool nb_gemm_kernel_supported(const char *name)
+{
+    const nb_sgemm_kernel *kernel = name ? find_kernel(name) : NULL;
+    return kernel && kernel->supported();
+}
+
+const nb_sgemm_kernel *nb_gemm_kernel(void)
+{
+    const nb_sgemm_kernel *kernel = atomic_load_explicit(&chosen_kernel, memory_order_acquire);
+    if (kernel) return kernel;
+    const char *requested = getenv("NABLA_GEMM_KERNEL");
+    kernel = requested ? find_kernel(requested) : NULL;
+    if (!kernel || !kernel->supported()) {
+        kernel = &nb_sgemm_kernel_scalar;
+        for (int i = 0; i < KNOWN_KERNEL_COUNT; i++) {
+            if (known_kernels[i]->supported()) {
+                kernel = known_kernels[i];
+                break;
+            }
+        }
+    }
+    /* Racing first calls compute the same answer; storing twice is fine. */
+    atomic_store_explicit(&chosen_kernel, kernel, memory_order_release);
+    return kernel;
+}
+
+int nb_gemm_force_kernel(const char *name)
+{
+    if (!name) {
+        atomic_store_explicit(&chosen_kernel, NULL, memory_order_release);
+        return NB_OK;
+    }
+    const nb_sgemm_kernel *kernel = find_kernel(name);
+    if (!kernel)
+        return nb_fail(NB_ERR_INVALID,
+                       "nb_gemm_force_kernel: unknown kernel '%s' (scalar, avx2, avx512)", name);
+    if (!kernel->supported())
+        return nb_fail(NB_ERR_INVALID, "nb_gemm_force_kernel: this CPU cannot run '%s'", name);
+    atomic_store_explicit(&chosen_kernel, kernel, memory_order_release);
+    return NB_OK;
+}
+
+/* Packing scratch, one per OS thread (pool workers and user threads alike,
+ * so concurrent nb_sgemm calls never share one). It grows to the largest
+ * block seen and is kept, so steady-state calls do not allocate; a thread's
+ * scratch is freed when the thread exits. */
+typedef struct scratch {
+    size_t capacity; /* floats after the header */
+} scratch;
+enum { SCRATCH_HEADER_FLOATS = NB_ALIGN / sizeof(float) };
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ready;
+
+static void scratch_destroy(void *block) { nb_free(block); }
+
+static void scratch_key_create(void)
+{
+    scratch_key_ready = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+static float *thread_scratch(size_t floats)
+{
+    pthread_once(&scratch_once, scratch_key_create);
+    if (!scratch_key_ready) return NULL;
+    scratch *current = pthread_getspecific(scratch_key);
+    if (current && current->capacity >= floats) return (float *)current + SCRATCH_HEADER_FLOATS;
+
+    /* nb_sgemm has no error return: on failure it falls back to unpacked
+     * loops, so a failed allocation must not leave a stale error message. */
+    char saved_error[512];
+    strncpy(saved_error, nb_last_error(), sizeof saved_error - 1);
+    saved_error[sizeof saved_error - 1] = '\0';
+    scratch *grown = nb_malloc((floats + SCRATCH_HEADER_FLOATS) * sizeof(float));
+    if (!grown || pthread_setspecific(scratch_key, grown) != 0) {
+        nb_free(grown);
+        nb_fail(NB_OK, "%s", saved_error);
+        return NULL;
+    }
+    nb_free(current);
+    grown->capacity = floats;
+    return (float *)grown + SCRATCH_HEADER_FLOATS;
+}
+
+/* Threads that exit free their scratch through the key's destructor; the
+ * thread that runs exit (usually main) frees its own here. */
+__attribute__((destructor)) static void scratch_release(void)
+{
+    if (!scratch_key_ready) return;
+    nb_free(pthread_getspecific(scratch_key));
+    pthread_setspecific(scratch_key, NULL);
+}
+
+typedef struct sgemm_job {
+    const nb_sgemm_kernel *kernel;
+    bool trans_a, trans_b;
+    int64_t M, N, K;
+    int64_t depth_block; /* KC, a function of K alone */
+    float alpha, beta;
+    const float *A;
+    int64_t lda;
+    const float *B;
+    int64_t ldb;
+    float *C;
+    int64_t ldc;
+    bool split_rows; /* threads own row tiles (else column tiles) */
+} sgemm_job;
+
+static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+static int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+
+/* Last resort when no scratch can be had: the same math without packing. */
+static void sgemm_block_unpacked(const sgemm_job *job, int64_t row0, int64_t height,
+                                 int64_t col0, int64_t width)
+{
+    for (int64_t i = row0; i < row0 + height; i++) {
+        for (int64_t j = col0; j < col0 + width; j++) {
+            float sum = 0.0f;
+            for (int64_t k = 0; k < job->K; k++) {
+                float a = job->trans_a ? job->A[k * job->lda + i] : job->A[i * job->lda + k];
+                float b = job->trans_b ? job->B[j * job->ldb + k] : job->B[k * job->ldb + j];
+                sum += a * b;
+            }
+            float *c = job->C + i * job->ldc + j;
+            *c = job->beta == 0.0f ? job->alpha * sum : job->alpha * sum + job->beta * *c;
+        }
+    }
+}
+
+/* C[row0 : row0+height, col0 : col0+width] on the calling thread. */
+static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int64_t col0,
+                        int64_t width)
+{
+    const nb_sgemm_kernel *kernel = job->kernel;
+    const int64_t panel_rows = kernel->rows, panel_cols = kernel->cols;
+    const bool pack_b = job->trans_b || height > PACK_B_MIN_PANELS * panel_rows;
+    const int64_t row_block = min64(round_up(ROW_BLOCK, panel_rows), round_up(height, panel_rows));
+    const int64_t col_block = min64(COLUMN_BLOCK, round_up(width, panel_cols));
+    const int64_t depth_block = job->depth_block;
+    /* The B part starts on a 64-byte boundary, like the A part. */
+    const int64_t a_floats = round_up(row_block * depth_block, SCRATCH_HEADER_FLOATS);
+    const int64_t b_floats = pack_b ? depth_block * col_block : 0;
+    float *a_packed = thread_scratch((size_t)(a_floats + b_floats));
+    if (!a_packed) {
+        sgemm_block_unpacked(job, row0, height, col0, width);
+        return;
+    }
+    float *b_packed = a_packed + a_floats;
+
+    for (int64_t jc = 0; jc < width; jc += col_block) {
+        const int64_t block_width = min64(col_block, width - jc);
+        for (int64_t pc = 0; pc < job->K; pc += depth_block) {
+            const int64_t depth = min64(depth_block, job->K - pc);
+            /* Later depth blocks add to what the first one stored. */
+            const float beta = pc == 0 ? job->beta : 1.0f;
+            const float *b_base = b_packed;
+            int64_t b_stride = panel_cols, b_panel_step = depth * panel_cols;
+            if (pack_b) {
+                nb_sgemm_pack_b(job->trans_b, job->B, job->ldb, pc, col0 + jc, depth,
+                                block_width, (int)panel_cols, b_packed);
+            } else {
+                b_base = job->B + pc * job->ldb + col0 + jc;
+                b_stride = job->ldb;
+                b_panel_step = panel_cols;
+            }
+            for (int64_t ic = 0; ic < height; ic += row_block) {
+                const int64_t block_height = min64(row_block, height - ic);
+                nb_sgemm_pack_a(job->trans_a, job->A, job->lda, row0 + ic, pc, block_height,
+                                depth, (int)panel_rows, a_packed);
+                for (int64_t ir = 0; ir < block_height; ir += panel_rows) {
+                    const float *a_panel = a_packed + ir * depth;
+                    float *c_row = job->C + (row0 + ic + ir) * job->ldc + col0 + jc;
+                    const int rows_used = (int)min64(panel_rows, block_height - ir);
+                    for (int64_t jr = 0; jr < block_width; jr += panel_cols) {
+                        kernel->micro(depth, a_panel, b_base + jr / panel_cols * b_panel_step,
+                                      b_stride, c_row + jr, job->ldc, job->alpha, beta,
+                                      rows_used, (int)min64(panel_cols, block_width - jr));
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void sgemm_range(void *context, int64_t begin, int64_t end, int worker)
+{
+    (void)worker; /* scratch is per OS thread, see thread_scratch */
+    const sgemm_job *job = context;
+    if (job->split_rows) {
+        int64_t rows = job->kernel->rows, row0 = begin * rows;
+        sgemm_block(job, row0, min64(end * rows, job->M) - row0, 0, job->N);
+    } else {
+        int64_t cols = job->kernel->cols, col0 = begin * cols;
+        sgemm_block(job, 0, job->M, col0, min64(end * cols, job->N) - col0);
+    }
+}
+
+/* C = beta * C, the whole answer when alpha == 0 or K == 0. */
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B,
+              int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const nb_sgemm_kernel *kernel = nb_gemm_kernel();
+    /* Equal KC blocks (K = 400 gives 2 x 200, not 384 + 16): a thin last
+     * block would pay the C load/store for little work. */
+    int64_t depth_blocks = (K + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
+    sgemm_job job = {
+        .kernel = kernel, .trans_a = trans_a, .trans_b = trans_b,
+        .M = M, .N = N, .K = K, .depth_block = round_up((K + depth_blocks - 1) / depth_blocks, 8),
+        .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
+    };
+    job.depth_block = min64(job.depth_block, DEPTH_BLOCK);
+
+    const int threads = nb_get_num_threads();
+    const double work = (double)M * (double)N * (double)K;
+    if (threads <= 1 || work < PARALLEL_MIN_WORK) {
+        sgemm_block(&job, 0, M, 0, N);
+        return;
+    }
+    const int64_t row_tiles = (M + kernel->rows - 1) / kernel->rows;
+    const int64_t col_tiles = (N + kernel->cols - 1) / kernel->cols;
+    job.split_rows = col_tiles < 2 * threads && row_tiles > col_tiles;
+    const int64_t tiles = job.split_rows ? row_tiles : col_tiles;
+    const double tile_work = work / (double)tiles;
+    int64_t grain = (int64_t)(RANGE_MIN_WORK / tile_work) + 1;
+    nb_parallel_for(tiles, grain, sgemm_range, &job);
+}

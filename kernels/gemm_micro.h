@@ -1,0 +1,60 @@
+/* Internal: the SGEMM micro-kernel contract shared by kernels/gemm*.c.
+ *
+ * nb_sgemm (gemm.c) is BLIS-shaped: portable loops pack op(A) into panels of
+ * `rows` (MR) rows and op(B) into panels of `cols` (NR) columns, then call
+ * one micro-kernel per MR x NR tile of C. Only the micro-kernel is written
+ * per instruction set; the scalar one is the fallback and the reference the
+ * SIMD ones are tested against.
+ *
+ * A micro-kernel computes, for r < rows_used and j < cols_used,
+ *   C[r,j] = alpha * sum_k a[k*MR + r] * b[k*b_stride + j] + beta * C[r,j]
+ *   a: packed A panel, depth x MR, zero-padded past rows_used
+ *   b: depth rows of B; b_stride == NR for a packed panel, or op(B) read in
+ *      place (row stride ldb). Columns >= cols_used are never read.
+ *   c: the tile's top-left element, row stride ldc.
+ * beta == 0 overwrites C without reading it (it may hold NaN). Every C
+ * element is reduced over k in increasing order with the same instructions
+ * wherever its tile sits, which keeps results independent of tiling and
+ * threading. */
+#ifndef NABLA_KERNELS_GEMM_MICRO_H
+#define NABLA_KERNELS_GEMM_MICRO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*nb_sgemm_micro_fn)(int64_t depth, const float *a, const float *b,
+                                  int64_t b_stride, float *c, int64_t ldc, float alpha,
+                                  float beta, int rows_used, int cols_used);
+
+typedef struct nb_sgemm_kernel {
+    const char *name;       /* "scalar", "avx2", "avx512" */
+    int rows;               /* MR */
+    int cols;               /* NR */
+    nb_sgemm_micro_fn micro;
+    bool (*supported)(void); /* can this CPU run it? */
+} nb_sgemm_kernel;
+
+extern const nb_sgemm_kernel nb_sgemm_kernel_scalar;
+extern const nb_sgemm_kernel nb_sgemm_kernel_avx2;
+extern const nb_sgemm_kernel nb_sgemm_kernel_avx512;
+
+/* The kernel nb_sgemm uses now: the best the CPU supports, unless forced
+ * (by nb_gemm_force_kernel, or NABLA_GEMM_KERNEL=scalar|avx2|avx512 read at
+ * first use). */
+const nb_sgemm_kernel *nb_gemm_kernel(void);
+/* Forces a kernel by name (tests and benchmarks); NULL restores automatic
+ * choice. Returns NB_ERR_INVALID for an unknown name or one this CPU cannot
+ * run. Not meant to be called while another thread is in nb_sgemm. */
+int nb_gemm_force_kernel(const char *name);
+bool nb_gemm_kernel_supported(const char *name);
+
+/* Packing (gemm_pack.c), for the block op(A)[row0 : row0+height, k0 : k0+depth]
+ * into ceil(height / panel_rows) panels of depth x panel_rows, and the block
+ * op(B)[k0 : k0+depth, col0 : col0+width] into panels of depth x panel_cols.
+ * Partial panels are zero-padded. */
+void nb_sgemm_pack_a(bool trans_a, const float *A, int64_t lda, int64_t row0, int64_t k0,
+                     int64_t height, int64_t depth, int panel_rows, float *packed);
+void nb_sgemm_pack_b(bool trans_b, const float *B, int64_t ldb, int64_t k0, int64_t col0,
+                     int64_t depth, int64_t width, int panel_cols, float *packed);
+
+#endif

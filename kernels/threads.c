@@ -1,0 +1,258 @@
+/* The thread pool behind nb_parallel_for (include/nabla/threads.h).
+ *
+ * `count - 1` persistent workers plus the calling thread, which always runs
+ * range 0. A job is published by bumping a generation counter; a worker that
+ * finished a job spins on that counter for a short while (kernels in a
+ * training step come back to back, and a condition-variable wake-up costs
+ * tens of microseconds) and then sleeps on a condition variable, so an idle
+ * pool burns no CPU.
+ *
+ * Every worker checks in after every job, with or without a range of its
+ * own. Only one job runs at a time: callers from different user threads take
+ * submit_lock in turn. A call made from inside a job (nested) runs inline on
+ * its own thread instead, since waiting for the pool would deadlock. Worker
+ * numbers are therefore unique within one call, not across user threads.
+ *
+ * The pool is (re)built lazily, under submit_lock, the first time a job
+ * needs more than one thread with a count it was not built for; that is the
+ * only allocation. A pool that cannot be built degrades to inline runs. It
+ * is joined and freed at exit. */
+#include "nabla/threads.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "autograd/alloc.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+enum {
+    /* Upper bound on nb_set_num_threads; far above any sane request. */
+    MAX_THREADS = 1024,
+    /* Pause iterations before sleeping: a pause is ~40-140 cycles, so this
+     * is some tens of microseconds, about one condvar round trip. */
+    SPIN_ITERATIONS = 4000
+};
+
+typedef struct pool {
+    pthread_mutex_t lock;          /* guards the condvars' predicates */
+    pthread_cond_t wake;           /* workers wait here for a new job */
+    pthread_cond_t done;           /* the caller waits here for the workers */
+    pthread_t *threads;            /* thread_count - 1 workers */
+    int thread_count;              /* including the caller; 0 = no pool */
+    atomic_uint generation;        /* bumped once per job (and to stop) */
+    atomic_int remaining;          /* worker ranges of the job not yet done */
+    atomic_bool stopping;
+    unsigned start_generation;     /* generation when the workers started */
+    /* The current job, written before `generation` is bumped. */
+    nb_parallel_fn fn;
+    void *ctx;
+    int64_t n;
+    int64_t ranges;
+} pool;
+
+static pool the_pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .done = PTHREAD_COND_INITIALIZER,
+};
+static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int configured_threads; /* 0 until first read */
+static _Thread_local bool inside_job;  /* pool workers, and callers mid-job */
+
+/* The i-th of `ranges` balanced ranges of [0, n): sizes differ by at most
+ * one, so each is at least n / ranges >= grain. */
+static void range_bounds(int64_t n, int64_t ranges, int64_t index,
+                         int64_t *begin, int64_t *end)
+{
+    int64_t base = n / ranges, extra = n % ranges;
+    *begin = index * base + (index < extra ? index : extra);
+    *end = *begin + base + (index < extra ? 1 : 0);
+}
+
+static void run_range(pool *p, int64_t index)
+{
+    int64_t begin, end;
+    range_bounds(p->n, p->ranges, index, &begin, &end);
+    p->fn(p->ctx, begin, end, (int)index);
+}
+
+static unsigned wait_for_generation(pool *p, unsigned seen)
+{
+    for (int spin = 0; spin < SPIN_ITERATIONS; spin++) {
+        unsigned now = atomic_load_explicit(&p->generation, memory_order_acquire);
+        if (now != seen) return now;
+        CPU_RELAX();
+    }
+    /* Publishers bump `generation` before taking the lock to broadcast, so
+     * checking it under the lock cannot miss a wake-up. */
+    pthread_mutex_lock(&p->lock);
+    unsigned now;
+    while ((now = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&p->wake, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return now;
+}
+
+static void *worker_main(void *arg)
+{
+    pool *p = &the_pool;
+    /* The index rides in the pointer itself: no allocation per worker. The
+     * starting generation was set before pthread_create, so a job published
+     * before this thread first runs is not missed. */
+    int index = (int)(intptr_t)arg;
+    unsigned seen = p->start_generation;
+    inside_job = true;
+    for (;;) {
+        seen = wait_for_generation(p, seen);
+        if (atomic_load_explicit(&p->stopping, memory_order_acquire)) break;
+        if (index < p->ranges) run_range(p, index);
+        /* Every worker checks in, even one without a range: the caller then
+         * cannot publish the next job while a worker still reads this one. */
+        if (atomic_fetch_sub_explicit(&p->remaining, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    return NULL;
+}
+
+static void publish(pool *p)
+{
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
+    pthread_mutex_lock(&p->lock);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Called with submit_lock held. Workers started before a failure are
+ * stopped again, leaving no pool. */
+static void pool_stop(pool *p, int started)
+{
+    atomic_store_explicit(&p->stopping, true, memory_order_release);
+    publish(p);
+    for (int i = 0; i < started; i++) pthread_join(p->threads[i], NULL);
+    atomic_store_explicit(&p->stopping, false, memory_order_release);
+    nb_free(p->threads);
+    p->threads = NULL;
+    p->thread_count = 0;
+}
+
+static bool pool_start(pool *p, int count)
+{
+    p->threads = nb_malloc(sizeof(pthread_t) * (size_t)(count - 1));
+    if (!p->threads) return false;
+    p->start_generation = atomic_load_explicit(&p->generation, memory_order_acquire);
+    for (int i = 0; i < count - 1; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) {
+            p->thread_count = count;
+            pool_stop(p, i);
+            return false;
+        }
+    }
+    p->thread_count = count;
+    return true;
+}
+
+static int default_thread_count(void)
+{
+    const char *text = getenv("NABLA_NUM_THREADS");
+    if (text && *text) {
+        char *end;
+        long value = strtol(text, &end, 10);
+        if (*end == '\0' && value >= 1) return value > MAX_THREADS ? MAX_THREADS : (int)value;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) return 1;
+    return cores > MAX_THREADS ? MAX_THREADS : (int)cores;
+}
+
+/* Joins the workers when the program exits (or the shared library is
+ * unloaded), so leak checkers see no live threads or lost blocks. If a job
+ * is still running somewhere, the pool is left alone rather than waited for. */
+__attribute__((destructor)) static void pool_shutdown(void)
+{
+    if (pthread_mutex_trylock(&submit_lock) != 0) return;
+    if (the_pool.thread_count > 0) pool_stop(&the_pool, the_pool.thread_count - 1);
+    pthread_mutex_unlock(&submit_lock);
+}
+
+int nb_get_num_threads(void)
+{
+    int count = atomic_load_explicit(&configured_threads, memory_order_acquire);
+    if (count > 0) return count;
+    int expected = 0;
+    count = default_thread_count();
+    /* Another thread may have won the race (or called nb_set_num_threads);
+     * its value stands. */
+    if (!atomic_compare_exchange_strong(&configured_threads, &expected, count))
+        return expected;
+    return count;
+}
+
+int nb_set_num_threads(int count)
+{
+    if (count < 1)
+        return nb_fail(NB_ERR_INVALID, "nb_set_num_threads: count %d must be >= 1", count);
+    if (count > MAX_THREADS)
+        return nb_fail(NB_ERR_INVALID, "nb_set_num_threads: count %d exceeds the limit of %d",
+                       count, MAX_THREADS);
+    atomic_store_explicit(&configured_threads, count, memory_order_release);
+    return NB_OK;
+}
+
+void nb_parallel_for(int64_t n, int64_t grain, nb_parallel_fn fn, void *ctx)
+{
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t ranges = n / grain;
+    int threads = nb_get_num_threads();
+    if (ranges > threads) ranges = threads;
+    if (ranges <= 1 || inside_job) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+
+    pthread_mutex_lock(&submit_lock);
+    pool *p = &the_pool;
+    if (p->thread_count != threads) {
+        if (p->thread_count > 0) pool_stop(p, p->thread_count - 1);
+        if (!pool_start(p, threads)) {
+            pthread_mutex_unlock(&submit_lock);
+            fn(ctx, 0, n, 0);
+            return;
+        }
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->ranges = ranges;
+    atomic_store_explicit(&p->remaining, p->thread_count - 1, memory_order_relaxed);
+    publish(p);
+
+    inside_job = true;
+    run_range(p, 0);
+    inside_job = false;
+
+    for (int spin = 0; spin < SPIN_ITERATIONS; spin++) {
+        if (atomic_load_explicit(&p->remaining, memory_order_acquire) == 0) break;
+        CPU_RELAX();
+    }
+    if (atomic_load_explicit(&p->remaining, memory_order_acquire) != 0) {
+        pthread_mutex_lock(&p->lock);
+        while (atomic_load_explicit(&p->remaining, memory_order_acquire) != 0)
+            pthread_cond_wait(&p->done, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&submit_lock);
+}
