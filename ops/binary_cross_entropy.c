@@ -58,12 +58,11 @@ static void binary_cross_entropy_backward_ref(const double *p, const double *t, 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
     const nb_tensor *p = ctx->inputs[0], *t = ctx->inputs[1];
+    int status = nb_shape_loss_pair(ctx, out);
+    if (status != NB_OK) return status;
     char sp[96], st[96];
     nb_input_shape(ctx, 0, sp, sizeof sp);
     nb_input_shape(ctx, 1, st, sizeof st);
-    if (!nb_shape_equal(p, t))
-        return nb_op_error(ctx, "input %s vs target %s: shapes must match (losses do not broadcast)",
-                           sp, st);
     if (t->requires_grad && nb_tape_grad_enabled(ctx->tape))
         return nb_op_error(ctx, "the derivative for 'target' %s is not implemented; detach the "
                            "target or use binary_cross_entropy_with_logits", st);
@@ -73,8 +72,6 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
             return nb_op_error(ctx, "input %s: element %lld is %g; all elements of input should "
                                "be between 0 and 1", sp, (long long)i, v);
     }
-    out->dtype = p->dtype;
-    out->ndim = 0;
     return NB_OK;
 }
 

@@ -63,19 +63,6 @@ static void bce_with_logits_backward_ref(const double *x, const double *t, doubl
     }
 }
 
-static int shape(nb_op_ctx *ctx, nb_shape *out)
-{
-    if (!nb_shape_equal(ctx->inputs[0], ctx->inputs[1])) {
-        char sx[96], st[96];
-        return nb_op_error(ctx, "input %s vs target %s: shapes must match (losses do not broadcast)",
-                           nb_input_shape(ctx, 0, sx, sizeof sx),
-                           nb_input_shape(ctx, 1, st, sizeof st));
-    }
-    out->dtype = ctx->inputs[0]->dtype;
-    out->ndim = 0;
-    return NB_OK;
-}
-
 static int forward(nb_op_ctx *ctx)
 {
     const nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
@@ -127,7 +114,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_binary_cross_entropy_with_logits = {
     .name = "binary_cross_entropy_with_logits", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_loss_pair, .forward = forward, .backward = backward, .sample = sample,
 };
 
 nb_tensor *nb_binary_cross_entropy_with_logits(nb_tape *tape, nb_tensor *x, nb_tensor *target)

@@ -23,6 +23,12 @@ typedef struct nb_axis_view {
 } nb_axis_view;
 nb_axis_view nb_axis_split(const nb_tensor *t, int dim);
 
+/* Losses over two same-shape inputs (no broadcasting): scalar output. */
+int nb_shape_loss_pair(nb_op_ctx *ctx, nb_shape *out);
+/* Losses over [N,C] scores (input 0) and int32 labels [N] (input 1) in
+ * [0, C), checked before any kernel indexes a row; scalar output. */
+int nb_shape_class_loss(nb_op_ctx *ctx, nb_shape *out);
+
 /* Broadcasting (NumPy rules): both shapes right-aligned, a size-1 or
  * missing dim stretches. */
 int nb_broadcast_shape(nb_op_ctx *ctx, const nb_tensor *a, const nb_tensor *b, nb_shape *out);

@@ -72,28 +72,6 @@ static void cross_entropy_backward_ref(const double *logits, const int32_t *labe
     }
 }
 
-static int shape(nb_op_ctx *ctx, nb_shape *out)
-{
-    const nb_tensor *logits = ctx->inputs[0], *labels = ctx->inputs[1];
-    char sx[96], sl[96];
-    nb_input_shape(ctx, 0, sx, sizeof sx);
-    nb_input_shape(ctx, 1, sl, sizeof sl);
-    if (logits->ndim != 2) return nb_op_error(ctx, "logits %s must be 2-D [N,C]", sx);
-    int64_t N = logits->shape[0], C = logits->shape[1];
-    if (labels->ndim != 1 || labels->shape[0] != N)
-        return nb_op_error(ctx, "logits %s and labels %s: expected labels [%lld]", sx, sl,
-                           (long long)N);
-    /* Checked here, before any kernel indexes a row with a label. */
-    const int32_t *label = labels->data;
-    for (int64_t n = 0; n < N; n++)
-        if (label[n] < 0 || label[n] >= C)
-            return nb_op_error(ctx, "label %d at index %lld is out of range [0, %lld) for logits %s",
-                               (int)label[n], (long long)n, (long long)C, sx);
-    out->dtype = logits->dtype;
-    out->ndim = 0;
-    return NB_OK;
-}
-
 static int forward(nb_op_ctx *ctx)
 {
     const nb_tensor *logits = ctx->inputs[0], *labels = ctx->inputs[1];
@@ -157,7 +135,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_cross_entropy = {
     .name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .index_inputs = 1u << 1,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_class_loss, .forward = forward, .backward = backward, .sample = sample,
 };
 
 nb_tensor *nb_cross_entropy(nb_tape *tape, nb_tensor *logits, nb_tensor *labels)

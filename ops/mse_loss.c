@@ -46,19 +46,6 @@ static void mse_loss_backward_ref(const double *x, const double *t, double dy, d
     }
 }
 
-static int shape(nb_op_ctx *ctx, nb_shape *out)
-{
-    if (!nb_shape_equal(ctx->inputs[0], ctx->inputs[1])) {
-        char sx[96], st[96];
-        return nb_op_error(ctx, "input %s vs target %s: shapes must match (losses do not broadcast)",
-                           nb_input_shape(ctx, 0, sx, sizeof sx),
-                           nb_input_shape(ctx, 1, st, sizeof st));
-    }
-    out->dtype = ctx->inputs[0]->dtype;
-    out->ndim = 0;
-    return NB_OK;
-}
-
 static int forward(nb_op_ctx *ctx)
 {
     const nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
@@ -104,7 +91,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_mse_loss = {
     .name = "mse_loss", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_loss_pair, .forward = forward, .backward = backward, .sample = sample,
 };
 
 nb_tensor *nb_mse_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target)

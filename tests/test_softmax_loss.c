@@ -167,7 +167,7 @@ Test(cross_entropy, bad_labels_and_shapes)
     nb_tape *tape = nb_tape_new();
     nb_tensor *logits = nb_tape_tensor(tape, NB_FLOAT32, 2, SHAPE_2x3, NULL);
     cr_assert_null(nb_cross_entropy(tape, logits, nb_tape_labels(tape, 2, (int32_t[]){0, 3})));
-    assert_tape_error(tape, "cross_entropy: label 3 at index 1 is out of range [0, 3) for logits [2,3]");
+    assert_tape_error(tape, "cross_entropy: label 3 at index 1 is out of range [0, 3) for input [2,3]");
     cr_assert_null(nb_cross_entropy(tape, logits, nb_tape_labels(tape, 2, (int32_t[]){0, 1})), "sticky");
     nb_tape_reset(tape);
 
@@ -178,12 +178,12 @@ Test(cross_entropy, bad_labels_and_shapes)
 
     logits = nb_tape_tensor(tape, NB_FLOAT32, 2, SHAPE_2x3, NULL);
     cr_assert_null(nb_cross_entropy(tape, logits, nb_tape_labels(tape, 3, (int32_t[]){0, 1, 2})));
-    assert_tape_error(tape, "cross_entropy: logits [2,3] and labels [3]: expected labels [2]");
+    assert_tape_error(tape, "cross_entropy: input [2,3] and labels [3]: expected labels [2]");
     nb_tape_reset(tape);
 
     nb_tensor *logits3 = nb_tape_tensor(tape, NB_FLOAT32, 3, (int64_t[]){2, 3, 1}, NULL);
     cr_assert_null(nb_cross_entropy(tape, logits3, nb_tape_labels(tape, 2, (int32_t[]){0, 1})));
-    assert_tape_error(tape, "cross_entropy: logits [2,3,1] must be 2-D [N,C]");
+    assert_tape_error(tape, "cross_entropy: input [2,3,1] must be 2-D [N,C]");
     nb_tape_reset(tape);
 
     logits3 = nb_tape_tensor(tape, NB_FLOAT32, 1, VEC3, NULL);
