@@ -28,8 +28,10 @@ int nb_check_same_shape(nb_op_ctx *ctx, int a, int b)
 
 int nb_normalize_dim(nb_op_ctx *ctx, int dim, int ndim, int *out)
 {
-    int d = dim < 0 ? dim + ndim : dim;
-    if (d < 0 || d >= ndim) {
+    /* A scalar accepts dim 0 and -1, as in PyTorch. */
+    int range = ndim > 0 ? ndim : 1;
+    int d = dim < 0 ? dim + range : dim;
+    if (d < 0 || d >= range) {
         char s[96];
         return nb_op_error(ctx, "dim %d out of range for %s (%d dims)", dim,
                            nb_input_shape(ctx, 0, s, sizeof s), ndim);
