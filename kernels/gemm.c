@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,74 +28,127 @@
 #include "nabla/threads.h"
 
 enum {
-    /* KC: an A panel of 12 x 384 floats (18 KB) fits L1 next to B lines. */
-    DEPTH_BLOCK = 384,
-    /* NC: a packed B block of 384 x 768 floats (1.2 MB) fits a 2 MB L2. */
-    COLUMN_BLOCK = 768,
+    /* KC: an A panel of 12 x 256 floats (12 KB) stays in L1 while B panels
+     * stream past it. 256 to 512 measured the same on a 48 KB L1. */
+    DEPTH_BLOCK = 256,
+    /* NC: a packed B block of 256 x 1024 floats (1 MB) fits a 2 MB L2. */
+    COLUMN_BLOCK = 1024,
     /* MC: rows of A packed at once; only the panel in use must stay in L1. */
     ROW_BLOCK = 144,
     /* Below this many multiply-adds a wake-up of the pool costs more than
      * the second core saves. */
-    PARALLEL_MIN_WORK = 1 << 17,
+    PARALLEL_MIN_WORK = 1 << 18,
     /* Each thread's range gets at least this many multiply-adds. */
-    RANGE_MIN_WORK = 1 << 16,
+    RANGE_MIN_WORK = 1 << 17,
     /* Rows of A per B block at or below which op(B) is read in place:
      * packing would copy B to use each panel only once or twice. */
-    PACK_B_MIN_PANELS = 2
+    PACK_B_MIN_PANELS = 2,
+    /* The dot-product path wins (measured) when C has a side of at most 16
+     * and K >= 512 and K >= 8 max(M, N): there padding to 12 x 32 tiles and
+     * packing a transposed B cost more than the dot products' final sums. */
+    DOT_MAX_SHORT_SIDE = 16,
+    DOT_DEPTH_RATIO = 8,
+    DOT_MIN_DEPTH = 512
 };
 
 static const nb_sgemm_kernel *const known_kernels[] = {
-    &nb_sgemm_kernel_avx512, &nb_sgemm_kernel_avx2, &nb_sgemm_kernel_scalar}; /* best first */
+    &nb_sgemm_kernel_avx512_12x32, &nb_sgemm_kernel_avx512_8x32, &nb_sgemm_kernel_avx512_6x64,
+    &nb_sgemm_kernel_avx512_24x16, &nb_sgemm_kernel_avx2,        &nb_sgemm_kernel_scalar};
+/* (best family first; within a family, ties go to the earlier shape) */
 enum { KNOWN_KERNEL_COUNT = sizeof known_kernels / sizeof known_kernels[0] };
 
-static const nb_sgemm_kernel *_Atomic chosen_kernel;
+int nb_gemm_kernel_count(void) { return KNOWN_KERNEL_COUNT; }
 
-static const nb_sgemm_kernel *find_kernel(const char *name)
+const nb_sgemm_kernel *nb_gemm_kernel_at(int index)
+{
+    return index >= 0 && index < KNOWN_KERNEL_COUNT ? known_kernels[index] : NULL;
+}
+
+/* The choice in one atomic: 0 = not made yet, index + 1 = that kernel's
+ * family (shapes picked per call), -(index + 1) = exactly that kernel. */
+static atomic_int kernel_choice;
+
+/* Encodes `name` (a family, or a kernel's full name) as a choice; 0 if
+ * unknown. A family's first kernel stands for the family. */
+static int parse_choice(const char *name)
 {
     for (int i = 0; i < KNOWN_KERNEL_COUNT; i++)
-        if (strcmp(known_kernels[i]->name, name) == 0) return known_kernels[i];
-    return NULL;
+        if (strcmp(known_kernels[i]->name, name) == 0) return i + 1;
+    for (int i = 0; i < KNOWN_KERNEL_COUNT; i++) {
+        char full_name[64];
+        snprintf(full_name, sizeof full_name, "%s-%dx%d", known_kernels[i]->name,
+                 known_kernels[i]->rows, known_kernels[i]->cols);
+        if (strcmp(full_name, name) == 0) return -(i + 1);
+    }
+    return 0;
+}
+
+static const nb_sgemm_kernel *choice_kernel(int choice)
+{
+    return known_kernels[(choice < 0 ? -choice : choice) - 1];
 }
 
 bool nb_gemm_kernel_supported(const char *name)
 {
-    const nb_sgemm_kernel *kernel = name ? find_kernel(name) : NULL;
-    return kernel && kernel->supported();
+    int choice = name ? parse_choice(name) : 0;
+    return choice != 0 && choice_kernel(choice)->supported();
 }
 
-const nb_sgemm_kernel *nb_gemm_kernel(void)
+static int current_choice(void)
 {
-    const nb_sgemm_kernel *kernel = atomic_load_explicit(&chosen_kernel, memory_order_acquire);
-    if (kernel) return kernel;
+    int choice = atomic_load_explicit(&kernel_choice, memory_order_acquire);
+    if (choice != 0) return choice;
     const char *requested = getenv("NABLA_GEMM_KERNEL");
-    kernel = requested ? find_kernel(requested) : NULL;
-    if (!kernel || !kernel->supported()) {
-        kernel = &nb_sgemm_kernel_scalar;
-        for (int i = 0; i < KNOWN_KERNEL_COUNT; i++) {
-            if (known_kernels[i]->supported()) {
-                kernel = known_kernels[i];
-                break;
-            }
-        }
+    choice = requested ? parse_choice(requested) : 0;
+    if (choice == 0 || !choice_kernel(choice)->supported()) {
+        choice = KNOWN_KERNEL_COUNT; /* the scalar kernel runs anywhere */
+        for (int i = KNOWN_KERNEL_COUNT - 1; i >= 0; i--)
+            if (known_kernels[i]->supported()) choice = i + 1;
     }
     /* Racing first calls compute the same answer; storing twice is fine. */
-    atomic_store_explicit(&chosen_kernel, kernel, memory_order_release);
-    return kernel;
+    atomic_store_explicit(&kernel_choice, choice, memory_order_release);
+    return choice;
+}
+
+const nb_sgemm_kernel *nb_gemm_kernel(void) { return choice_kernel(current_choice()); }
+
+const nb_sgemm_kernel *nb_gemm_kernel_for(int64_t M, int64_t N)
+{
+    int choice = current_choice();
+    const nb_sgemm_kernel *chosen = choice_kernel(choice);
+    if (choice < 0) return chosen;
+    /* Least padded work, weighted by each shape's speed; ties go to the
+     * earlier (larger) shape. */
+    const nb_sgemm_kernel *best = NULL;
+    double best_cost = 0.0;
+    for (int i = 0; i < KNOWN_KERNEL_COUNT; i++) {
+        const nb_sgemm_kernel *kernel = known_kernels[i];
+        if (strcmp(kernel->name, chosen->name) != 0) continue;
+        double padded_rows = (double)((M + kernel->rows - 1) / kernel->rows * kernel->rows);
+        double padded_cols = (double)((N + kernel->cols - 1) / kernel->cols * kernel->cols);
+        double cost = padded_rows * padded_cols * kernel->weight;
+        if (!best || cost < best_cost) {
+            best = kernel;
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 int nb_gemm_force_kernel(const char *name)
 {
     if (!name) {
-        atomic_store_explicit(&chosen_kernel, NULL, memory_order_release);
+        atomic_store_explicit(&kernel_choice, 0, memory_order_release);
         return NB_OK;
     }
-    const nb_sgemm_kernel *kernel = find_kernel(name);
-    if (!kernel)
+    int choice = parse_choice(name);
+    if (choice == 0)
         return nb_fail(NB_ERR_INVALID,
-                       "nb_gemm_force_kernel: unknown kernel '%s' (scalar, avx2, avx512)", name);
-    if (!kernel->supported())
+                       "nb_gemm_force_kernel: unknown kernel '%s' (a family: scalar, avx2, "
+                       "avx512, or a kernel such as avx512-12x32)", name);
+    if (!choice_kernel(choice)->supported())
         return nb_fail(NB_ERR_INVALID, "nb_gemm_force_kernel: this CPU cannot run '%s'", name);
-    atomic_store_explicit(&chosen_kernel, kernel, memory_order_release);
+    atomic_store_explicit(&kernel_choice, choice, memory_order_release);
     return NB_OK;
 }
 
@@ -166,7 +220,10 @@ typedef struct sgemm_job {
 } sgemm_job;
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
-static int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+static int64_t round_up(int64_t x, int64_t multiple)
+{
+    return (x + multiple - 1) / multiple * multiple;
+}
 
 /* Last resort when no scratch can be had: the same math without packing. */
 static void sgemm_block_unpacked(const sgemm_job *job, int64_t row0, int64_t height,
@@ -258,7 +315,8 @@ static void sgemm_range(void *context, int64_t begin, int64_t end, int worker)
 static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 {
     for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        for (int64_t j = 0; j < N; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
 void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -270,13 +328,24 @@ void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    const nb_sgemm_kernel *kernel = nb_gemm_kernel();
-    /* Equal KC blocks (K = 400 gives 2 x 200, not 384 + 16): a thin last
-     * block would pay the C load/store for little work. */
+    /* A small C with a long K, both operands contiguous along k: plain dot
+     * products beat packing (see gemm_dot.c). Only for the whole AVX-512
+     * family, so a test that forces one tile shape still gets that shape. */
+    int choice = current_choice();
+    if (!trans_a && trans_b && K >= DOT_MIN_DEPTH && (M < N ? M : N) <= DOT_MAX_SHORT_SIDE &&
+        K >= DOT_DEPTH_RATIO * (M > N ? M : N) && choice > 0 &&
+        strcmp(choice_kernel(choice)->name, "avx512") == 0) {
+        nb_sgemm_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const nb_sgemm_kernel *kernel = nb_gemm_kernel_for(M, N);
+    /* Near-equal KC blocks (K = 300 gives 160 + 140, not 256 + 44): a thin
+     * last block would pay the C load/store for little work. Multiples of
+     * 16 suit the packing's 16-step chunks. */
     int64_t depth_blocks = (K + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
     sgemm_job job = {
         .kernel = kernel, .trans_a = trans_a, .trans_b = trans_b,
-        .M = M, .N = N, .K = K, .depth_block = round_up((K + depth_blocks - 1) / depth_blocks, 8),
+        .M = M, .N = N, .K = K, .depth_block = round_up((K + depth_blocks - 1) / depth_blocks, 16),
         .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
     };
     job.depth_block = min64(job.depth_block, DEPTH_BLOCK);

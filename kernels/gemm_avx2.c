@@ -86,11 +86,12 @@ static bool supported_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", ROWS, COLS, micro_avx2, supported_avx2};
+const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", ROWS, COLS, 1.0f, micro_avx2,
+                                              supported_avx2};
 
 #else
 
 static bool supported_avx2(void) { return false; }
-const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", 1, 1, 0, supported_avx2};
+const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", 1, 1, 1.0f, 0, supported_avx2};
 
 #endif

@@ -3,8 +3,8 @@
  * nb_sgemm (gemm.c) is BLIS-shaped: portable loops pack op(A) into panels of
  * `rows` (MR) rows and op(B) into panels of `cols` (NR) columns, then call
  * one micro-kernel per MR x NR tile of C. Only the micro-kernel is written
- * per instruction set; the scalar one is the fallback and the reference the
- * SIMD ones are tested against.
+ * per instruction set (a family, with one or more tile shapes); the scalar
+ * one is the fallback and the reference the SIMD ones are tested against.
  *
  * A micro-kernel computes, for r < rows_used and j < cols_used,
  *   C[r,j] = alpha * sum_k a[k*MR + r] * b[k*b_stride + j] + beta * C[r,j]
@@ -27,26 +27,49 @@ typedef void (*nb_sgemm_micro_fn)(int64_t depth, const float *a, const float *b,
                                   float beta, int rows_used, int cols_used);
 
 typedef struct nb_sgemm_kernel {
-    const char *name;       /* "scalar", "avx2", "avx512" */
-    int rows;               /* MR */
-    int cols;               /* NR */
+    const char *name;        /* the family (instruction set): "scalar", "avx2", "avx512" */
+    int rows;                /* MR */
+    int cols;                /* NR */
+    float weight;            /* relative time per multiply-add on full tiles */
     nb_sgemm_micro_fn micro;
     bool (*supported)(void); /* can this CPU run it? */
 } nb_sgemm_kernel;
 
 extern const nb_sgemm_kernel nb_sgemm_kernel_scalar;
 extern const nb_sgemm_kernel nb_sgemm_kernel_avx2;
-extern const nb_sgemm_kernel nb_sgemm_kernel_avx512;
+extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_12x32;
+extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_8x32;
+extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_6x64;
+extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_24x16;
 
-/* The kernel nb_sgemm uses now: the best the CPU supports, unless forced
- * (by nb_gemm_force_kernel, or NABLA_GEMM_KERNEL=scalar|avx2|avx512 read at
- * first use). */
+/* Every kernel compiled in, best family first (for tests and benchmarks).
+ * A kernel's full name is "<name>-<rows>x<cols>", e.g. "avx512-8x32". */
+int nb_gemm_kernel_count(void);
+const nb_sgemm_kernel *nb_gemm_kernel_at(int index);
+
+/* The current family's main kernel (its largest tile): name tells which
+ * instruction set nb_sgemm runs. */
 const nb_sgemm_kernel *nb_gemm_kernel(void);
-/* Forces a kernel by name (tests and benchmarks); NULL restores automatic
- * choice. Returns NB_ERR_INVALID for an unknown name or one this CPU cannot
- * run. Not meant to be called while another thread is in nb_sgemm. */
+
+/* The kernel nb_sgemm uses for an M x N result: within the current family
+ * (the best the CPU supports, unless forced), the tile shape that wastes
+ * least work on padding. Depends on M and N only, never on threads. */
+const nb_sgemm_kernel *nb_gemm_kernel_for(int64_t M, int64_t N);
+/* Forces a family ("avx2": shapes are picked as usual) or one exact kernel
+ * by full name ("avx512-8x32", which also turns off the dot-product path);
+ * NULL restores the automatic choice. The environment variable
+ * NABLA_GEMM_KERNEL, read at first use, does the same. Returns
+ * NB_ERR_INVALID for an unknown name or one this CPU cannot run. Not meant
+ * to be called while another thread is in nb_sgemm. */
 int nb_gemm_force_kernel(const char *name);
 bool nb_gemm_kernel_supported(const char *name);
+
+/* The dot-product path (gemm_dot.c) for C = alpha A B^T + beta C with A
+ * [M,K] and B [N,K] both read along their contiguous rows; nb_sgemm takes it
+ * for a small C and a long K when the AVX-512 family is in use (it needs
+ * AVX-512F). Threaded over columns of C; bit-identical for any thread count. */
+void nb_sgemm_dot(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* Packing (gemm_pack.c), for the block op(A)[row0 : row0+height, k0 : k0+depth]
  * into ceil(height / panel_rows) panels of depth x panel_rows, and the block

@@ -38,8 +38,8 @@ static void micro_scalar(int64_t depth, const float *a, const float *b, int64_t 
 
 static bool supported_scalar(void) { return true; }
 
-const nb_sgemm_kernel nb_sgemm_kernel_scalar = {"scalar", ROWS, COLS, micro_scalar,
-                                                supported_scalar};
+const nb_sgemm_kernel nb_sgemm_kernel_scalar = {"scalar", ROWS, COLS, 1.0f,
+                                                micro_scalar, supported_scalar};
 
 /* op(X)[row,col] for a row-major X with leading dimension ld. */
 static inline float op_float(const float *X, bool trans, int64_t ld, int64_t row, int64_t col)
@@ -62,7 +62,8 @@ void nb_sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
         for (int64_t j = 0; j < N; j++) {
             double sum = 0.0;
             for (int64_t k = 0; k < K; k++)
-                sum += (double)op_float(A, trans_a, lda, i, k) * (double)op_float(B, trans_b, ldb, k, j);
+                sum += (double)op_float(A, trans_a, lda, i, k) *
+                       (double)op_float(B, trans_b, ldb, k, j);
             double scaled = (double)alpha * sum;
             if (beta != 0.0f) scaled += (double)beta * (double)C[i * ldc + j];
             C[i * ldc + j] = (float)scaled;

@@ -5,6 +5,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,8 @@
 #include "kernels/gemm_micro.h"
 #include "nabla/threads.h"
 
-static const char *const kernel_names[] = {"scalar", "avx2", "avx512"};
-enum { KERNEL_COUNT = 3, PAD = 3 };
+static const char *const family_names[] = {"scalar", "avx2", "avx512"};
+enum { FAMILY_COUNT = 3, PAD = 3 };
 static const float SENTINEL = -12345.0f;
 
 /* A fixed-seed generator so failures reproduce. */
@@ -34,7 +35,10 @@ typedef struct case_shape {
 
 /* Storage of op(X)[rows, cols] with a padded leading dimension. */
 static int64_t stored_rows(bool trans, int64_t rows, int64_t cols) { return trans ? cols : rows; }
-static int64_t leading(bool trans, int64_t rows, int64_t cols) { return (trans ? rows : cols) + PAD; }
+static int64_t leading(bool trans, int64_t rows, int64_t cols)
+{
+    return (trans ? rows : cols) + PAD;
+}
 
 static float *random_matrix(int64_t rows, int64_t ld)
 {
@@ -96,15 +100,12 @@ static float random_beta(int pick)
 }
 
 /* Sizes around every MR/NR of the kernels (4, 6, 8, 12, 16, 32) and odd ones. */
-static const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 11, 12, 13, 16, 17, 24, 31, 32, 33, 41, 47, 64, 67};
+static const int64_t sizes[] = {1,  2,  3,  5,  7,  8,  11, 12, 13, 16,
+                                17, 24, 31, 32, 33, 41, 47, 64, 67};
 enum { SIZE_COUNT = sizeof sizes / sizeof sizes[0] };
 
 static void check_kernel_small(const char *kernel)
 {
-    if (!nb_gemm_kernel_supported(kernel)) {
-        cr_log_info("kernel %s not supported on this CPU: skipped", kernel);
-        return;
-    }
     cr_assert_eq(nb_gemm_force_kernel(kernel), NB_OK, "%s", nb_last_error());
     rng_seed(7);
     int pick = 0;
@@ -127,9 +128,29 @@ static void check_kernel_small(const char *kernel)
     nb_gemm_force_kernel(NULL);
 }
 
-Test(gemm, scalar_kernel_small_shapes) { check_kernel_small("scalar"); }
-Test(gemm, avx2_kernel_small_shapes) { check_kernel_small("avx2"); }
-Test(gemm, avx512_kernel_small_shapes) { check_kernel_small("avx512"); }
+/* Every kernel (tile shape) of the family that this CPU supports, forced
+ * exactly so the automatic shape choice cannot hide one. */
+static void check_family_small(const char *family)
+{
+    int checked = 0;
+    for (int i = 0; i < nb_gemm_kernel_count(); i++) {
+        const nb_sgemm_kernel *kernel = nb_gemm_kernel_at(i);
+        if (strcmp(kernel->name, family) != 0) continue;
+        char full_name[64];
+        snprintf(full_name, sizeof full_name, "%s-%dx%d", family, kernel->rows, kernel->cols);
+        if (!kernel->supported()) {
+            cr_log_info("kernel %s not supported on this CPU: skipped", full_name);
+            continue;
+        }
+        check_kernel_small(full_name);
+        checked++;
+    }
+    if (checked == 0) cr_log_info("no %s kernel runs on this CPU", family);
+}
+
+Test(gemm, scalar_kernel_small_shapes) { check_family_small("scalar"); }
+Test(gemm, avx2_kernel_small_shapes) { check_family_small("avx2"); }
+Test(gemm, avx512_kernels_small_shapes) { check_family_small("avx512"); }
 
 /* Shapes that cross every blocking boundary (KC = 384 depth blocks, the
  * 768-column and 144-row blocks) and the threaded split, for each kernel. */
@@ -141,12 +162,43 @@ Test(gemm, large_shapes_cross_blocks)
         {false, false, 6, 3000, 25, 1.0f, 0.0f},   {false, true, 6, 25, 5000, 1.0f, 1.0f},
     };
     nb_set_num_threads(2);
-    for (int k = 0; k < KERNEL_COUNT; k++) {
-        if (!nb_gemm_kernel_supported(kernel_names[k])) continue;
-        cr_assert_eq(nb_gemm_force_kernel(kernel_names[k]), NB_OK);
+    for (int k = 0; k < FAMILY_COUNT; k++) {
+        if (!nb_gemm_kernel_supported(family_names[k])) continue;
+        cr_assert_eq(nb_gemm_force_kernel(family_names[k]), NB_OK);
         rng_seed(11 + (uint64_t)k);
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            check_case(shapes[i], kernel_names[k]);
+            check_case(shapes[i], family_names[k]);
+    }
+    nb_gemm_force_kernel(NULL);
+}
+
+/* C = A B^T with a side of C at most 16 and a long K: the AVX-512 family
+ * computes these as dot products (kernels/gemm_dot.c); every edge of its
+ * 4 x 6 tiles and its 1024-step depth blocks, and the K tail, is crossed. */
+Test(gemm, dot_product_shapes)
+{
+    static const int64_t short_sides[] = {1, 3, 4, 5, 6, 7, 13, 16};
+    static const int64_t long_sides[] = {1, 6, 25, 61};
+    static const int64_t depths[] = {512, 777, 1024, 2100};
+    nb_set_num_threads(2);
+    rng_seed(17);
+    int pick = 0;
+    for (int k = 0; k < FAMILY_COUNT; k++) {
+        if (!nb_gemm_kernel_supported(family_names[k])) continue;
+        cr_assert_eq(nb_gemm_force_kernel(family_names[k]), NB_OK);
+        for (size_t i = 0; i < sizeof short_sides / sizeof short_sides[0]; i++)
+            for (size_t j = 0; j < sizeof long_sides / sizeof long_sides[0]; j++)
+                for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+                    bool wide = (i + j + d) % 2 == 0; /* which side of C is short */
+                    case_shape s = {
+                        .trans_a = false, .trans_b = true,
+                        .M = wide ? short_sides[i] : long_sides[j],
+                        .N = wide ? long_sides[j] : short_sides[i],
+                        .K = depths[d], .alpha = rng_uniform() * 2.0f,
+                        .beta = random_beta(pick++),
+                    };
+                    check_case(s, family_names[k]);
+                }
     }
     nb_gemm_force_kernel(NULL);
 }
@@ -162,11 +214,26 @@ Test(gemm, alpha_zero_and_empty_depth_only_scale_c)
     for (int i = 0; i < 4; i++) cr_assert_eq(D[i], 0.0f);
 }
 
-Test(gemm, unknown_or_unsupported_kernel_is_an_error)
+Test(gemm, kernel_choice_by_family_or_exact_name)
 {
     cr_assert_eq(nb_gemm_force_kernel("sse9"), NB_ERR_INVALID);
     cr_assert(strstr(nb_last_error(), "sse9") != NULL, "%s", nb_last_error());
+    cr_assert_eq(nb_gemm_force_kernel("avx512-7x7"), NB_ERR_INVALID);
     cr_assert(nb_gemm_kernel_supported("scalar"));
+    cr_assert(nb_gemm_kernel_supported("scalar-4x8"));
+
+    cr_assert_eq(nb_gemm_force_kernel("scalar"), NB_OK);
+    cr_assert_str_eq(nb_gemm_kernel()->name, "scalar");
+    cr_assert_eq(nb_gemm_kernel_for(100, 100), &nb_sgemm_kernel_scalar);
+    if (nb_gemm_kernel_supported("avx512")) {
+        /* The family picks the shape that pads least; an exact name sticks. */
+        cr_assert_eq(nb_gemm_force_kernel("avx512"), NB_OK);
+        cr_assert_eq(nb_gemm_kernel_for(6, 3920), &nb_sgemm_kernel_avx512_6x64);
+        cr_assert_eq(nb_gemm_kernel_for(16, 4000), &nb_sgemm_kernel_avx512_8x32);
+        cr_assert_eq(nb_gemm_kernel_for(1200, 1024), &nb_sgemm_kernel_avx512_12x32);
+        cr_assert_eq(nb_gemm_force_kernel("avx512-8x32"), NB_OK);
+        cr_assert_eq(nb_gemm_kernel_for(1200, 1024), &nb_sgemm_kernel_avx512_8x32);
+    }
     cr_assert_eq(nb_gemm_force_kernel(NULL), NB_OK);
 }
 
@@ -178,9 +245,12 @@ Test(gemm, one_and_two_threads_are_bit_identical)
         {false, false, 300, 257, 190, 1.0f, 0.0f}, {true, true, 300, 257, 500, 0.7f, 0.3f},
         {false, true, 300, 20, 190, 1.0f, 1.0f},   {true, false, 64, 120, 400, 1.0f, 0.0f},
     };
-    for (int k = 0; k < KERNEL_COUNT; k++) {
-        if (!nb_gemm_kernel_supported(kernel_names[k])) continue;
-        cr_assert_eq(nb_gemm_force_kernel(kernel_names[k]), NB_OK);
+    for (int k = 0; k < nb_gemm_kernel_count(); k++) {
+        char kernel[64];
+        snprintf(kernel, sizeof kernel, "%s-%dx%d", nb_gemm_kernel_at(k)->name,
+                 nb_gemm_kernel_at(k)->rows, nb_gemm_kernel_at(k)->cols);
+        if (!nb_gemm_kernel_supported(kernel)) continue;
+        cr_assert_eq(nb_gemm_force_kernel(kernel), NB_OK);
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             case_shape s = shapes[i];
             int64_t lda = leading(s.trans_a, s.M, s.K), ldb = leading(s.trans_b, s.K, s.N);
@@ -196,7 +266,7 @@ Test(gemm, one_and_two_threads_are_bit_identical)
             cr_assert_eq(nb_set_num_threads(2), NB_OK);
             nb_sgemm(s.trans_a, s.trans_b, s.M, s.N, s.K, s.alpha, A, lda, B, ldb, s.beta, C2, ldc);
             cr_assert(memcmp(C1, C2, sizeof(float) * (size_t)(s.M * ldc)) == 0,
-                      "%s: shape %ldx%ldx%ld differs between 1 and 2 threads", kernel_names[k],
+                      "%s: shape %ldx%ldx%ld differs between 1 and 2 threads", kernel,
                       (long)s.M, (long)s.N, (long)s.K);
             free(A);
             free(B);
@@ -205,6 +275,37 @@ Test(gemm, one_and_two_threads_are_bit_identical)
         }
     }
     nb_gemm_force_kernel(NULL);
+}
+
+/* The automatic choice (dot-product path included) is thread-independent too. */
+Test(gemm, automatic_choice_is_bit_identical_across_threads)
+{
+    static const case_shape shapes[] = {
+        {false, true, 16, 150, 4000, 1.0f, 1.0f}, {false, true, 6, 25, 3920, 1.0f, 0.0f},
+        {false, false, 6, 3920, 25, 1.0f, 0.0f},  {true, false, 150, 4000, 16, 1.0f, 0.0f},
+    };
+    cr_assert_eq(nb_gemm_force_kernel(NULL), NB_OK);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        case_shape s = shapes[i];
+        int64_t lda = leading(s.trans_a, s.M, s.K), ldb = leading(s.trans_b, s.K, s.N);
+        rng_seed(23 + i);
+        float *A = random_matrix(stored_rows(s.trans_a, s.M, s.K), lda);
+        float *B = random_matrix(stored_rows(s.trans_b, s.K, s.N), ldb);
+        float *C1 = random_matrix(s.M, s.N);
+        float *C2 = malloc(sizeof(float) * (size_t)(s.M * s.N));
+        memcpy(C2, C1, sizeof(float) * (size_t)(s.M * s.N));
+        cr_assert_eq(nb_set_num_threads(1), NB_OK);
+        nb_sgemm(s.trans_a, s.trans_b, s.M, s.N, s.K, s.alpha, A, lda, B, ldb, s.beta, C1, s.N);
+        cr_assert_eq(nb_set_num_threads(2), NB_OK);
+        nb_sgemm(s.trans_a, s.trans_b, s.M, s.N, s.K, s.alpha, A, lda, B, ldb, s.beta, C2, s.N);
+        cr_assert(memcmp(C1, C2, sizeof(float) * (size_t)(s.M * s.N)) == 0,
+                  "shape %ldx%ldx%ld differs between 1 and 2 threads", (long)s.M, (long)s.N,
+                  (long)s.K);
+        free(A);
+        free(B);
+        free(C1);
+        free(C2);
+    }
 }
 
 /* nb_dgemm against a plain double loop, all transposes, padded strides. */
@@ -217,7 +318,8 @@ Test(gemm, dgemm_matches_naive_loop)
         for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
             int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
             int64_t lda = leading(trans_a, M, K), ldb = leading(trans_b, K, N), ldc = N + PAD;
-            int64_t a_count = stored_rows(trans_a, M, K) * lda, b_count = stored_rows(trans_b, K, N) * ldb;
+            int64_t a_count = stored_rows(trans_a, M, K) * lda;
+            int64_t b_count = stored_rows(trans_b, K, N) * ldb;
             double *A = malloc(sizeof(double) * (size_t)a_count);
             double *B = malloc(sizeof(double) * (size_t)b_count);
             double *C = malloc(sizeof(double) * (size_t)(M * ldc));

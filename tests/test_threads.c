@@ -40,8 +40,9 @@ static void check_coverage(int threads, int64_t n, int64_t grain)
     atomic_init(&c.bad_worker, 0);
     nb_parallel_for(n, grain, count_range, &c);
     for (int64_t i = 0; i < n; i++)
-        cr_assert_eq(atomic_load(&c.hits[i]), 1, "threads=%d n=%ld grain=%ld: index %ld hit %d times",
-                     threads, (long)n, (long)grain, (long)i, atomic_load(&c.hits[i]));
+        cr_assert_eq(atomic_load(&c.hits[i]), 1,
+                     "threads=%d n=%ld grain=%ld: index %ld hit %d times", threads, (long)n,
+                     (long)grain, (long)i, atomic_load(&c.hits[i]));
     int ranges = atomic_load(&c.ranges);
     cr_assert(ranges <= threads, "threads=%d n=%ld grain=%ld: %d ranges", threads, (long)n,
               (long)grain, ranges);
