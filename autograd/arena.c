@@ -103,3 +103,19 @@ int nb_arena_owns(const nb_arena *arena, const void *ptr)
     }
     return 0;
 }
+
+nb_arena_mark nb_arena_mark_now(const nb_arena *arena)
+{
+    nb_arena_mark mark = {arena->chunks, arena->chunks ? arena->chunks->offset : 0, arena->used};
+    return mark;
+}
+
+void nb_arena_rewind(nb_arena *arena, nb_arena_mark mark)
+{
+    /* Chunks newer than the mark's were added for what is handed back:
+     * empty them (the newest stays first, so allocation continues there). */
+    for (nb_arena_chunk *chunk = arena->chunks; chunk && chunk != mark.chunk; chunk = chunk->next)
+        chunk->offset = 0;
+    if (mark.chunk) mark.chunk->offset = mark.offset;
+    arena->used = mark.used;
+}

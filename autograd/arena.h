@@ -22,4 +22,16 @@ void nb_arena_release(nb_arena *arena);
 /* Whether ptr points into memory handed out since the last reset. */
 int nb_arena_owns(const nb_arena *arena, const void *ptr);
 
+/* A point in the arena's allocation sequence. nb_arena_rewind hands back
+ * everything allocated after nb_arena_mark: the next allocations reuse it.
+ * Chunks added in between stay (emptied), so a rewound step still never
+ * allocates twice for the same high-water mark. */
+typedef struct nb_arena_mark {
+    nb_arena_chunk *chunk;     /* the newest chunk at the mark, or NULL */
+    size_t offset;             /* its bytes used then */
+    size_t used;
+} nb_arena_mark;
+nb_arena_mark nb_arena_mark_now(const nb_arena *arena);
+void nb_arena_rewind(nb_arena *arena, nb_arena_mark mark);
+
 #endif

@@ -2,6 +2,7 @@
  * topological order because an op's inputs always exist before it runs.
  * A sweep stamp marks the nodes that lead to the output: the output's node
  * first, then the producers of every input that needs a gradient. */
+#include <stdio.h>
 #include <string.h>
 
 #include "autograd/internal.h"
@@ -58,13 +59,23 @@ static int check_output(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
     return NB_OK;
 }
 
+/* A failing hook stops the sweep. The message names the tensor and keeps
+ * the hook's own message, if it set one (the last error is cleared first,
+ * so a stale message from earlier is never taken for the hook's). */
 static int run_hook(nb_tensor *t)
 {
     if (!t->hook) return NB_OK;
+    nb_clear_error();
     int status = t->hook(t, t->grad, t->hook_user);
-    if (status != NB_OK && nb_last_error()[0] == '\0')
-        nb_fail(status, "backward: gradient hook failed with status %d", status);
-    return status;
+    if (status == NB_OK) return NB_OK;
+    char shape[96], reason[NB_TAPE_ERROR_CAPACITY];
+    snprintf(reason, sizeof reason, "%s", nb_last_error());
+    const char *what = t->name ? t->name : "tensor";
+    nb_shape_str(t, shape, sizeof shape);
+    if (reason[0])
+        return nb_fail(status, "backward: gradient hook on %s %s failed: %s", what, shape, reason);
+    return nb_fail(status, "backward: gradient hook on %s %s failed with status %d", what, shape,
+                   status);
 }
 
 /* Leaves whose hooks run once the sweep is complete; kept in the arena. */

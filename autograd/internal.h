@@ -4,6 +4,7 @@
 
 #include "autograd/alloc.h"
 #include "autograd/arena.h"
+#include "nabla/meprop.h"
 #include "nabla/op.h"
 
 enum { NB_TENSOR_MAGIC = 0x4E424C41u, NB_TAPE_ERROR_CAPACITY = 512 };
@@ -24,6 +25,8 @@ struct nb_tape {
     bool anomaly_mode;
     bool has_error;
     char error[NB_TAPE_ERROR_CAPACITY];
+    nb_meprop meprop;          /* tape-wide meProp setting (ops/meprop.c) */
+    uint64_t meprop_draws;     /* RANDOM selections so far: seeds the next */
 };
 
 /* Records the thread's last error as the tape's first error (sticky). */

@@ -14,5 +14,8 @@
 #include "nabla/nn.h"
 #include "nabla/io.h"
 #include "nabla/optim.h"
+#include "nabla/meprop.h"
+#include "nabla/graph.h"
+#include "nabla/noise.h"
 
 #endif

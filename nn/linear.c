@@ -1,6 +1,8 @@
 /* Linear and Conv2d: PyTorch's default init, kaiming_uniform(a = sqrt(5))
  * for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias. */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "nn/module.h"
 
@@ -22,7 +24,8 @@ static nb_tensor *bias_of(nb_module *m) { return m->n_tensors > 1 ? m->tensors[1
 
 static nb_tensor *linear_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
 {
-    return nb_linear(tape, x, m->tensors[0], bias_of(m));
+    nb_linear_params params = {m->meprop};
+    return nb_linear_ex(tape, x, m->tensors[0], bias_of(m), &params);
 }
 
 nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias)
@@ -47,7 +50,7 @@ nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias)
 
 static nb_tensor *conv2d_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
 {
-    return nb_conv2d(tape, x, m->tensors[0], bias_of(m), &m->config.conv2d);
+    return nb_conv2d_ex(tape, x, m->tensors[0], bias_of(m), &m->config.conv2d, &m->meprop);
 }
 
 nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
@@ -74,4 +77,22 @@ nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h,
         return NULL;
     }
     return m;
+}
+
+int nb_module_set_meprop(nb_module *m, const nb_meprop *config)
+{
+    if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_set_meprop: module is NULL");
+    if (strcmp(m->kind, "Linear") != 0 && strcmp(m->kind, "Conv2d") != 0)
+        return nb_fail(NB_ERR_INVALID, "nb_module_set_meprop: a %s module has no meProp setting "
+                       "(only Linear and Conv2d)", m->kind);
+    if (!config) {
+        memset(&m->meprop, 0, sizeof m->meprop);
+        return NB_OK;
+    }
+    char who[NB_MODULE_NAME_CAPACITY + 64];
+    snprintf(who, sizeof who, "nb_module_set_meprop: %s%s%s", m->kind, m->prefix[0] ? " " : "",
+             m->prefix);
+    int status = nb_meprop_check(config, who);
+    if (status == NB_OK) m->meprop = *config;
+    return status;
 }

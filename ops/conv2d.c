@@ -13,12 +13,18 @@
  * Several images are unfolded side by side (a chunk) so the GEMMs stay wide
  * for small feature maps; the chunk's scratch comes from the tape arena.
  * Float32 uses nb_sgemm, float64 nb_dgemm; conv2d_forward_ref, a direct
- * loop nest, is the oracle both are tested against. */
+ * loop nest, is the oracle both are tested against.
+ *
+ * Float32 convolutions with stride 1, dilation 1 and one group (LeNet's,
+ * and most 3x3/5x5 stacks) take the implicit-GEMM path instead
+ * (ops/conv2d_implicit.c): no unfolded copy, register tiles sized for
+ * few channels, images split across threads. */
 #include <string.h>
 
 #include "kernels/gemm.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/conv2d_implicit.h"
 #include "ops/im2col.h"
 
 static const nb_conv2d_params DEFAULT_PARAMS = NB_CONV2D_PARAMS_DEFAULT;
@@ -91,6 +97,12 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     }
     int64_t C = x->shape[1], K = w->shape[0];
     if (p->groups < 1) return nb_op_error(ctx, "input %s: groups %d must be >= 1", sx, p->groups);
+    /* PyTorch's check too. Without it, empty channels (C = K = 0) passed
+     * any groups: the kernels then divided by K = 0 (chunk_images) or
+     * looped once per group, up to 2^31 times. */
+    if (K < p->groups)
+        return nb_op_error(ctx, "weight %s: groups %d needs at least %d output channels", sw,
+                           p->groups, p->groups);
     if (C % p->groups != 0 || K % p->groups != 0)
         return nb_op_error(ctx, "input %s, weight %s: groups %d must divide input channels %lld "
                            "and output channels %lld", sx, sw, p->groups, (long long)C,
@@ -110,8 +122,8 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
         if (padded < span)
             return nb_op_error(ctx, "input %s padded to %lldx%lld is smaller than the dilated "
                                "kernel %lldx%lld of weight %s", sx,
-                               (long long)(x->shape[2] + 2 * p->padding[0]),
-                               (long long)(x->shape[3] + 2 * p->padding[1]),
+                               (long long)(x->shape[2] + 2 * (int64_t)p->padding[0]),
+                               (long long)(x->shape[3] + 2 * (int64_t)p->padding[1]),
                                (long long)(p->dilation[0] * (w->shape[2] - 1) + 1),
                                (long long)(p->dilation[1] * (w->shape[3] - 1) + 1), sw);
     }
@@ -270,11 +282,14 @@ static void *chunk_scratch(nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t 
     return col;
 }
 
-static int forward(nb_op_ctx *ctx)
+static int forward_with_scratch(nb_op_ctx *ctx)
 {
     nb_conv2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
+    if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
+        return nb_conv2d_implicit_forward(ctx, &g, x->data, w->data, b ? b->data : NULL,
+                                          ctx->output->data);
     int64_t chunk = chunk_images(&g);
     void *out, *col = chunk_scratch(ctx, &g, chunk, &out);
     if (!col) return NB_ERR_NOMEM;
@@ -287,13 +302,17 @@ static int forward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
-static int backward(nb_op_ctx *ctx)
+static int backward_with_scratch(nb_op_ctx *ctx)
 {
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
     if (!dx && !dw && !db) return NB_OK;
     nb_conv2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+    if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
+        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data,
+                                           dx ? dx->data : NULL, dw ? dw->data : NULL,
+                                           db ? db->data : NULL);
     int64_t chunk = chunk_images(&g);
     void *grad, *col = chunk_scratch(ctx, &g, chunk, &grad);
     if (!col) return NB_ERR_NOMEM;
@@ -305,6 +324,25 @@ static int backward(nb_op_ctx *ctx)
                             dx ? dx->data : NULL, dw ? dw->data : NULL, db ? db->data : NULL,
                             col, grad);
     return NB_OK;
+}
+
+/* The unfolded columns, padded images and packed weights live only for
+ * the call: handing them back keeps a step's arena at activations and
+ * gradients, however many convolutions it runs. */
+static int forward(nb_op_ctx *ctx)
+{
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
+    int status = forward_with_scratch(ctx);
+    nb_op_scratch_end(ctx, mark);
+    return status;
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
+    int status = backward_with_scratch(ctx);
+    nb_op_scratch_end(ctx, mark);
+    return status;
 }
 
 /* Gradcheck cases: {x [N,C,H,W], w [K,C/G,kh,kw], bias?, stride, padding,

@@ -144,7 +144,9 @@ static int forward(nb_op_ctx *ctx)
     if (!argmax) return NB_ERR_NOMEM;
     ctx->saved = argmax;
     const nb_tensor *x = ctx->inputs[0];
-    if (x->dtype == NB_FLOAT32) max_pool2d_forward(&g, x->data, ctx->output->data, argmax);
+    if (x->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g))
+        nb_max_pool2d_fast_forward(&g, x->data, ctx->output->data, argmax);
+    else if (x->dtype == NB_FLOAT32) max_pool2d_forward(&g, x->data, ctx->output->data, argmax);
     else max_pool2d_forward_ref(&g, x->data, ctx->output->data, argmax);
     return NB_OK;
 }
@@ -155,7 +157,9 @@ static int backward(nb_op_ctx *ctx)
     if (!dx) return NB_OK;
     nb_pool2d_geometry g;
     geometry(ctx, &g);
-    if (dx->dtype == NB_FLOAT32)
+    if (dx->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g))
+        nb_max_pool2d_fast_backward(&g, ctx->saved, ctx->output_grad->data, dx->data);
+    else if (dx->dtype == NB_FLOAT32)
         max_pool2d_backward(&g, ctx->saved, ctx->output_grad->data, dx->data);
     else
         max_pool2d_backward_ref(&g, ctx->saved, ctx->output_grad->data, dx->data);

@@ -28,4 +28,13 @@ int nb_pool2d_geometry_init(nb_op_ctx *ctx, const int kernel[2], const int strid
                             const int padding[2], const int *dilation, bool ceil_mode,
                             nb_pool2d_geometry *g);
 
+/* The float32 fast path for 2x2 windows with stride 2, no padding and no
+ * dilation (ops/pool2d_fast.c): vectorised, threaded over planes, with the
+ * same values, argmax indices and tie/NaN rules as the general loop. */
+bool nb_max_pool2d_fast_applies(const nb_pool2d_geometry *g);
+void nb_max_pool2d_fast_forward(const nb_pool2d_geometry *g, const float *x, float *y,
+                                int32_t *argmax);
+void nb_max_pool2d_fast_backward(const nb_pool2d_geometry *g, const int32_t *argmax,
+                                 const float *dy, float *dx);
+
 #endif

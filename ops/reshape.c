@@ -67,6 +67,13 @@ static int reshape_shape(nb_op_ctx *ctx, nb_shape *out)
                                p->shape[d] == -1 ? "only one dim may be -1"
                                                  : "negative dims other than -1 are invalid");
         } else {
+            /* The bound nb_tensor_new puts on shapes: a product that wraps
+             * around could otherwise match numel and describe a view far
+             * larger than x's buffer. */
+            if (p->shape[d] != 0 && known > INT64_MAX / 16 / p->shape[d])
+                return nb_op_error(ctx, "%s -> %s: shape too large",
+                                   nb_input_shape(ctx, 0, xs, sizeof xs),
+                                   requested_string(p, ys, sizeof ys));
             known *= p->shape[d];
         }
     }

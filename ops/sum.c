@@ -7,12 +7,35 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/reduce.h"
+#include "ops/simd.h"
+
+enum { SUM_LANES = 8 };
+
+/* x: [n] -> the sum in double, over SUM_LANES interleaved partial sums
+ * added in a fixed order at the end (so the loop vectorises and the result
+ * does not depend on anything but n and the values). */
+NB_TARGET_CLONES static double sum_contiguous(const float *x, int64_t n)
+{
+    double lanes[SUM_LANES] = {0};
+    int64_t i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int l = 0; l < SUM_LANES; l++) lanes[l] += x[i + l];
+    for (; i < n; i++) lanes[i % SUM_LANES] += x[i];
+    double total = 0.0;
+    for (int l = 0; l < SUM_LANES; l++) total += lanes[l];
+    return total;
+}
 
 /* x: [outer, axis, inner] -> y: [outer, inner] = sum over axis / divisor.
  * acc: [inner] scratch, so rows are read contiguously. */
 static void sum_forward(const float *x, float *y, double *acc, int64_t outer, int64_t axis,
                         int64_t inner, double divisor)
 {
+    if (inner == 1) { /* rows are contiguous: the whole-tensor sum, or the last dim */
+        for (int64_t o = 0; o < outer; o++)
+            y[o] = (float)(sum_contiguous(x + o * axis, axis) / divisor);
+        return;
+    }
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t i = 0; i < inner; i++) acc[i] = 0.0;
         for (int64_t a = 0; a < axis; a++) {
@@ -41,6 +64,14 @@ static void sum_forward_ref(const double *x, double *y, int64_t outer, int64_t a
 static void sum_backward(const float *dy, float *dx, int64_t outer, int64_t axis, int64_t inner,
                          double divisor)
 {
+    if (inner == 1) { /* one gradient value per row of x */
+        for (int64_t o = 0; o < outer; o++) {
+            float g = (float)(dy[o] / divisor);
+            float *row = dx + o * axis;
+            for (int64_t a = 0; a < axis; a++) row[a] += g;
+        }
+        return;
+    }
     for (int64_t o = 0; o < outer; o++)
         for (int64_t a = 0; a < axis; a++) {
             float *row = dx + (o * axis + a) * inner;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "nabla/io.h"
+#include "nabla/meprop.h"
 #include "nabla/ops.h"
 
 #ifdef __cplusplus
@@ -53,6 +54,9 @@ struct nb_module {
         double slope;
         int flatten_dims[2];
     } config;
+    /* Linear and Conv2d: the layer's meProp setting (nb_module_set_meprop);
+     * zeroed, it follows the tape's. */
+    nb_meprop meprop;
 };
 
 /* ---- layers (float32, PyTorch's default init from the global RNG, which
@@ -74,6 +78,9 @@ nb_module *nb_nn_sigmoid(void);
 nb_module *nb_nn_tanh(void);
 /* Merges dims start..end (PyTorch nn.Flatten default: 1, -1). */
 nb_module *nb_nn_flatten(int start_dim, int end_dim);
+/* Sets the meProp setting of a Linear or Conv2d module (include/nabla/
+ * meprop.h; NULL: back to unset, i.e. follow the tape). Other kinds fail. */
+int nb_module_set_meprop(nb_module *m, const nb_meprop *config);
 
 /* ---- containers ---------------------------------------------------------- */
 /* Runs children in order. Takes ownership of the modules (also on failure).

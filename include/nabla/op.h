@@ -91,6 +91,17 @@ nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *con
 /* For use inside shape/forward/backward. */
 int nb_op_error(nb_op_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes);
+/* Scratch that lives for one forward or backward call: nb_op_alloc memory
+ * taken after nb_op_scratch_begin goes back to the tape's arena at
+ * nb_op_scratch_end, so the next op reuses it and a step's peak memory does
+ * not add up every op's temporaries. Nothing allocated in between may be
+ * kept (not ctx->saved: allocate that before begin). Pairs nest. */
+typedef struct nb_op_scratch {
+    void *chunk;
+    size_t offset, used;
+} nb_op_scratch;
+nb_op_scratch nb_op_scratch_begin(nb_op_ctx *ctx);
+void nb_op_scratch_end(nb_op_ctx *ctx, nb_op_scratch mark);
 /* The op's node (or transient context) owning a recorded output, or NULL. */
 const nb_op_ctx *nb_node_ctx(const nb_node *node);
 

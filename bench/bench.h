@@ -1,0 +1,44 @@
+/* Internal to nabla-bench: models, timing and the JSON lines. */
+#ifndef NABLA_BENCH_H
+#define NABLA_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nabla.h"
+
+enum { BENCH_MAX_PARAMS = 32 };
+
+typedef struct bench_model {
+    nb_module *module;
+    nb_optimizer *optimizer;
+    int n_params;
+    nb_tensor *params[BENCH_MAX_PARAMS];
+} bench_model;
+
+bool bench_model_known(const char *name);
+/* Builds the model (seeded, so every run starts from the same weights) and
+ * its optimizer; 0 or -1 with nb_last_error set. */
+int bench_model_new(const char *name, bench_model *out);
+void bench_model_free(bench_model *model);
+
+/* Monotonic seconds. */
+double bench_now(void);
+/* Process CPU seconds (all threads). */
+double bench_cpu_now(void);
+/* Peak resident set size of this process so far, in MiB. */
+double bench_peak_rss_mb(void);
+
+typedef struct bench_options {
+    int threads;
+    int64_t batch;       /* training batch */
+    int64_t steps;       /* timed steps (or repetitions for micro-benchmarks) */
+    bool json;
+} bench_options;
+
+/* Micro-benchmarks (micro.c); each prints its lines and returns 0 or 1. */
+int bench_gemm(int64_t n, const bench_options *o);
+int bench_conv(const char *shape, const bench_options *o);
+int bench_pool(const char *shape, const bench_options *o);
+
+#endif

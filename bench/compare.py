@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""Runs nabla-bench, PyTorch (if importable) and NumPy's OpenBLAS (if
+importable) on the same workloads, alternating them round by round, and
+prints the medians and their ratios as a Markdown table.
+
+    /usr/bin/python3 bench/compare.py --nabla build/bench/nabla-bench [--rounds 3]
+
+Workloads (the same models as bench/models.c, real Fashion-MNIST batches):
+training steps (batch 64: loader batch -> forward -> cross-entropy ->
+backward -> optimizer step) and inference (batch 256, no grad) for lenet5,
+convnet and mlp; square SGEMM (nabla vs numpy.dot). Each PyTorch and NumPy
+measurement runs in its own process with OpenBLAS's AVX-512 kernel forced
+(OPENBLAS_CORETYPE=Cooperlake, OPENBLAS_L2_SIZE unset: Debian's 0.3.21
+misdetects this CPU) and one BLAS thread for torch; torch.set_num_threads is
+tried at 1 and 2 and the best is reported. Those variables are set for
+these child processes only."""
+import argparse
+import gzip
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+DATA = "/usr/share/datasets/fashion-mnist"
+MEAN, STD = 0.2860, 0.3530
+WARMUP = 10
+
+
+def blas_env(threads):
+    env = dict(os.environ)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    env["OPENBLAS_CORETYPE"] = "Cooperlake"
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+# ---- workers (run in child processes) ---------------------------------------
+def load_idx(path):
+    import numpy as np
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def torch_model(name):
+    import torch.nn as nn
+    if name == "lenet5":
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    if name == "convnet":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 12 * 12, 128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256),
+                         nn.ReLU(), nn.Linear(256, 10))
+
+
+def torch_worker(args):
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    split = "train" if args.only == "train" else "t10k"
+    images = torch.from_numpy(load_idx(f"{args.data}/{split}-images-idx3-ubyte.gz").copy())
+    labels = torch.from_numpy(load_idx(f"{args.data}/{split}-labels-idx1-ubyte.gz").astype("int64"))
+    model = torch_model(args.model)
+    batch = args.batch if args.only == "train" else 256
+    if args.only == "train":
+        opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if args.model == "convnet" else
+               torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    order = torch.randperm(len(images))
+    position = [0]
+
+    def next_batch():
+        if position[0] + batch > len(order):
+            order.copy_(torch.randperm(len(images)))
+            position[0] = 0
+        index = order[position[0]:position[0] + batch]
+        position[0] += batch
+        x = (images[index].unsqueeze(1).float() / 255.0 - MEAN) / STD
+        return x, labels[index]
+
+    def train_step():
+        x, y = next_batch()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def infer_step():
+        with torch.no_grad():
+            x, _ = next_batch()
+            model(x)
+
+    step = train_step if args.only == "train" else infer_step
+    model.train(args.only == "train")
+    for _ in range(WARMUP):
+        step()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(args.steps):
+        step()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    print(json.dumps({"bench": args.only, "model": args.model, "threads": args.threads,
+                      "batch": batch, "images_per_s": batch * args.steps / seconds,
+                      "ms_per_step": 1e3 * seconds / args.steps,
+                      "cpu_ms_per_step": 1e3 * cpu / args.steps,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def openblas_corename():
+    import ctypes
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            continue
+    return "not OpenBLAS"
+
+
+def numpy_worker(args):
+    import numpy as np
+    n = args.gemm
+    rng = np.random.default_rng(1)
+    a = rng.random((n, n), dtype=np.float32) - 0.5
+    b = rng.random((n, n), dtype=np.float32) - 0.5
+    np.dot(a, b)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 0.3 or reps < 3:
+        np.dot(a, b)
+        reps += 1
+    seconds = time.perf_counter() - start
+    print(json.dumps({"bench": "gemm", "n": n, "threads": args.threads,
+                      "gflops": 2 * n ** 3 * reps / seconds * 1e-9,
+                      "openblas_core": openblas_corename()}))
+
+
+# ---- the driver ---------------------------------------------------------------
+def run_json(command, env=None):
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    if result.returncode != 0:
+        sys.stderr.write(f"failed: {' '.join(command)}\n{result.stderr}\n")
+        return None
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return lines[-1] if lines else None
+
+
+def have(module):
+    check = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+    return check.returncode == 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nabla", default="build/bench/nabla-bench")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default="lenet5,convnet,mlp")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--gemm-sizes", default="256,512,1024")
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--worker", choices=["torch", "numpy"])
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--only", default="train")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=0)
+    parser.add_argument("--gemm", type=int, default=0)
+    args = parser.parse_args()
+    args.threads_list = [int(t) for t in args.threads.split(",")]
+    if args.worker:
+        args.threads = args.threads_list[0]
+        return torch_worker(args) if args.worker == "torch" else numpy_worker(args)
+
+    use_torch, use_numpy = have("torch"), have("numpy")
+    steps = {"lenet5": 200, "convnet": 40, "mlp": 200}
+    jobs = []  # (key, implementation, command, env)
+    for model in args.models.split(","):
+        for only in ("train", "infer"):
+            s = steps[model] if only == "train" else steps[model] // 2
+            for t in args.threads_list:
+                key = (only, model, t)
+                jobs.append((key, "nabla", [args.nabla, "--model", model, "--threads", str(t),
+                                            "--only", only, "--steps", str(s), "--data", args.data,
+                                            "--json"], None))
+                if use_torch:
+                    jobs.append((key, "torch", [sys.executable, __file__, "--worker", "torch",
+                                                "--model", model, "--only", only, "--threads",
+                                                str(t), "--steps", str(s), "--data", args.data],
+                                 blas_env(1)))
+    for n in (int(x) for x in args.gemm_sizes.split(",") if x):
+        for t in args.threads_list:
+            key = ("gemm", n, t)
+            jobs.append((key, "nabla", [args.nabla, "--gemm", str(n), "--threads", str(t), "--json"], None))
+            if use_numpy:
+                jobs.append((key, "numpy", [sys.executable, __file__, "--worker", "numpy", "--gemm",
+                                            str(n), "--threads", str(t)], blas_env(t)))
+    results = {}
+    for round_index in range(args.rounds):
+        # Alternate which implementation goes first, so neither always runs
+        # right after the other on a warm (or busy) machine.
+        ordered = jobs if round_index % 2 == 0 else [
+            j for pair in zip(jobs[1::2], jobs[0::2]) for j in pair] + (jobs[-1:] if len(jobs) % 2 else [])
+        for key, impl, command, env in ordered:
+            out = run_json(command, env)
+            if out:
+                results.setdefault((key, impl), []).append(out)
+        sys.stderr.write(f"round {round_index + 1}/{args.rounds} done\n")
+    report(results, args, use_torch, use_numpy)
+
+
+def median_of(results, key, impl, field):
+    runs = results.get((key, impl))
+    return statistics.median(r[field] for r in runs) if runs else None
+
+
+def fmt(value, digits=0):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def report(results, args, use_torch, use_numpy):
+    print(f"nabla vs PyTorch {'(torch found)' if use_torch else '(torch not importable)'}, "
+          f"medians of {args.rounds} alternating rounds. images/s is wall-clock throughput; "
+          f"CPU ms/step is the process CPU time (all threads) per step, which other load on "
+          f"the machine disturbs less (with 2 threads it includes time spent spinning)\n")
+    print("| workload | threads | nabla images/s | torch images/s | nabla/torch | nabla CPU ms/step "
+          "| torch CPU ms/step | torch/nabla CPU | nabla RSS MiB | torch RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    best = {}
+    for model in args.models.split(","):
+        for only in ("train", "infer"):
+            for t in args.threads_list:
+                key = (only, model, t)
+                ours = median_of(results, key, "nabla", "images_per_s")
+                theirs = median_of(results, key, "torch", "images_per_s")
+                rss = median_of(results, key, "nabla", "peak_rss_mb")
+                torch_rss = median_of(results, key, "torch", "peak_rss_mb")
+                ratio = ours / theirs if ours and theirs else None
+                cpu = median_of(results, key, "nabla", "cpu_ms_per_step")
+                torch_cpu = median_of(results, key, "torch", "cpu_ms_per_step")
+                cpu_ratio = torch_cpu / cpu if cpu and torch_cpu else None
+                print(f"| {only} {model} | {t} | {fmt(ours)} | {fmt(theirs)} | {fmt(ratio, 2)} "
+                      f"| {fmt(cpu, 2)} | {fmt(torch_cpu, 2)} | {fmt(cpu_ratio, 2)} "
+                      f"| {fmt(rss, 1)} | {fmt(torch_rss, 1)} |")
+                for impl, value in (("nabla", ours), ("torch", theirs)):
+                    if value and value > best.get((only, model, impl), (0, 0))[0]:
+                        best[(only, model, impl)] = (value, t)
+    print("\nBest configuration of each (threads in brackets):\n")
+    print("| workload | nabla best | torch best | ratio |")
+    print("|---|---|---|---|")
+    for model in args.models.split(","):
+        for only in ("train", "infer"):
+            ours, theirs = best.get((only, model, "nabla")), best.get((only, model, "torch"))
+            ratio = ours[0] / theirs[0] if ours and theirs else None
+            print(f"| {only} {model} | {fmt(ours and ours[0])} [{ours and ours[1]}] | "
+                  f"{fmt(theirs and theirs[0])} [{theirs and theirs[1]}] | {fmt(ratio, 2)} |")
+    sizes = [int(x) for x in args.gemm_sizes.split(",") if x]
+    if sizes:
+        core = next((r[0].get("openblas_core") for k, r in results.items() if k[1] == "numpy"), None)
+        print(f"\nSGEMM GFLOP/s, nabla vs numpy.dot (OpenBLAS kernel: {core or '-'})\n")
+        print("| n | threads | nabla | numpy | nabla/numpy |")
+        print("|---|---|---|---|---|")
+        for n in sizes:
+            for t in args.threads_list:
+                ours = median_of(results, ("gemm", n, t), "nabla", "gflops")
+                theirs = median_of(results, ("gemm", n, t), "numpy", "gflops")
+                ratio = ours / theirs if ours and theirs else None
+                print(f"| {n} | {t} | {fmt(ours, 1)} | {fmt(theirs, 1)} | {fmt(ratio, 2)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+/* Fuzz target: every registered op (nb_op_at) through nb_apply and
+ * nb_backward, with random arity, dtypes, ranks, shapes, values (NaN, Inf,
+ * huge, tiny), int32 label tensors, aliased, persistent, NULL inputs and
+ * random params bytes. Each run must give a well-formed output (and
+ * gradients) or a clean error on the tape; never a crash or a sanitizer
+ * report.
+ *
+ * Input layout (fuzz_reader returns 0 past the end):
+ *   op index, flags, input-count selector,
+ *   per input: kind byte, ndim byte, ndim dim bytes,
+ *   op->params_size params bytes, then (batch_norm only) a running-stats
+ *   mode byte and two tensor descriptions,
+ *   and the rest: a stream of value bytes used cyclically for every element.
+ * Setting NABLA_FUZZ_WRITE_SEEDS=<dir> writes one seed per gradcheck sample
+ * of every op into <dir> (fuzz/corpus/ops was made that way) and exits. */
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "fuzz/fuzz_common.h"
+#include "ops/reduce.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+enum {
+    MAX_INPUTS = 8,
+    MAX_TENSOR_ELEMENTS = 1024,    /* keeps each run fast under ASan */
+    MAX_TOTAL_ELEMENTS = 4096,
+    MAX_SPAN = 1 << 16,            /* product of the non-zero dims */
+    MAX_STATS = 2
+};
+
+/* Flag bits of the second byte. */
+enum {
+    FLAG_NO_GRAD = 1, FLAG_ANOMALY = 2, FLAG_NULL_SEED = 4, FLAG_TWICE = 8,
+    /* Input kind bits. */
+    KIND_DTYPE = 3, KIND_REQUIRES_GRAD = 4, KIND_PERSISTENT = 8, KIND_ALIAS = 16, KIND_NULL = 32
+};
+
+/* reshape's private params (ops/reshape.c), mirrored only to keep its bool
+ * valid; used when the sizes agree. */
+typedef struct reshape_params_mirror {
+    int ndim;
+    bool shape_missing;
+    int64_t shape[NB_MAX_DIMS];
+} reshape_params_mirror;
+
+typedef struct run_state {
+    fuzz_reader reader;
+    const uint8_t *values;   /* the value stream */
+    size_t value_count, value_next;
+    nb_tape *tape;
+    nb_tensor *owned[MAX_INPUTS + MAX_STATS];   /* persistent tensors to free */
+    int owned_count;
+    nb_tensor *unfilled[MAX_INPUTS + MAX_STATS]; /* filled once the value stream is known */
+    int unfilled_count;
+    int64_t total_elements;
+} run_state;
+
+static double float_value(run_state *s)
+{
+    static const double special[16] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 1e-30, -1e-30, 1e30,
+                                       -1e30, FLT_MAX, -FLT_MAX, 4.9e-324, 88.8, -88.8, 1e300, 0.5};
+    if (s->value_count == 0) {
+        double k = (double)s->value_next++;
+        return 2.0 * sin(0.7 * k + 0.3);
+    }
+    uint8_t b = s->values[s->value_next++ % s->value_count];
+    return b >= 224 ? special[b % 16] : ((double)b - 112.0) / 16.0;
+}
+
+static double int_value(run_state *s)
+{
+    static const double special[16] = {INT32_MIN, INT32_MAX, -100, 1000, 10, 11, 12, 255,
+                                       256, -2, 65536, 9, 7, 5, 3, 1};
+    if (s->value_count == 0) return (double)(s->value_next++ % 3);
+    uint8_t b = s->values[s->value_next++ % s->value_count];
+    return b >= 240 ? special[b % 16] : (double)(b % 12) - 1.0;
+}
+
+static int64_t decode_dim(uint8_t b) { return b < 200 ? b % 8 : b - 200; }
+
+/* A tensor from a kind byte and a shape description, or NULL when the
+ * shape is too big to be worth the time (the whole input is then skipped
+ * through *skip) or the kind asks for a NULL input. */
+static nb_tensor *read_tensor(run_state *s, nb_dtype float_dtype, uint8_t kind, bool *skip)
+{
+    int ndim = fuzz_byte(&s->reader) % (NB_MAX_DIMS + 1);
+    /* span ignores zero dims: loops over the other dims of an empty
+     * tensor can still take time (softmax over dim 0 of [0,50,50,50,50]
+     * walks 6 million empty rows), which is not worth fuzzing for. */
+    int64_t shape[NB_MAX_DIMS], numel = 1, span = 1;
+    for (int d = 0; d < ndim; d++) {
+        shape[d] = decode_dim(fuzz_byte(&s->reader));
+        numel *= shape[d];
+        if (numel > MAX_TENSOR_ELEMENTS) numel = MAX_TENSOR_ELEMENTS + 1;
+        span *= shape[d] ? shape[d] : 1;
+        if (span > MAX_SPAN) span = MAX_SPAN + 1;
+    }
+    s->total_elements += numel;
+    if (numel > MAX_TENSOR_ELEMENTS || span > MAX_SPAN || s->total_elements > MAX_TOTAL_ELEMENTS) {
+        *skip = true;
+        return NULL;
+    }
+    if (kind & KIND_NULL) return NULL;
+    int code = kind & KIND_DTYPE;
+    nb_dtype dtype = code == 0 ? NB_FLOAT32 : code == 1 ? NB_FLOAT64 : code == 2 ? NB_INT32
+                                                                                 : float_dtype;
+    nb_tensor *t;
+    if (kind & KIND_PERSISTENT) {
+        t = nb_tensor_new(dtype, ndim, shape);
+        if (t) s->owned[s->owned_count++] = t;
+    } else {
+        t = nb_tape_tensor(s->tape, dtype, ndim, shape, NULL);
+    }
+    if (!t) return NULL; /* out of memory in the bounded allocator */
+    nb_tensor_set_requires_grad(t, kind & KIND_REQUIRES_GRAD);
+    s->unfilled[s->unfilled_count++] = t;
+    return t;
+}
+
+/* The value stream is what follows the structure bytes, so tensors get
+ * their values after everything else has been read. */
+static void fill_tensors(run_state *s)
+{
+    s->values = s->reader.data + s->reader.position;
+    s->value_count = s->reader.position < s->reader.size ? s->reader.size - s->reader.position : 0;
+    for (int k = 0; k < s->unfilled_count; k++) {
+        nb_tensor *t = s->unfilled[k];
+        for (int64_t i = 0; i < t->numel; i++)
+            nb_tensor_set(t, i, t->dtype == NB_INT32 ? int_value(s) : float_value(s));
+    }
+}
+
+static void set_bool(unsigned char *params, size_t offset, uint8_t raw)
+{
+    bool value = raw & 1;
+    memcpy(params + offset, &value, sizeof value);
+}
+
+/* Random bytes are fine for ints and doubles (ops must validate them) but
+ * not for bools and pointers, which no caller could produce: those fields
+ * are made valid here, by op name. */
+static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, bool *skip)
+{
+    const char *name = op->name;
+    if (strcmp(name, "max_pool2d") == 0 && op->params_size == sizeof(nb_max_pool2d_params)) {
+        set_bool(params, offsetof(nb_max_pool2d_params, ceil_mode), params[offsetof(nb_max_pool2d_params, ceil_mode)]);
+    } else if (strcmp(name, "avg_pool2d") == 0 && op->params_size == sizeof(nb_avg_pool2d_params)) {
+        set_bool(params, offsetof(nb_avg_pool2d_params, ceil_mode), params[offsetof(nb_avg_pool2d_params, ceil_mode)]);
+        set_bool(params, offsetof(nb_avg_pool2d_params, count_include_pad),
+                 params[offsetof(nb_avg_pool2d_params, count_include_pad)]);
+    } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(nb_dropout_params)) {
+        set_bool(params, offsetof(nb_dropout_params, training), params[offsetof(nb_dropout_params, training)]);
+    } else if ((strcmp(name, "sum") == 0 || strcmp(name, "mean") == 0) &&
+               op->params_size == sizeof(nb_reduce_params)) {
+        set_bool(params, offsetof(nb_reduce_params, keepdim), params[offsetof(nb_reduce_params, keepdim)]);
+        set_bool(params, offsetof(nb_reduce_params, all), params[offsetof(nb_reduce_params, all)]);
+    } else if (strcmp(name, "reshape") == 0 && op->params_size == sizeof(reshape_params_mirror)) {
+        set_bool(params, offsetof(reshape_params_mirror, shape_missing),
+                 params[offsetof(reshape_params_mirror, shape_missing)]);
+    } else if (strcmp(name, "batch_norm") == 0 && op->params_size == sizeof(nb_batch_norm_params)) {
+        nb_batch_norm_params p;
+        memcpy(&p, params, sizeof p);
+        set_bool((unsigned char *)&p, offsetof(nb_batch_norm_params, training),
+                 params[offsetof(nb_batch_norm_params, training)]);
+        /* Mode: 0 none, 1 both, 2 mean only, 3 one tensor for both. */
+        uint8_t mode = fuzz_byte(&s->reader) % 4;
+        p.running_mean = p.running_var = NULL;
+        for (int i = 0; i < MAX_STATS && mode; i++) {
+            uint8_t kind = (fuzz_byte(&s->reader) & KIND_DTYPE) | KIND_PERSISTENT;
+            nb_tensor *t = read_tensor(s, NB_FLOAT32, kind, skip);
+            if (i == 0) p.running_mean = t;
+            else if (mode != 2) p.running_var = mode == 3 ? p.running_mean : t;
+        }
+        memcpy(params, &p, sizeof p);
+    } else if (op->params_size > 0 && strcmp(name, "conv2d") != 0 && strcmp(name, "cat") != 0 &&
+               strcmp(name, "leaky_relu") != 0 && strcmp(name, "softmax") != 0 &&
+               strcmp(name, "log_softmax") != 0 && strcmp(name, "flatten") != 0 &&
+               strcmp(name, "transpose") != 0) {
+        return false; /* a params struct we do not know: bools or pointers may hide in it */
+    }
+    return true;
+}
+
+/* Reads every byte of t, so AddressSanitizer sees a buffer shorter than
+ * the shape says; checks the header is coherent. */
+static void check_tensor(const nb_tensor *t)
+{
+    FUZZ_CHECK(t->ndim >= 0 && t->ndim <= NB_MAX_DIMS);
+    FUZZ_CHECK(t->dtype == NB_FLOAT32 || t->dtype == NB_FLOAT64 || t->dtype == NB_INT32);
+    int64_t numel = fuzz_numel(t->ndim, t->shape);
+    FUZZ_CHECK(numel >= 0 && numel == t->numel);
+    const unsigned char *bytes = t->data;
+    unsigned sum = 0;
+    for (size_t i = 0; i < (size_t)numel * nb_dtype_size(t->dtype); i++) sum += bytes[i];
+    (void)sum;
+}
+
+static void run_backward(run_state *s, const nb_op *op, nb_tensor *out, int n,
+                         nb_tensor *const *inputs, uint8_t flags)
+{
+    nb_tensor *seed = NULL;
+    if (!(flags & FLAG_NULL_SEED) || out->numel != 1) {
+        seed = nb_tape_tensor(s->tape, out->dtype, out->ndim, out->shape, NULL);
+        if (!seed) return;
+        for (int64_t i = 0; i < seed->numel; i++) nb_tensor_set(seed, i, float_value(s));
+    }
+    int sweeps = flags & FLAG_TWICE ? 2 : 1;
+    for (int sweep = 0; sweep < sweeps; sweep++) {
+        nb_clear_error();
+        int status = nb_backward(s->tape, out, seed);
+        if (status != NB_OK) {
+            FUZZ_CHECK(status < 0 && nb_last_error()[0] != '\0');
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            const nb_tensor *x = inputs[i];
+            bool index = i < 32 && (op->index_inputs >> i) & 1u;
+            if (!x || !x->requires_grad || index) continue;
+            FUZZ_CHECK(x->grad != NULL);
+            FUZZ_CHECK(x->grad->dtype == x->dtype && nb_shape_equal(x->grad, x));
+            check_tensor(x->grad);
+        }
+    }
+}
+
+static void run(run_state *s)
+{
+    int count = nb_op_count();
+    const nb_op *op = nb_op_at(fuzz_byte(&s->reader) % count);
+    uint8_t flags = fuzz_byte(&s->reader);
+    uint8_t selector = fuzz_byte(&s->reader);
+    int range = op->max_inputs < 0 ? 4 : op->max_inputs - op->min_inputs;
+    int n = selector >= 240 ? selector % (MAX_INPUTS + 1) : op->min_inputs + selector % (range + 1);
+    if (n > MAX_INPUTS) n = MAX_INPUTS;
+
+    nb_tape_set_grad_enabled(s->tape, !(flags & FLAG_NO_GRAD));
+    nb_tape_set_anomaly_mode(s->tape, flags & FLAG_ANOMALY);
+    nb_tensor *inputs[MAX_INPUTS] = {0};
+    bool skip = false;
+    nb_dtype float_dtype = NB_FLOAT32;
+    for (int i = 0; i < n && !skip; i++) {
+        uint8_t kind = fuzz_byte(&s->reader);
+        if ((kind & KIND_ALIAS) && i > 0 && !(kind & KIND_NULL)) {
+            inputs[i] = inputs[i - 1];
+            continue;
+        }
+        inputs[i] = read_tensor(s, float_dtype, kind, &skip);
+        if (i == 0 && inputs[0] && inputs[0]->dtype != NB_INT32) float_dtype = inputs[0]->dtype;
+    }
+    _Alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE] = {0};
+    size_t params_size = op->params_size <= NB_MAX_PARAMS_SIZE ? op->params_size : 0;
+    for (size_t i = 0; i < params_size; i++) params[i] = fuzz_byte(&s->reader);
+    if (skip || !fix_params(s, op, params, &skip) || skip) return;
+
+    fill_tensors(s);
+    nb_clear_error();
+    nb_tensor *out = nb_apply(s->tape, op, n, inputs, params_size ? params : NULL);
+    if (!out) {
+        const char *error = nb_tape_error(s->tape);
+        FUZZ_CHECK(error != NULL && error[0] != '\0');
+        /* Sticky: the tape refuses further ops and keeps the first message. */
+        FUZZ_CHECK(nb_apply(s->tape, op, n, inputs, params_size ? params : NULL) == NULL);
+        FUZZ_CHECK(nb_tape_error(s->tape) == error || strcmp(nb_tape_error(s->tape), error) == 0);
+        return;
+    }
+    FUZZ_CHECK(nb_tape_error(s->tape) == NULL);
+    check_tensor(out);
+    if (out->requires_grad) run_backward(s, op, out, n, inputs, flags);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    run_state s = {.reader = {data, size, 0}};
+    s.tape = nb_tape_new();
+    if (!s.tape) return 0;
+    run(&s);
+    nb_tape_free(s.tape);
+    for (int i = 0; i < s.owned_count; i++) nb_tensor_free(s.owned[i]);
+    return 0;
+}
+
+/* ---- seeds from the gradcheck samples ------------------------------------- */
+
+static uint8_t encode_float(double v)
+{
+    double b = round(v * 16.0) + 112.0;
+    return (uint8_t)(b < 0 ? 0 : b > 223 ? 223 : b);
+}
+
+static void put_tensor_shape(uint8_t *out, size_t *used, const nb_tensor *t)
+{
+    out[(*used)++] = (uint8_t)t->ndim;
+    for (int d = 0; d < t->ndim; d++)
+        out[(*used)++] = (uint8_t)(t->shape[d] < 8 ? t->shape[d] : 200 + (t->shape[d] < 55 ? t->shape[d] : 55));
+}
+
+static void write_seed(const char *dir, int op_index, int case_index, const nb_sample *sample)
+{
+    const nb_op *op = nb_op_at(op_index);
+    uint8_t out[4096];
+    size_t used = 0;
+    out[used++] = (uint8_t)op_index;
+    out[used++] = 0;
+    out[used++] = (uint8_t)(sample->n_inputs - op->min_inputs);
+    for (int i = 0; i < sample->n_inputs; i++) {
+        const nb_tensor *t = sample->inputs[i];
+        out[used++] = (uint8_t)((t->dtype == NB_INT32 ? 2 : 1) | (t->requires_grad ? KIND_REQUIRES_GRAD : 0));
+        put_tensor_shape(out, &used, t);
+    }
+    size_t params_size = op->params_size <= NB_MAX_PARAMS_SIZE ? op->params_size : 0;
+    memcpy(out + used, sample->params, params_size);
+    used += params_size;
+    if (strcmp(op->name, "batch_norm") == 0) {
+        nb_batch_norm_params p;
+        memcpy(&p, sample->params, sizeof p);
+        out[used++] = p.running_mean ? 1 : 0;
+        for (int i = 0; i < MAX_STATS && p.running_mean; i++) {
+            out[used++] = 1; /* float64 */
+            put_tensor_shape(out, &used, i == 0 ? p.running_mean : p.running_var);
+        }
+    }
+    for (int i = 0; i < sample->n_inputs; i++) {
+        const nb_tensor *t = sample->inputs[i];
+        for (int64_t k = 0; k < t->numel && used < sizeof out; k++)
+            out[used++] = t->dtype == NB_INT32 ? (uint8_t)(nb_tensor_get(t, k) + 1) : encode_float(nb_tensor_get(t, k));
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-%d", dir, op->name, case_index);
+    if (fuzz_write_file(path, out, used) != 0) fprintf(stderr, "fuzz_ops: cannot write %s\n", path);
+}
+
+static void write_seeds(const char *dir)
+{
+    for (int i = 0; i < nb_op_count(); i++) {
+        const nb_op *op = nb_op_at(i);
+        nb_rng rng;
+        nb_rng_seed(&rng, 1);
+        for (int index = 0; op->sample && index < 16; index++) {
+            nb_sample sample;
+            memset(&sample, 0, sizeof sample);
+            int produced = op->sample(index, &sample, &rng);
+            if (produced > 0) write_seed(dir, i, index, &sample);
+            for (int k = 0; k < sample.n_inputs; k++) nb_tensor_free(sample.inputs[k]);
+            if (produced <= 0) break;
+        }
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *seeds = getenv("NABLA_FUZZ_WRITE_SEEDS");
+    if (seeds && *seeds) {
+        write_seeds(seeds);
+        exit(0);
+    }
+    fuzz_install_allocator((size_t)16 << 20, (size_t)512 << 20);
+    nb_set_num_threads(2);
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* Internal: row helpers of conv2d's implicit-GEMM path
+ * (ops/conv2d_implicit.c, ops/conv2d_unfold.c). */
+#ifndef NABLA_OPS_CONV2D_ROWS_H
+#define NABLA_OPS_CONV2D_ROWS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ops/im2col.h"
+
+/* col2im for one image: dx [C,H,W] += the fold of dcol [C*kh*kw, OH*OW]
+ * (row stride `columns`), for stride 1 and dilation 1. Each dx vector is
+ * summed in registers over the kh*kw taps that reach it, then stored once
+ * (adding rows one tap at a time would stall on store forwarding). */
+void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx);
+
+/* Writes `rows` rows of target (row stride target_stride): each is `left`
+ * zeros, then `width` floats of source (row stride source_stride), then
+ * zeros up to target_stride. Every target element of those rows is
+ * written, so the buffer needs no clearing first. */
+void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width, float *target,
+                      int64_t target_stride, int64_t left, int64_t rows);
+
+/* Sum of x[0..n) in double over 8 interleaved partial sums added in a
+ * fixed order (the result depends on n and the values only). */
+double nb_conv_sum(const float *x, int64_t n);
+
+#endif

@@ -1,0 +1,23 @@
+/* Internal: tasks handed out one at a time across the thread pool.
+ *
+ * Every thread of the pool (the caller included) takes the next unclaimed
+ * task until none are left, so a thread that starts late (the cores are
+ * busy with other programs) does not hold the others up. Results must not
+ * depend on which thread runs a task: each task writes its own outputs, and
+ * `worker` only picks per-thread scratch. */
+#ifndef NABLA_OPS_PARALLEL_H
+#define NABLA_OPS_PARALLEL_H
+
+#include <stdint.h>
+
+typedef void (*nb_task_fn)(void *ctx, int64_t task, int worker);
+
+/* How many per-thread scratch slots a call needs: the thread count. */
+int nb_parallel_slots(void);
+
+/* Runs fn(ctx, task, worker) for every task in [0, tasks), with
+ * 0 <= worker < slots (threads numbered past `slots`, should the thread
+ * count grow meanwhile, take no tasks). */
+void nb_parallel_tasks(int64_t tasks, int slots, nb_task_fn fn, void *ctx);
+
+#endif

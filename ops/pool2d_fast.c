@@ -1,0 +1,167 @@
+/* Fast float32 max_pool2d for the common 2x2 window, stride 2, no padding,
+ * no dilation (ops/pool2d.h), threaded over planes. Same results as the
+ * general loop in ops/max_pool2d.c, including its tie and NaN rules: the
+ * window is scanned (0,0), (0,1), (1,0), (1,1), and a value replaces the
+ * running maximum when it is greater or NaN. */
+#include <math.h>
+
+#include "ops/conv2d_tiles.h"
+#include "ops/parallel.h"
+#include "ops/pool2d.h"
+
+enum { LANES = 16, PLANES_PER_TASK_MIN = 4 };
+
+bool nb_max_pool2d_fast_applies(const nb_pool2d_geometry *g)
+{
+    return g->kernel_h == 2 && g->kernel_w == 2 && g->stride_h == 2 && g->stride_w == 2 &&
+           g->pad_h == 0 && g->pad_w == 0 && g->dil_h == 1 && g->dil_w == 1 &&
+           2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
+/* One output row: inputs rows r0, r1 (= r0 + W) of the plane, starting at
+ * plane index `base` (the flat index of r0[0] in the plane). */
+static void row_portable(const float *r0, const float *r1, int64_t base, int64_t W, int64_t OW,
+                         float *y, int32_t *argmax)
+{
+    for (int64_t ow = 0; ow < OW; ow++) {
+        float best = r0[2 * ow];
+        int64_t index = base + 2 * ow;
+        float v = r0[2 * ow + 1];
+        if (v > best || isnan(v)) best = v, index = base + 2 * ow + 1;
+        v = r1[2 * ow];
+        if (v > best || isnan(v)) best = v, index = base + W + 2 * ow;
+        v = r1[2 * ow + 1];
+        if (v > best || isnan(v)) best = v, index = base + W + 2 * ow + 1;
+        y[ow] = best;
+        argmax[ow] = (int32_t)index;
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Replaces (best, index) by (v, candidate) where v > best or v is NaN. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+take(__m512 v, __m512i candidate, __m512 *best, __m512i *index)
+{
+    __mmask16 wins = _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    *best = _mm512_mask_mov_ps(*best, wins, v);
+    *index = _mm512_mask_mov_epi32(*index, wins, candidate);
+}
+
+__attribute__((target("avx512f"))) static void
+row_avx512(const float *r0, const float *r1, int64_t base, int64_t W, int64_t OW, float *y,
+           int32_t *argmax)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32((int)W);
+    for (int64_t ow = 0; ow < OW; ow += LANES) {
+        int64_t count = OW - ow < LANES ? OW - ow : LANES;
+        __mmask16 out_mask = (__mmask16)((1u << count) - 1u);
+        /* 2*count inputs per row, in two halves of 16. */
+        __mmask16 low_mask = count >= 8 ? 0xFFFF : (__mmask16)((1u << (2 * count)) - 1u);
+        __mmask16 high_mask = count <= 8 ? 0 : (__mmask16)((1u << (2 * count - 16)) - 1u);
+        const float *a = r0 + 2 * ow, *c = r1 + 2 * ow;
+        __m512 a_low = _mm512_maskz_loadu_ps(low_mask, a), a_high = _mm512_maskz_loadu_ps(high_mask, a + 16);
+        __m512 c_low = _mm512_maskz_loadu_ps(low_mask, c), c_high = _mm512_maskz_loadu_ps(high_mask, c + 16);
+        __m512i first = _mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * ow)),
+                                         _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+        __m512 best = _mm512_permutex2var_ps(a_low, even, a_high);
+        __m512i index = first;
+        take(_mm512_permutex2var_ps(a_low, odd, a_high), _mm512_add_epi32(first, one), &best, &index);
+        take(_mm512_permutex2var_ps(c_low, even, c_high), _mm512_add_epi32(first, below), &best, &index);
+        take(_mm512_permutex2var_ps(c_low, odd, c_high),
+             _mm512_add_epi32(_mm512_add_epi32(first, below), one), &best, &index);
+        _mm512_mask_storeu_ps(y + ow, out_mask, best);
+        _mm512_mask_storeu_epi32(argmax + ow, out_mask, index);
+    }
+}
+#endif
+
+typedef struct pool_job {
+    const nb_pool2d_geometry *g;
+    const float *x, *dy;
+    float *y, *dx;
+    int32_t *argmax;
+    const int32_t *saved;
+    int64_t planes_per_task;
+} pool_job;
+
+/* Task t covers planes [t*planes_per_task, ...) (the last one fewer). */
+static void task_planes(const pool_job *job, int64_t task, int64_t *begin, int64_t *end)
+{
+    int64_t planes = job->g->N * job->g->C;
+    *begin = task * job->planes_per_task;
+    *end = *begin + job->planes_per_task < planes ? *begin + job->planes_per_task : planes;
+}
+
+static void forward_task(void *context, int64_t task, int worker)
+{
+    (void)worker;
+    const pool_job *job = context;
+    const nb_pool2d_geometry *g = job->g;
+    int64_t begin, end;
+    task_planes(job, task, &begin, &end);
+    bool vector = nb_conv_tiles_use_avx512();
+    for (int64_t plane = begin; plane < end; plane++)
+        for (int64_t oh = 0; oh < g->OH; oh++) {
+            const float *r0 = job->x + (plane * g->H + 2 * oh) * g->W;
+            float *y = job->y + (plane * g->OH + oh) * g->OW;
+            int32_t *argmax = job->argmax + (plane * g->OH + oh) * g->OW;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vector) {
+                row_avx512(r0, r0 + g->W, 2 * oh * g->W, g->W, g->OW, y, argmax);
+                continue;
+            }
+#endif
+            (void)vector;
+            row_portable(r0, r0 + g->W, 2 * oh * g->W, g->W, g->OW, y, argmax);
+        }
+}
+
+static void backward_task(void *context, int64_t task, int worker)
+{
+    (void)worker;
+    const pool_job *job = context;
+    const nb_pool2d_geometry *g = job->g;
+    int64_t begin, end;
+    task_planes(job, task, &begin, &end);
+    int64_t outputs = g->OH * g->OW;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const int32_t *index = job->saved + plane * outputs;
+        const float *dy = job->dy + plane * outputs;
+        float *dx = job->dx + plane * g->H * g->W;
+        /* Windows do not overlap: every input gets at most one term. */
+        for (int64_t o = 0; o < outputs; o++) dx[index[o]] += dy[o];
+    }
+}
+
+/* About 16K inputs per task keeps a task worth handing out. */
+static int64_t planes_per_task(const nb_pool2d_geometry *g)
+{
+    int64_t per_plane = g->H * g->W, planes = (16384 + per_plane - 1) / per_plane;
+    return planes < PLANES_PER_TASK_MIN ? PLANES_PER_TASK_MIN : planes;
+}
+
+static void run(pool_job *job, nb_task_fn fn)
+{
+    job->planes_per_task = planes_per_task(job->g);
+    int64_t planes = job->g->N * job->g->C;
+    int64_t tasks = (planes + job->planes_per_task - 1) / job->planes_per_task;
+    nb_parallel_tasks(tasks, nb_parallel_slots(), fn, job);
+}
+
+void nb_max_pool2d_fast_forward(const nb_pool2d_geometry *g, const float *x, float *y,
+                                int32_t *argmax)
+{
+    pool_job job = {.g = g, .x = x, .y = y, .argmax = argmax};
+    run(&job, forward_task);
+}
+
+void nb_max_pool2d_fast_backward(const nb_pool2d_geometry *g, const int32_t *argmax,
+                                 const float *dy, float *dx)
+{
+    pool_job job = {.g = g, .dy = dy, .dx = dx, .saved = argmax};
+    run(&job, backward_task);
+}
