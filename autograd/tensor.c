@@ -39,17 +39,22 @@ static int64_t shape_numel(const char *who, nb_dtype dtype, int ndim, const int6
         nb_fail(NB_ERR_INVALID, "%s: shape is NULL", who);
         return -1;
     }
-    int64_t numel = 1;
+    /* The bound is on the product of the non-zero dims (span), not just
+     * numel: an empty [0, 2^40, 2^40] would otherwise pass, and any kernel
+     * or shape rule multiplying some of its dims (flatten merging the last
+     * two) would overflow. */
+    int64_t numel = 1, span = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             nb_fail(NB_ERR_INVALID, "%s: dimension %d is negative (%lld)", who, i,
                     (long long)shape[i]);
             return -1;
         }
-        if (shape[i] && numel > INT64_MAX / 16 / shape[i]) {
+        if (shape[i] && span > INT64_MAX / 16 / shape[i]) {
             nb_fail(NB_ERR_INVALID, "%s: shape too large", who);
             return -1;
         }
+        if (shape[i]) span *= shape[i];
         numel *= shape[i];
     }
     return numel;

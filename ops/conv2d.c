@@ -146,7 +146,9 @@ enum { TARGET_COLUMNS = 4096, SCRATCH_ELEMENTS = 1 << 21 };
 static int64_t chunk_images(const nb_conv2d_geometry *g)
 {
     int64_t plane = g->OH * g->OW, rows = g->C * g->kh * g->kw + g->K;
-    int64_t by_columns = TARGET_COLUMNS / plane, by_memory = SCRATCH_ELEMENTS / (rows * plane);
+    /* Dividing twice is the same floor and cannot overflow (an empty batch
+     * may come with planes of 10^17 elements). */
+    int64_t by_columns = TARGET_COLUMNS / plane, by_memory = SCRATCH_ELEMENTS / rows / plane;
     int64_t count = by_columns < by_memory ? by_columns : by_memory;
     if (count > g->N) count = g->N;
     return count < 1 ? 1 : count;

@@ -57,7 +57,7 @@ static int reshape_shape(nb_op_ctx *ctx, nb_shape *out)
         return nb_op_error(ctx, "%s: target shape is NULL with %d dims",
                            nb_input_shape(ctx, 0, xs, sizeof xs), p->ndim);
     int inferred = -1;
-    int64_t known = 1;
+    int64_t known = 1, span = 1;
     for (int d = 0; d < p->ndim; d++) {
         if (p->shape[d] == -1 && inferred < 0) {
             inferred = d;
@@ -67,13 +67,14 @@ static int reshape_shape(nb_op_ctx *ctx, nb_shape *out)
                                p->shape[d] == -1 ? "only one dim may be -1"
                                                  : "negative dims other than -1 are invalid");
         } else {
-            /* The bound nb_tensor_new puts on shapes: a product that wraps
-             * around could otherwise match numel and describe a view far
-             * larger than x's buffer. */
-            if (p->shape[d] != 0 && known > INT64_MAX / 16 / p->shape[d])
+            /* The bound nb_tensor_new puts on shapes (on the product of the
+             * non-zero dims): a product that wraps around could otherwise
+             * match numel and describe a view far larger than x's buffer. */
+            if (p->shape[d] != 0 && span > INT64_MAX / 16 / p->shape[d])
                 return nb_op_error(ctx, "%s -> %s: shape too large",
                                    nb_input_shape(ctx, 0, xs, sizeof xs),
                                    requested_string(p, ys, sizeof ys));
+            if (p->shape[d] != 0) span *= p->shape[d];
             known *= p->shape[d];
         }
     }

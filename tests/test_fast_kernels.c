@@ -27,6 +27,11 @@ static const shape SHAPES[] = {
     {2, 32, 26, 26, 32, 3, 3, {0, 0}},   /* the benchmark convnet's conv2 */
     {3, 8, 20, 19, 7, 5, 5, {2, 1}},
     {5, 1, 12, 11, 32, 3, 3, {0, 0}},    /* one input channel: 8 x 3 weight tiles */
+    /* 3x3 with 8+ channels (Winograd F(2x2,3x3)): odd output sizes leave
+     * partial 2x2 tiles; the second's input gradient is a Winograd
+     * transposed convolution too. */
+    {3, 9, 11, 8, 10, 3, 3, {0, 1}},
+    {2, 16, 21, 23, 12, 3, 3, {1, 1}},
     /* Large images: 6 per weight-gradient partition instead of 8. */
     {7, 48, 30, 30, 40, 3, 3, {1, 1}},
 };
@@ -165,7 +170,7 @@ static void assert_bitwise_equal(const nb_tensor *a, const nb_tensor *b, const c
 Test(fast_kernels, conv2d_results_do_not_depend_on_the_thread_count)
 {
     int saved = nb_get_num_threads();
-    const size_t picks[] = {0, 1, 6, 9, 10};
+    const size_t picks[] = {0, 1, 6, 7, 10, 11, 12};
     for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
         const shape *s = &SHAPES[picks[p]];
         values v = make_values(s, 99u);
@@ -316,4 +321,33 @@ Test(fast_kernels, conv2d_scratch_is_returned_to_the_arena)
     }
     nb_tape_free(tape);
     free_values(&v);
+}
+
+/* Only the input needs a gradient (frozen weights): dx alone, through both
+ * input-gradient paths, equals dx of the full backward. */
+Test(fast_kernels, conv2d_input_gradient_alone)
+{
+    const size_t picks[] = {1, 7};
+    for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
+        const shape *s = &SHAPES[picks[p]];
+        values v = make_values(s, 11u);
+        nb_tensor *full[4];
+        run_conv(s, NB_FLOAT32, &v, full);
+        nb_tape *tape = nb_tape_new();
+        const int64_t sx[4] = {s->N, s->C, s->H, s->W}, sw[4] = {s->K, s->C, s->kh, s->kw};
+        nb_tensor *x = filled(tape, NB_FLOAT32, 4, sx, v.x), *w = filled(tape, NB_FLOAT32, 4, sw, v.w);
+        nb_tensor *b = filled(tape, NB_FLOAT32, 1, sw, v.b);
+        nb_tensor_set_requires_grad(w, false);
+        nb_tensor_set_requires_grad(b, false);
+        nb_conv2d_params params = {{1, 1}, {s->pad[0], s->pad[1]}, {1, 1}, 1};
+        nb_tensor *y = nb_conv2d(tape, x, w, b, &params);
+        cr_assert_not_null(y, "%s", nb_tape_error(tape));
+        nb_tensor *dy = nb_tape_tensor(tape, NB_FLOAT32, 4, y->shape, NULL);
+        for (int64_t i = 0; i < dy->numel; i++) nb_tensor_set(dy, i, (double)(i % 5) - 2.0);
+        cr_assert_eq(nb_backward(tape, y, dy), NB_OK, "%s", nb_last_error());
+        assert_bitwise_equal(x->grad, full[1], "dx alone");
+        nb_tape_free(tape);
+        free_all(full, 4);
+        free_values(&v);
+    }
 }

@@ -312,9 +312,10 @@ int main(int argc, char **argv)
         {"unified10", 0.10, NB_MEPROP_UNIFIED}, {"topk5", 0.05, NB_MEPROP_TOPK},
         {"unified5", 0.05, NB_MEPROP_UNIFIED},  {"random5", 0.05, NB_MEPROP_RANDOM},
     };
-    printf("# Fashion-MNIST, Adam lr %g, batch %lld, %d threads; MLP %d epochs, LeNet-5 %d "
-           "epochs%s\n", o.lr, (long long)o.batch, nb_get_num_threads(), o.mlp_epochs,
-           o.lenet_epochs, o.max_steps > 0 ? " (capped by --max-steps)" : "");
+    printf("# Fashion-MNIST, %s lr %g%s, batch %lld, %d threads; MLP %d epochs, LeNet-5 %d "
+           "epochs%s\n", o.sgd ? "SGD (momentum 0.9)" : "Adam", o.lr,
+           o.cosine ? " (cosine decay)" : "", (long long)o.batch, nb_get_num_threads(),
+           o.mlp_epochs, o.lenet_epochs, o.max_steps > 0 ? " (capped by --max-steps)" : "");
     nb_tape *tape = nb_tape_new();
     int status = tape ? 0 : 1;
     const char *models[] = {"mlp", "lenet5"};

@@ -15,7 +15,9 @@ extern "C" {
 int nb_set_num_threads(int count);
 int nb_get_num_threads(void);
 
-/* Calls fn(ctx, begin, end, worker) over disjoint ranges covering [0, n).
+/* Calls fn(ctx, begin, end, worker) over disjoint ranges covering [0, n);
+ * worker is the running thread's index, 0 <= worker < nb_get_num_threads(),
+ * so per-thread scratch can be indexed by it.
  * Ranges never shrink below `grain` items, so small n runs inline. */
 typedef void (*nb_parallel_fn)(void *ctx, int64_t begin, int64_t end, int worker);
 void nb_parallel_for(int64_t n, int64_t grain, nb_parallel_fn fn, void *ctx);
