@@ -163,7 +163,7 @@ static int meprop_backward(nb_op_ctx *ctx, const nb_meprop *config, int64_t k, n
     int64_t sets;
     int32_t *index = nb_meprop_select(ctx, config, scores, R, out, k, &sets);
     if (!index) return NB_ERR_NOMEM;
-    if (sets == 1 && config->mode == NB_MEPROP_UNIFIED) {
+    if (config->mode == NB_MEPROP_UNIFIED) {
         void *dy_kept = nb_op_alloc(ctx, (size_t)(R * k + k * in) * element);
         if (!dy_kept) return NB_ERR_NOMEM;
         void *block = (char *)dy_kept + (size_t)(R * k) * element;

@@ -80,4 +80,13 @@ void nb_meprop_rows_backward_ref(const double *x, const double *weight, const in
 bool nb_meprop_conv2d_active(const nb_op_ctx *ctx, const nb_conv2d_geometry *g);
 int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g);
 
+/* The im2col-free float32 path (ops/meprop_direct.c) for stride 1 and
+ * dilation 1: image n keeps channels index[n * index_step, + k) (step k per
+ * image, 0 for one shared set); dx, dW (either may be NULL) accumulate;
+ * lane holds OW floats. */
+bool nb_meprop_conv2d_direct_applies(const nb_conv2d_geometry *g);
+void nb_meprop_conv2d_direct(const nb_conv2d_geometry *g, const int32_t *index,
+                             int64_t index_step, int64_t k, const float *x, const float *w,
+                             const float *dy, float *dx, float *dw, float *lane);
+
 #endif

@@ -8,7 +8,8 @@
  * i.e. both GEMMs shrink from K rows to k. Per image (TOPK, RANDOM), each
  * image has its own S and gets its own pair of small GEMMs; UNIFIED shares
  * S across the batch, so images are unfolded side by side in chunks as in
- * the dense path. db stays the dense sum of dy.
+ * the dense path. db stays the dense sum of dy. Float32 layers with stride
+ * 1 and dilation 1 skip the unfolding (ops/meprop_direct.c).
  * Float32 runs nb_sgemm, float64 the _ref versions with nb_dgemm. */
 #include <math.h>
 #include <string.h>
@@ -291,8 +292,15 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
     int64_t sets;
     int32_t *index = nb_meprop_select(ctx, &config, scores, g->N, g->K, k, &sets);
     if (!index) return NB_ERR_NOMEM;
-    size_t element = nb_dtype_size(x->dtype);
     void *dx_data = dx ? dx->data : NULL, *dw_data = dw ? dw->data : NULL;
+    if (f32 && nb_meprop_conv2d_direct_applies(g)) {
+        float *lane = nb_op_alloc(ctx, (size_t)g->OW * sizeof *lane);
+        if (!lane) return NB_ERR_NOMEM;
+        nb_meprop_conv2d_direct(g, index, config.mode == NB_MEPROP_UNIFIED ? 0 : k, k, x->data, w->data,
+                                dy->data, dx_data, dw_data, lane);
+        return NB_OK;
+    }
+    size_t element = nb_dtype_size(x->dtype);
     int64_t unfold_rows = g->C * g->kh * g->kw;
     if (config.mode == NB_MEPROP_UNIFIED) {
         int64_t chunk = unified_chunk(g, k), columns = chunk * plane;

