@@ -26,6 +26,7 @@
 #include "ops/common.h"
 #include "ops/conv2d_implicit.h"
 #include "ops/im2col.h"
+#include "ops/meprop.h"
 
 static const nb_conv2d_params DEFAULT_PARAMS = NB_CONV2D_PARAMS_DEFAULT;
 
@@ -310,6 +311,7 @@ static int backward_with_scratch(nb_op_ctx *ctx)
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
     if (!dx && !dw && !db) return NB_OK;
     nb_conv2d_geometry g = geometry_of(ctx);
+    if (nb_meprop_conv2d_active(ctx, &g)) return nb_meprop_conv2d_backward(ctx, &g);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
         return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data,
@@ -396,13 +398,13 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 }
 
 const nb_op nb_op_conv2d = {
-    .name = "conv2d", .min_inputs = 2, .max_inputs = 3, .params_size = sizeof(nb_conv2d_params),
+    .name = "conv2d", .min_inputs = 2, .max_inputs = 3,
+    .params_size = sizeof(nb_conv2d_meprop_params), /* conv settings + meProp */
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 
 nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                      const nb_conv2d_params *p)
 {
-    nb_tensor *inputs[3] = {x, weight, bias};
-    return nb_apply(tape, &nb_op_conv2d, bias ? 3 : 2, inputs, p ? p : &DEFAULT_PARAMS);
+    return nb_conv2d_ex(tape, x, weight, bias, p, NULL); /* ops/meprop_conv2d.c */
 }

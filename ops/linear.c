@@ -204,7 +204,10 @@ static int backward(nb_op_ctx *ctx)
     nb_meprop config;
     int64_t k;
     if ((dx || dw) && nb_meprop_resolve(ctx, &params_of(ctx)->meprop, out, &config, &k)) {
+        /* Its scores, kept indices and lists are temporaries: released after. */
+        nb_op_scratch mark = nb_op_scratch_begin(ctx);
         int status = meprop_backward(ctx, &config, k, dx, dw, R, in, out);
+        nb_op_scratch_end(ctx, mark);
         if (status != NB_OK) return status;
         dx = dw = NULL; /* done; the dense kernels below add only db */
     }
