@@ -2,11 +2,11 @@
  * include/nabla/meprop.h for what is selected and why; the sparse kernels
  * are in meprop_rows.c, meprop_conv2d.c and meprop_direct.c).
  *
- * Selection finds the k-th largest score T by quickselect (O(n) on average)
- * on a scratch copy, then keeps, in index order, every unit above T and the
- * lowest-indexed units equal to T: the kept set is a pure function of the
- * scores, and comes out ascending, so sparse products walk W and x in
- * memory order. */
+ * Selection ranks units by score, ties to the lower index, keeps the k
+ * best (a sampled cut, then a quickselect on the few units above it), and
+ * lists them in index order: the kept set
+ * is a pure function of the scores, and comes out ascending, so sparse
+ * products walk W and x in memory order. */
 #include <math.h>
 #include <string.h>
 
@@ -94,65 +94,84 @@ int nb_meprop_check_node(nb_op_ctx *ctx, const nb_meprop *own, const char *input
 
 /* ---- selection ---------------------------------------------------------------- */
 
-/* The k-th largest of a[0, n) (1 <= k <= n), by quickselect: a is
- * scrambled. Each round moves the values above a median-of-three pivot to
- * the front, then (if needed) the values equal to it next, with branch-free
- * swaps: random scores would make a branchy partition mispredict about
- * every other element. Runs of equal values (dead ReLU units: many zeros)
- * are settled in one round. */
-static double kth_largest(double *a, int64_t n, int64_t k)
+/* Unit a ranks below unit b: a smaller score, or an equal score and a
+ * higher index (ties go to the lower index). Bitwise, without branches. */
+static inline bool ranks_below(const double *score, int32_t a, int32_t b)
 {
-    int64_t low = 0, high = n, target = k - 1;
-    while (high - low > 1) {
-        double x = a[low], y = a[low + (high - low) / 2], z = a[high - 1];
-        double pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        int64_t above = low;
-        for (int64_t i = low; i < high; i++) {
-            double v = a[i];
-            a[i] = a[above];
-            a[above] = v;
-            above += v > pivot;
-        }
-        if (target < above) {
-            high = above;
-            continue;
-        }
-        int64_t equal = above;
-        for (int64_t i = above; i < high; i++) {
-            double v = a[i];
-            a[i] = a[equal];
-            a[equal] = v;
-            equal += v == pivot;
-        }
-        if (target < equal) return pivot;
-        low = equal;
-    }
-    return a[target];
+    return (score[a] < score[b]) | ((score[a] == score[b]) & (a > b));
 }
 
-/* out = the k units with the largest scores, ties to the lower index, in
- * ascending order: every unit above the k-th largest value T, then as many
- * units equal to T as are missing, taken in index order. Scores are >= 0
- * and often exactly 0 (units a ReLU switched off), so only the positive
- * ones are copied for the quickselect; with k or fewer of them, T is 0. */
-static void top_k_row(const double *score, int64_t n, int64_t k, int32_t *out, double *scratch)
+/* Reorders unit[0, count) so unit[0, k) are the k highest-ranked and
+ * unit[k - 1] is the k-th (quickselect; ranks are a strict total order, as
+ * indices differ). 1 <= k <= count. The partition swaps unconditionally:
+ * on scores in random order a branch would mispredict every other unit. */
+static void select_best(const double *score, int32_t *unit, int64_t count, int64_t k)
 {
-    int64_t positive = 0;
-    for (int64_t j = 0; j < n; j++) {
-        double v = score[j];
-        scratch[positive] = v;
-        positive += v > 0.0;
+    int64_t low = 0, high = count - 1, target = k - 1;
+    while (low < high) {
+        int32_t pivot = unit[low + (high - low) / 2];
+        unit[low + (high - low) / 2] = unit[high];
+        int64_t store = low;
+        for (int64_t i = low; i < high; i++) {
+            int32_t u = unit[i];
+            bool above = ranks_below(score, pivot, u);
+            unit[i] = unit[store];
+            unit[store] = u;
+            store += above;
+        }
+        unit[high] = unit[store];
+        unit[store] = pivot;
+        if (store == target) return;
+        if (store < target) low = store + 1;
+        else high = store - 1;
     }
-    double threshold = positive > k ? kth_largest(scratch, positive, k) : 0.0;
-    int64_t above = 0;
-    for (int64_t j = 0; j < n; j++) above += score[j] > threshold;
-    int64_t ties = k - above, t = 0;
-    for (int64_t j = 0; j < n && t < k; j++)
-        if (score[j] > threshold || (score[j] == threshold && ties-- > 0)) out[t++] = (int32_t)j;
+}
+
+/* Units sampled to place the first cut. */
+enum { SAMPLE = 64 };
+
+/* out = the k units with the largest scores, ties to the lower index, in
+ * ascending order; scratch holds 2n int32.
+ * A strided sample's r-th best, r about twice k's share of the sample, is a
+ * cut that about 2k units reach; one branch-free pass lists them (in index
+ * order), a quickselect on that short list finds the k-th best (T, jT),
+ * and the set is the listed units with score > T, or score == T and index
+ * <= jT. When fewer than k reach the cut (unlikely, or most scores are
+ * zero) every unit is listed. */
+static void top_k_row(const double *score, int64_t n, int64_t k, int32_t *out, int32_t *scratch)
+{
+    int32_t *listed = scratch, *work = scratch + n;
+    int64_t samples = n < SAMPLE ? n : SAMPLE;
+    int64_t rank = (2 * k * samples + n - 1) / n + 1;
+    if (rank > samples) rank = samples;
+    for (int64_t i = 0; i < samples; i++) work[i] = (int32_t)(i * n / samples);
+    select_best(score, work, samples, rank);
+    double cut = score[work[rank - 1]];
+    /* A zero cut (most of the sample is zero: units a ReLU switched off)
+     * would list every unit; list the positive ones instead. */
+    bool positive_only = cut <= 0.0;
+    int64_t count = 0;
+    for (int64_t j = 0; j < n; j++) {
+        listed[count] = (int32_t)j;
+        count += (score[j] > cut) | ((score[j] == cut) & !positive_only);
+    }
+    if (count < k) {
+        for (int64_t j = 0; j < n; j++) listed[j] = (int32_t)j;
+        count = n;
+    }
+    memcpy(work, listed, (size_t)count * sizeof *work);
+    select_best(score, work, count, k);
+    double lowest = score[work[k - 1]];
+    int32_t last = work[k - 1];
+    for (int64_t i = 0, t = 0; t < k; i++) {
+        int32_t j = listed[i];
+        out[t] = j;
+        t += (score[j] > lowest) | ((score[j] == lowest) & (j <= last));
+    }
 }
 
 void nb_meprop_top_k(const double *scores, int64_t rows, int64_t n, int64_t k, int32_t *index,
-                     double *scratch)
+                     int32_t *scratch)
 {
     for (int64_t r = 0; r < rows; r++) top_k_row(scores + r * n, n, k, index + r * k, scratch);
 }
@@ -175,7 +194,7 @@ void nb_meprop_random_k(nb_rng *rng, int64_t rows, int64_t n, int64_t k, int32_t
 
 typedef struct top_k_job {
     const double *scores;
-    double *scratch;
+    int32_t *scratch;
     int64_t n, k;
     int32_t *index;
 } top_k_job;
@@ -186,7 +205,7 @@ static void top_k_range(void *context, int64_t begin, int64_t end, int worker)
     const top_k_job *job = context;
     for (int64_t r = begin; r < end; r++)
         top_k_row(job->scores + r * job->n, job->n, job->k, job->index + r * job->k,
-                  job->scratch + r * job->n);
+                  job->scratch + r * 2 * job->n);
 }
 
 int32_t *nb_meprop_select(nb_op_ctx *ctx, const nb_meprop *config, const double *scores,
@@ -204,15 +223,16 @@ int32_t *nb_meprop_select(nb_op_ctx *ctx, const nb_meprop *config, const double 
         nb_rng_seed(&rng, config->seed ^ (draw * 0x9E3779B97F4A7C15ull));
         nb_meprop_random_k(&rng, rows, n, k, index, scratch);
     } else if (config->mode == NB_MEPROP_UNIFIED) {
-        double *total = nb_op_alloc(ctx, (size_t)(2 * n) * sizeof *total);
-        if (!total) return NULL;
+        double *total = nb_op_alloc(ctx, (size_t)n * sizeof *total);
+        int32_t *buffer = nb_op_alloc(ctx, (size_t)(2 * n) * sizeof *buffer);
+        if (!total || !buffer) return NULL;
         memset(total, 0, (size_t)n * sizeof *total);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < n; j++) total[j] += scores[r * n + j];
-        top_k_row(total, n, k, index, total + n);
+        top_k_row(total, n, k, index, buffer);
     } else {
-        /* A scratch row per example, so the ranges need no per-worker state. */
-        double *scratch = nb_op_alloc(ctx, (size_t)(rows * n) * sizeof *scratch);
+        /* Scratch per example, so the ranges need no per-worker state. */
+        int32_t *scratch = nb_op_alloc(ctx, (size_t)(rows * 2 * n) * sizeof *scratch);
         if (!scratch) return NULL;
         top_k_job job = {scores, scratch, n, k, index};
         int64_t grain = n >= 4096 ? 1 : 4096 / n;

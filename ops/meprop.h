@@ -47,9 +47,9 @@ int32_t *nb_meprop_select(nb_op_ctx *ctx, const nb_meprop *config, const double 
 
 /* The selection primitives (exposed for tests).
  * index[r, :] = the k entries of scores[r, :] with the largest values, ties
- * to the lower index, ascending; scratch holds n doubles. */
+ * to the lower index, ascending; scratch holds 2n int32. */
 void nb_meprop_top_k(const double *scores, int64_t rows, int64_t n, int64_t k, int32_t *index,
-                     double *scratch);
+                     int32_t *scratch);
 /* index[r, :] = k distinct units from [0, n), uniformly at random
  * (Floyd's sampling), ascending; scratch holds n int32. */
 void nb_meprop_random_k(nb_rng *rng, int64_t rows, int64_t n, int64_t k, int32_t *index,

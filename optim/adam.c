@@ -10,6 +10,7 @@
  *   p -= lr / (1 - beta1^t) * m / denom */
 #include <math.h>
 
+#include "ops/simd.h"
 #include "optim/internal.h"
 
 enum { ADAM_EXP_AVG = 0, ADAM_EXP_AVG_SQ = 1, ADAM_MAX_EXP_AVG_SQ = 2 };
@@ -30,26 +31,40 @@ static inline double maximum(double a, double b)
     return a > b ? a : b;
 }
 
-/* param, grad, m, v: [n]; vmax: [n] or NULL without amsgrad. Arithmetic in
- * double; parameter and state are rounded to float where PyTorch stores a
- * float32 tensor (after AdamW's decay, and m, v, vmax). */
-static void adam_update(float *param, const float *grad, float *m, float *v, float *vmax,
-                        int64_t n, const adam_step *s, const optim_noise *noise)
+/* The float32 update over [begin, end): float arithmetic, as PyTorch's
+ * float32 tensors compute it (each scalar rounded to float). Settings are
+ * copied to locals so the compiler sees them fixed across the loop. */
+NB_TARGET_CLONES static void adam_range(const void *coefficients, optim_slot *slot,
+                                        const float *grad, int64_t begin, int64_t end)
 {
+    const adam_step *s = coefficients;
+    const float beta1 = (float)s->beta1, beta2 = (float)s->beta2, eps = (float)s->eps,
+                one_minus_beta1 = (float)(1.0 - s->beta1), one_minus_beta2 = (float)(1.0 - s->beta2),
+                weight_decay = (float)s->weight_decay, step_size = (float)s->step_size,
+                bias_correction2_sqrt = (float)s->bias_correction2_sqrt, decay = (float)s->decay;
+    const bool decoupled = s->decoupled, coupled = !s->decoupled && s->weight_decay != 0.0,
+               maximize = s->maximize;
+    float *restrict p = (float *)slot->param->data + begin;
+    float *restrict m = (float *)slot->buffers[ADAM_EXP_AVG] + begin;
+    float *restrict v = (float *)slot->buffers[ADAM_EXP_AVG_SQ] + begin;
+    float *restrict vmax = slot->buffers[ADAM_MAX_EXP_AVG_SQ]
+                               ? (float *)slot->buffers[ADAM_MAX_EXP_AVG_SQ] + begin : NULL;
+    const float *restrict gradient = grad;
+    int64_t n = end - begin;
     for (int64_t i = 0; i < n; i++) {
-        double g = optim_noisy(grad[i], noise);
-        if (s->maximize) g = -g;
-        if (s->decoupled) param[i] = (float)(param[i] * s->decay);
-        else if (s->weight_decay != 0.0) g += s->weight_decay * param[i];
-        m[i] = (float)(s->beta1 * m[i] + (1.0 - s->beta1) * g);
-        v[i] = (float)(s->beta2 * v[i] + (1.0 - s->beta2) * g * g);
-        double second = v[i];
+        float g = maximize ? -gradient[i] : gradient[i];
+        if (decoupled) p[i] = p[i] * decay;
+        else if (coupled) g = g + weight_decay * p[i];
+        m[i] = optim_flush(beta1 * m[i] + one_minus_beta1 * g);
+        v[i] = optim_flush(beta2 * v[i] + one_minus_beta2 * (g * g));
+        float second = v[i];
         if (vmax) {
-            vmax[i] = maximum(vmax[i], v[i]);
+            float a = vmax[i];
+            vmax[i] = a != a || second != second ? NAN : a > second ? a : second;
             second = vmax[i];
         }
-        double denom = sqrt(second) / s->bias_correction2_sqrt + s->eps;
-        param[i] = (float)(param[i] - s->step_size * (m[i] / denom));
+        float denom = sqrtf(second) / bias_correction2_sqrt + eps;
+        p[i] = p[i] - step_size * (m[i] / denom);
     }
 }
 
@@ -87,8 +102,7 @@ static void adam_apply(const nb_optimizer *opt, optim_slot *slot, const optim_no
     nb_tensor *p = slot->param;
     void *vmax = o->amsgrad ? slot->buffers[ADAM_MAX_EXP_AVG_SQ] : NULL;
     if (p->dtype == NB_FLOAT32)
-        adam_update(p->data, p->grad->data, slot->buffers[ADAM_EXP_AVG], slot->buffers[ADAM_EXP_AVG_SQ],
-                    vmax, p->numel, &s, noise);
+        optim_run_f32(slot, noise, adam_range, &s);
     else
         adam_update_ref(p->data, p->grad->data, slot->buffers[ADAM_EXP_AVG],
                         slot->buffers[ADAM_EXP_AVG_SQ], vmax, p->numel, &s, noise);

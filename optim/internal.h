@@ -5,6 +5,9 @@
 #ifndef NABLA_OPTIM_INTERNAL_H
 #define NABLA_OPTIM_INTERNAL_H
 
+#include <float.h>
+#include <math.h>
+
 #include "autograd/alloc.h"
 #include "nabla/optim.h"
 #include "nabla/random.h"
@@ -56,5 +59,30 @@ static inline double optim_noisy(double g, const optim_noise *noise)
 {
     return noise ? g + noise->std * nb_rng_normal(noise->rng) : g;
 }
+
+/* Optimizer state decays geometrically wherever the gradient is zero (a
+ * unit meProp skips, a dead ReLU), into float's subnormal range, where most
+ * x86 CPUs take a microcode assist on every multiply: a step can become
+ * several times slower. The float32 kernels store state through this flush,
+ * so it reaches zero instead (PyTorch keeps subnormals; a value below
+ * FLT_MIN ~ 1.2e-38 moves no float32 parameter of normal size). */
+static inline float optim_flush(float x)
+{
+    return fabsf(x) < FLT_MIN ? 0.0f : x;
+}
+
+/* A float32 update over elements [begin, end) of slot's parameter; grad
+ * holds the gradient of exactly those elements (grad[0] is element begin). */
+typedef void (*optim_range_fn)(const void *coefficients, optim_slot *slot, const float *grad,
+                               int64_t begin, int64_t end);
+
+/* Runs a float32 update over all of slot's elements. Without noise the
+ * elements are split over the thread pool (every element's update is
+ * independent, so the result does not depend on the thread count). With
+ * noise, one thread walks the elements in order, so the noise sequence is
+ * fixed, and hands the update chunks of noisy gradient staged on the
+ * stack: the parameter's own gradient is never written. */
+void optim_run_f32(optim_slot *slot, const optim_noise *noise, optim_range_fn update,
+                   const void *coefficients);
 
 #endif

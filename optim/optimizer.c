@@ -3,6 +3,7 @@
  * The update rules live in sgd.c, adam.c and rmsprop.c. */
 #include <math.h>
 
+#include "nabla/threads.h"
 #include "optim/internal.h"
 
 static int check_params(const char *name, nb_tensor *const *params, int count)
@@ -80,6 +81,42 @@ static int check_gradient(const nb_optimizer *opt, int index)
                        opt->name, index, nb_dtype_name(g->dtype), (long long)g->numel,
                        nb_dtype_name(p->dtype), (long long)p->numel);
     return NB_OK;
+}
+
+/* Elements staged per chunk of noisy gradient (a few KiB of stack), and
+ * the fewest elements worth handing to another thread. */
+enum { NOISE_CHUNK = 512, UPDATE_GRAIN = 1 << 15 };
+
+typedef struct range_job {
+    optim_slot *slot;
+    optim_range_fn update;
+    const void *coefficients;
+} range_job;
+
+static void update_range(void *context, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const range_job *job = context;
+    const float *grad = job->slot->param->grad->data;
+    job->update(job->coefficients, job->slot, grad + begin, begin, end);
+}
+
+void optim_run_f32(optim_slot *slot, const optim_noise *noise, optim_range_fn update,
+                   const void *coefficients)
+{
+    int64_t n = slot->param->numel;
+    if (!noise) {
+        range_job job = {slot, update, coefficients};
+        nb_parallel_for(n, UPDATE_GRAIN, update_range, &job);
+        return;
+    }
+    const float *grad = slot->param->grad->data;
+    float staged[NOISE_CHUNK];
+    for (int64_t begin = 0; begin < n; begin += NOISE_CHUNK) {
+        int64_t end = n - begin < NOISE_CHUNK ? n : begin + NOISE_CHUNK;
+        for (int64_t i = begin; i < end; i++) staged[i - begin] = (float)optim_noisy(grad[i], noise);
+        update(coefficients, slot, staged, begin, end);
+    }
 }
 
 int nb_optimizer_step(nb_optimizer *opt)

@@ -9,6 +9,7 @@
  * All state starts at zero, so there is no first-step special case. */
 #include <math.h>
 
+#include "ops/simd.h"
 #include "optim/internal.h"
 
 enum { RMSPROP_SQUARE_AVG = 0, RMSPROP_GRAD_AVG = 1, RMSPROP_MOMENTUM = 2 };
@@ -16,32 +17,41 @@ enum { RMSPROP_SQUARE_AVG = 0, RMSPROP_GRAD_AVG = 1, RMSPROP_MOMENTUM = 2 };
 /* Coefficients of one step (the same for every parameter). */
 typedef struct rmsprop_step {
     double lr, alpha, eps, weight_decay, momentum;
-    bool maximize;
+    bool maximize, centered;
 } rmsprop_step;
 
-/* param, grad, square_avg: [n]; grad_avg [n] or NULL unless centered;
- * buffer [n] or NULL without momentum. Arithmetic in double; state is
- * rounded to float when stored, as PyTorch's float32 state is. */
-static void rmsprop_update(float *param, const float *grad, float *square_avg, float *grad_avg,
-                           float *buffer, int64_t n, const rmsprop_step *s,
-                           const optim_noise *noise)
+/* The float32 update over [begin, end): float arithmetic, as PyTorch's
+ * float32 tensors compute it (each scalar rounded to float). Settings are
+ * copied to locals so the compiler sees them fixed across the loop. */
+NB_TARGET_CLONES static void rmsprop_range(const void *coefficients, optim_slot *slot,
+                                           const float *grad, int64_t begin, int64_t end)
 {
+    const rmsprop_step *s = coefficients;
+    const float lr = (float)s->lr, alpha = (float)s->alpha, one_minus_alpha = (float)(1.0 - s->alpha),
+                eps = (float)s->eps, weight_decay = (float)s->weight_decay,
+                momentum = (float)s->momentum;
+    const bool maximize = s->maximize, decay = s->weight_decay != 0.0;
+    float *restrict p = (float *)slot->param->data + begin;
+    float *restrict square_avg = (float *)slot->buffers[RMSPROP_SQUARE_AVG] + begin;
+    float *restrict grad_avg = s->centered ? (float *)slot->buffers[RMSPROP_GRAD_AVG] + begin : NULL;
+    float *restrict buffer = s->momentum > 0.0 ? (float *)slot->buffers[RMSPROP_MOMENTUM] + begin : NULL;
+    const float *restrict gradient = grad;
+    int64_t n = end - begin;
     for (int64_t i = 0; i < n; i++) {
-        double g = optim_noisy(grad[i], noise);
-        if (s->maximize) g = -g;
-        if (s->weight_decay != 0.0) g += s->weight_decay * param[i];
-        square_avg[i] = (float)(s->alpha * square_avg[i] + (1.0 - s->alpha) * g * g);
-        double variance = square_avg[i];
+        float g = maximize ? -gradient[i] : gradient[i];
+        if (decay) g = g + weight_decay * p[i];
+        square_avg[i] = optim_flush(alpha * square_avg[i] + one_minus_alpha * (g * g));
+        float variance = square_avg[i];
         if (grad_avg) {
-            grad_avg[i] = (float)(s->alpha * grad_avg[i] + (1.0 - s->alpha) * g);
-            variance -= (double)grad_avg[i] * grad_avg[i];
+            grad_avg[i] = optim_flush(alpha * grad_avg[i] + one_minus_alpha * g);
+            variance = variance - grad_avg[i] * grad_avg[i];
         }
-        double denom = sqrt(variance) + s->eps;
+        float denom = sqrtf(variance) + eps;
         if (buffer) {
-            buffer[i] = (float)(s->momentum * buffer[i] + g / denom);
-            param[i] = (float)(param[i] - s->lr * buffer[i]);
+            buffer[i] = optim_flush(momentum * buffer[i] + g / denom);
+            p[i] = p[i] - lr * buffer[i];
         } else {
-            param[i] = (float)(param[i] - s->lr * (g / denom));
+            p[i] = p[i] - lr * (g / denom);
         }
     }
 }
@@ -75,14 +85,13 @@ static void rmsprop_apply(const nb_optimizer *opt, optim_slot *slot, const optim
     const nb_rmsprop_options *o = &opt->options.rmsprop;
     rmsprop_step s = {
         .lr = opt->lr, .alpha = o->alpha, .eps = o->eps, .weight_decay = o->weight_decay,
-        .momentum = o->momentum, .maximize = o->maximize,
+        .momentum = o->momentum, .maximize = o->maximize, .centered = o->centered,
     };
     nb_tensor *p = slot->param;
     void *grad_avg = o->centered ? slot->buffers[RMSPROP_GRAD_AVG] : NULL;
     void *buffer = o->momentum > 0.0 ? slot->buffers[RMSPROP_MOMENTUM] : NULL;
     if (p->dtype == NB_FLOAT32)
-        rmsprop_update(p->data, p->grad->data, slot->buffers[RMSPROP_SQUARE_AVG], grad_avg, buffer,
-                       p->numel, &s, noise);
+        optim_run_f32(slot, noise, rmsprop_range, &s);
     else
         rmsprop_update_ref(p->data, p->grad->data, slot->buffers[RMSPROP_SQUARE_AVG], grad_avg,
                            buffer, p->numel, &s, noise);

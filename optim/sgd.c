@@ -6,6 +6,7 @@
  *   p -= lr * g
  * PyTorch creates the momentum buffer as a copy of g on the first step; we
  * allocate it at creation and use the slot's step count instead. */
+#include "ops/simd.h"
 #include "optim/internal.h"
 
 enum { SGD_MOMENTUM = 0 };
@@ -16,21 +17,38 @@ typedef struct sgd_step {
     bool nesterov, maximize, first;
 } sgd_step;
 
-/* param, grad, buffer: [n]; buffer NULL without momentum. Arithmetic in
- * double; the buffer is rounded to float when stored and read back, as
- * PyTorch's float32 buffer is. */
-static void sgd_update(float *param, const float *grad, float *buffer, int64_t n,
-                       const sgd_step *s, const optim_noise *noise)
+/* The float32 update over [begin, end): float arithmetic throughout, as
+ * PyTorch's float32 tensors compute it (each scalar rounded to float).
+ * The settings are copied to locals so the compiler sees them fixed across
+ * the loop (the stores to p cannot change them) and splits it per setting. */
+NB_TARGET_CLONES static void sgd_range(const void *coefficients, optim_slot *slot,
+                                       const float *grad, int64_t begin, int64_t end)
 {
-    for (int64_t i = 0; i < n; i++) {
-        double g = optim_noisy(grad[i], noise);
-        if (s->maximize) g = -g;
-        if (s->weight_decay != 0.0) g += s->weight_decay * param[i];
-        if (buffer) {
-            buffer[i] = (float)(s->first ? g : s->momentum * buffer[i] + s->one_minus_dampening * g);
-            g = s->nesterov ? g + s->momentum * buffer[i] : buffer[i];
+    const sgd_step *s = coefficients;
+    const float lr = (float)s->lr, momentum = (float)s->momentum,
+                one_minus_dampening = (float)s->one_minus_dampening,
+                weight_decay = (float)s->weight_decay;
+    const bool nesterov = s->nesterov, maximize = s->maximize, first = s->first,
+               decay = s->weight_decay != 0.0;
+    float *restrict p = (float *)slot->param->data + begin;
+    float *restrict b = slot->buffers[SGD_MOMENTUM] ? (float *)slot->buffers[SGD_MOMENTUM] + begin : NULL;
+    const float *restrict gradient = grad;
+    int64_t n = end - begin;
+    if (!b) {
+        for (int64_t i = 0; i < n; i++) {
+            float g = maximize ? -gradient[i] : gradient[i];
+            if (decay) g = g + weight_decay * p[i];
+            p[i] = p[i] - lr * g;
         }
-        param[i] = (float)(param[i] - s->lr * g);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float g = maximize ? -gradient[i] : gradient[i];
+        if (decay) g = g + weight_decay * p[i];
+        float buffer = optim_flush(first ? g : momentum * b[i] + one_minus_dampening * g);
+        b[i] = buffer;
+        g = nesterov ? g + momentum * buffer : buffer;
+        p[i] = p[i] - lr * g;
     }
 }
 
@@ -59,7 +77,7 @@ static void sgd_apply(const nb_optimizer *opt, optim_slot *slot, const optim_noi
     };
     nb_tensor *p = slot->param;
     void *buffer = o->momentum != 0.0 ? slot->buffers[SGD_MOMENTUM] : NULL;
-    if (p->dtype == NB_FLOAT32) sgd_update(p->data, p->grad->data, buffer, p->numel, &s, noise);
+    if (p->dtype == NB_FLOAT32) optim_run_f32(slot, noise, sgd_range, &s);
     else sgd_update_ref(p->data, p->grad->data, buffer, p->numel, &s, noise);
 }
 

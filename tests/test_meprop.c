@@ -328,27 +328,39 @@ Test(meprop_errors, tape_and_module_reject_bad_settings)
 
 /* ---- selection primitives ------------------------------------------------------ */
 
-Test(meprop_select, quickselect_top_k_matches_the_oracle_on_ties)
+/* Rows of n scores: drawn from 4 values (ties everywhere) or continuous. */
+static void check_top_k(int64_t rows, int64_t n, bool ties)
 {
-    /* Scores drawn from a few values so that ties are everywhere. */
-    int64_t rows = 30, n = 37;
     double *score = malloc((size_t)(rows * n) * sizeof *score);
+    int32_t *scratch = malloc((size_t)(2 * n) * sizeof *scratch);
     nb_rng rng;
     nb_rng_seed(&rng, 3);
-    for (int64_t i = 0; i < rows * n; i++) score[i] = (double)nb_rng_below(&rng, 4);
-    for (int64_t k = 1; k <= n; k += 6) {
+    for (int64_t i = 0; i < rows * n; i++)
+        score[i] = ties ? (double)nb_rng_below(&rng, 4) : nb_rng_uniform(&rng);
+    for (int64_t k = 1; k <= n; k += 1 + n / 7) {
         int32_t *index = malloc((size_t)(rows * k) * sizeof *index);
         int *keep = malloc((size_t)(rows * n) * sizeof *keep);
-        double scratch[37];
         nb_meprop_top_k(score, rows, n, k, index, scratch);
         oracle_keep(score, rows, n, k, keep);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t t = 0; t < k; t++) {
-                cr_assert(keep[r * n + index[r * k + t]], "row %lld kept unit %d wrongly",
-                          (long long)r, index[r * k + t]);
+                cr_assert(keep[r * n + index[r * k + t]], "n %lld k %lld: row %lld kept unit %d wrongly",
+                          (long long)n, (long long)k, (long long)r, index[r * k + t]);
                 if (t > 0) cr_assert_lt(index[r * k + t - 1], index[r * k + t], "ascending");
             }
         free(index), free(keep);
     }
-    free(score);
+    free(score), free(scratch);
+}
+
+Test(meprop_select, top_k_matches_the_oracle_on_ties)
+{
+    check_top_k(30, 37, true);
+    check_top_k(5, 500, true);
+}
+
+Test(meprop_select, top_k_matches_the_oracle_on_distinct_scores)
+{
+    check_top_k(30, 37, false);
+    check_top_k(5, 500, false);
 }
