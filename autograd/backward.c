@@ -21,7 +21,7 @@ static nb_tensor *gradient_for(nb_tape *tape, nb_tensor *t, bool *fresh)
         else t->grad = nb_tensor_new(t->dtype, t->ndim, t->shape);
         if (!t->grad) return NULL;
     } else {
-        memset(t->grad->data, 0, (size_t)t->numel * nb_dtype_size(t->dtype));
+        nb_zero_parallel(t->grad->data, (size_t)t->numel * nb_dtype_size(t->dtype));
     }
     t->grad_sweep = tape->sweep;
     return t->grad;

@@ -33,6 +33,10 @@ struct nb_tape {
 void nb_tape_record_error(nb_tape *tape);
 /* Fails unless `tensor` may be used on `tape` now (live, same tape). */
 int nb_tensor_check_usable(const nb_tape *tape, const nb_tensor *tensor, const char *who);
+/* memset(data, 0, bytes), split across the thread pool when large: a
+ * step zeroes every intermediate's gradient buffer (megabytes for a
+ * convnet), and one core alone does not saturate the memory bus. */
+void nb_zero_parallel(void *data, size_t bytes);
 /* Arena tensor header plus data; data zeroed when `zero`. */
 nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
                               bool zero);

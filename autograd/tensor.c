@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "autograd/internal.h"
+#include "nabla/threads.h"
 
 size_t nb_dtype_size(nb_dtype dtype)
 {
@@ -100,8 +101,22 @@ nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int
     t->data = block + header_bytes();
     t->tape = tape;
     t->generation = tape->generation;
-    if (zero) memset(t->data, 0, data_bytes);
+    if (zero) nb_zero_parallel(t->data, data_bytes);
     return t;
+}
+
+/* Bytes per range: below ~256 KiB one memset beats waking a thread. */
+enum { ZERO_GRAIN = 1 << 18 };
+
+static void zero_range(void *context, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    memset((unsigned char *)context + begin, 0, (size_t)(end - begin));
+}
+
+void nb_zero_parallel(void *data, size_t bytes)
+{
+    nb_parallel_for((int64_t)bytes, ZERO_GRAIN, zero_range, data);
 }
 
 nb_tensor *nb_tensor_zeros(nb_dtype dtype, int ndim, const int64_t *shape)
@@ -200,7 +215,7 @@ nb_tensor *nb_tensor_grad(const nb_tensor *tensor) { return tensor ? tensor->gra
 void nb_tensor_zero_grad(nb_tensor *tensor)
 {
     if (tensor && tensor->grad)
-        memset(tensor->grad->data, 0, (size_t)tensor->grad->numel * nb_dtype_size(tensor->dtype));
+        nb_zero_parallel(tensor->grad->data, (size_t)tensor->grad->numel * nb_dtype_size(tensor->dtype));
 }
 
 void nb_tensor_set_hook(nb_tensor *tensor, nb_grad_hook_fn hook, void *user)

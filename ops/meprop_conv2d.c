@@ -9,13 +9,16 @@
  * image has its own S and gets its own pair of small GEMMs; UNIFIED shares
  * S across the batch, so images are unfolded side by side in chunks as in
  * the dense path. db stays the dense sum of dy. Float32 layers with stride
- * 1 and dilation 1 skip the unfolding (ops/meprop_direct.c).
+ * 1 and dilation 1 skip the unfolding: UNIFIED runs the dense path's
+ * implicit-GEMM kernels with k output channels, per-image sets convolve
+ * the kept channels directly (ops/meprop_direct.c).
  * Float32 runs nb_sgemm, float64 the _ref versions with nb_dgemm. */
 #include <math.h>
 #include <string.h>
 
 #include "autograd/internal.h"
 #include "kernels/gemm.h"
+#include "ops/conv2d_implicit.h"
 #include "ops/meprop.h"
 
 static const nb_meprop *own_setting(const nb_op_ctx *ctx)
@@ -270,6 +273,36 @@ static void scan_planes_ref(const nb_conv2d_geometry *g, const double *dy, doubl
     }
 }
 
+/* UNIFIED on the dense path's kernels (stride 1, one group, float32): one
+ * kept set S for the whole batch is a convolution with k output channels,
+ *   dy_S [N,k,OH,OW] = dy[:, S],  W_S [k,C,kh,kw] = W[S],
+ * run by the implicit-GEMM backward (register tiles, Winograd where it
+ * pays), then dW[S] += dW_S. k/K of the dense work at the dense speed. */
+static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const int32_t *S,
+                            int64_t k, const float *x, const float *w, const float *dy, float *dx,
+                            float *dw)
+{
+    int64_t plane = g->OH * g->OW, depth = g->C * g->kh * g->kw;
+    float *dy_kept = nb_op_alloc(ctx, (size_t)(g->N * k * plane + 2 * k * depth) * sizeof *dy_kept);
+    if (!dy_kept) return NB_ERR_NOMEM;
+    float *w_kept = dy_kept + g->N * k * plane, *dw_kept = w_kept + k * depth;
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t t = 0; t < k; t++)
+            memcpy(dy_kept + (n * k + t) * plane, dy + (n * g->K + S[t]) * plane,
+                   (size_t)plane * sizeof *dy_kept);
+    for (int64_t t = 0; t < k; t++)
+        memcpy(w_kept + t * depth, w + S[t] * depth, (size_t)depth * sizeof *w_kept);
+    memset(dw_kept, 0, (size_t)(k * depth) * sizeof *dw_kept);
+    nb_conv2d_geometry kept = *g;
+    kept.K = k;
+    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept, dy_kept, dx,
+                                             dw ? dw_kept : NULL, NULL);
+    if (status != NB_OK) return status;
+    for (int64_t t = 0; dw && t < k; t++)
+        for (int64_t i = 0; i < depth; i++) dw[S[t] * depth + i] += dw_kept[t * depth + i];
+    return NB_OK;
+}
+
 int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
 {
     nb_meprop config;
@@ -293,6 +326,8 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
     int32_t *index = nb_meprop_select(ctx, &config, scores, g->N, g->K, k, &sets);
     if (!index) return NB_ERR_NOMEM;
     void *dx_data = dx ? dx->data : NULL, *dw_data = dw ? dw->data : NULL;
+    if (f32 && config.mode == NB_MEPROP_UNIFIED && nb_conv2d_implicit_applies(g))
+        return unified_implicit(ctx, g, index, k, x->data, w->data, dy->data, dx_data, dw_data);
     if (f32 && nb_meprop_conv2d_direct_applies(g)) {
         float *lane = nb_op_alloc(ctx, (size_t)g->OW * sizeof *lane);
         if (!lane) return NB_ERR_NOMEM;

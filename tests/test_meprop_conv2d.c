@@ -95,11 +95,18 @@ Test(meprop_conv2d, topk_float32_matches_masked_dense)
                             NB_MEPROP_FRACTION(NB_MEPROP_TOPK, 0.25)}, 1e-5);
 }
 
+/* Stride 1, one group: UNIFIED runs the implicit-GEMM backward on the kept
+ * channels (register tiles; Winograd from 8 input and 8 kept channels). */
 Test(meprop_conv2d, unified_float32_matches_masked_dense)
 {
-    /* 70 images of 10x10 outputs: the unified path runs several chunks. */
     check_conv(&(conv_case){NB_FLOAT32, {70, 2, 10, 10}, {16, 2, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1},
                             NB_MEPROP_FRACTION(NB_MEPROP_UNIFIED, 0.1)}, 1e-5);
+    /* LeNet-5's second layer shape, 5x5 without padding. */
+    check_conv(&(conv_case){NB_FLOAT32, {5, 6, 14, 14}, {16, 6, 5, 5}, {{1, 1}, {0, 0}, {1, 1}, 1},
+                            NB_MEPROP_COUNT(NB_MEPROP_UNIFIED, 3)}, 1e-5);
+    /* 8 input channels, 12 of 24 kept: the Winograd input gradient. */
+    check_conv(&(conv_case){NB_FLOAT32, {3, 8, 12, 12}, {24, 8, 3, 3}, {{1, 1}, {0, 0}, {1, 1}, 1},
+                            NB_MEPROP_COUNT(NB_MEPROP_UNIFIED, 12)}, 1e-5);
 }
 
 /* Stride or dilation other than 1: the float32 path unfolds with im2col

@@ -18,6 +18,7 @@ typedef struct options {
     int epochs;
     int64_t batch;
     double lr, weight_decay;
+    double grad_noise, input_noise;   /* eta of annealed gradient noise; std of pixel noise */
     const char *optimizer;
     int threads;
     uint64_t seed;
@@ -32,7 +33,11 @@ static void usage(FILE *out)
             "usage: lenet5 [--epochs N] [--batch B] [--lr X] [--weight-decay X]\n"
             "              [--optimizer sgd|adam|adamw|rmsprop] [--threads N] [--seed S]\n"
             "              [--data DIR] [--save FILE] [--load FILE] [--eval-only]\n"
-            "              [--max-steps N] [--plot FILE.svg]\n");
+            "              [--max-steps N] [--plot FILE.svg]\n"
+            "              [--grad-noise ETA] [--input-noise STD]\n"
+            "  --grad-noise   Gaussian gradient noise of variance ETA / (1 + t)^0.55\n"
+            "                 (Neelakantan et al. 2015), t the step\n"
+            "  --input-noise  Gaussian noise of std STD on each normalised training pixel\n");
 }
 
 static int parse(int argc, char **argv, options *o)
@@ -57,11 +62,15 @@ static int parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--load") == 0) o->load = v;
         else if (strcmp(a, "--plot") == 0) o->plot = v;
         else if (strcmp(a, "--max-steps") == 0) o->max_steps = atoll(v);
+        else if (strcmp(a, "--grad-noise") == 0) o->grad_noise = atof(v);
+        else if (strcmp(a, "--input-noise") == 0) o->input_noise = atof(v);
         else return fprintf(stderr, "lenet5: unknown option %s\n", a), usage(stderr), 2;
         if (takes) i++;
     }
     if (o->epochs < 1 || o->batch < 1 || o->threads < 0 || o->max_steps == 0 || o->max_steps < -1)
         return fprintf(stderr, "lenet5: --epochs, --batch and --max-steps must be >= 1\n"), 2;
+    if (!(o->grad_noise >= 0) || !(o->input_noise >= 0))
+        return fprintf(stderr, "lenet5: --grad-noise and --input-noise must be >= 0\n"), 2;
     return 0;
 }
 
@@ -204,11 +213,16 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
     nb_loader_options lo = nb_loader_default_options();
     lo.batch_size = o->batch;
     lo.seed = o->seed;
+    lo.noise_std = o->input_noise;
     int status = tape && plot && count <= MAX_PARAMS ? 0 : 1;
     if (!status && !o->eval_only) {
         t.optimizer = make_optimizer(o, params, count, &t.base_lr);
         t.loader = nb_loader_new(train, &lo);
         status = t.optimizer && t.loader ? 0 : 1;
+        /* gamma 0.55: the paper's annealing exponent. */
+        if (!status && o->grad_noise > 0 &&
+            nb_optimizer_set_gradient_noise(t.optimizer, o->grad_noise, 0.55, o->seed) != NB_OK)
+            status = 1;
     }
     if (!status && !o->eval_only) {
         int64_t per_epoch = nb_loader_batches_per_epoch(t.loader);
