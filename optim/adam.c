@@ -31,41 +31,62 @@ static inline double maximum(double a, double b)
     return a > b ? a : b;
 }
 
+/* float32 coefficients: PyTorch rounds each scalar to the tensor's dtype. */
+typedef struct adam_coef {
+    float beta1, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, step_size,
+        bias_correction2_sqrt, decay, sign;
+} adam_coef;
+
+/* One loop per setting: `coupled` (Adam's L2 term) and `amsgrad` are
+ * constants at each call, so every copy is branch-free and vectorises.
+ * sign (-1 for maximize) and AdamW's decay (1 for Adam) multiply exactly. */
+__attribute__((always_inline)) static inline void
+adam_loop(const adam_coef *c, float *restrict p, const float *restrict gradient,
+          float *restrict m, float *restrict v, float *restrict vmax, int64_t n, bool coupled,
+          bool amsgrad)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = c->sign * gradient[i];
+        float param = p[i] * c->decay;
+        if (coupled) g = g + c->weight_decay * param;
+        float first = optim_flush(c->beta1 * m[i] + c->one_minus_beta1 * g);
+        float second = optim_flush(c->beta2 * v[i] + c->one_minus_beta2 * (g * g));
+        m[i] = first;
+        v[i] = second;
+        if (amsgrad) {
+            float a = vmax[i];
+            second = a != a || second != second ? NAN : a > second ? a : second;
+            vmax[i] = second;
+        }
+        float denom = sqrtf(second) / c->bias_correction2_sqrt + c->eps;
+        p[i] = param - c->step_size * (first / denom);
+    }
+}
+
 /* The float32 update over [begin, end): float arithmetic, as PyTorch's
- * float32 tensors compute it (each scalar rounded to float). Settings are
- * copied to locals so the compiler sees them fixed across the loop. */
+ * float32 tensors compute it. */
 NB_TARGET_CLONES static void adam_range(const void *coefficients, optim_slot *slot,
                                         const float *grad, int64_t begin, int64_t end)
 {
     const adam_step *s = coefficients;
-    const float beta1 = (float)s->beta1, beta2 = (float)s->beta2, eps = (float)s->eps,
-                one_minus_beta1 = (float)(1.0 - s->beta1), one_minus_beta2 = (float)(1.0 - s->beta2),
-                weight_decay = (float)s->weight_decay, step_size = (float)s->step_size,
-                bias_correction2_sqrt = (float)s->bias_correction2_sqrt, decay = (float)s->decay;
-    const bool decoupled = s->decoupled, coupled = !s->decoupled && s->weight_decay != 0.0,
-               maximize = s->maximize;
-    float *restrict p = (float *)slot->param->data + begin;
-    float *restrict m = (float *)slot->buffers[ADAM_EXP_AVG] + begin;
-    float *restrict v = (float *)slot->buffers[ADAM_EXP_AVG_SQ] + begin;
-    float *restrict vmax = slot->buffers[ADAM_MAX_EXP_AVG_SQ]
-                               ? (float *)slot->buffers[ADAM_MAX_EXP_AVG_SQ] + begin : NULL;
-    const float *restrict gradient = grad;
+    const adam_coef c = {
+        .beta1 = (float)s->beta1, .beta2 = (float)s->beta2, .eps = (float)s->eps,
+        .one_minus_beta1 = (float)(1.0 - s->beta1), .one_minus_beta2 = (float)(1.0 - s->beta2),
+        .weight_decay = (float)s->weight_decay, .step_size = (float)s->step_size,
+        .bias_correction2_sqrt = (float)s->bias_correction2_sqrt,
+        .decay = s->decoupled ? (float)s->decay : 1.0f, .sign = s->maximize ? -1.0f : 1.0f,
+    };
+    bool coupled = !s->decoupled && s->weight_decay != 0.0;
+    float *p = (float *)slot->param->data + begin;
+    float *m = (float *)slot->buffers[ADAM_EXP_AVG] + begin;
+    float *v = (float *)slot->buffers[ADAM_EXP_AVG_SQ] + begin;
+    float *vmax = slot->buffers[ADAM_MAX_EXP_AVG_SQ]
+                      ? (float *)slot->buffers[ADAM_MAX_EXP_AVG_SQ] + begin : NULL;
     int64_t n = end - begin;
-    for (int64_t i = 0; i < n; i++) {
-        float g = maximize ? -gradient[i] : gradient[i];
-        if (decoupled) p[i] = p[i] * decay;
-        else if (coupled) g = g + weight_decay * p[i];
-        m[i] = optim_flush(beta1 * m[i] + one_minus_beta1 * g);
-        v[i] = optim_flush(beta2 * v[i] + one_minus_beta2 * (g * g));
-        float second = v[i];
-        if (vmax) {
-            float a = vmax[i];
-            vmax[i] = a != a || second != second ? NAN : a > second ? a : second;
-            second = vmax[i];
-        }
-        float denom = sqrtf(second) / bias_correction2_sqrt + eps;
-        p[i] = p[i] - step_size * (m[i] / denom);
-    }
+    if (coupled && vmax) adam_loop(&c, p, grad, m, v, vmax, n, true, true);
+    else if (coupled) adam_loop(&c, p, grad, m, v, NULL, n, true, false);
+    else if (vmax) adam_loop(&c, p, grad, m, v, vmax, n, false, true);
+    else adam_loop(&c, p, grad, m, v, NULL, n, false, false);
 }
 
 static void adam_update_ref(double *param, const double *grad, double *m, double *v, double *vmax,

@@ -20,39 +20,68 @@ typedef struct rmsprop_step {
     bool maximize, centered;
 } rmsprop_step;
 
+/* float32 coefficients: PyTorch rounds each scalar to the tensor's dtype. */
+typedef struct rmsprop_coef {
+    float lr, alpha, one_minus_alpha, eps, weight_decay, momentum, sign;
+} rmsprop_coef;
+
+/* One loop per setting (the flags are constants at each call), so every
+ * copy is branch-free and vectorises; sign (-1 for maximize) multiplies
+ * exactly. */
+__attribute__((always_inline)) static inline void
+rmsprop_loop(const rmsprop_coef *c, float *restrict p, const float *restrict gradient,
+             float *restrict square_avg, float *restrict grad_avg, float *restrict buffer,
+             int64_t n, bool decay, bool centered, bool with_momentum)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = c->sign * gradient[i];
+        if (decay) g = g + c->weight_decay * p[i];
+        float square = optim_flush(c->alpha * square_avg[i] + c->one_minus_alpha * (g * g));
+        square_avg[i] = square;
+        float variance = square;
+        if (centered) {
+            float average = optim_flush(c->alpha * grad_avg[i] + c->one_minus_alpha * g);
+            grad_avg[i] = average;
+            variance = variance - average * average;
+        }
+        float denom = sqrtf(variance) + c->eps;
+        if (with_momentum) {
+            float b = optim_flush(c->momentum * buffer[i] + g / denom);
+            buffer[i] = b;
+            p[i] = p[i] - c->lr * b;
+        } else {
+            p[i] = p[i] - c->lr * (g / denom);
+        }
+    }
+}
+
 /* The float32 update over [begin, end): float arithmetic, as PyTorch's
- * float32 tensors compute it (each scalar rounded to float). Settings are
- * copied to locals so the compiler sees them fixed across the loop. */
+ * float32 tensors compute it. */
 NB_TARGET_CLONES static void rmsprop_range(const void *coefficients, optim_slot *slot,
                                            const float *grad, int64_t begin, int64_t end)
 {
     const rmsprop_step *s = coefficients;
-    const float lr = (float)s->lr, alpha = (float)s->alpha, one_minus_alpha = (float)(1.0 - s->alpha),
-                eps = (float)s->eps, weight_decay = (float)s->weight_decay,
-                momentum = (float)s->momentum;
-    const bool maximize = s->maximize, decay = s->weight_decay != 0.0;
-    float *restrict p = (float *)slot->param->data + begin;
-    float *restrict square_avg = (float *)slot->buffers[RMSPROP_SQUARE_AVG] + begin;
-    float *restrict grad_avg = s->centered ? (float *)slot->buffers[RMSPROP_GRAD_AVG] + begin : NULL;
-    float *restrict buffer = s->momentum > 0.0 ? (float *)slot->buffers[RMSPROP_MOMENTUM] + begin : NULL;
-    const float *restrict gradient = grad;
+    const rmsprop_coef c = {
+        .lr = (float)s->lr, .alpha = (float)s->alpha, .one_minus_alpha = (float)(1.0 - s->alpha),
+        .eps = (float)s->eps, .weight_decay = (float)s->weight_decay, .momentum = (float)s->momentum,
+        .sign = s->maximize ? -1.0f : 1.0f,
+    };
+    float *p = (float *)slot->param->data + begin;
+    float *square_avg = (float *)slot->buffers[RMSPROP_SQUARE_AVG] + begin;
+    float *grad_avg = s->centered ? (float *)slot->buffers[RMSPROP_GRAD_AVG] + begin : NULL;
+    float *buffer = s->momentum > 0.0 ? (float *)slot->buffers[RMSPROP_MOMENTUM] + begin : NULL;
     int64_t n = end - begin;
-    for (int64_t i = 0; i < n; i++) {
-        float g = maximize ? -gradient[i] : gradient[i];
-        if (decay) g = g + weight_decay * p[i];
-        square_avg[i] = optim_flush(alpha * square_avg[i] + one_minus_alpha * (g * g));
-        float variance = square_avg[i];
-        if (grad_avg) {
-            grad_avg[i] = optim_flush(alpha * grad_avg[i] + one_minus_alpha * g);
-            variance = variance - grad_avg[i] * grad_avg[i];
-        }
-        float denom = sqrtf(variance) + eps;
-        if (buffer) {
-            buffer[i] = optim_flush(momentum * buffer[i] + g / denom);
-            p[i] = p[i] - lr * buffer[i];
-        } else {
-            p[i] = p[i] - lr * (g / denom);
-        }
+    bool decay = s->weight_decay != 0.0;
+    /* 8 settings, each its own loop. */
+    switch ((decay ? 4 : 0) | (grad_avg ? 2 : 0) | (buffer ? 1 : 0)) {
+    case 0: rmsprop_loop(&c, p, grad, square_avg, NULL, NULL, n, false, false, false); break;
+    case 1: rmsprop_loop(&c, p, grad, square_avg, NULL, buffer, n, false, false, true); break;
+    case 2: rmsprop_loop(&c, p, grad, square_avg, grad_avg, NULL, n, false, true, false); break;
+    case 3: rmsprop_loop(&c, p, grad, square_avg, grad_avg, buffer, n, false, true, true); break;
+    case 4: rmsprop_loop(&c, p, grad, square_avg, NULL, NULL, n, true, false, false); break;
+    case 5: rmsprop_loop(&c, p, grad, square_avg, NULL, buffer, n, true, false, true); break;
+    case 6: rmsprop_loop(&c, p, grad, square_avg, grad_avg, NULL, n, true, true, false); break;
+    default: rmsprop_loop(&c, p, grad, square_avg, grad_avg, buffer, n, true, true, true); break;
     }
 }
 
