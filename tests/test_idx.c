@@ -471,6 +471,25 @@ Test(fashion_mnist, real_files_load_when_installed, .timeout = 60)
     cr_assert(x->shape[0] == 64 && x->shape[1] == 1 && x->shape[2] == 28 && x->shape[3] == 28);
     cr_assert_eq(nb_loader_batches_per_epoch(loader), 938);
     nb_loader_free(loader);
+    nb_tape_reset(tape);
+    /* Unshuffled batches of 64, filled by 1 and by 2 threads: every pixel is
+     * (byte / 255 - mean) / std of its own image. */
+    nb_loader_options o = nb_loader_default_options();
+    o.shuffle = false;
+    for (int threads = 1; threads <= 2; threads++) {
+        cr_assert_eq(nb_set_num_threads(threads), NB_OK);
+        loader = nb_loader_new(&train, &o);
+        cr_assert_eq(nb_loader_next(loader, tape, &x, &y), 1, "%s", nb_last_error());
+        cr_assert_eq(nb_loader_next(loader, tape, &x, &y), 1, "%s", nb_last_error());
+        for (int64_t i = 0; i < 64 * 784; i++) {
+            double want = (train.images[64 * 784 + i] / 255.0 - NB_FASHION_MNIST_MEAN) / NB_FASHION_MNIST_STD;
+            cr_assert(fabs(((const float *)x->data)[i] - want) < 1e-5, "%d threads, pixel %lld", threads,
+                      (long long)i);
+        }
+        for (int64_t b = 0; b < 64; b++) cr_assert_eq(((const int32_t *)y->data)[b], train.labels[64 + b]);
+        nb_loader_free(loader);
+        nb_tape_reset(tape);
+    }
     nb_tape_free(tape);
     nb_dataset_free(&train);
     nb_dataset_free(&test);
