@@ -4,9 +4,9 @@
  *
  * Selection ranks units by score, ties to the lower index, keeps the k
  * best (a sampled cut, then a quickselect on the few units above it), and
- * lists them in index order: the kept set
- * is a pure function of the scores, and comes out ascending, so sparse
- * products walk W and x in memory order. */
+ * lists them in index order: the kept set is a pure function of the
+ * scores, and comes out ascending, so sparse products walk W and x in
+ * memory order. */
 #include <math.h>
 #include <string.h>
 
