@@ -128,6 +128,11 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
                                (long long)(p->dilation[0] * (w->shape[2] - 1) + 1),
                                (long long)(p->dilation[1] * (w->shape[3] - 1) + 1), sw);
     }
+    /* The descriptor's params carry a meProp setting (ops/meprop_conv2d.c);
+     * nb_conv2d_ex checks it, a direct nb_apply must be checked here. */
+    if (ctx->params && nb_meprop_check_node(ctx, &((const nb_conv2d_meprop_params *)ctx->params)->meprop,
+                                            sx) != NB_OK)
+        return NB_ERR_INVALID;
     nb_conv2d_geometry g = geometry_of(ctx);
     out->dtype = x->dtype;
     out->ndim = 4;

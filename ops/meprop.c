@@ -52,9 +52,12 @@ int64_t nb_meprop_kept(const nb_meprop *config, int64_t n)
 {
     if (!config || !sparse_mode(config->mode) || n <= 0) return n;
     /* The small slack keeps e.g. 0.05 * 500 at 25 despite rounding. */
-    int64_t k = config->k > 0 ? config->k : (int64_t)ceil(config->fraction * (double)n - 1e-9);
-    if (k < 1) k = 1;
-    return k < n ? k : n;
+    if (config->k > 0) return config->k < n ? config->k : n;
+    double want = ceil(config->fraction * (double)n - 1e-9);
+    /* Checked settings have fraction in (0, 1]; anything else (NaN, huge)
+     * keeps every unit rather than overflowing the conversion. */
+    if (!(want < (double)n)) return n;
+    return want < 1.0 ? 1 : (int64_t)want;
 }
 
 int nb_tape_set_meprop(nb_tape *tape, const nb_meprop *config)

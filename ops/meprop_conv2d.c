@@ -371,16 +371,7 @@ nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tenso
 {
     nb_conv2d_meprop_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT};
     if (p) params.conv = *p;
-    /* The op's shape rule (ops/conv2d.c) knows nothing of meProp, so the
-     * setting is checked here, with the same sticky error handling. */
-    if (meprop && tape && !tape->has_error && nb_tensor_check_usable(tape, x, "conv2d") == NB_OK) {
-        char who[128], shape[96];
-        snprintf(who, sizeof who, "conv2d: input %s", nb_shape_str(x, shape, sizeof shape));
-        if (nb_meprop_check(meprop, who) != NB_OK) {
-            nb_tape_record_error(tape);
-            return NULL;
-        }
-    }
+    /* The setting is checked by the op's shape rule (ops/conv2d.c). */
     if (meprop) params.meprop = *meprop;
     nb_tensor *inputs[3] = {x, weight, bias};
     return nb_apply(tape, &nb_op_conv2d, bias ? 3 : 2, inputs, &params);

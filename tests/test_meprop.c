@@ -257,6 +257,9 @@ Test(meprop_settings, kept_count_rounding)
     cr_assert_eq(nb_meprop_kept(&k30, 500), 30);
     cr_assert_eq(nb_meprop_kept(&k30, 10), 10);      /* capped at n */
     cr_assert_eq(nb_meprop_kept(&dense, 10), 10);
+    nb_meprop huge = {NB_MEPROP_TOPK, 0, 8.4e200, 0}, nan = {NB_MEPROP_TOPK, 0, NAN, 0};
+    cr_assert_eq(nb_meprop_kept(&huge, 10), 10, "unchecked settings keep every unit");
+    cr_assert_eq(nb_meprop_kept(&nan, 10), 10);
     cr_assert_str_eq(nb_meprop_mode_name(NB_MEPROP_UNIFIED), "unified");
 }
 

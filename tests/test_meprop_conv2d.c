@@ -3,6 +3,7 @@
  * dense backward seeded with the masked dy, the mask coming from the
  * independent oracle in meprop_oracle.h. */
 #include "meprop_oracle.h"
+#include "ops/meprop.h"
 
 /* ---- conv2d ---------------------------------------------------------------- */
 
@@ -214,6 +215,23 @@ Test(meprop_errors, conv2d_rejects_bad_settings)
     assert_tape_error(tape, "conv2d: input [1,1,4,4]: meProp fraction 0 must be in (0, 1] when k is 0");
     cr_assert_null(nb_conv2d_ex(tape, x, w, NULL, NULL, NULL), "errors are sticky");
     assert_tape_error(tape, "conv2d: input [1,1,4,4]: meProp fraction 0");
+    nb_tensor_free(w);
+    nb_tape_free(tape);
+}
+
+/* The descriptor reached through nb_apply (as a user op composing conv2d,
+ * or the fuzzer, would) checks the setting in its shape rule too: a huge
+ * fraction once reached the k computation and overflowed it. */
+Test(meprop_errors, conv2d_descriptor_checks_the_setting)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *w = test_param(NB_FLOAT32, 4, (int64_t[]){2, 1, 3, 3}, (double[18]){0});
+    nb_tensor *x = test_tensor(tape, NB_FLOAT32, 4, (int64_t[]){1, 1, 4, 4}, (double[16]){0}, true);
+    nb_conv2d_meprop_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT,
+                                      .meprop = {NB_MEPROP_TOPK, 0, 8.4e200, 0}};
+    nb_tensor *inputs[2] = {x, w};
+    cr_assert_null(nb_apply(tape, &nb_op_conv2d, 2, inputs, &params));
+    assert_tape_error(tape, "conv2d: input [1,1,4,4]: meProp fraction 8.4e+200 must be in (0, 1]");
     nb_tensor_free(w);
     nb_tape_free(tape);
 }
