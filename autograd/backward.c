@@ -7,24 +7,41 @@
 
 #include "autograd/internal.h"
 
+/* Inputs that ctx->fresh_grads can describe (cat may have more). */
+enum { NB_FRESH_GRADS_BITS = (int)(sizeof(unsigned) * 8) };
+
 /* The gradient buffer of t for this sweep, zeroed on first use.
  * Leaves keep theirs across sweeps (PyTorch accumulation); intermediates
- * start from zero in each sweep so a second backward is not doubled. */
-static nb_tensor *gradient_for(nb_tape *tape, nb_tensor *t, bool *fresh)
+ * start from zero in each sweep so a second backward is not doubled.
+ * With `assigns` (the consumer assigns a fresh buffer), an intermediate's
+ * first buffer of the sweep is left as it is and *fresh is set. */
+static nb_tensor *gradient_for(nb_tape *tape, nb_tensor *t, bool assigns, bool *fresh)
 {
     *fresh = false;
     bool leaf = t->node == NULL;
     if (t->grad && (leaf || t->grad_sweep == tape->sweep)) return t->grad;
+    bool skip_zero = assigns && !leaf && t->tape;
     if (!t->grad) {
-        *fresh = true;
-        if (t->tape) t->grad = nb_tape_new_tensor(tape, t->dtype, t->ndim, t->shape, true);
+        if (t->tape) t->grad = nb_tape_new_tensor(tape, t->dtype, t->ndim, t->shape, !skip_zero);
         else t->grad = nb_tensor_new(t->dtype, t->ndim, t->shape);
         if (!t->grad) return NULL;
-    } else {
+    } else if (!skip_zero) {
         nb_zero_parallel(t->grad->data, (size_t)t->numel * nb_dtype_size(t->dtype));
     }
+    *fresh = skip_zero;
     t->grad_sweep = tape->sweep;
     return t->grad;
+}
+
+/* Input i may be handed over unzeroed: the op assigns fresh buffers and
+ * no other input of the node is the same tensor (the op would then write
+ * one buffer in two roles, in an order it does not promise). */
+static bool may_assign(const nb_op_ctx *ctx, int i)
+{
+    if (!(ctx->op->flags & NB_OP_ASSIGNS_FRESH_GRADS) || i >= NB_FRESH_GRADS_BITS) return false;
+    for (int j = 0; j < ctx->n_inputs; j++)
+        if (j != i && ctx->inputs[j] == ctx->inputs[i]) return false;
+    return true;
 }
 
 static int add_seed(nb_tensor *grad, const nb_tensor *seed)
@@ -92,14 +109,16 @@ static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
         if (status != NB_OK) return status;
     }
     ctx->output_grad = ctx->output->grad;
+    ctx->fresh_grads = 0;
     for (int i = 0; i < ctx->n_inputs; i++) {
         nb_tensor *input = ctx->inputs[i];
         ctx->input_grads[i] = NULL;
         if (!input->requires_grad || input->dtype == NB_INT32) continue;
         bool fresh;
-        nb_tensor *grad = gradient_for(tape, input, &fresh);
+        nb_tensor *grad = gradient_for(tape, input, may_assign(ctx, i), &fresh);
         if (!grad) return NB_ERR_NOMEM;
         ctx->input_grads[i] = grad;
+        if (fresh) ctx->fresh_grads |= 1u << i;
         if (input->node) {
             input->node->visit = tape->sweep;
         } else if (input->hook && input->visit_stamp != tape->sweep) {
@@ -127,7 +146,7 @@ int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
     if (status != NB_OK) return status;
     tape->sweep++;
     bool fresh;
-    nb_tensor *grad = gradient_for(tape, output, &fresh);
+    nb_tensor *grad = gradient_for(tape, output, false, &fresh);
     if (!grad) return NB_ERR_NOMEM;
     add_seed(grad, seed);
     leaf_entry *leaves = NULL;

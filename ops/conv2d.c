@@ -315,13 +315,20 @@ static int backward_with_scratch(nb_op_ctx *ctx)
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
     if (!dx && !dw && !db) return NB_OK;
+    /* Only the implicit path assigns dx; weights or biases computed on the
+     * tape, and dx on the other paths, start from zero. */
+    nb_grad_zero_fresh(ctx, 1);
+    nb_grad_zero_fresh(ctx, 2);
     nb_conv2d_geometry g = geometry_of(ctx);
-    if (nb_meprop_conv2d_active(ctx, &g)) return nb_meprop_conv2d_backward(ctx, &g);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
+    bool implicit = x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g);
+    bool meprop = nb_meprop_conv2d_active(ctx, &g);
+    if (meprop || !implicit) nb_grad_zero_fresh(ctx, 0);
+    if (meprop) return nb_meprop_conv2d_backward(ctx, &g);
+    if (implicit)
         return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data,
-                                           dx ? dx->data : NULL, dw ? dw->data : NULL,
-                                           db ? db->data : NULL);
+                                           dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
+                                           dw ? dw->data : NULL, db ? db->data : NULL);
     int64_t chunk = chunk_images(&g);
     void *grad, *col = chunk_scratch(ctx, &g, chunk, &grad);
     if (!col) return NB_ERR_NOMEM;
@@ -405,6 +412,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_conv2d = {
     .name = "conv2d", .min_inputs = 2, .max_inputs = 3,
     .params_size = sizeof(nb_conv2d_meprop_params), /* conv settings + meProp */
+    .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 

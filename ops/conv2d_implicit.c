@@ -243,6 +243,7 @@ typedef struct backward_job {
     const nb_conv_unfold *unfold; /* or dx = col2im(W^T dy), or NULL */
     const float *x, *dy;
     float *dx;
+    bool assign_dx;             /* dx is fresh: assign, do not add */
     bool weight, bias;
     int weight_rows, weight_taps;
     int64_t gradient_rows;      /* K rounded up to weight_rows */
@@ -324,8 +325,8 @@ static void backward_task(void *context, int64_t part, int worker)
     for (int64_t b = 0; (t || job->unfold) && b < count; b++) {
         const float *dy = job->dy + (n0 + b) * image_out;
         float *dx = job->dx + (n0 + b) * image_in;
-        if (t) plan_image(t, dy, padded, dx, NULL, true);
-        else nb_conv_unfold_image(job->unfold, dy, dx, padded);
+        if (t) plan_image(t, dy, padded, dx, NULL, !job->assign_dx);
+        else nb_conv_unfold_image(job->unfold, dy, dx, padded, job->assign_dx);
     }
 }
 
@@ -339,13 +340,13 @@ static int64_t transposed_cost(const nb_conv2d_geometry *g)
 }
 
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, float *dx, float *dw,
-                                float *db)
+                                const float *w, const float *dy, float *dx, bool assign_dx,
+                                float *dw, float *db)
 {
     plan forward, transposed;
     nb_conv_unfold unfold;
     backward_job job = {.g = g, .forward = &forward, .x = x, .dy = dy, .dx = dx,
-                        .weight = dw != NULL, .bias = db != NULL};
+                        .assign_dx = assign_dx, .weight = dw != NULL, .bias = db != NULL};
     if (plan_init(ctx, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     /* Unfolding only pays while dcol stays in cache (col2im reads it kh*kw

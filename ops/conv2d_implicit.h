@@ -46,11 +46,11 @@ bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
                                const float *w, const float *bias, float *y);
 
-/* dx += dL/dx, dw += dL/dw, db += dL/db for dy [N,K,OH,OW]; any of dx, dw,
- * db may be NULL (that gradient is skipped). */
+/* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for
+ * dy [N,K,OH,OW]; any of dx, dw, db may be NULL (that gradient is skipped). */
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, float *dx, float *dw,
-                                float *db);
+                                const float *w, const float *dy, float *dx, bool assign_dx,
+                                float *dw, float *db);
 
 /* The input gradient of one image by unfolding (ops/conv2d_unfold.c):
  * dcol [C*kh*kw, OH*OW] = W^T dy (a GEMM on the register tiles), folded
@@ -74,7 +74,8 @@ int nb_conv_unfold_init(nb_op_ctx *ctx, nb_conv_unfold *u, const nb_conv2d_geome
                         const float *w);
 /* Floats of per-thread scratch for nb_conv_unfold_image. */
 int64_t nb_conv_unfold_scratch(const nb_conv_unfold *u);
-/* dx [C,H,W] += col2im(W^T dy) for one image's dy [K,OH,OW]. */
-void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, float *scratch);
+/* dx [C,H,W] += col2im(W^T dy) for one image's dy [K,OH,OW] (= with assign). */
+void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, float *scratch,
+                          bool assign);
 
 #endif

@@ -12,12 +12,12 @@
 enum { LANES = 16 };
 
 static void col2im_portable(const nb_conv2d_geometry *g, const float *dcol, int64_t columns,
-                            float *dx)
+                            float *dx, bool assign)
 {
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t h = 0; h < g->H; h++)
             for (int64_t w = 0; w < g->W; w++) {
-                float sum = dx[(c * g->H + h) * g->W + w];
+                float sum = assign ? 0.0f : dx[(c * g->H + h) * g->W + w];
                 for (int64_t i = 0; i < g->kh; i++) {
                     int64_t oh = h + g->pad_h - i;
                     if (oh < 0 || oh >= g->OH) continue;
@@ -59,10 +59,11 @@ NB_TARGET_CLONES double nb_conv_sum(const float *x, int64_t n)
 enum { COL2IM_MAX_KW = 16 };
 
 __attribute__((target("avx512f"))) static void
-col2im_avx512(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx)
+col2im_avx512(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx,
+              bool assign)
 {
     if (g->kw > COL2IM_MAX_KW) {
-        col2im_portable(g, dcol, columns, dx);
+        col2im_portable(g, dcol, columns, dx, assign);
         return;
     }
     for (int64_t w0 = 0; w0 < g->W; w0 += LANES) {
@@ -83,7 +84,7 @@ col2im_avx512(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, f
                 float *target = dx + (c * g->H + h) * g->W + w0;
                 /* Four partial sums, taps taken round-robin, so the adds
                  * do not wait on each other's latency. */
-                __m512 sum[4] = {_mm512_maskz_loadu_ps(out_mask, target), _mm512_setzero_ps(),
+                __m512 sum[4] = {_mm512_maskz_loadu_ps(assign ? 0 : out_mask, target), _mm512_setzero_ps(),
                                  _mm512_setzero_ps(), _mm512_setzero_ps()};
                 int tap = 0;
                 for (int64_t i = 0; i < g->kh; i++) {
@@ -123,15 +124,16 @@ rows_pad_avx512(const float *source, int64_t source_stride, int64_t width, float
 
 #endif
 
-void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx)
+void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx,
+                    bool assign)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (nb_conv_tiles_use_avx512()) {
-        col2im_avx512(g, dcol, columns, dx);
+        col2im_avx512(g, dcol, columns, dx, assign);
         return;
     }
 #endif
-    col2im_portable(g, dcol, columns, dx);
+    col2im_portable(g, dcol, columns, dx, assign);
 }
 
 void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width, float *target,

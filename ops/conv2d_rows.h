@@ -9,10 +9,12 @@
 #include "ops/im2col.h"
 
 /* col2im for one image: dx [C,H,W] += the fold of dcol [C*kh*kw, OH*OW]
- * (row stride `columns`), for stride 1 and dilation 1. Each dx vector is
+ * (row stride `columns`), or dx = the fold with `assign` (dx may then hold
+ * anything), for stride 1 and dilation 1. Each dx vector is
  * summed in registers over the kh*kw taps that reach it, then stored once
  * (adding rows one tap at a time would stall on store forwarding). */
-void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx);
+void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, float *dx,
+                    bool assign);
 
 /* Writes `rows` rows of target (row stride target_stride): each is `left`
  * zeros, then `width` floats of source (row stride source_stride), then

@@ -68,7 +68,8 @@ int64_t nb_conv_unfold_scratch(const nb_conv_unfold *u)
     return (u->g->K + u->blocks * u->rows) * u->columns;
 }
 
-void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, float *scratch)
+void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, float *scratch,
+                          bool assign)
 {
     const nb_conv2d_geometry *g = u->g;
     float *copy = scratch, *dcol = scratch + g->K * u->columns;
@@ -80,5 +81,5 @@ void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, f
             nb_conv_tile_forward(u->rows, u->vectors, g->K, u->offset,
                                  u->packed + block * g->K * u->rows, copy + p0,
                                  dcol + block * u->rows * u->columns + p0, u->columns);
-    nb_conv_col2im(g, dcol, u->columns, dx);
+    nb_conv_col2im(g, dcol, u->columns, dx, assign);
 }

@@ -42,9 +42,10 @@ static void linear_forward_ref(const double *x, const double *weight, const doub
 /* dx[R,in] += dy[R,out] W;  dW[out,in] += dy^T x;  db[out] += sum_r dy[r,:].
  * Any of dx, dW, db may be NULL (not needed). */
 static void linear_backward(const float *x, const float *weight, const float *dy, float *dx,
-                            float *dweight, float *dbias, int64_t R, int64_t in, int64_t out)
+                            bool assign_dx, float *dweight, float *dbias, int64_t R, int64_t in,
+                            int64_t out)
 {
-    if (dx) nb_sgemm(false, false, R, in, out, 1.0f, dy, out, weight, in, 1.0f, dx, in);
+    if (dx) nb_sgemm(false, false, R, in, out, 1.0f, dy, out, weight, in, assign_dx ? 0.0f : 1.0f, dx, in);
     if (dweight) nb_sgemm(true, false, out, in, R, 1.0f, dy, out, x, in, 1.0f, dweight, in);
     if (dbias)
         for (int64_t r = 0; r < R; r++)
@@ -52,10 +53,10 @@ static void linear_backward(const float *x, const float *weight, const float *dy
 }
 
 static void linear_backward_ref(const double *x, const double *weight, const double *dy,
-                                double *dx, double *dweight, double *dbias, int64_t R, int64_t in,
-                                int64_t out)
+                                double *dx, bool assign_dx, double *dweight, double *dbias,
+                                int64_t R, int64_t in, int64_t out)
 {
-    if (dx) nb_dgemm(false, false, R, in, out, 1.0, dy, out, weight, in, 1.0, dx, in);
+    if (dx) nb_dgemm(false, false, R, in, out, 1.0, dy, out, weight, in, assign_dx ? 0.0 : 1.0, dx, in);
     if (dweight) nb_dgemm(true, false, out, in, R, 1.0, dy, out, x, in, 1.0, dweight, in);
     if (dbias)
         for (int64_t r = 0; r < R; r++)
@@ -198,12 +199,19 @@ static int backward(nb_op_ctx *ctx)
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs > 2 ? ctx->input_grads[2] : NULL;
     int64_t out = w->shape[0], in = w->shape[1], R = ctx->output->numel / (out ? out : 1);
+    /* Only dx is assigned; a weight or bias computed on the tape is zeroed. */
+    nb_grad_zero_fresh(ctx, 1);
+    nb_grad_zero_fresh(ctx, 2);
     /* Empty dims: every product is an empty sum, nothing to add. */
-    if (R == 0 || out == 0) return NB_OK;
+    if (R == 0 || out == 0) {
+        nb_grad_zero_fresh(ctx, 0);
+        return NB_OK;
+    }
     if (in == 0) dx = dw = NULL;
     nb_meprop config;
     int64_t k;
     if ((dx || dw) && nb_meprop_resolve(ctx, &params_of(ctx)->meprop, out, &config, &k)) {
+        nb_grad_zero_fresh(ctx, 0); /* the sparse kernels accumulate */
         /* Its scores, kept indices and lists are temporaries: released after. */
         nb_op_scratch mark = nb_op_scratch_begin(ctx);
         int status = meprop_backward(ctx, &config, k, dx, dw, R, in, out);
@@ -211,12 +219,13 @@ static int backward(nb_op_ctx *ctx)
         if (status != NB_OK) return status;
         dx = dw = NULL; /* done; the dense kernels below add only db */
     }
+    bool assign_dx = nb_grad_fresh(ctx, 0);
     if (x->dtype == NB_FLOAT32)
-        linear_backward(x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL,
+        linear_backward(x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL, assign_dx,
                         dw ? dw->data : NULL, db ? db->data : NULL, R, in, out);
     else
         linear_backward_ref(x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL,
-                            dw ? dw->data : NULL, db ? db->data : NULL, R, in, out);
+                            assign_dx, dw ? dw->data : NULL, db ? db->data : NULL, R, in, out);
     return NB_OK;
 }
 
@@ -251,6 +260,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
  * against a masked dense backward instead. */
 const nb_op nb_op_linear = {
     .name = "linear", .min_inputs = 2, .max_inputs = 3, .params_size = sizeof(nb_linear_params),
+    .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 

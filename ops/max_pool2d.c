@@ -157,9 +157,13 @@ static int backward(nb_op_ctx *ctx)
     if (!dx) return NB_OK;
     nb_pool2d_geometry g;
     geometry(ctx, &g);
-    if (dx->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g))
-        nb_max_pool2d_fast_backward(&g, ctx->saved, ctx->output_grad->data, dx->data);
-    else if (dx->dtype == NB_FLOAT32)
+    if (dx->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g)) {
+        nb_max_pool2d_fast_backward(&g, ctx->saved, ctx->output_grad->data, dx->data,
+                                    nb_grad_fresh(ctx, 0));
+        return NB_OK;
+    }
+    nb_grad_zero_fresh(ctx, 0); /* the general loops scatter into overlapping windows */
+    if (dx->dtype == NB_FLOAT32)
         max_pool2d_backward(&g, ctx->saved, ctx->output_grad->data, dx->data);
     else
         max_pool2d_backward_ref(&g, ctx->saved, ctx->output_grad->data, dx->data);
@@ -206,7 +210,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_max_pool2d = {
     .name = "max_pool2d", .min_inputs = 1, .max_inputs = 1,
-    .params_size = sizeof(nb_max_pool2d_params),
+    .params_size = sizeof(nb_max_pool2d_params), .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 

@@ -295,7 +295,7 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     memset(dw_kept, 0, (size_t)(k * depth) * sizeof *dw_kept);
     nb_conv2d_geometry kept = *g;
     kept.K = k;
-    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept, dy_kept, dx,
+    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept, dy_kept, dx, false,
                                              dw ? dw_kept : NULL, NULL);
     if (status != NB_OK) return status;
     for (int64_t t = 0; dw && t < k; t++)

@@ -34,7 +34,8 @@ int nb_pool2d_geometry_init(nb_op_ctx *ctx, const int kernel[2], const int strid
 bool nb_max_pool2d_fast_applies(const nb_pool2d_geometry *g);
 void nb_max_pool2d_fast_forward(const nb_pool2d_geometry *g, const float *x, float *y,
                                 int32_t *argmax);
+/* dx[argmax] += dy, or with `assign` (a fresh dx) each plane zeroed first. */
 void nb_max_pool2d_fast_backward(const nb_pool2d_geometry *g, const int32_t *argmax,
-                                 const float *dy, float *dx);
+                                 const float *dy, float *dx, bool assign);
 
 #endif

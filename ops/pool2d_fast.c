@@ -4,6 +4,7 @@
  * window is scanned (0,0), (0,1), (1,0), (1,1), and a value replaces the
  * running maximum when it is greater or NaN. */
 #include <math.h>
+#include <string.h>
 
 #include "ops/conv2d_tiles.h"
 #include "ops/parallel.h"
@@ -86,6 +87,7 @@ typedef struct pool_job {
     int32_t *argmax;
     const int32_t *saved;
     int64_t planes_per_task;
+    bool assign;                /* backward: dx is fresh, zero each plane first */
 } pool_job;
 
 /* Task t covers planes [t*planes_per_task, ...) (the last one fewer). */
@@ -132,6 +134,7 @@ static void backward_task(void *context, int64_t task, int worker)
         const int32_t *index = job->saved + plane * outputs;
         const float *dy = job->dy + plane * outputs;
         float *dx = job->dx + plane * g->H * g->W;
+        if (job->assign) memset(dx, 0, (size_t)(g->H * g->W) * sizeof *dx);
         /* Windows do not overlap: every input gets at most one term. */
         for (int64_t o = 0; o < outputs; o++) dx[index[o]] += dy[o];
     }
@@ -160,8 +163,8 @@ void nb_max_pool2d_fast_forward(const nb_pool2d_geometry *g, const float *x, flo
 }
 
 void nb_max_pool2d_fast_backward(const nb_pool2d_geometry *g, const int32_t *argmax,
-                                 const float *dy, float *dx)
+                                 const float *dy, float *dx, bool assign)
 {
-    pool_job job = {.g = g, .dy = dy, .dx = dx, .saved = argmax};
+    pool_job job = {.g = g, .dy = dy, .dx = dx, .saved = argmax, .assign = assign};
     run(&job, backward_task);
 }

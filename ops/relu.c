@@ -17,16 +17,21 @@ static void relu_forward_ref(const double *x, double *y, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0 ? x[i] : 0.0;
 }
 
-/* dx += dy * [x > 0]; x, dy, dx: [n] */
+/* dx += dy * [x > 0], or dx = dy * [x > 0] into a fresh buffer; x, dy,
+ * dx: [n] */
 NB_TARGET_CLONES static void relu_backward(const float *restrict x, const float *restrict dy,
-                                           float *restrict dx, int64_t n)
+                                           float *restrict dx, int64_t n, bool assign)
 {
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    if (assign)
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    else
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-static void relu_backward_ref(const double *x, const double *dy, double *dx, int64_t n)
+static void relu_backward_ref(const double *x, const double *dy, double *dx, int64_t n,
+                              bool assign)
 {
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0 ? dy[i] : 0.0;
+    for (int64_t i = 0; i < n; i++) dx[i] = (assign ? 0.0 : dx[i]) + (x[i] > 0.0 ? dy[i] : 0.0);
 }
 
 /* Float32 work in chunks of NB_ELEMENTWISE_GRAIN elements, handed out to
@@ -36,6 +41,7 @@ typedef struct relu_job {
     const float *x, *dy;
     float *y, *dx;
     int64_t n;
+    bool assign;
 } relu_job;
 
 static int64_t chunk_length(const relu_job *job, int64_t chunk)
@@ -57,7 +63,8 @@ static void backward_chunk(void *context, int64_t chunk, int worker)
     (void)worker;
     const relu_job *job = context;
     int64_t begin = chunk * NB_ELEMENTWISE_GRAIN;
-    relu_backward(job->x + begin, job->dy + begin, job->dx + begin, chunk_length(job, chunk));
+    relu_backward(job->x + begin, job->dy + begin, job->dx + begin, chunk_length(job, chunk),
+                  job->assign);
 }
 
 static void run(relu_job *job, nb_task_fn fn)
@@ -80,9 +87,10 @@ static int backward(nb_op_ctx *ctx)
     const nb_tensor *x = ctx->inputs[0];
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
-    relu_job job = {.x = x->data, .dy = ctx->output_grad->data, .dx = dx->data, .n = x->numel};
+    relu_job job = {.x = x->data, .dy = ctx->output_grad->data, .dx = dx->data, .n = x->numel,
+                    .assign = nb_grad_fresh(ctx, 0)};
     if (x->dtype == NB_FLOAT32) run(&job, backward_chunk);
-    else relu_backward_ref(x->data, ctx->output_grad->data, dx->data, x->numel);
+    else relu_backward_ref(x->data, ctx->output_grad->data, dx->data, x->numel, job.assign);
     return NB_OK;
 }
 
@@ -93,7 +101,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 }
 
 const nb_op nb_op_relu = {
-    .name = "relu", .min_inputs = 1, .max_inputs = 1,
+    .name = "relu", .min_inputs = 1, .max_inputs = 1, .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
 };
 

@@ -23,15 +23,17 @@ typedef struct flatten_params {
     int start_dim, end_dim;        /* negative counts from the end */
 } flatten_params;
 
-/* dx += dy; dy, dx: [n] */
-static void reshape_backward(const float *dy, float *dx, int64_t n)
+/* dx += dy, or dx = dy into a fresh buffer; dy, dx: [n] */
+static void reshape_backward(const float *dy, float *dx, int64_t n, bool assign)
 {
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+    if (assign) memcpy(dx, dy, (size_t)n * sizeof *dx);
+    else
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
 }
 
-static void reshape_backward_ref(const double *dy, double *dx, int64_t n)
+static void reshape_backward_ref(const double *dy, double *dx, int64_t n, bool assign)
 {
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+    for (int64_t i = 0; i < n; i++) dx[i] = (assign ? 0.0 : dx[i]) + dy[i];
 }
 
 /* "[2,-1,3]" for the requested shape, which may hold -1. */
@@ -141,8 +143,9 @@ static int backward(nb_op_ctx *ctx)
 {
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
-    if (dx->dtype == NB_FLOAT32) reshape_backward(ctx->output_grad->data, dx->data, dx->numel);
-    else reshape_backward_ref(ctx->output_grad->data, dx->data, dx->numel);
+    bool assign = nb_grad_fresh(ctx, 0);
+    if (dx->dtype == NB_FLOAT32) reshape_backward(ctx->output_grad->data, dx->data, dx->numel, assign);
+    else reshape_backward_ref(ctx->output_grad->data, dx->data, dx->numel, assign);
     return NB_OK;
 }
 
@@ -192,13 +195,13 @@ static int flatten_sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_reshape = {
     .name = "reshape", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(reshape_params),
-    .flags = NB_OP_VIEW,
+    .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = reshape_shape, .forward = forward, .backward = backward, .sample = reshape_sample,
 };
 
 const nb_op nb_op_flatten = {
     .name = "flatten", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(flatten_params),
-    .flags = NB_OP_VIEW,
+    .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = flatten_shape, .forward = forward, .backward = backward, .sample = flatten_sample,
 };
 

@@ -85,7 +85,7 @@ static int check_gradient(const nb_optimizer *opt, int index)
 
 /* Elements staged per chunk of noisy gradient (a few KiB of stack), and
  * the fewest elements worth handing to another thread. */
-enum { NOISE_CHUNK = 512, UPDATE_GRAIN = 1 << 15 };
+enum { NOISE_CHUNK = 512, UPDATE_GRAIN = 1 << 12 };
 
 typedef struct range_job {
     optim_slot *slot;

@@ -11,7 +11,10 @@
  *             anything backward needs in ctx->saved (nb_op_alloc memory).
  *   backward: given ctx->output_grad, ADD (+=) each input's contribution to
  *             ctx->input_grads[i]; an entry is NULL when that input needs no
- *             gradient, and the op should skip that work.
+ *             gradient, and the op should skip that work. An op flagged
+ *             NB_OP_ASSIGNS_FRESH_GRADS must instead ASSIGN (=) every
+ *             element of input_grads[i] when bit i of ctx->fresh_grads is
+ *             set: the buffer is then new in this sweep and not zeroed.
  *   sample:   fill gradcheck case number `index` (float64 inputs with
  *             requires_grad set on the differentiable ones, and params);
  *             return 1, or 0 when there is no such case.
@@ -55,6 +58,9 @@ typedef struct nb_op_ctx {
     /* Set during backward only. */
     const nb_tensor *output_grad;
     nb_tensor **input_grads;
+    /* Bit i: input_grads[i] is uninitialised and the backward assigns it.
+     * Only ever set for ops flagged NB_OP_ASSIGNS_FRESH_GRADS. */
+    unsigned fresh_grads;
 } nb_op_ctx;
 
 typedef struct nb_sample {
@@ -66,7 +72,12 @@ typedef struct nb_sample {
 } nb_sample;
 
 enum {
-    NB_OP_VIEW = 1u << 0       /* output shares input 0's buffer (reshape) */
+    NB_OP_VIEW = 1u << 0,      /* output shares input 0's buffer (reshape) */
+    /* The backward assigns gradient buffers that are new in the sweep (see
+     * ctx->fresh_grads), so the engine skips zeroing them: for the first
+     * consumer of an intermediate that saves a memset and a read of the
+     * whole gradient. Later consumers (fan-out) still accumulate. */
+    NB_OP_ASSIGNS_FRESH_GRADS = 1u << 1
 };
 
 struct nb_op {
