@@ -82,21 +82,27 @@ col2im_avx512(const nb_conv2d_geometry *g, const float *dcol, int64_t columns, f
         for (int64_t c = 0; c < g->C; c++)
             for (int64_t h = 0; h < g->H; h++) {
                 float *target = dx + (c * g->H + h) * g->W + w0;
-                /* Four partial sums, taps taken round-robin, so the adds
-                 * do not wait on each other's latency. */
-                __m512 sum[4] = {_mm512_maskz_loadu_ps(assign ? 0 : out_mask, target), _mm512_setzero_ps(),
-                                 _mm512_setzero_ps(), _mm512_setzero_ps()};
-                int tap = 0;
+                /* Four partial sums in named registers (an array indexed
+                 * round-robin stayed on the stack, one store-forwarding
+                 * round trip per tap); taps j, j+1, j+2, j+3 of a kernel
+                 * row go to s0..s3, so the adds do not wait on each other. */
+                __m512 s0 = _mm512_maskz_loadu_ps(assign ? 0 : out_mask, target);
+                __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
                 for (int64_t i = 0; i < g->kh; i++) {
                     int64_t oh = h + g->pad_h - i;
                     if (oh < 0 || oh >= g->OH) continue;
                     const float *row = dcol + (c * g->kh + i) * g->kw * columns + oh * g->OW;
-                    for (int64_t j = 0; j < g->kw; j++, row += columns) {
-                        sum[tap] = _mm512_add_ps(sum[tap], _mm512_maskz_loadu_ps(mask[j], row + start[j]));
-                        tap = (tap + 1) & 3;
+                    int64_t j = 0;
+                    for (; j + 4 <= g->kw; j += 4, row += 4 * columns) {
+                        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(mask[j], row + start[j]));
+                        s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(mask[j + 1], row + columns + start[j + 1]));
+                        s2 = _mm512_add_ps(s2, _mm512_maskz_loadu_ps(mask[j + 2], row + 2 * columns + start[j + 2]));
+                        s3 = _mm512_add_ps(s3, _mm512_maskz_loadu_ps(mask[j + 3], row + 3 * columns + start[j + 3]));
                     }
+                    for (; j < g->kw; j++, row += columns)
+                        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(mask[j], row + start[j]));
                 }
-                __m512 total = _mm512_add_ps(_mm512_add_ps(sum[0], sum[1]), _mm512_add_ps(sum[2], sum[3]));
+                __m512 total = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
                 _mm512_mask_storeu_ps(target, out_mask, total);
             }
     }
