@@ -258,6 +258,12 @@ Test(fresh_grads, pool_relu_linear_float32_paths)
     pool.inputs[0] = random_param(NB_FLOAT32, 4, (int64_t[]){3, 6, 28, 28}, 4);
     check_case(&pool);
     nb_tensor_free(pool.inputs[0]);
+    /* Odd H and W: the last row and column get no gradient, and 18
+     * outputs per row end in a partial vector. */
+    pool.label = "max_pool2d 2x2 [2,3,5,37]";
+    pool.inputs[0] = random_param(NB_FLOAT32, 4, (int64_t[]){2, 3, 5, 37}, 9);
+    check_case(&pool);
+    nb_tensor_free(pool.inputs[0]);
     /* More than one NB_ELEMENTWISE_GRAIN chunk, so the threads split it. */
     fresh_case relu = {.label = "relu [64,6,28,28]", .n_inputs = 1, .apply = apply_relu};
     relu.inputs[0] = random_param(NB_FLOAT32, 4, (int64_t[]){64, 6, 28, 28}, 5);
