@@ -50,33 +50,56 @@ take(__m512 v, __m512i candidate, __m512 *best, __m512i *index)
     *index = _mm512_mask_mov_epi32(*index, wins, candidate);
 }
 
-__attribute__((target("avx512f"))) static void
-row_avx512(const float *r0, const float *r1, int64_t base, int64_t W, int64_t OW, float *y,
-           int32_t *argmax)
+/* Outputs [ow, ow + 16) of one output row: input rows r0, r1 (= r0 + W),
+ * `base` the flat index of r0[0] in the plane. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+window_vector(const float *r0, const float *r1, int64_t base, int64_t W, int64_t OW, int64_t ow,
+              float *y, int32_t *argmax)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32((int)W);
-    for (int64_t ow = 0; ow < OW; ow += LANES) {
-        int64_t count = OW - ow < LANES ? OW - ow : LANES;
-        __mmask16 out_mask = (__mmask16)((1u << count) - 1u);
-        /* 2*count inputs per row, in two halves of 16. */
-        __mmask16 low_mask = count >= 8 ? 0xFFFF : (__mmask16)((1u << (2 * count)) - 1u);
-        __mmask16 high_mask = count <= 8 ? 0 : (__mmask16)((1u << (2 * count - 16)) - 1u);
-        const float *a = r0 + 2 * ow, *c = r1 + 2 * ow;
-        __m512 a_low = _mm512_maskz_loadu_ps(low_mask, a), a_high = _mm512_maskz_loadu_ps(high_mask, a + 16);
-        __m512 c_low = _mm512_maskz_loadu_ps(low_mask, c), c_high = _mm512_maskz_loadu_ps(high_mask, c + 16);
-        __m512i first = _mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * ow)),
-                                         _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
-        __m512 best = _mm512_permutex2var_ps(a_low, even, a_high);
-        __m512i index = first;
-        take(_mm512_permutex2var_ps(a_low, odd, a_high), _mm512_add_epi32(first, one), &best, &index);
-        take(_mm512_permutex2var_ps(c_low, even, c_high), _mm512_add_epi32(first, below), &best, &index);
-        take(_mm512_permutex2var_ps(c_low, odd, c_high),
-             _mm512_add_epi32(_mm512_add_epi32(first, below), one), &best, &index);
-        _mm512_mask_storeu_ps(y + ow, out_mask, best);
-        _mm512_mask_storeu_epi32(argmax + ow, out_mask, index);
-    }
+    int64_t count = OW - ow < LANES ? OW - ow : LANES;
+    __mmask16 out_mask = (__mmask16)((1u << count) - 1u);
+    /* 2*count inputs per row, in two halves of 16. */
+    __mmask16 low_mask = count >= 8 ? 0xFFFF : (__mmask16)((1u << (2 * count)) - 1u);
+    __mmask16 high_mask = count <= 8 ? 0 : (__mmask16)((1u << (2 * count - 16)) - 1u);
+    const float *a = r0 + 2 * ow, *c = r1 + 2 * ow;
+    __m512 a_low = _mm512_maskz_loadu_ps(low_mask, a), a_high = _mm512_maskz_loadu_ps(high_mask, a + 16);
+    __m512 c_low = _mm512_maskz_loadu_ps(low_mask, c), c_high = _mm512_maskz_loadu_ps(high_mask, c + 16);
+    __m512i first = _mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * ow)), even);
+    __m512 best = _mm512_permutex2var_ps(a_low, even, a_high);
+    __m512i index = first;
+    take(_mm512_permutex2var_ps(a_low, odd, a_high), _mm512_add_epi32(first, one), &best, &index);
+    take(_mm512_permutex2var_ps(c_low, even, c_high), _mm512_add_epi32(first, below), &best, &index);
+    take(_mm512_permutex2var_ps(c_low, odd, c_high),
+         _mm512_add_epi32(_mm512_add_epi32(first, below), one), &best, &index);
+    _mm512_mask_storeu_ps(y + ow, out_mask, best);
+    _mm512_mask_storeu_epi32(argmax + ow, out_mask, index);
+}
+
+enum { ROWS_AT_ONCE = 4 };
+
+/* One plane x [H, W] -> y, argmax [OH, OW]. A window vector is a chain of
+ * dependent compares and blends (~40 cycles); four output rows are done
+ * side by side so their chains overlap. */
+__attribute__((target("avx512f"))) static void
+plane_avx512(const float *x, int64_t W, int64_t OH, int64_t OW, float *y, int32_t *argmax)
+{
+    int64_t oh = 0;
+    for (; oh + ROWS_AT_ONCE <= OH; oh += ROWS_AT_ONCE)
+        for (int64_t ow = 0; ow < OW; ow += LANES)
+#pragma GCC unroll 4
+            for (int r = 0; r < ROWS_AT_ONCE; r++) {
+                const float *r0 = x + 2 * (oh + r) * W;
+                window_vector(r0, r0 + W, 2 * (oh + r) * W, W, OW, ow, y + (oh + r) * OW,
+                              argmax + (oh + r) * OW);
+            }
+    for (; oh < OH; oh++)
+        for (int64_t ow = 0; ow < OW; ow += LANES) {
+            const float *r0 = x + 2 * oh * W;
+            window_vector(r0, r0 + W, 2 * oh * W, W, OW, ow, y + oh * OW, argmax + oh * OW);
+        }
 }
 #endif
 
@@ -106,20 +129,21 @@ static void forward_task(void *context, int64_t task, int worker)
     int64_t begin, end;
     task_planes(job, task, &begin, &end);
     bool vector = nb_conv_tiles_use_avx512();
-    for (int64_t plane = begin; plane < end; plane++)
-        for (int64_t oh = 0; oh < g->OH; oh++) {
-            const float *r0 = job->x + (plane * g->H + 2 * oh) * g->W;
-            float *y = job->y + (plane * g->OH + oh) * g->OW;
-            int32_t *argmax = job->argmax + (plane * g->OH + oh) * g->OW;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const float *x = job->x + plane * g->H * g->W;
+        float *y = job->y + plane * g->OH * g->OW;
+        int32_t *argmax = job->argmax + plane * g->OH * g->OW;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (vector) {
-                row_avx512(r0, r0 + g->W, 2 * oh * g->W, g->W, g->OW, y, argmax);
-                continue;
-            }
-#endif
-            (void)vector;
-            row_portable(r0, r0 + g->W, 2 * oh * g->W, g->W, g->OW, y, argmax);
+        if (vector) {
+            plane_avx512(x, g->W, g->OH, g->OW, y, argmax);
+            continue;
         }
+#endif
+        (void)vector;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            row_portable(x + 2 * oh * g->W, x + (2 * oh + 1) * g->W, 2 * oh * g->W, g->W, g->OW,
+                         y + oh * g->OW, argmax + oh * g->OW);
+    }
 }
 
 static void backward_task(void *context, int64_t task, int worker)

@@ -213,8 +213,9 @@ static void run_pool(nb_dtype dtype, const int64_t *sx, const double *xv, nb_ten
 static void check_pool_against_float64(void)
 {
     /* W = 37: 18 outputs per row, one full vector of 16 plus a tail of 2;
-     * odd H and W drop the last row and column as PyTorch does. */
-    const int64_t shapes[][4] = {{2, 3, 5, 37}, {1, 2, 4, 2}, {3, 1, 9, 67}};
+     * odd H and W drop the last row and column as PyTorch does; OH = 7:
+     * one group of four rows done side by side, then three alone. */
+    const int64_t shapes[][4] = {{2, 3, 5, 37}, {1, 2, 4, 2}, {3, 1, 9, 67}, {2, 2, 15, 21}};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         int64_t n = shapes[k][0] * shapes[k][1] * shapes[k][2] * shapes[k][3];
         double *xv = malloc((size_t)n * sizeof *xv);
