@@ -39,7 +39,8 @@ static void linear_forward_ref(const double *x, const double *weight, const doub
     if (in > 0) nb_dgemm(false, true, R, out, in, 1.0, x, in, weight, in, 1.0, y, out);
 }
 
-/* dx[R,in] += dy[R,out] W;  dW[out,in] += dy^T x;  db[out] += sum_r dy[r,:].
+/* dx[R,in] += dy[R,out] W (dx = ... with assign_dx: a fresh buffer);
+ * dW[out,in] += dy^T x;  db[out] += sum_r dy[r,:].
  * Any of dx, dW, db may be NULL (not needed). */
 static void linear_backward(const float *x, const float *weight, const float *dy, float *dx,
                             bool assign_dx, float *dweight, float *dbias, int64_t R, int64_t in,
