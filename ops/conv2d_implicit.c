@@ -212,9 +212,12 @@ static void forward_task(void *context, int64_t n, int worker)
     float *padded = job->scratch + worker * job->per_worker;
     int64_t image_in = p->channels * p->height * p->width;
     int64_t image_out = p->outputs * p->out_h * p->out_w;
-    /* Without padding, tiles read x in place, except for the last image,
-     * where reads for discarded lanes would run past the tensor. */
-    bool in_place = !p->winograd && p->pad_h == 0 && p->pad_w == 0 && n + 1 < job->images;
+    /* Without padding, tiles read x in place while their reads (up to
+     * input_length floats from the image's start, discarded lanes
+     * included) stay inside the tensor: not for the last image, nor for
+     * the last few when images are smaller than a tile's overhang. */
+    bool in_place = !p->winograd && p->pad_h == 0 && p->pad_w == 0 &&
+                    (job->images - n) * image_in >= p->input_length;
     plan_image(p, job->x + n * image_in, in_place ? NULL : padded, job->y + n * image_out,
                job->bias, false);
 }
