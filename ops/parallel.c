@@ -32,6 +32,13 @@ int nb_parallel_slots(void)
     return threads < 1 ? 1 : threads;
 }
 
+int64_t nb_balanced_tasks(int64_t tasks)
+{
+    int64_t threads = nb_parallel_slots();
+    if (tasks <= 1 || threads <= 1) return tasks;
+    return (tasks + threads - 1) / threads * threads;
+}
+
 void nb_parallel_tasks(int64_t tasks, int slots, nb_task_fn fn, void *ctx)
 {
     if (tasks <= 0) return;

@@ -20,4 +20,10 @@ int nb_parallel_slots(void);
  * count grow meanwhile, take no tasks). */
 void nb_parallel_tasks(int64_t tasks, int slots, nb_task_fn fn, void *ctx);
 
+/* `tasks` equal pieces of work regrouped for the threads: the count
+ * rounded up to a multiple of the thread count (when above 1), so that
+ * no thread is left with one piece more than the others (3 pieces on 2
+ * threads take 2/3 of the time of 1 piece each; 4 smaller ones, 1/2). */
+int64_t nb_balanced_tasks(int64_t tasks);
+
 #endif

@@ -173,10 +173,12 @@ static int64_t planes_per_task(const nb_pool2d_geometry *g)
 
 static void run(pool_job *job, nb_task_fn fn)
 {
-    job->planes_per_task = planes_per_task(job->g);
-    int64_t planes = job->g->N * job->g->C;
-    int64_t tasks = (planes + job->planes_per_task - 1) / job->planes_per_task;
-    nb_parallel_tasks(tasks, nb_parallel_slots(), fn, job);
+    int64_t planes = job->g->N * job->g->C, per_task = planes_per_task(job->g);
+    int64_t tasks = nb_balanced_tasks((planes + per_task - 1) / per_task);
+    if (tasks < 1) return;
+    job->planes_per_task = (planes + tasks - 1) / tasks;
+    nb_parallel_tasks((planes + job->planes_per_task - 1) / job->planes_per_task,
+                      nb_parallel_slots(), fn, job);
 }
 
 void nb_max_pool2d_fast_forward(const nb_pool2d_geometry *g, const float *x, float *y,

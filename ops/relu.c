@@ -34,43 +34,44 @@ static void relu_backward_ref(const double *x, const double *dy, double *dx, int
     for (int64_t i = 0; i < n; i++) dx[i] = (assign ? 0.0 : dx[i]) + (x[i] > 0.0 ? dy[i] : 0.0);
 }
 
-/* Float32 work in chunks of NB_ELEMENTWISE_GRAIN elements, handed out to
- * the threads (each element is computed alone, so the split never changes a
- * result). */
+/* Float32 work in chunks of about NB_ELEMENTWISE_GRAIN elements, as many
+ * for each thread, handed out to the threads (each element is computed
+ * alone, so the split never changes a result). */
 typedef struct relu_job {
     const float *x, *dy;
     float *y, *dx;
-    int64_t n;
+    int64_t n, chunk;
     bool assign;
 } relu_job;
 
-static int64_t chunk_length(const relu_job *job, int64_t chunk)
+static int64_t chunk_length(const relu_job *job, int64_t begin)
 {
-    int64_t rest = job->n - chunk * NB_ELEMENTWISE_GRAIN;
-    return rest < NB_ELEMENTWISE_GRAIN ? rest : NB_ELEMENTWISE_GRAIN;
+    return job->n - begin < job->chunk ? job->n - begin : job->chunk;
 }
 
 static void forward_chunk(void *context, int64_t chunk, int worker)
 {
     (void)worker;
     const relu_job *job = context;
-    int64_t begin = chunk * NB_ELEMENTWISE_GRAIN;
-    relu_forward(job->x + begin, job->y + begin, chunk_length(job, chunk));
+    int64_t begin = chunk * job->chunk;
+    relu_forward(job->x + begin, job->y + begin, chunk_length(job, begin));
 }
 
 static void backward_chunk(void *context, int64_t chunk, int worker)
 {
     (void)worker;
     const relu_job *job = context;
-    int64_t begin = chunk * NB_ELEMENTWISE_GRAIN;
-    relu_backward(job->x + begin, job->dy + begin, job->dx + begin, chunk_length(job, chunk),
+    int64_t begin = chunk * job->chunk;
+    relu_backward(job->x + begin, job->dy + begin, job->dx + begin, chunk_length(job, begin),
                   job->assign);
 }
 
 static void run(relu_job *job, nb_task_fn fn)
 {
-    int64_t chunks = (job->n + NB_ELEMENTWISE_GRAIN - 1) / NB_ELEMENTWISE_GRAIN;
-    nb_parallel_tasks(chunks, nb_parallel_slots(), fn, job);
+    int64_t chunks = nb_balanced_tasks((job->n + NB_ELEMENTWISE_GRAIN - 1) / NB_ELEMENTWISE_GRAIN);
+    if (chunks < 1) return;
+    job->chunk = (job->n + chunks - 1) / chunks;
+    nb_parallel_tasks((job->n + job->chunk - 1) / job->chunk, nb_parallel_slots(), fn, job);
 }
 
 static int forward(nb_op_ctx *ctx)
