@@ -1,4 +1,4 @@
-/* Linear and Conv2d: PyTorch's default init, kaiming_uniform(a = sqrt(5))
+/* Linear, Conv2d and ConvReLU2d: PyTorch's default init, kaiming_uniform(a = sqrt(5))
  * for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias. */
 #include <math.h>
 #include <stdio.h>
@@ -53,18 +53,27 @@ static nb_tensor *conv2d_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
     return nb_conv2d_ex(tape, x, m->tensors[0], bias_of(m), &m->config.conv2d, &m->meprop);
 }
 
-nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
-                        const nb_conv2d_params *p, bool bias)
+static nb_tensor *conv_relu2d_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
+{
+    return nb_conv2d_relu_ex(tape, x, m->tensors[0], bias_of(m), &m->config.conv2d, &m->meprop);
+}
+
+/* Conv2d and ConvReLU2d: the same parameters and init, kind names the
+ * layer in messages. */
+static nb_module *conv_module(const char *kind, nb_module_forward_fn forward, int64_t in_channels,
+                              int64_t out_channels, int kernel_h, int kernel_w,
+                              const nb_conv2d_params *p, bool bias)
 {
     nb_conv2d_params params = NB_CONV2D_PARAMS_DEFAULT;
     if (p) params = *p;
     if (in_channels < 1 || out_channels < 1 || kernel_h < 1 || kernel_w < 1 || params.groups < 1 ||
         in_channels % params.groups || out_channels % params.groups) {
-        nb_fail(NB_ERR_INVALID, "Conv2d: bad configuration (in %lld, out %lld, kernel %dx%d, groups %d)",
-                (long long)in_channels, (long long)out_channels, kernel_h, kernel_w, params.groups);
+        nb_fail(NB_ERR_INVALID, "%s: bad configuration (in %lld, out %lld, kernel %dx%d, groups %d)",
+                kind, (long long)in_channels, (long long)out_channels, kernel_h, kernel_w,
+                params.groups);
         return NULL;
     }
-    nb_module *m = nb_module_new("Conv2d", conv2d_forward);
+    nb_module *m = nb_module_new(kind, forward);
     if (!m) return NULL;
     m->config.conv2d = params;
     const int64_t shape[4] = {out_channels, in_channels / params.groups, kernel_h, kernel_w};
@@ -79,12 +88,27 @@ nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h,
     return m;
 }
 
+nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
+                        const nb_conv2d_params *p, bool bias)
+{
+    return conv_module("Conv2d", conv2d_forward, in_channels, out_channels, kernel_h, kernel_w, p,
+                       bias);
+}
+
+nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+                             int kernel_w, const nb_conv2d_params *p, bool bias)
+{
+    return conv_module("ConvReLU2d", conv_relu2d_forward, in_channels, out_channels, kernel_h,
+                       kernel_w, p, bias);
+}
+
 int nb_module_set_meprop(nb_module *m, const nb_meprop *config)
 {
     if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_set_meprop: module is NULL");
-    if (strcmp(m->kind, "Linear") != 0 && strcmp(m->kind, "Conv2d") != 0)
+    if (strcmp(m->kind, "Linear") != 0 && strcmp(m->kind, "Conv2d") != 0 &&
+        strcmp(m->kind, "ConvReLU2d") != 0)
         return nb_fail(NB_ERR_INVALID, "nb_module_set_meprop: a %s module has no meProp setting "
-                       "(only Linear and Conv2d)", m->kind);
+                       "(only Linear, Conv2d and ConvReLU2d)", m->kind);
     if (!config) {
         memset(&m->meprop, 0, sizeof m->meprop);
         return NB_OK;

@@ -25,6 +25,7 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/conv2d_implicit.h"
+#include "ops/conv2d_rows.h"
 #include "ops/im2col.h"
 #include "ops/meprop.h"
 
@@ -58,6 +59,13 @@ void conv2d_forward_ref(const nb_conv2d_geometry *g, const double *x, const doub
 static const nb_conv2d_params *params_of(const nb_op_ctx *ctx)
 {
     return ctx->params ? ctx->params : &DEFAULT_PARAMS;
+}
+
+/* The fused activation (nb_conv2d_relu); plain conv2d without params. */
+static int activation_of(const nb_op_ctx *ctx)
+{
+    return ctx->params ? ((const nb_conv2d_node_params *)ctx->params)->activation
+                       : NB_CONV2D_IDENTITY;
 }
 
 static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
@@ -130,9 +138,13 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     }
     /* The descriptor's params carry a meProp setting (ops/meprop_conv2d.c);
      * nb_conv2d_ex checks it, a direct nb_apply must be checked here. */
-    if (ctx->params && nb_meprop_check_node(ctx, &((const nb_conv2d_meprop_params *)ctx->params)->meprop,
+    if (ctx->params && nb_meprop_check_node(ctx, &((const nb_conv2d_node_params *)ctx->params)->meprop,
                                             sx) != NB_OK)
         return NB_ERR_INVALID;
+    int activation = activation_of(ctx);
+    if (activation != NB_CONV2D_IDENTITY && activation != NB_CONV2D_RELU)
+        return nb_op_error(ctx, "input %s: activation %d unknown (%d: none, %d: ReLU)", sx,
+                           activation, NB_CONV2D_IDENTITY, NB_CONV2D_RELU);
     nb_conv2d_geometry g = geometry_of(ctx);
     out->dtype = x->dtype;
     out->ndim = 4;
@@ -295,19 +307,45 @@ static int forward_with_scratch(nb_op_ctx *ctx)
     nb_conv2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
+    bool relu = activation_of(ctx) == NB_CONV2D_RELU;
     if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
-        return nb_conv2d_implicit_forward(ctx, &g, x->data, w->data, b ? b->data : NULL,
+        return nb_conv2d_implicit_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, relu,
                                           ctx->output->data);
     int64_t chunk = chunk_images(&g);
     void *out, *col = chunk_scratch(ctx, &g, chunk, &out);
     if (!col) return NB_ERR_NOMEM;
-    if (x->dtype == NB_FLOAT32)
+    int64_t n = ctx->output->numel;
+    if (x->dtype == NB_FLOAT32) {
         conv2d_forward(&g, chunk, x->data, w->data, b ? b->data : NULL, ctx->output->data, col,
                        out);
-    else
+        if (relu) nb_conv_rectify(ctx->output->data, n);
+    } else {
         conv2d_forward_gemm_ref(&g, chunk, x->data, w->data, b ? b->data : NULL,
                                 ctx->output->data, col, out);
+        double *y = ctx->output->data;
+        for (int64_t i = 0; relu && i < n; i++) y[i] = y[i] > 0.0 ? y[i] : 0.0;
+    }
     return NB_OK;
+}
+
+/* The output gradient the convolution itself sees: dy, or with a fused
+ * ReLU dy where y > 0 and 0 elsewhere (y > 0 exactly where the
+ * pre-activation is), in scratch. NULL (error set) when out of memory. */
+static const void *masked_gradient(nb_op_ctx *ctx)
+{
+    const nb_tensor *y = ctx->output, *dy = ctx->output_grad;
+    if (activation_of(ctx) != NB_CONV2D_RELU) return dy->data;
+    int64_t n = dy->numel;
+    void *masked = nb_op_alloc(ctx, (size_t)n * nb_dtype_size(dy->dtype));
+    if (!masked) return NULL;
+    if (dy->dtype == NB_FLOAT32) {
+        nb_conv_relu_mask(y->data, dy->data, masked, n);
+    } else {
+        const double *yd = y->data, *dyd = dy->data;
+        double *out = masked;
+        for (int64_t i = 0; i < n; i++) out[i] = yd[i] > 0.0 ? dyd[i] : 0.0;
+    }
+    return masked;
 }
 
 static int backward_with_scratch(nb_op_ctx *ctx)
@@ -324,21 +362,26 @@ static int backward_with_scratch(nb_op_ctx *ctx)
     bool implicit = x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g);
     bool meprop = nb_meprop_conv2d_active(ctx, &g);
     if (meprop || !implicit) nb_grad_zero_fresh(ctx, 0);
-    if (meprop) return nb_meprop_conv2d_backward(ctx, &g);
-    if (implicit)
-        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data,
+    /* The implicit path masks dy for a fused ReLU partition by partition,
+     * while it is in cache; the others take a masked copy. */
+    if (implicit && !meprop) {
+        const float *y = activation_of(ctx) == NB_CONV2D_RELU ? ctx->output->data : NULL;
+        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data, y,
                                            dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
                                            dw ? dw->data : NULL, db ? db->data : NULL);
+    }
+    const void *dy = masked_gradient(ctx);
+    if (!dy) return NB_ERR_NOMEM;
+    if (meprop) return nb_meprop_conv2d_backward(ctx, &g, dy);
     int64_t chunk = chunk_images(&g);
     void *grad, *col = chunk_scratch(ctx, &g, chunk, &grad);
     if (!col) return NB_ERR_NOMEM;
     if (x->dtype == NB_FLOAT32)
-        conv2d_backward(&g, chunk, x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL,
+        conv2d_backward(&g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,
                         dw ? dw->data : NULL, db ? db->data : NULL, col, grad);
     else
-        conv2d_backward_ref(&g, chunk, x->data, w->data, ctx->output_grad->data,
-                            dx ? dx->data : NULL, dw ? dw->data : NULL, db ? db->data : NULL,
-                            col, grad);
+        conv2d_backward_ref(&g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,
+                            dw ? dw->data : NULL, db ? db->data : NULL, col, grad);
     return NB_OK;
 }
 
@@ -368,42 +411,49 @@ static const struct {
     int64_t x[4], w[4];
     bool bias;
     int stride[2], padding[2], dilation[2], groups;
+    bool relu; /* nb_conv2d_relu */
 } CASES[] = {
-    {"3x3 plain", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1},
-    {"stride 2 pad 1, 6x7 input", {1, 2, 6, 7}, {3, 2, 3, 3}, true, {2, 2}, {1, 1}, {1, 1}, 1},
+    {"3x3 plain", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1, false},
+    {"stride 2 pad 1, 6x7 input", {1, 2, 6, 7}, {3, 2, 3, 3}, true, {2, 2}, {1, 1}, {1, 1}, 1, false},
     {"2x3 kernel, stride (1,3), pad (2,1)",
-     {1, 2, 5, 6}, {2, 2, 2, 3}, true, {1, 3}, {2, 1}, {1, 1}, 1},
-    {"dilation 2, pad 2, 3x2 kernel", {1, 2, 7, 6}, {2, 2, 3, 2}, true, {1, 1}, {2, 2}, {2, 2}, 1},
-    {"groups 2, pad 1", {2, 4, 5, 4}, {6, 2, 3, 3}, true, {1, 1}, {1, 1}, {1, 1}, 2},
+     {1, 2, 5, 6}, {2, 2, 2, 3}, true, {1, 3}, {2, 1}, {1, 1}, 1, false},
+    {"dilation 2, pad 2, 3x2 kernel", {1, 2, 7, 6}, {2, 2, 3, 2}, true, {1, 1}, {2, 2}, {2, 2}, 1, false},
+    {"groups 2, pad 1", {2, 4, 5, 4}, {6, 2, 3, 3}, true, {1, 1}, {1, 1}, {1, 1}, 2, false},
     {"groups 3 depthwise, stride 2, no bias",
-     {1, 3, 4, 5}, {3, 1, 2, 2}, false, {2, 2}, {0, 0}, {1, 1}, 3},
-    {"1x1 kernel", {2, 3, 4, 3}, {5, 3, 1, 1}, true, {1, 1}, {0, 0}, {1, 1}, 1},
-    {"1x1 kernel, stride 2, pad 1", {1, 2, 4, 5}, {3, 2, 1, 1}, true, {2, 2}, {1, 1}, {1, 1}, 1},
+     {1, 3, 4, 5}, {3, 1, 2, 2}, false, {2, 2}, {0, 0}, {1, 1}, 3, false},
+    {"1x1 kernel", {2, 3, 4, 3}, {5, 3, 1, 1}, true, {1, 1}, {0, 0}, {1, 1}, 1, false},
+    {"1x1 kernel, stride 2, pad 1", {1, 2, 4, 5}, {3, 2, 1, 1}, true, {2, 2}, {1, 1}, {1, 1}, 1, false},
     {"kernel = input size -> 1x1 output",
-     {2, 2, 3, 4}, {3, 2, 3, 4}, true, {1, 1}, {0, 0}, {1, 1}, 1},
+     {2, 2, 3, 4}, {3, 2, 3, 4}, true, {1, 1}, {0, 0}, {1, 1}, 1, false},
     {"stride (3,2) pad (2,1) dil (2,1) groups 3",
-     {1, 3, 8, 7}, {6, 1, 3, 2}, true, {3, 2}, {2, 1}, {2, 1}, 3},
+     {1, 3, 8, 7}, {6, 1, 3, 2}, true, {3, 2}, {2, 1}, {2, 1}, 3, false},
     {"stride 3 > input - kernel -> 1x1 output",
-     {1, 1, 3, 3}, {2, 1, 2, 2}, true, {3, 3}, {0, 0}, {1, 1}, 1},
+     {1, 1, 3, 3}, {2, 1, 2, 2}, true, {3, 3}, {0, 0}, {1, 1}, 1, false},
     {"1x1 kernel, groups 3, 1-row input",
-     {2, 6, 1, 4}, {3, 2, 1, 1}, false, {1, 1}, {0, 0}, {1, 1}, 3},
+     {2, 6, 1, 4}, {3, 2, 1, 1}, false, {1, 1}, {0, 0}, {1, 1}, 3, false},
+    {"3x3 plain, fused ReLU", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1, true},
+    {"stride 2 pad 1 groups 2, fused ReLU, no bias",
+     {1, 4, 6, 7}, {4, 2, 3, 3}, false, {2, 2}, {1, 1}, {1, 1}, 2, true},
 };
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
     if (index >= (int)(sizeof CASES / sizeof CASES[0])) return 0;
     s->label = CASES[index].label;
-    s->note = "bilinear in (x, weight): no kinks";
+    s->note = CASES[index].relu ? "fused ReLU: no pre-activation of these seeded samples is "
+                                  "within the difference step of its kink at 0"
+                                : "bilinear in (x, weight): no kinks";
     if (!nb_sample_tensor(s, rng, 4, CASES[index].x, -1.0, 1.0, 0.0, true) ||
         !nb_sample_tensor(s, rng, 4, CASES[index].w, -1.0, 1.0, 0.0, true))
         return -1;
     if (CASES[index].bias && !nb_sample_tensor(s, rng, 1, &CASES[index].w[0], -1.0, 1.0, 0.0, true))
         return -1;
-    nb_conv2d_params p = {
-        {CASES[index].stride[0], CASES[index].stride[1]},
-        {CASES[index].padding[0], CASES[index].padding[1]},
-        {CASES[index].dilation[0], CASES[index].dilation[1]},
-        CASES[index].groups,
+    nb_conv2d_node_params p = {
+        .conv = {{CASES[index].stride[0], CASES[index].stride[1]},
+                 {CASES[index].padding[0], CASES[index].padding[1]},
+                 {CASES[index].dilation[0], CASES[index].dilation[1]},
+                 CASES[index].groups},
+        .activation = CASES[index].relu ? NB_CONV2D_RELU : NB_CONV2D_IDENTITY,
     };
     memcpy(s->params, &p, sizeof p);
     return 1;
@@ -411,7 +461,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_conv2d = {
     .name = "conv2d", .min_inputs = 2, .max_inputs = 3,
-    .params_size = sizeof(nb_conv2d_meprop_params), /* conv settings + meProp */
+    .params_size = sizeof(nb_conv2d_node_params), /* conv settings + meProp */
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
@@ -420,4 +470,10 @@ nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *
                      const nb_conv2d_params *p)
 {
     return nb_conv2d_ex(tape, x, weight, bias, p, NULL); /* ops/meprop_conv2d.c */
+}
+
+nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                          const nb_conv2d_params *p)
+{
+    return nb_conv2d_relu_ex(tape, x, weight, bias, p, NULL);
 }

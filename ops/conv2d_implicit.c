@@ -200,6 +200,7 @@ typedef struct forward_job {
     const plan *p;
     int64_t images;
     const float *x, *bias;
+    bool relu;
     float *y, *scratch;
     int64_t per_worker;
 } forward_job;
@@ -220,10 +221,11 @@ static void forward_task(void *context, int64_t n, int worker)
                     (job->images - n) * image_in >= p->input_length;
     plan_image(p, job->x + n * image_in, in_place ? NULL : padded, job->y + n * image_out,
                job->bias, false);
+    if (job->relu) nb_conv_rectify(job->y + n * image_out, image_out);
 }
 
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                               const float *w, const float *bias, float *y)
+                               const float *w, const float *bias, bool relu, float *y)
 {
     plan p;
     if (plan_init(ctx, &p, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
@@ -231,7 +233,8 @@ int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, cons
     pack_forward(&p, w);
     if (plan_winograd(ctx, &p, w, false) != NB_OK) return NB_ERR_NOMEM;
     int workers = nb_parallel_slots();
-    forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .y = y, .per_worker = plan_scratch(&p)};
+    forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .relu = relu, .y = y,
+                       .per_worker = plan_scratch(&p)};
     job.scratch = nb_op_alloc(ctx, (size_t)(workers * job.per_worker) * sizeof(float));
     if (!job.scratch) return NB_ERR_NOMEM;
     nb_parallel_tasks(g->N, workers, forward_task, &job);
@@ -245,6 +248,7 @@ typedef struct backward_job {
     const plan *transposed;     /* dx = conv(dy, w'), or NULL */
     const nb_conv_unfold *unfold; /* or dx = col2im(W^T dy), or NULL */
     const float *x, *dy;
+    const float *rectified;     /* a fused ReLU's output, or NULL */
     float *dx;
     bool assign_dx;             /* dx is fresh: assign, do not add */
     bool weight, bias;
@@ -253,6 +257,7 @@ typedef struct backward_job {
     int64_t tap_tiles;          /* ceil(depth / weight_taps) */
     int64_t partition_images;   /* images per partition (the last may have fewer) */
     int64_t dx_scratch;         /* where a worker's dx buffers start in its scratch */
+    int64_t mask_scratch;       /* where its masked dy (fused ReLU) starts */
     int64_t *tap_offset;        /* [tap_tiles * weight_taps], the tail repeats */
     float *partial;             /* [partitions][K*depth + K] */
     float *scratch;
@@ -262,8 +267,8 @@ typedef struct backward_job {
 /* dW and db of one partition: dy of each image scattered on the padded
  * grid (zeros in the discarded columns, so they add nothing), then one
  * register tile per (rows of K) x (taps) block over all its images. */
-static void partition_weight(const backward_job *job, int64_t n0, int64_t count, float *images,
-                             float *gradients, float *partial)
+static void partition_weight(const backward_job *job, int64_t n0, int64_t count, const float *dy,
+                             float *images, float *gradients, float *partial)
 {
     const nb_conv2d_geometry *g = job->g;
     const plan *p = job->forward;
@@ -282,7 +287,7 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
          * to the end of the rounded row, and zero rows up to gradient_rows. */
         float *grid = gradients + b * gradient_stride;
         for (int64_t k = 0; k < g->K; k++) {
-            nb_conv_rows_pad(job->dy + ((n0 + b) * g->K + k) * plane, g->OW, g->OW,
+            nb_conv_rows_pad(dy + (b * g->K + k) * plane, g->OW, g->OW,
                              grid + k * ld, p->padded_w, 0, g->OH);
             memset(grid + k * ld + p->wide, 0, (size_t)(ld - p->wide) * sizeof *grid);
         }
@@ -306,7 +311,7 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
         for (int64_t k = 0; k < g->K; k++) {
             double sum = 0.0;
             for (int64_t b = 0; b < count; b++)
-                sum += nb_conv_sum(job->dy + ((n0 + b) * g->K + k) * plane, plane);
+                sum += nb_conv_sum(dy + (b * g->K + k) * plane, plane);
             partial[g->K * depth + k] = (float)sum;
         }
 }
@@ -323,13 +328,21 @@ static void backward_task(void *context, int64_t part, int worker)
     int64_t image_in = g->C * g->H * g->W, image_out = g->K * g->OH * g->OW;
     int64_t partial_size = g->K * p->depth + g->K;
     int64_t n0 = part * job->partition_images, count = min64(job->partition_images, g->N - n0);
+    /* The partition's dy; with a fused ReLU, masked into scratch once (it
+     * stays in cache for the weight and input gradients). */
+    const float *dy = job->dy + n0 * image_out;
+    if (job->rectified) {
+        float *masked = job->scratch + worker * job->per_worker + job->mask_scratch;
+        nb_conv_relu_mask(job->rectified + n0 * image_out, dy, masked, count * image_out);
+        dy = masked;
+    }
     if (job->weight || job->bias)
-        partition_weight(job, n0, count, images, gradients, job->partial + part * partial_size);
+        partition_weight(job, n0, count, dy, images, gradients, job->partial + part * partial_size);
     for (int64_t b = 0; (t || job->unfold) && b < count; b++) {
-        const float *dy = job->dy + (n0 + b) * image_out;
+        const float *dy_image = dy + b * image_out;
         float *dx = job->dx + (n0 + b) * image_in;
-        if (t) plan_image(t, dy, padded, dx, NULL, !job->assign_dx);
-        else nb_conv_unfold_image(job->unfold, dy, dx, padded, job->assign_dx);
+        if (t) plan_image(t, dy_image, padded, dx, NULL, !job->assign_dx);
+        else nb_conv_unfold_image(job->unfold, dy_image, dx, padded, job->assign_dx);
     }
 }
 
@@ -343,13 +356,13 @@ static int64_t transposed_cost(const nb_conv2d_geometry *g)
 }
 
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, float *dx, bool assign_dx,
-                                float *dw, float *db)
+                                const float *w, const float *dy, const float *rectified,
+                                float *dx, bool assign_dx, float *dw, float *db)
 {
     plan forward, transposed;
     nb_conv_unfold unfold;
-    backward_job job = {.g = g, .forward = &forward, .x = x, .dy = dy, .dx = dx,
-                        .assign_dx = assign_dx, .weight = dw != NULL, .bias = db != NULL};
+    backward_job job = {.g = g, .forward = &forward, .x = x, .dy = dy, .rectified = rectified,
+                        .dx = dx, .assign_dx = assign_dx, .weight = dw != NULL, .bias = db != NULL};
     if (plan_init(ctx, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     /* Unfolding only pays while dcol stays in cache (col2im reads it kh*kw
@@ -388,8 +401,11 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, con
     int64_t partial_size = g->K * forward.depth + g->K;
     bool weights = dw || db;
     job.dx_scratch = weights ? job.partition_images * image_floats : 0;
-    job.per_worker = job.dx_scratch + (job.transposed ? plan_scratch(&transposed) : 0) +
-                     (job.unfold ? nb_conv_unfold_scratch(&unfold) : 0);
+    job.mask_scratch = job.dx_scratch + (job.transposed ? plan_scratch(&transposed) : 0) +
+                       (job.unfold ? nb_conv_unfold_scratch(&unfold) : 0);
+    job.mask_scratch = round_up(job.mask_scratch, ALIGN_FLOATS);
+    job.per_worker = job.mask_scratch +
+                     (rectified ? job.partition_images * g->K * g->OH * g->OW : 0);
     int workers = nb_parallel_slots();
     job.tap_offset = nb_op_alloc(ctx, (size_t)(job.tap_tiles * job.weight_taps) * sizeof(int64_t));
     job.partial = nb_op_alloc(ctx, (size_t)(partitions * partial_size) * sizeof(float));

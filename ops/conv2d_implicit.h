@@ -41,16 +41,19 @@
 /* Whether the implicit path handles this geometry. */
 bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
 
-/* y [N,K,OH,OW] = conv(x [N,C,H,W], w [K,C,kh,kw]) + bias [K] (or NULL).
+/* y [N,K,OH,OW] = conv(x [N,C,H,W], w [K,C,kh,kw]) + bias [K] (or NULL),
+ * with relu: max(that, 0), each image rectified as soon as it is computed.
  * Scratch comes from ctx's arena. */
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                               const float *w, const float *bias, float *y);
+                               const float *w, const float *bias, bool relu, float *y);
 
 /* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for
- * dy [N,K,OH,OW]; any of dx, dw, db may be NULL (that gradient is skipped). */
+ * dy [N,K,OH,OW]; any of dx, dw, db may be NULL (that gradient is skipped).
+ * rectified: the output of a fused ReLU (dy then counts only where it is
+ * positive; each partition's dy is masked into scratch first), or NULL. */
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, float *dx, bool assign_dx,
-                                float *dw, float *db);
+                                const float *w, const float *dy, const float *rectified,
+                                float *dx, bool assign_dx, float *dw, float *db);
 
 /* The input gradient of one image by unfolding (ops/conv2d_unfold.c):
  * dcol [C*kh*kw, OH*OW] = W^T dy (a GEMM on the register tiles), folded

@@ -153,3 +153,15 @@ void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width,
 #endif
     rows_pad_portable(source, source_stride, width, target, target_stride, left, rows);
 }
+
+/* Branch-free, so they vectorise (signs are random). */
+NB_TARGET_CLONES void nb_conv_rectify(float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+NB_TARGET_CLONES void nb_conv_relu_mask(const float *restrict y, const float *restrict dy,
+                                        float *restrict masked, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) masked[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}

@@ -27,4 +27,11 @@ void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width,
  * fixed order (the result depends on n and the values only). */
 double nb_conv_sum(const float *x, int64_t n);
 
+/* A fused ReLU (nb_conv2d_relu): y[i] = max(y[i], 0) in place, on an
+ * image's output while it is still in cache. */
+void nb_conv_rectify(float *y, int64_t n);
+/* Its gradient mask: masked[i] = y[i] > 0 ? dy[i] : 0 for the rectified
+ * output y (positive exactly where the pre-activation is). */
+void nb_conv_relu_mask(const float *y, const float *dy, float *masked, int64_t n);
+
 #endif

@@ -20,12 +20,15 @@
 
 extern const nb_op nb_op_conv2d;
 
-/* conv2d's op params: the public settings, then the node's meProp setting.
- * conv comes first, so the params still read as nb_conv2d_params. */
-typedef struct nb_conv2d_meprop_params {
+/* conv2d's op params: the public settings, the node's meProp setting and
+ * its fused activation. conv comes first, so the params still read as
+ * nb_conv2d_params. */
+enum { NB_CONV2D_IDENTITY = 0, NB_CONV2D_RELU = 1 };
+typedef struct nb_conv2d_node_params {
     nb_conv2d_params conv;
     nb_meprop meprop;
-} nb_conv2d_meprop_params;
+    int activation;             /* NB_CONV2D_IDENTITY or NB_CONV2D_RELU */
+} nb_conv2d_node_params;
 
 /* The setting a node follows (its own, else the tape's). Returns true and
  * fills *config and *k (< n) when the sparse path should run. */
@@ -78,7 +81,8 @@ void nb_meprop_rows_backward_ref(const double *x, const double *weight, const in
  * setting asks for it; then the backward accumulates dx, dW and (dense)
  * db like the dense one. */
 bool nb_meprop_conv2d_active(const nb_op_ctx *ctx, const nb_conv2d_geometry *g);
-int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g);
+/* dy: the output gradient to use (ctx's, or it masked by a fused ReLU). */
+int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const void *dy);
 
 /* The im2col-free float32 path (ops/meprop_direct.c) for stride 1 and
  * dilation 1: image n keeps channels index[n * index_step, + k) (step k per

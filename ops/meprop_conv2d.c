@@ -23,7 +23,7 @@
 
 static const nb_meprop *own_setting(const nb_op_ctx *ctx)
 {
-    return ctx->params ? &((const nb_conv2d_meprop_params *)ctx->params)->meprop : NULL;
+    return ctx->params ? &((const nb_conv2d_node_params *)ctx->params)->meprop : NULL;
 }
 
 bool nb_meprop_conv2d_active(const nb_op_ctx *ctx, const nb_conv2d_geometry *g)
@@ -295,7 +295,7 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     memset(dw_kept, 0, (size_t)(k * depth) * sizeof *dw_kept);
     nb_conv2d_geometry kept = *g;
     kept.K = k;
-    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept, dy_kept, dx, false,
+    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept, dy_kept, NULL, dx, false,
                                              dw ? dw_kept : NULL, NULL);
     if (status != NB_OK) return status;
     for (int64_t t = 0; dw && t < k; t++)
@@ -303,7 +303,7 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     return NB_OK;
 }
 
-int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
+int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const void *dy)
 {
     nb_meprop config;
     int64_t k;
@@ -311,7 +311,7 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
         return nb_op_error(ctx, "meProp backward called without a sparse setting");
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
-    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *dy = ctx->output_grad;
+    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     bool f32 = x->dtype == NB_FLOAT32;
     int64_t plane = g->OH * g->OW, depth = g->C / g->groups * g->kh * g->kw;
     /* Channel scores: sum over the image's positions of |dy|. */
@@ -320,19 +320,19 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
         scores = nb_op_alloc(ctx, (size_t)(g->N * g->K) * sizeof *scores);
         if (!scores) return NB_ERR_NOMEM;
     }
-    if (f32) scan_planes(g, dy->data, db ? db->data : NULL, scores);
-    else scan_planes_ref(g, dy->data, db ? db->data : NULL, scores);
+    if (f32) scan_planes(g, dy, db ? db->data : NULL, scores);
+    else scan_planes_ref(g, dy, db ? db->data : NULL, scores);
     int64_t sets;
     int32_t *index = nb_meprop_select(ctx, &config, scores, g->N, g->K, k, &sets);
     if (!index) return NB_ERR_NOMEM;
     void *dx_data = dx ? dx->data : NULL, *dw_data = dw ? dw->data : NULL;
     if (f32 && config.mode == NB_MEPROP_UNIFIED && nb_conv2d_implicit_applies(g))
-        return unified_implicit(ctx, g, index, k, x->data, w->data, dy->data, dx_data, dw_data);
+        return unified_implicit(ctx, g, index, k, x->data, w->data, dy, dx_data, dw_data);
     if (f32 && nb_meprop_conv2d_direct_applies(g)) {
         float *lane = nb_op_alloc(ctx, (size_t)g->OW * sizeof *lane);
         if (!lane) return NB_ERR_NOMEM;
         nb_meprop_conv2d_direct(g, index, config.mode == NB_MEPROP_UNIFIED ? 0 : k, k, x->data, w->data,
-                                dy->data, dx_data, dw_data, lane);
+                                dy, dx_data, dw_data, lane);
         return NB_OK;
     }
     size_t element = nb_dtype_size(x->dtype);
@@ -344,11 +344,11 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
         char *grad = col + (size_t)(unfold_rows * columns) * element;
         char *w_kept = grad + (size_t)(k * columns) * element, *acc = w_kept + (size_t)(k * depth) * element;
         if (f32)
-            conv2d_backward_unified(g, chunk, index, k, x->data, w->data, dy->data, dx_data,
+            conv2d_backward_unified(g, chunk, index, k, x->data, w->data, dy, dx_data,
                                     dw_data, (float *)col, (float *)grad, (float *)w_kept,
                                     (float *)acc);
         else
-            conv2d_backward_unified_ref(g, chunk, index, k, x->data, w->data, dy->data, dx_data,
+            conv2d_backward_unified_ref(g, chunk, index, k, x->data, w->data, dy, dx_data,
                                         dw_data, (double *)col, (double *)grad, (double *)w_kept,
                                         (double *)acc);
         return NB_OK;
@@ -358,21 +358,33 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
     char *grad = col + (size_t)(unfold_rows * plane) * element;
     char *block = grad + (size_t)(k * plane) * element;
     if (f32)
-        conv2d_backward_per_image(g, index, k, x->data, w->data, dy->data, dx_data, dw_data,
+        conv2d_backward_per_image(g, index, k, x->data, w->data, dy, dx_data, dw_data,
                                   (float *)col, (float *)grad, (float *)block);
     else
-        conv2d_backward_per_image_ref(g, index, k, x->data, w->data, dy->data, dx_data, dw_data,
+        conv2d_backward_per_image_ref(g, index, k, x->data, w->data, dy, dx_data, dw_data,
                                       (double *)col, (double *)grad, (double *)block);
     return NB_OK;
 }
 
-nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
-                        const nb_conv2d_params *p, const nb_meprop *meprop)
+static nb_tensor *apply_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                               const nb_conv2d_params *p, const nb_meprop *meprop, int activation)
 {
-    nb_conv2d_meprop_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT};
+    nb_conv2d_node_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT, .activation = activation};
     if (p) params.conv = *p;
     /* The setting is checked by the op's shape rule (ops/conv2d.c). */
     if (meprop) params.meprop = *meprop;
     nb_tensor *inputs[3] = {x, weight, bias};
     return nb_apply(tape, &nb_op_conv2d, bias ? 3 : 2, inputs, &params);
+}
+
+nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                        const nb_conv2d_params *p, const nb_meprop *meprop)
+{
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_IDENTITY);
+}
+
+nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                             const nb_conv2d_params *p, const nb_meprop *meprop)
+{
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU);
 }

@@ -227,7 +227,7 @@ Test(meprop_errors, conv2d_descriptor_checks_the_setting)
     nb_tape *tape = nb_tape_new();
     nb_tensor *w = test_param(NB_FLOAT32, 4, (int64_t[]){2, 1, 3, 3}, (double[18]){0});
     nb_tensor *x = test_tensor(tape, NB_FLOAT32, 4, (int64_t[]){1, 1, 4, 4}, (double[16]){0}, true);
-    nb_conv2d_meprop_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT,
+    nb_conv2d_node_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT,
                                       .meprop = {NB_MEPROP_TOPK, 0, 8.4e200, 0}};
     nb_tensor *inputs[2] = {x, w};
     cr_assert_null(nb_apply(tape, &nb_op_conv2d, 2, inputs, &params));

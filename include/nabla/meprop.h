@@ -92,6 +92,10 @@ nb_tensor *nb_linear_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tenso
 /* y = conv2d(x, W, b) like nb_conv2d; meprop NULL: UNSET. */
 nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                         const nb_conv2d_params *p, const nb_meprop *meprop);
+/* y = max(conv2d(x, W, b), 0) like nb_conv2d_relu; meProp picks from the
+ * gradient after the ReLU mask, as it would on a separate conv2d node. */
+nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                             const nb_conv2d_params *p, const nb_meprop *meprop);
 
 #ifdef __cplusplus
 }

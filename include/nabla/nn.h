@@ -66,6 +66,10 @@ nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias);
 /* y = conv2d(x, W, b); W [out, in/groups, kh, kw]; p NULL: stride 1, pad 0 */
 nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
                         const nb_conv2d_params *p, bool bias);
+/* y = max(conv2d(x, W, b), 0) as one node (nb_conv2d_relu; PyTorch's
+ * ConvReLU2d): Conv2d's parameters, names and init, followed by a ReLU. */
+nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+                             int kernel_w, const nb_conv2d_params *p, bool bias);
 nb_module *nb_nn_max_pool2d(const nb_max_pool2d_params *p);
 nb_module *nb_nn_avg_pool2d(const nb_avg_pool2d_params *p);
 /* Per-channel batch norm with gamma/beta and running stats (momentum 0.1, eps 1e-5). */

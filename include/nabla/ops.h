@@ -85,6 +85,14 @@ typedef struct nb_conv2d_params {
  * NULL -> [N,K,OH,OW]. p NULL: stride 1, padding 0, dilation 1, groups 1. */
 nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                      const nb_conv2d_params *p);
+/* y = max(conv2d(x, weight, bias), 0): convolution and ReLU as one node
+ * (PyTorch's ConvReLU2d), equal to nb_relu(nb_conv2d(...)) bit for bit.
+ * The float32 fast path rectifies each image while it is still in cache
+ * and masks the output gradient inside the backward, saving the two
+ * passes over the activation that a separate ReLU node costs; the
+ * pre-activation itself is not kept. */
+nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                          const nb_conv2d_params *p);
 
 typedef struct nb_max_pool2d_params {
     int kernel[2];      /* >= 1 */
