@@ -25,6 +25,7 @@ typedef struct nb_winograd {
     int64_t out_h, out_w;
     int64_t tiles_h, tiles_w, tiles;   /* 2x2 output tiles */
     int64_t tiles_rounded;             /* tiles rounded up to whole register tiles */
+    int64_t v_stride, m_stride;        /* floats from one point's V (M) to the next's */
     int64_t padded_h, padded_w;        /* 2*tiles + 2: every 4x4 patch inside */
     int rows, vectors;                 /* register tile of the 16 GEMMs */
     int64_t blocks;                    /* ceil(outputs / rows) */
