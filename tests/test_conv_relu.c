@@ -6,6 +6,7 @@
  * fused node's gradient rule is also checked numerically by the registry
  * gradcheck (conv2d's "fused ReLU" samples). */
 #include "helpers.h"
+#include "ops/conv2d_tiles.h"
 #include "ops/meprop.h"
 
 /* Deterministic values in [-1, 1) from a seed (a small LCG). */
@@ -31,6 +32,7 @@ typedef struct relu_case {
     int stride, pad;
     bool bias;
     nb_meprop meprop; /* zeroed: dense */
+    bool frozen_input; /* x needs no gradient (a first layer) */
 } relu_case;
 
 /* What one run leaves behind: y, then dx, dw, db, copied out as doubles. */
@@ -52,6 +54,7 @@ static void append(outcome *o, const nb_tensor *t)
 static outcome run(const relu_case *c, bool fused)
 {
     nb_tensor *x = random_tensor(c->dtype, 4, c->x, 1);
+    nb_tensor_set_requires_grad(x, !c->frozen_input);
     nb_tensor *w = random_tensor(c->dtype, 4, c->w, 2);
     nb_tensor *b = c->bias ? random_tensor(c->dtype, 1, &c->w[0], 3) : NULL;
     nb_conv2d_params p = NB_CONV2D_PARAMS_DEFAULT;
@@ -76,7 +79,7 @@ static outcome run(const relu_case *c, bool fused)
                      c->label, nb_last_error());
         if (round == 1) {
             append(&o, y);
-            append(&o, x->grad);
+            if (!c->frozen_input) append(&o, x->grad);
             append(&o, w->grad);
             if (b) append(&o, b->grad);
         }
@@ -92,17 +95,21 @@ static outcome run(const relu_case *c, bool fused)
     return o;
 }
 
+/* At 1 and 2 threads, with the AVX-512 kernels (where the CPU has them)
+ * and with the portable ones. */
 static void check(const relu_case *c)
 {
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int run_index = 0; run_index < 4; run_index++) {
+        int threads = 1 + run_index % 2;
         nb_set_num_threads(threads);
+        nb_conv_tiles_force_portable(run_index >= 2);
         outcome fused = run(c, true), separate = run(c, false);
         cr_assert_eq(fused.count, separate.count);
         int64_t positive = 0;
         for (int64_t i = 0; i < fused.count; i++) {
             cr_assert(memcmp(&fused.values[i], &separate.values[i], sizeof(double)) == 0,
-                      "%s, %d threads: value %lld is %.9g fused, %.9g as conv2d then relu",
-                      c->label, threads, (long long)i, fused.values[i], separate.values[i]);
+                      "%s, %d threads%s: value %lld is %.9g fused, %.9g as conv2d then relu",
+                      c->label, threads, run_index >= 2 ? ", portable kernels" : "", (long long)i, fused.values[i], separate.values[i]);
             positive += fused.values[i] > 0.0;
         }
         /* Not a vacuous match: outputs and gradients are mostly nonzero. */
@@ -111,6 +118,7 @@ static void check(const relu_case *c)
         free(fused.values);
         free(separate.values);
     }
+    nb_conv_tiles_force_portable(false);
     nb_set_num_threads(0);
 }
 
@@ -118,16 +126,31 @@ Test(conv_relu, equals_conv2d_then_relu_on_every_path)
 {
     static const relu_case cases[] = {
         /* 9 images: two weight-gradient partitions, the second partial. */
-        {"LeNet-5 conv1 (padded, implicit)", NB_FLOAT32, {9, 1, 28, 28}, {6, 1, 5, 5}, 1, 2, true, {NB_MEPROP_UNSET, 0, 0.0, 0}},
-        {"LeNet-5 conv2 (in place, unfolded dx)", NB_FLOAT32, {9, 6, 14, 14}, {16, 6, 5, 5}, 1, 0, true, {NB_MEPROP_UNSET, 0, 0.0, 0}},
-        {"3x3, 16 channels (Winograd)", NB_FLOAT32, {3, 16, 12, 12}, {16, 16, 3, 3}, 1, 0, true, {NB_MEPROP_UNSET, 0, 0.0, 0}},
-        {"48x48 planes (transposed dx), no bias", NB_FLOAT32, {2, 2, 48, 48}, {4, 2, 5, 5}, 1, 2, false, {NB_MEPROP_UNSET, 0, 0.0, 0}},
-        {"stride 2 (im2col GEMM)", NB_FLOAT32, {3, 3, 11, 11}, {5, 3, 3, 3}, 2, 1, true, {NB_MEPROP_UNSET, 0, 0.0, 0}},
-        {"float64 (reference kernels)", NB_FLOAT64, {2, 3, 9, 9}, {4, 3, 3, 3}, 1, 1, true, {NB_MEPROP_UNSET, 0, 0.0, 0}},
-        {"meProp unified k = 3 (implicit)", NB_FLOAT32, {4, 6, 10, 10}, {8, 6, 3, 3}, 1, 0, true,
-         {NB_MEPROP_UNIFIED, 3, 0.0, 0}},
-        {"meProp top-k per image k = 2", NB_FLOAT32, {3, 4, 8, 8}, {6, 4, 3, 3}, 1, 1, true,
-         {NB_MEPROP_TOPK, 2, 0.0, 0}},
+        {.label = "LeNet-5 conv1 (padded, implicit)", .dtype = NB_FLOAT32,
+         .x = {9, 1, 28, 28}, .w = {6, 1, 5, 5}, .stride = 1, .pad = 2, .bias = true},
+        {.label = "LeNet-5 conv2 (in place, unfolded dx)", .dtype = NB_FLOAT32,
+         .x = {9, 6, 14, 14}, .w = {16, 6, 5, 5}, .stride = 1, .bias = true},
+        {.label = "3x3, 16 channels (Winograd)", .dtype = NB_FLOAT32,
+         .x = {3, 16, 12, 12}, .w = {16, 16, 3, 3}, .stride = 1, .bias = true},
+        {.label = "48x48 planes (transposed dx), no bias", .dtype = NB_FLOAT32,
+         .x = {2, 2, 48, 48}, .w = {4, 2, 5, 5}, .stride = 1, .pad = 2},
+        {.label = "stride 2 (im2col GEMM)", .dtype = NB_FLOAT32,
+         .x = {3, 3, 11, 11}, .w = {5, 3, 3, 3}, .stride = 2, .pad = 1, .bias = true},
+        {.label = "float64 (reference kernels)", .dtype = NB_FLOAT64,
+         .x = {2, 3, 9, 9}, .w = {4, 3, 3, 3}, .stride = 1, .pad = 1, .bias = true},
+        /* No input gradient: the mask is applied while dy is scattered. */
+        {.label = "LeNet-5 conv1, input without gradient", .dtype = NB_FLOAT32,
+         .x = {9, 1, 28, 28}, .w = {6, 1, 5, 5}, .stride = 1, .pad = 2, .bias = true,
+         .frozen_input = true},
+        {.label = "3x3, 16 channels, input without gradient", .dtype = NB_FLOAT32,
+         .x = {3, 16, 12, 12}, .w = {16, 16, 3, 3}, .stride = 1, .bias = true,
+         .frozen_input = true},
+        {.label = "meProp unified k = 3 (implicit)", .dtype = NB_FLOAT32,
+         .x = {4, 6, 10, 10}, .w = {8, 6, 3, 3}, .stride = 1, .bias = true,
+         .meprop = {NB_MEPROP_UNIFIED, 3, 0.0, 0}},
+        {.label = "meProp top-k per image k = 2", .dtype = NB_FLOAT32,
+         .x = {3, 4, 8, 8}, .w = {6, 4, 3, 3}, .stride = 1, .pad = 1, .bias = true,
+         .meprop = {NB_MEPROP_TOPK, 2, 0.0, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check(&cases[i]);
 }
