@@ -163,25 +163,48 @@ static __mmask16 first_lanes(int64_t count)
     return count >= LANES ? (__mmask16)0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1u);
 }
 
-/* 16 tiles of one tile row at a time: the patches' columns come from two
- * 32-float loads per patch row, split into even and odd lanes. */
+/* Lanes of a 16-float load from column `start` of a row that fall inside
+ * [0, width): the others read as the zero padding. */
+static __mmask16 lanes_inside(int64_t start, int64_t width)
+{
+    int64_t lo = start < 0 ? -start : 0, hi = width - start < LANES ? width - start : LANES;
+    return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+/* 16 tiles of one tile row at a time, read from the unpadded image: the
+ * patches' columns come from two 32-float loads per patch row, split into
+ * even and odd lanes; loads are masked to the image's columns and rows
+ * outside it are zeros, so the padding is never written out (copying each
+ * image into a padded buffer cost half as much as this transform). Masked
+ * lanes are not accessed, so a load may start up to pad_w floats before a
+ * row. */
 __attribute__((target("avx512f"))) static void
-input_transform_avx512(const nb_winograd *wg, const float *padded, float *v)
+input_transform_avx512(const nb_winograd *wg, const float *in, float *v)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    int64_t plane = wg->padded_h * wg->padded_w, stride = wg->v_stride;
-    for (int64_t c = 0; c < wg->channels; c++)
-        for (int64_t ty = 0; ty < wg->tiles_h; ty++)
-            for (int64_t tx = 0; tx < wg->tiles_w; tx += LANES) {
-                int64_t count = min64(LANES, wg->tiles_w - tx), avail = wg->padded_w - 2 * tx;
+    int64_t plane = wg->height * wg->width, stride = wg->v_stride;
+    for (int64_t tx = 0; tx < wg->tiles_w; tx += LANES) {
+        int64_t column = 2 * tx - wg->pad_w;
+        __mmask16 a0_mask = lanes_inside(column, wg->width);
+        __mmask16 a1_mask = lanes_inside(column + 16, wg->width);
+        __mmask16 b0_mask = lanes_inside(column + 2, wg->width);
+        __mmask16 b1_mask = lanes_inside(column + 18, wg->width);
+        __mmask16 mask = first_lanes(min64(LANES, wg->tiles_w - tx));
+        for (int64_t c = 0; c < wg->channels; c++)
+            for (int64_t ty = 0; ty < wg->tiles_h; ty++) {
                 __m512 d[4][4];
                 for (int r = 0; r < 4; r++) {
-                    const float *row = padded + c * plane + (2 * ty + r) * wg->padded_w + 2 * tx;
-                    __m512 a0 = _mm512_maskz_loadu_ps(first_lanes(avail), row);
-                    __m512 a1 = _mm512_maskz_loadu_ps(first_lanes(avail - 16), row + 16);
-                    __m512 b0 = _mm512_maskz_loadu_ps(first_lanes(avail - 2), row + 2);
-                    __m512 b1 = _mm512_maskz_loadu_ps(first_lanes(avail - 18), row + 18);
+                    int64_t row = 2 * ty + r - wg->pad_h;
+                    if (row < 0 || row >= wg->height) {
+                        for (int s = 0; s < 4; s++) d[r][s] = _mm512_setzero_ps();
+                        continue;
+                    }
+                    const float *source = in + c * plane + row * wg->width + column;
+                    __m512 a0 = _mm512_maskz_loadu_ps(a0_mask, source);
+                    __m512 a1 = _mm512_maskz_loadu_ps(a1_mask, source + 16);
+                    __m512 b0 = _mm512_maskz_loadu_ps(b0_mask, source + 2);
+                    __m512 b1 = _mm512_maskz_loadu_ps(b1_mask, source + 18);
                     d[r][0] = _mm512_permutex2var_ps(a0, even, a1);
                     d[r][1] = _mm512_permutex2var_ps(a0, odd, a1);
                     d[r][2] = _mm512_permutex2var_ps(b0, even, b1);
@@ -195,7 +218,6 @@ input_transform_avx512(const nb_winograd *wg, const float *padded, float *v)
                     x[3][s] = _mm512_sub_ps(d[1][s], d[3][s]);
                 }
                 float *target = v + c * wg->tiles_rounded + ty * wg->tiles_w + tx;
-                __mmask16 mask = first_lanes(count);
                 for (int r = 0; r < 4; r++) {
                     _mm512_mask_storeu_ps(target + (r * 4 + 0) * stride, mask, _mm512_sub_ps(x[r][0], x[r][2]));
                     _mm512_mask_storeu_ps(target + (r * 4 + 1) * stride, mask, _mm512_add_ps(x[r][1], x[r][2]));
@@ -203,6 +225,7 @@ input_transform_avx512(const nb_winograd *wg, const float *padded, float *v)
                     _mm512_mask_storeu_ps(target + (r * 4 + 3) * stride, mask, _mm512_sub_ps(x[r][1], x[r][3]));
                 }
             }
+    }
 }
 
 /* 16 tiles at a time; the two output columns of each tile are interleaved
@@ -253,21 +276,23 @@ void nb_winograd_image(const nb_winograd *wg, const float *in, float *scratch, f
     int64_t plane = wg->padded_h * wg->padded_w;
     float *padded = scratch, *v = padded + round_up(wg->channels * plane, LANES);
     float *m = v + POINTS * wg->v_stride;
-    /* The image inside zeros: pad_h rows on top, and the rest of the
-     * padded rows below (patches of the last tiles may reach past). */
-    int64_t top = wg->pad_h * wg->padded_w, bottom = plane - top - wg->height * wg->padded_w;
-    for (int64_t c = 0; c < wg->channels; c++) {
-        float *target = padded + c * plane;
-        memset(target, 0, (size_t)top * sizeof *target);
-        nb_conv_rows_pad(in + c * wg->height * wg->width, wg->width, wg->width, target + top,
-                         wg->padded_w, wg->pad_w, wg->height);
-        memset(target + plane - bottom, 0, (size_t)bottom * sizeof *target);
-    }
     bool vector = nb_conv_tiles_use_avx512();
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (vector) input_transform_avx512(wg, padded, v);
+    if (vector) input_transform_avx512(wg, in, v);
 #endif
-    if (!vector) input_transform_portable(wg, padded, v);
+    if (!vector) {
+        /* The image inside zeros: pad_h rows on top, and the rest of the
+         * padded rows below (patches of the last tiles may reach past). */
+        int64_t top = wg->pad_h * wg->padded_w, bottom = plane - top - wg->height * wg->padded_w;
+        for (int64_t c = 0; c < wg->channels; c++) {
+            float *target = padded + c * plane;
+            memset(target, 0, (size_t)top * sizeof *target);
+            nb_conv_rows_pad(in + c * wg->height * wg->width, wg->width, wg->width, target + top,
+                             wg->padded_w, wg->pad_w, wg->height);
+            memset(target + plane - bottom, 0, (size_t)bottom * sizeof *target);
+        }
+        input_transform_portable(wg, padded, v);
+    }
     int64_t columns = (int64_t)wg->vectors * LANES;
     for (int xi = 0; xi < POINTS; xi++)
         for (int64_t p0 = 0; p0 < wg->tiles_rounded; p0 += columns)

@@ -32,6 +32,9 @@ static const shape SHAPES[] = {
      * transposed convolution too. */
     {3, 9, 11, 8, 10, 3, 3, {0, 1}},
     {2, 16, 21, 23, 12, 3, 3, {1, 1}},
+    /* Padding 2 and odd outputs: the last real tiles read the right and
+     * bottom zero padding (the transforms read unpadded images). */
+    {2, 8, 9, 9, 8, 3, 3, {2, 2}},
     /* Large images: 6 per weight-gradient partition instead of 8. */
     {7, 48, 30, 30, 40, 3, 3, {1, 1}},
 };
