@@ -62,6 +62,11 @@ static bool wants_gradient(const nb_tape *tape, int n, nb_tensor *const *inputs)
     return false;
 }
 
+bool nb_op_records(const nb_op_ctx *ctx)
+{
+    return ctx && ctx->op && ctx->op->backward && wants_gradient(ctx->tape, ctx->n_inputs, ctx->inputs);
+}
+
 static int anomaly_error(const nb_op_ctx *ctx, const char *phase)
 {
     char shapes[256] = "";

@@ -310,7 +310,7 @@ static int forward_with_scratch(nb_op_ctx *ctx)
     bool relu = activation_of(ctx) == NB_CONV2D_RELU;
     if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
         return nb_conv2d_implicit_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, relu,
-                                          ctx->output->data);
+                                          ctx->saved, ctx->output->data);
     int64_t chunk = chunk_images(&g);
     void *out, *col = chunk_scratch(ctx, &g, chunk, &out);
     if (!col) return NB_ERR_NOMEM;
@@ -363,16 +363,21 @@ static int backward_with_scratch(nb_op_ctx *ctx)
     bool meprop = nb_meprop_conv2d_active(ctx, &g);
     if (meprop || !implicit) nb_grad_zero_fresh(ctx, 0);
     /* The implicit path masks dy for a fused ReLU partition by partition,
-     * while it is in cache; the others take a masked copy. */
-    if (implicit && !meprop) {
-        const float *y = activation_of(ctx) == NB_CONV2D_RELU ? ctx->output->data : NULL;
-        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data, y,
-                                           dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
-                                           dw ? dw->data : NULL, db ? db->data : NULL);
-    }
+     * while it is in cache, from the bits its forward kept; the others take
+     * a masked copy. */
+    bool relu = activation_of(ctx) == NB_CONV2D_RELU;
+    if (implicit && !meprop && (!relu || ctx->saved))
+        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data,
+                                           relu ? ctx->saved : NULL, dx ? dx->data : NULL,
+                                           nb_grad_fresh(ctx, 0), dw ? dw->data : NULL,
+                                           db ? db->data : NULL);
     const void *dy = masked_gradient(ctx);
     if (!dy) return NB_ERR_NOMEM;
     if (meprop) return nb_meprop_conv2d_backward(ctx, &g, dy);
+    if (implicit)
+        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, dy, NULL,
+                                           dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
+                                           dw ? dw->data : NULL, db ? db->data : NULL);
     int64_t chunk = chunk_images(&g);
     void *grad, *col = chunk_scratch(ctx, &g, chunk, &grad);
     if (!col) return NB_ERR_NOMEM;
@@ -390,6 +395,14 @@ static int backward_with_scratch(nb_op_ctx *ctx)
  * gradients, however many convolutions it runs. */
 static int forward(nb_op_ctx *ctx)
 {
+    /* A fused ReLU on the implicit path keeps its mask as bits for the
+     * backward (taken before the scratch mark: it outlives the call). */
+    nb_conv2d_geometry g = geometry_of(ctx);
+    if (activation_of(ctx) == NB_CONV2D_RELU && ctx->inputs[0]->dtype == NB_FLOAT32 &&
+        nb_conv2d_implicit_applies(&g) && nb_op_records(ctx)) {
+        ctx->saved = nb_op_alloc(ctx, (size_t)(g.N * nb_conv2d_relu_bit_words(&g)) * sizeof(uint16_t));
+        if (!ctx->saved) return NB_ERR_NOMEM;
+    }
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     int status = forward_with_scratch(ctx);
     nb_op_scratch_end(ctx, mark);

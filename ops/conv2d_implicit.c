@@ -201,6 +201,8 @@ typedef struct forward_job {
     int64_t images;
     const float *x, *bias;
     bool relu;
+    uint16_t *bits;             /* the ReLU's mask, or NULL */
+    int64_t bit_words;
     float *y, *scratch;
     int64_t per_worker;
 } forward_job;
@@ -221,11 +223,20 @@ static void forward_task(void *context, int64_t n, int worker)
                     (job->images - n) * image_in >= p->input_length;
     plan_image(p, job->x + n * image_in, in_place ? NULL : padded, job->y + n * image_out,
                job->bias, false);
-    if (job->relu) nb_conv_rectify(job->y + n * image_out, image_out);
+    if (job->relu && job->bits)
+        nb_conv_rectify_bits(job->y + n * image_out, image_out, job->bits + n * job->bit_words);
+    else if (job->relu)
+        nb_conv_rectify(job->y + n * image_out, image_out);
+}
+
+int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g)
+{
+    return (g->K * g->OH * g->OW + LANES - 1) / LANES + 1;
 }
 
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                               const float *w, const float *bias, bool relu, float *y)
+                               const float *w, const float *bias, bool relu, uint16_t *bits,
+                               float *y)
 {
     plan p;
     if (plan_init(ctx, &p, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
@@ -233,7 +244,8 @@ int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, cons
     pack_forward(&p, w);
     if (plan_winograd(ctx, &p, w, false) != NB_OK) return NB_ERR_NOMEM;
     int workers = nb_parallel_slots();
-    forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .relu = relu, .y = y,
+    forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .relu = relu, .bits = bits,
+                       .bit_words = nb_conv2d_relu_bit_words(g), .y = y,
                        .per_worker = plan_scratch(&p)};
     job.scratch = nb_op_alloc(ctx, (size_t)(workers * job.per_worker) * sizeof(float));
     if (!job.scratch) return NB_ERR_NOMEM;
@@ -248,7 +260,8 @@ typedef struct backward_job {
     const plan *transposed;     /* dx = conv(dy, w'), or NULL */
     const nb_conv_unfold *unfold; /* or dx = col2im(W^T dy), or NULL */
     const float *x, *dy;
-    const float *rectified;     /* a fused ReLU's output, or NULL */
+    const uint16_t *relu_bits;  /* a fused ReLU's mask, or NULL */
+    int64_t bit_words;
     float *dx;
     bool assign_dx;             /* dx is fresh: assign, do not add */
     bool weight, bias;
@@ -268,7 +281,8 @@ typedef struct backward_job {
  * grid (zeros in the discarded columns, so they add nothing), then one
  * register tile per (rows of K) x (taps) block over all its images. */
 static void partition_weight(const backward_job *job, int64_t n0, int64_t count, const float *dy,
-                             float *images, float *gradients, float *partial)
+                             const uint16_t *bits, float *images, float *gradients,
+                             float *partial)
 {
     const nb_conv2d_geometry *g = job->g;
     const plan *p = job->forward;
@@ -284,11 +298,16 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
         if (job->weight && !in_place)
             load_padded(p, job->x + (n0 + b) * image, images + b * p->input_length);
         /* Each row: OW values then zeros to the padded width; then zeros
-         * to the end of the rounded row, and zero rows up to gradient_rows. */
+         * to the end of the rounded row, and zero rows up to gradient_rows.
+         * With bits, a fused ReLU's mask on the way. */
         float *grid = gradients + b * gradient_stride;
         for (int64_t k = 0; k < g->K; k++) {
-            nb_conv_rows_pad(dy + (b * g->K + k) * plane, g->OW, g->OW,
-                             grid + k * ld, p->padded_w, 0, g->OH);
+            const float *source = dy + (b * g->K + k) * plane;
+            if (bits)
+                nb_conv_rows_pad_bits(source, g->OW, g->OW, grid + k * ld, p->padded_w, g->OH,
+                                      bits + b * job->bit_words, k * plane);
+            else
+                nb_conv_rows_pad(source, g->OW, g->OW, grid + k * ld, p->padded_w, 0, g->OH);
             memset(grid + k * ld + p->wide, 0, (size_t)(ld - p->wide) * sizeof *grid);
         }
         memset(grid + g->K * ld, 0, (size_t)((job->gradient_rows - g->K) * ld) * sizeof *grid);
@@ -307,13 +326,21 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
                         partial[(k0 + r) * depth + tile_index * taps + t] = tile[r * taps + t];
             }
     }
+    /* From the grid, which holds dy masked or not (its zeros add nothing). */
     if (job->bias)
         for (int64_t k = 0; k < g->K; k++) {
             double sum = 0.0;
             for (int64_t b = 0; b < count; b++)
-                sum += nb_conv_sum(dy + (b * g->K + k) * plane, plane);
+                sum += nb_conv_sum(gradients + b * gradient_stride + k * ld, p->wide);
             partial[g->K * depth + k] = (float)sum;
         }
+}
+
+/* Whether a fused ReLU's mask is applied to a copy of dy in scratch (the
+ * input gradient needs it), rather than on the way into the weights' grid. */
+static bool masks_into_scratch(const backward_job *job)
+{
+    return job->relu_bits && (job->transposed || job->unfold || !(job->weight || job->bias));
 }
 
 /* One partition: its dW and db partial sums, then dx of its images. */
@@ -328,16 +355,22 @@ static void backward_task(void *context, int64_t part, int worker)
     int64_t image_in = g->C * g->H * g->W, image_out = g->K * g->OH * g->OW;
     int64_t partial_size = g->K * p->depth + g->K;
     int64_t n0 = part * job->partition_images, count = min64(job->partition_images, g->N - n0);
-    /* The partition's dy; with a fused ReLU, masked into scratch once (it
-     * stays in cache for the weight and input gradients). */
+    /* The partition's dy. A fused ReLU's mask: applied while dy is copied
+     * for the weights when that is its only use, else into scratch once (it
+     * stays in cache for both gradients). */
     const float *dy = job->dy + n0 * image_out;
-    if (job->rectified) {
+    const uint16_t *bits = job->relu_bits ? job->relu_bits + n0 * job->bit_words : NULL;
+    if (masks_into_scratch(job)) {
         float *masked = job->scratch + worker * job->per_worker + job->mask_scratch;
-        nb_conv_relu_mask(job->rectified + n0 * image_out, dy, masked, count * image_out);
+        for (int64_t b = 0; b < count; b++)
+            nb_conv_relu_mask_bits(bits + b * job->bit_words, dy + b * image_out,
+                                   masked + b * image_out, image_out);
         dy = masked;
+        bits = NULL;
     }
     if (job->weight || job->bias)
-        partition_weight(job, n0, count, dy, images, gradients, job->partial + part * partial_size);
+        partition_weight(job, n0, count, dy, bits, images, gradients,
+                         job->partial + part * partial_size);
     for (int64_t b = 0; (t || job->unfold) && b < count; b++) {
         const float *dy_image = dy + b * image_out;
         float *dx = job->dx + (n0 + b) * image_in;
@@ -356,13 +389,14 @@ static int64_t transposed_cost(const nb_conv2d_geometry *g)
 }
 
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, const float *rectified,
+                                const float *w, const float *dy, const uint16_t *relu_bits,
                                 float *dx, bool assign_dx, float *dw, float *db)
 {
     plan forward, transposed;
     nb_conv_unfold unfold;
-    backward_job job = {.g = g, .forward = &forward, .x = x, .dy = dy, .rectified = rectified,
-                        .dx = dx, .assign_dx = assign_dx, .weight = dw != NULL, .bias = db != NULL};
+    backward_job job = {.g = g, .forward = &forward, .x = x, .dy = dy, .relu_bits = relu_bits,
+                        .bit_words = nb_conv2d_relu_bit_words(g), .dx = dx,
+                        .assign_dx = assign_dx, .weight = dw != NULL, .bias = db != NULL};
     if (plan_init(ctx, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     /* Unfolding only pays while dcol stays in cache (col2im reads it kh*kw
@@ -405,7 +439,7 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, con
                        (job.unfold ? nb_conv_unfold_scratch(&unfold) : 0);
     job.mask_scratch = round_up(job.mask_scratch, ALIGN_FLOATS);
     job.per_worker = job.mask_scratch +
-                     (rectified ? job.partition_images * g->K * g->OH * g->OW : 0);
+                     (masks_into_scratch(&job) ? job.partition_images * g->K * g->OH * g->OW : 0);
     int workers = nb_parallel_slots();
     job.tap_offset = nb_op_alloc(ctx, (size_t)(job.tap_tiles * job.weight_taps) * sizeof(int64_t));
     job.partial = nb_op_alloc(ctx, (size_t)(partitions * partial_size) * sizeof(float));

@@ -42,17 +42,23 @@
 bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
 
 /* y [N,K,OH,OW] = conv(x [N,C,H,W], w [K,C,kh,kw]) + bias [K] (or NULL),
- * with relu: max(that, 0), each image rectified as soon as it is computed.
+ * with relu: max(that, 0), each image rectified as soon as it is computed,
+ * and (bits not NULL) its mask kept: image n's from bits +
+ * n * nb_conv2d_relu_bit_words(g) (ops/conv2d_rows.h's bit order).
  * Scratch comes from ctx's arena. */
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                               const float *w, const float *bias, bool relu, float *y);
+                               const float *w, const float *bias, bool relu, uint16_t *bits,
+                               float *y);
+/* Words of ReLU mask bits per image (one spare, which the readers touch). */
+int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g);
 
 /* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for
  * dy [N,K,OH,OW]; any of dx, dw, db may be NULL (that gradient is skipped).
- * rectified: the output of a fused ReLU (dy then counts only where it is
- * positive; each partition's dy is masked into scratch first), or NULL. */
+ * relu_bits: a fused ReLU's mask from the forward (dy counts only where it
+ * is set), or NULL. It is applied partition by partition: while dy is
+ * copied for the weights when that is its only use, else into scratch. */
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, const float *rectified,
+                                const float *w, const float *dy, const uint16_t *relu_bits,
                                 float *dx, bool assign_dx, float *dw, float *db);
 
 /* The input gradient of one image by unfolding (ops/conv2d_unfold.c):

@@ -165,3 +165,106 @@ NB_TARGET_CLONES void nb_conv_relu_mask(const float *restrict y, const float *re
 {
     for (int64_t i = 0; i < n; i++) masked[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
+
+enum { BITS_PER_WORD = 16 };
+
+static bool bit_set(const uint16_t *bits, int64_t i)
+{
+    return bits[i / BITS_PER_WORD] >> (i % BITS_PER_WORD) & 1u;
+}
+
+static void rectify_bits_portable(float *y, int64_t n, uint16_t *bits)
+{
+    for (int64_t w = 0; w * BITS_PER_WORD < n; w++) bits[w] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bool positive = y[i] > 0.0f;
+        y[i] = positive ? y[i] : 0.0f;
+        bits[i / BITS_PER_WORD] |= (uint16_t)(positive ? 1u << (i % BITS_PER_WORD) : 0u);
+    }
+}
+
+static void rows_pad_bits_portable(const float *source, int64_t source_stride, int64_t width,
+                                   float *target, int64_t target_stride, int64_t rows,
+                                   const uint16_t *bits, int64_t first_bit)
+{
+    for (int64_t r = 0; r < rows; r++, source += source_stride, target += target_stride) {
+        for (int64_t i = 0; i < width; i++)
+            target[i] = bit_set(bits, first_bit + r * source_stride + i) ? source[i] : 0.0f;
+        memset(target + width, 0, (size_t)(target_stride - width) * sizeof *target);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+static __mmask16 lanes_below(int64_t count)
+{
+    return count >= LANES ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1u);
+}
+
+__attribute__((target("avx512f"))) static void rectify_bits_avx512(float *y, int64_t n,
+                                                                   uint16_t *bits)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += LANES) {
+        __mmask16 lanes = lanes_below(n - i);
+        __m512 value = _mm512_maskz_loadu_ps(lanes, y + i);
+        __mmask16 positive = _mm512_mask_cmp_ps_mask(lanes, value, zero, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(y + i, lanes, _mm512_maskz_mov_ps(positive, value));
+        bits[i / LANES] = (uint16_t)positive;
+    }
+}
+
+/* The 16 bits from bit `at` on (any alignment: two words, shifted). */
+static __mmask16 bits_at(const uint16_t *bits, int64_t at)
+{
+    int64_t word = at / BITS_PER_WORD, shift = at % BITS_PER_WORD;
+    uint32_t pair = (uint32_t)bits[word] | (uint32_t)bits[word + 1] << BITS_PER_WORD;
+    return (__mmask16)(pair >> shift);
+}
+
+__attribute__((target("avx512f"))) static void
+rows_pad_bits_avx512(const float *source, int64_t source_stride, int64_t width, float *target,
+                     int64_t target_stride, int64_t rows, const uint16_t *bits, int64_t first_bit)
+{
+    for (int64_t r = 0; r < rows; r++, source += source_stride, target += target_stride) {
+        int64_t row_bit = first_bit + r * source_stride;
+        /* Every lane of the row is stored: values, then zeros to target_stride. */
+        for (int64_t i = 0; i < target_stride; i += LANES) {
+            __mmask16 lanes = lanes_below(target_stride - i);
+            __mmask16 keep = i < width ? lanes_below(width - i) & bits_at(bits, row_bit + i) : 0;
+            _mm512_mask_storeu_ps(target + i, lanes, _mm512_maskz_loadu_ps(keep, source + i));
+        }
+    }
+}
+#endif
+
+void nb_conv_rectify_bits(float *y, int64_t n, uint16_t *bits)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (nb_conv_tiles_use_avx512()) {
+        rectify_bits_avx512(y, n, bits);
+        return;
+    }
+#endif
+    rectify_bits_portable(y, n, bits);
+}
+
+void nb_conv_relu_mask_bits(const uint16_t *bits, const float *dy, float *masked, int64_t n)
+{
+    /* The rows helper on one row of n values. */
+    nb_conv_rows_pad_bits(dy, n, n, masked, n, 1, bits, 0);
+}
+
+void nb_conv_rows_pad_bits(const float *source, int64_t source_stride, int64_t width,
+                           float *target, int64_t target_stride, int64_t rows,
+                           const uint16_t *bits, int64_t first_bit)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (nb_conv_tiles_use_avx512()) {
+        rows_pad_bits_avx512(source, source_stride, width, target, target_stride, rows, bits,
+                             first_bit);
+        return;
+    }
+#endif
+    rows_pad_bits_portable(source, source_stride, width, target, target_stride, rows, bits,
+                           first_bit);
+}

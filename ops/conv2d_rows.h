@@ -34,4 +34,17 @@ void nb_conv_rectify(float *y, int64_t n);
  * output y (positive exactly where the pre-activation is). */
 void nb_conv_relu_mask(const float *y, const float *dy, float *masked, int64_t n);
 
+/* The same mask kept as bits, 1/32 of y to read back in the backward:
+ * bit i % 16 of bits[i / 16] is y[i] > 0. nb_conv_rectify_bits rectifies
+ * y [n] and writes its ceil(n/16) words; nb_conv_relu_mask_bits is
+ * nb_conv_relu_mask from the bits. */
+void nb_conv_rectify_bits(float *y, int64_t n, uint16_t *bits);
+void nb_conv_relu_mask_bits(const uint16_t *bits, const float *dy, float *masked, int64_t n);
+/* nb_conv_rows_pad with no left zeros, each value counted only where its
+ * bit is set: element r*source_stride + i of source has bit first_bit +
+ * r*source_stride + i. Reads the word after the last bit's. */
+void nb_conv_rows_pad_bits(const float *source, int64_t source_stride, int64_t width,
+                           float *target, int64_t target_stride, int64_t rows,
+                           const uint16_t *bits, int64_t first_bit);
+
 #endif

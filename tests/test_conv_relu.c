@@ -145,6 +145,12 @@ Test(conv_relu, equals_conv2d_then_relu_on_every_path)
         {.label = "3x3, 16 channels, input without gradient", .dtype = NB_FLOAT32,
          .x = {3, 16, 12, 12}, .w = {16, 16, 3, 3}, .stride = 1, .bias = true,
          .frozen_input = true},
+        /* 5 x 7 x 7 = 245 outputs per image: the mask bits of an image,
+         * a channel and a row start anywhere in a 16-bit word. */
+        {.label = "odd plane 7x7, K = 5", .dtype = NB_FLOAT32,
+         .x = {3, 3, 9, 9}, .w = {5, 3, 3, 3}, .stride = 1, .bias = true},
+        {.label = "odd plane 7x7, K = 5, input without gradient", .dtype = NB_FLOAT32,
+         .x = {3, 3, 9, 9}, .w = {5, 3, 3, 3}, .stride = 1, .bias = true, .frozen_input = true},
         {.label = "meProp unified k = 3 (implicit)", .dtype = NB_FLOAT32,
          .x = {4, 6, 10, 10}, .w = {8, 6, 3, 3}, .stride = 1, .bias = true,
          .meprop = {NB_MEPROP_UNIFIED, 3, 0.0, 0}},

@@ -117,3 +117,31 @@ Test(registry, user_ops_register_once)
     cr_assert_not_null(nb_op_find("relu"));
     cr_assert_null(nb_op_find("no_such_op"));
 }
+
+/* nb_op_records, as a user op's forward sees it: true only when the node
+ * will be recorded (gradients on and an input requires one), so state kept
+ * for the backward can be skipped in inference. */
+static int records_seen;
+static int recording_forward(nb_op_ctx *ctx)
+{
+    records_seen = nb_op_records(ctx) ? 1 : 0;
+    return cube_forward(ctx);
+}
+static const nb_op recording = {.name = "recording_cube", .min_inputs = 1, .max_inputs = 1,
+                                .shape = like_input, .forward = recording_forward,
+                                .backward = cube_backward};
+
+Test(registry, op_records_tells_forward_whether_backward_follows)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = test_tensor(tape, NB_FLOAT64, 1, (int64_t[]){2}, (double[]){1, 2}, true);
+    nb_tensor *c = test_tensor(tape, NB_FLOAT64, 1, (int64_t[]){2}, (double[]){1, 2}, false);
+    cr_assert_not_null(nb_apply(tape, &recording, 1, &x, NULL));
+    cr_assert_eq(records_seen, 1, "input requires grad: recorded");
+    cr_assert_not_null(nb_apply(tape, &recording, 1, &c, NULL));
+    cr_assert_eq(records_seen, 0, "no input requires grad");
+    nb_tape_set_grad_enabled(tape, false);
+    cr_assert_not_null(nb_apply(tape, &recording, 1, &x, NULL));
+    cr_assert_eq(records_seen, 0, "gradients off");
+    nb_tape_free(tape);
+}

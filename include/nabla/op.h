@@ -102,6 +102,10 @@ nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *con
 /* For use inside shape/forward/backward. */
 int nb_op_error(nb_op_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes);
+/* In forward: whether the output will be recorded for backward (gradients
+ * are on and an input requires one), so state kept only for the backward
+ * can be skipped otherwise. */
+bool nb_op_records(const nb_op_ctx *ctx);
 /* Scratch that lives for one forward or backward call: nb_op_alloc memory
  * taken after nb_op_scratch_begin goes back to the tape's arena at
  * nb_op_scratch_end, so the next op reuses it and a step's peak memory does
