@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "nabla/op.h"
+#include "ops/im2col.h"
 
 typedef struct nb_winograd {
     int64_t channels, height, width, pad_h, pad_w, outputs;
@@ -50,5 +51,24 @@ int64_t nb_winograd_scratch(const nb_winograd *wg);
 /* out [outputs, out_h, out_w] = conv(in) + bias (NULL: 0), or += conv(in). */
 void nb_winograd_image(const nb_winograd *wg, const float *in, float *scratch, float *out,
                        const float *bias, bool accumulate);
+
+/* The weight gradient by Winograd F(2x2,3x3) (ops/conv2d_winograd_weight.c):
+ * 3x3 stride-1 convolutions with C a multiple of 16 and K of 16. Per
+ * partition: zero nb_winograd_weight_sums floats, add each image's products
+ * with nb_winograd_weight_image (x [C,H,W], dy [K,OH,OW], scratch of
+ * nb_winograd_weight_scratch floats), then nb_winograd_weight_finish
+ * writes dW [K,C,3,3]. The sums depend on the images and their order only. */
+typedef struct nb_winograd_weight {
+    const nb_conv2d_geometry *g;
+    int64_t tiles_h, tiles_w, tiles;   /* 2x2 tiles of the output */
+} nb_winograd_weight;
+
+bool nb_winograd_weight_applies(const nb_conv2d_geometry *g);
+void nb_winograd_weight_init(nb_winograd_weight *ww, const nb_conv2d_geometry *g);
+int64_t nb_winograd_weight_scratch(const nb_winograd_weight *ww);
+int64_t nb_winograd_weight_sums(const nb_winograd_weight *ww);
+void nb_winograd_weight_image(const nb_winograd_weight *ww, const float *x, const float *dy,
+                              float *scratch, float *sums);
+void nb_winograd_weight_finish(const nb_winograd_weight *ww, const float *sums, float *dw);
 
 #endif

@@ -35,6 +35,10 @@ static const shape SHAPES[] = {
     /* Padding 2 and odd outputs: the last real tiles read the right and
      * bottom zero padding (the transforms read unpadded images). */
     {2, 8, 9, 9, 8, 3, 3, {2, 2}},
+    /* Weight gradient by Winograd (C and K multiples of 16): partial 2x2
+     * tiles at odd output sizes, and 64 channels = product tiles of 48 + 16. */
+    {10, 16, 9, 11, 32, 3, 3, {1, 1}},  /* 10 images: two partitions */
+    {2, 64, 7, 8, 16, 3, 3, {1, 0}},
     /* Large images: 6 per weight-gradient partition instead of 8. */
     {7, 48, 30, 30, 40, 3, 3, {1, 1}},
 };
@@ -173,7 +177,7 @@ static void assert_bitwise_equal(const nb_tensor *a, const nb_tensor *b, const c
 Test(fast_kernels, conv2d_results_do_not_depend_on_the_thread_count)
 {
     int saved = nb_get_num_threads();
-    const size_t picks[] = {0, 1, 6, 7, 10, 11, 12};
+    const size_t picks[] = {0, 1, 6, 7, 10, 11, 12, 14};
     for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
         const shape *s = &SHAPES[picks[p]];
         values v = make_values(s, 99u);
