@@ -459,9 +459,9 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, con
     int64_t partitions = (g->N + job.partition_images - 1) / job.partition_images;
     int64_t partial_size = g->K * forward.depth + g->K;
     bool weights = dw || db;
-    /* Winograd for dW when it applies (K = C = 32: 3.5x fewer products than
-     * the direct tiles' padded positions); its buffers replace the
-     * partition's padded images and grids. */
+    /* Winograd for dW when it applies (the convnet's 32 -> 32 layer: 2.4x
+     * fewer products than the direct tiles over the padded grid); its
+     * buffers replace the partition's padded images and grids. */
     job.winograd_weight = dw && nb_winograd_weight_applies(g);
     if (job.winograd_weight) nb_winograd_weight_init(&job.ww, g);
     job.dx_scratch = !weights ? 0

@@ -20,9 +20,10 @@
  * multiply-adds, as long as the unfolded gradient stays in cache.
  *
  * The backward works per partition: dW and db from the partition's images
- * (partition_weight), then dx image by image, so a variant that keeps only
- * some of dy (meProp's top-k per example) can transform dy per image before
- * either step.
+ * (partition_weight; by Winograd for 3x3 layers with C and K multiples of
+ * 16, ops/conv2d_winograd_weight.c), then dx image by image, so a variant
+ * that keeps only some of dy (meProp's top-k per example) can transform dy
+ * per image before either step.
  *
  * Determinism: forward and input-gradient results do not depend on the
  * thread count (each image is computed whole by one thread). The weight and
