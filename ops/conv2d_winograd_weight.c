@@ -269,36 +269,36 @@ products_avx512(int64_t tiles, const float *u, const float *v, int64_t ld_v, int
 }
 #endif
 
+typedef void (*channels_last_fn)(const float *src, int64_t channels, int64_t positions,
+                                 float *dst);
+typedef void (*transforms_fn)(const nb_winograd_weight *ww, const float *xt, const float *dyt,
+                              float *v, float *u);
+typedef void (*products_fn)(int64_t tiles, const float *u, const float *v, int64_t ld_v,
+                            int64_t columns, float *m, int64_t ld);
+
 void nb_winograd_weight_image(const nb_winograd_weight *ww, const float *x, const float *dy,
                               float *scratch, float *sums)
 {
     const nb_conv2d_geometry *g = ww->g;
     float *xt = scratch, *dyt = xt + g->H * g->W * g->C;
     float *v = dyt + g->OH * g->OW * g->K, *u = v + POINTS * v_stride(ww);
-    int64_t blocks = g->K / ROWS;
-    bool vector = nb_conv_tiles_use_avx512();
+    channels_last_fn channels_last = channels_last_portable;
+    transforms_fn transforms = transforms_portable;
+    products_fn products = products_portable;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (vector) {
-        channels_last_avx512(x, g->C, g->H * g->W, xt);
-        channels_last_avx512(dy, g->K, g->OH * g->OW, dyt);
-        transforms_avx512(ww, xt, dyt, v, u);
-        for (int xi = 0; xi < POINTS; xi++)
-            for (int64_t b = 0; b < blocks; b++)
-                products_avx512(ww->tiles, u + xi * u_stride(ww) + b * ww->tiles * ROWS,
-                                v + xi * v_stride(ww), g->C, g->C,
-                                sums + (xi * g->K + b * ROWS) * g->C, g->C);
-        return;
+    if (nb_conv_tiles_use_avx512()) {
+        channels_last = channels_last_avx512;
+        transforms = transforms_avx512;
+        products = products_avx512;
     }
 #endif
-    (void)vector;
-    channels_last_portable(x, g->C, g->H * g->W, xt);
-    channels_last_portable(dy, g->K, g->OH * g->OW, dyt);
-    transforms_portable(ww, xt, dyt, v, u);
+    channels_last(x, g->C, g->H * g->W, xt);
+    channels_last(dy, g->K, g->OH * g->OW, dyt);
+    transforms(ww, xt, dyt, v, u);
     for (int xi = 0; xi < POINTS; xi++)
-        for (int64_t b = 0; b < blocks; b++)
-            products_portable(ww->tiles, u + xi * u_stride(ww) + b * ww->tiles * ROWS,
-                              v + xi * v_stride(ww), g->C, g->C,
-                              sums + (xi * g->K + b * ROWS) * g->C, g->C);
+        for (int64_t b = 0; b < g->K / ROWS; b++)
+            products(ww->tiles, u + xi * u_stride(ww) + b * ww->tiles * ROWS, v + xi * v_stride(ww),
+                     g->C, g->C, sums + (xi * g->K + b * ROWS) * g->C, g->C);
 }
 
 /* dW[k][c] = G^T M[.][k][c] G, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]:
