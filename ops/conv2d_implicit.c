@@ -156,14 +156,9 @@ static int64_t plan_scratch(const plan *p)
  * buffer needs no clearing beforehand. */
 static void load_padded(const plan *p, const float *in, float *padded)
 {
-    int64_t plane = p->padded_h * p->padded_w, border = p->pad_h * p->padded_w;
-    for (int64_t c = 0; c < p->channels; c++) {
-        float *target = padded + c * plane;
-        memset(target, 0, (size_t)border * sizeof *target);
-        nb_conv_rows_pad(in + c * p->height * p->width, p->width, p->width, target + border,
-                         p->padded_w, p->pad_w, p->height);
-        memset(target + plane - border, 0, (size_t)border * sizeof *target);
-    }
+    int64_t plane = p->padded_h * p->padded_w;
+    nb_conv_pad_planes(in, p->channels, p->height, p->width, p->pad_h, p->pad_w, p->padded_h,
+                       p->padded_w, padded);
     memset(padded + p->channels * plane, 0,
            (size_t)(p->input_length - p->channels * plane) * sizeof *padded);
 }

@@ -41,6 +41,21 @@ static void rows_pad_portable(const float *source, int64_t source_stride, int64_
     }
 }
 
+void nb_conv_pad_planes(const float *in, int64_t channels, int64_t height, int64_t width,
+                        int64_t pad_h, int64_t pad_w, int64_t padded_h, int64_t padded_w,
+                        float *out)
+{
+    int64_t plane = padded_h * padded_w, top = pad_h * padded_w;
+    int64_t bottom = plane - top - height * padded_w;
+    for (int64_t c = 0; c < channels; c++) {
+        float *target = out + c * plane;
+        memset(target, 0, (size_t)top * sizeof *target);
+        nb_conv_rows_pad(in + c * height * width, width, width, target + top, padded_w, pad_w,
+                         height);
+        memset(target + plane - bottom, 0, (size_t)bottom * sizeof *target);
+    }
+}
+
 NB_TARGET_CLONES double nb_conv_sum(const float *x, int64_t n)
 {
     double lanes[8] = {0};

@@ -23,6 +23,14 @@ void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t colu
 void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width, float *target,
                       int64_t target_stride, int64_t left, int64_t rows);
 
+/* in [channels, height, width] into out [channels, padded_h, padded_w]:
+ * pad_h zero rows, then each row with pad_w zeros before it and zeros up
+ * to padded_w, then zero rows up to padded_h. Every element of out is
+ * written, so it needs no clearing first. */
+void nb_conv_pad_planes(const float *in, int64_t channels, int64_t height, int64_t width,
+                        int64_t pad_h, int64_t pad_w, int64_t padded_h, int64_t padded_w,
+                        float *out);
+
 /* Sum of x[0..n) in double over 8 interleaved partial sums added in a
  * fixed order (the result depends on n and the values only). */
 double nb_conv_sum(const float *x, int64_t n);

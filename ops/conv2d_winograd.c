@@ -283,14 +283,8 @@ void nb_winograd_image(const nb_winograd *wg, const float *in, float *scratch, f
     if (!vector) {
         /* The image inside zeros: pad_h rows on top, and the rest of the
          * padded rows below (patches of the last tiles may reach past). */
-        int64_t top = wg->pad_h * wg->padded_w, bottom = plane - top - wg->height * wg->padded_w;
-        for (int64_t c = 0; c < wg->channels; c++) {
-            float *target = padded + c * plane;
-            memset(target, 0, (size_t)top * sizeof *target);
-            nb_conv_rows_pad(in + c * wg->height * wg->width, wg->width, wg->width, target + top,
-                             wg->padded_w, wg->pad_w, wg->height);
-            memset(target + plane - bottom, 0, (size_t)bottom * sizeof *target);
-        }
+        nb_conv_pad_planes(in, wg->channels, wg->height, wg->width, wg->pad_h, wg->pad_w,
+                           wg->padded_h, wg->padded_w, padded);
         input_transform_portable(wg, padded, v);
     }
     int64_t columns = (int64_t)wg->vectors * LANES;
