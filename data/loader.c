@@ -106,7 +106,7 @@ static void start_epoch(nb_loader *loader)
 /* images [B, P] float32 with P = C*H*W pixels, labels [B] int32. */
 /* Images per thread range: a 28x28 image is a few hundred nanoseconds of
  * table lookups, so below this waking a thread costs more. */
-enum { FILL_GRAIN = 16 };
+enum { FILL_GRAIN = 16, PREFETCH_AHEAD = 4, CACHE_LINE = 64 };
 
 typedef struct fill_job {
     const nb_loader *loader;
@@ -123,6 +123,14 @@ static void fill_range(void *context, int64_t begin, int64_t end, int worker)
     const nb_loader *loader = job->loader;
     const nb_dataset *d = loader->dataset;
     for (int64_t b = begin; b < end; b++) {
+        /* The shuffled images are scattered over the whole dataset, out of
+         * cache: ask for one a few images ahead so its lines arrive while
+         * this one is converted (the lookups waited on memory, 2.6 % of a
+         * one-thread LeNet-5 step). */
+        if (b + PREFETCH_AHEAD < end) {
+            const uint8_t *ahead = d->images + loader->order[loader->position + b + PREFETCH_AHEAD] * job->pixels;
+            for (int64_t k = 0; k < job->pixels; k += CACHE_LINE) __builtin_prefetch(ahead + k);
+        }
         const uint8_t *source = d->images + loader->order[loader->position + b] * job->pixels;
         float *target = job->images + b * job->pixels;
         for (int64_t k = 0; k < job->pixels; k++) target[k] = loader->table[source[k]];
