@@ -31,7 +31,7 @@ void nb_conv_pad_planes(const float *in, int64_t channels, int64_t height, int64
                         int64_t pad_h, int64_t pad_w, int64_t padded_h, int64_t padded_w,
                         float *out);
 
-/* Sum of x[0..n) in double over 8 interleaved partial sums added in a
+/* Sum of x[0..n) in double over 32 interleaved partial sums added in a
  * fixed order (the result depends on n and the values only). */
 double nb_conv_sum(const float *x, int64_t n);
 
