@@ -182,6 +182,12 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
          * stop at the shape rule), one in three unknown to reach that error. */
         int activation = params[offsetof(nb_conv2d_node_params, activation)] % 3;
         memcpy(params + offsetof(nb_conv2d_node_params, activation), &activation, sizeof activation);
+        /* The fused max-pool: its window's ints stay random (validated). */
+        size_t pool = offsetof(nb_conv2d_node_params, pool);
+        set_bool(params, offsetof(nb_conv2d_node_params, pooled),
+                 params[offsetof(nb_conv2d_node_params, pooled)]);
+        set_bool(params, pool + offsetof(nb_max_pool2d_params, ceil_mode),
+                 params[pool + offsetof(nb_max_pool2d_params, ceil_mode)]);
     } else if (op->params_size > 0 && strcmp(name, "cat") != 0 &&
                strcmp(name, "leaky_relu") != 0 && strcmp(name, "softmax") != 0 &&
                strcmp(name, "log_softmax") != 0 && strcmp(name, "flatten") != 0 &&

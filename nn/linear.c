@@ -1,4 +1,4 @@
-/* Linear, Conv2d and ConvReLU2d: PyTorch's default init, kaiming_uniform(a = sqrt(5))
+/* Linear, Conv2d, ConvReLU2d and ConvReLUMaxPool2d: PyTorch's default init, kaiming_uniform(a = sqrt(5))
  * for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias. */
 #include <math.h>
 #include <stdio.h>
@@ -58,8 +58,15 @@ static nb_tensor *conv_relu2d_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
     return nb_conv2d_relu_ex(tape, x, m->tensors[0], bias_of(m), &m->config.conv2d, &m->meprop);
 }
 
-/* Conv2d and ConvReLU2d: the same parameters and init, kind names the
- * layer in messages. */
+static nb_tensor *conv_relu_max_pool2d_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
+{
+    return nb_conv2d_relu_max_pool2d_ex(tape, x, m->tensors[0], bias_of(m),
+                                        &m->config.conv_pool.conv2d,
+                                        &m->config.conv_pool.max_pool2d, &m->meprop);
+}
+
+/* Conv2d and the fused layers: the same parameters and init, kind names
+ * the layer in messages. */
 static nb_module *conv_module(const char *kind, nb_module_forward_fn forward, int64_t in_channels,
                               int64_t out_channels, int kernel_h, int kernel_w,
                               const nb_conv2d_params *p, bool bias)
@@ -102,13 +109,27 @@ nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, int kern
                        kernel_w, p, bias);
 }
 
+nb_module *nb_nn_conv_relu_max_pool2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+                                      int kernel_w, const nb_conv2d_params *p,
+                                      const nb_max_pool2d_params *pool, bool bias)
+{
+    if (!pool) {
+        nb_fail(NB_ERR_INVALID, "ConvReLUMaxPool2d: max-pool params are NULL");
+        return NULL;
+    }
+    nb_module *m = conv_module("ConvReLUMaxPool2d", conv_relu_max_pool2d_forward, in_channels,
+                               out_channels, kernel_h, kernel_w, p, bias);
+    if (m) m->config.conv_pool.max_pool2d = *pool;
+    return m;
+}
+
 int nb_module_set_meprop(nb_module *m, const nb_meprop *config)
 {
     if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_set_meprop: module is NULL");
     if (strcmp(m->kind, "Linear") != 0 && strcmp(m->kind, "Conv2d") != 0 &&
-        strcmp(m->kind, "ConvReLU2d") != 0)
+        strcmp(m->kind, "ConvReLU2d") != 0 && strcmp(m->kind, "ConvReLUMaxPool2d") != 0)
         return nb_fail(NB_ERR_INVALID, "nb_module_set_meprop: a %s module has no meProp setting "
-                       "(only Linear, Conv2d and ConvReLU2d)", m->kind);
+                       "(only Linear, Conv2d, ConvReLU2d and ConvReLUMaxPool2d)", m->kind);
     if (!config) {
         memset(&m->meprop, 0, sizeof m->meprop);
         return NB_OK;

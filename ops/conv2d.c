@@ -19,6 +19,7 @@
  * and most 3x3/5x5 stacks) take the implicit-GEMM path instead
  * (ops/conv2d_implicit.c): no unfolded copy, register tiles sized for
  * few channels, images split across threads. */
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -28,6 +29,7 @@
 #include "ops/conv2d_rows.h"
 #include "ops/im2col.h"
 #include "ops/meprop.h"
+#include "ops/pool2d.h"
 
 static const nb_conv2d_params DEFAULT_PARAMS = NB_CONV2D_PARAMS_DEFAULT;
 
@@ -68,6 +70,13 @@ static int activation_of(const nb_op_ctx *ctx)
                        : NB_CONV2D_IDENTITY;
 }
 
+/* The fused max-pool (nb_conv2d_relu_max_pool2d), if any. */
+static const nb_max_pool2d_params *pool_params_of(const nb_op_ctx *ctx)
+{
+    const nb_conv2d_node_params *node = ctx->params;
+    return node && node->pooled ? &node->pool : NULL;
+}
+
 static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
 {
     const nb_conv2d_params *p = params_of(ctx);
@@ -82,6 +91,19 @@ static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
     g.OH = (g.H + 2 * g.pad_h - g.dil_h * (g.kh - 1) - 1) / g.stride_h + 1;
     g.OW = (g.W + 2 * g.pad_w - g.dil_w * (g.kw - 1) - 1) / g.stride_w + 1;
     return g;
+}
+
+/* The fused max-pool's windows over the convolution's output [N,K,OH,OW];
+ * validated (the message names that output) by the shape rule. */
+static int pool_geometry(nb_op_ctx *ctx, const nb_conv2d_geometry *g, nb_pool2d_geometry *pool)
+{
+    const nb_max_pool2d_params *p = pool_params_of(ctx);
+    const int64_t dims[4] = {g->N, g->K, g->OH, g->OW};
+    char described[128];
+    snprintf(described, sizeof described, "max-pool of the convolution's output [%lld,%lld,%lld,%lld]",
+             (long long)g->N, (long long)g->K, (long long)g->OH, (long long)g->OW);
+    return nb_pool2d_geometry_of(ctx, dims, described, p->kernel, p->stride, p->padding,
+                                 p->dilation, p->ceil_mode, pool);
 }
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
@@ -152,6 +174,16 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     out->dims[1] = g.K;
     out->dims[2] = g.OH;
     out->dims[3] = g.OW;
+    if (pool_params_of(ctx)) {
+        nb_pool2d_geometry pool;
+        if (pool_geometry(ctx, &g, &pool) != NB_OK) return NB_ERR_INVALID;
+        if (g.OH * g.OW > INT32_MAX)
+            return nb_op_error(ctx, "input %s: output plane %lldx%lld too large for the "
+                               "max-pool's int32 argmax indices", sx, (long long)g.OH,
+                               (long long)g.OW);
+        out->dims[2] = pool.OH;
+        out->dims[3] = pool.OW;
+    }
     return NB_OK;
 }
 
@@ -302,43 +334,85 @@ static void *chunk_scratch(nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t 
     return col;
 }
 
-static int forward_with_scratch(nb_op_ctx *ctx)
+/* Float32 convolutions off the implicit path: y [N,K,OH,OW] by im2col and
+ * GEMM, rectified with a fused ReLU. */
+static void forward_f32(const nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t chunk,
+                        float *y, float *col, float *out)
+{
+    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+    const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
+    conv2d_forward(g, chunk, x->data, w->data, b ? b->data : NULL, y, col, out);
+    if (activation_of(ctx) == NB_CONV2D_RELU) nb_conv_rectify(y, g->N * g->K * g->OH * g->OW);
+}
+
+static void forward_f64(const nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t chunk,
+                        double *y, double *col, double *out)
+{
+    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+    const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
+    conv2d_forward_gemm_ref(g, chunk, x->data, w->data, b ? b->data : NULL, y, col, out);
+    int64_t n = g->N * g->K * g->OH * g->OW;
+    for (int64_t i = 0; activation_of(ctx) == NB_CONV2D_RELU && i < n; i++)
+        y[i] = y[i] > 0.0 ? y[i] : 0.0;
+}
+
+/* argmax: the fused max-pool's, kept (ctx->saved) or, when the node is
+ * not recorded, in scratch; NULL without a pool. */
+static int forward_with_scratch(nb_op_ctx *ctx, int32_t *argmax)
 {
     nb_conv2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
     bool relu = activation_of(ctx) == NB_CONV2D_RELU;
+    nb_pool2d_geometry pool;
+    if (argmax) pool_geometry(ctx, &g, &pool);
     if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
         return nb_conv2d_implicit_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, relu,
-                                          ctx->saved, ctx->output->data);
+                                          argmax ? NULL : ctx->saved, argmax ? &pool : NULL,
+                                          argmax, ctx->output->data);
     int64_t chunk = chunk_images(&g);
     void *out, *col = chunk_scratch(ctx, &g, chunk, &out);
-    if (!col) return NB_ERR_NOMEM;
-    int64_t n = ctx->output->numel;
-    if (x->dtype == NB_FLOAT32) {
-        conv2d_forward(&g, chunk, x->data, w->data, b ? b->data : NULL, ctx->output->data, col,
-                       out);
-        if (relu) nb_conv_rectify(ctx->output->data, n);
-    } else {
-        conv2d_forward_gemm_ref(&g, chunk, x->data, w->data, b ? b->data : NULL,
-                                ctx->output->data, col, out);
-        double *y = ctx->output->data;
-        for (int64_t i = 0; relu && i < n; i++) y[i] = y[i] > 0.0 ? y[i] : 0.0;
-    }
+    /* With a pool the convolution's output is an intermediate in scratch. */
+    size_t element = nb_dtype_size(x->dtype);
+    void *y = argmax ? nb_op_alloc(ctx, (size_t)(g.N * g.K * g.OH * g.OW) * element)
+                     : ctx->output->data;
+    if (!col || !y) return NB_ERR_NOMEM;
+    if (x->dtype == NB_FLOAT32) forward_f32(ctx, &g, chunk, y, col, out);
+    else forward_f64(ctx, &g, chunk, y, col, out);
+    if (!argmax) return NB_OK;
+    if (x->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&pool))
+        nb_max_pool2d_fast_forward(&pool, y, ctx->output->data, argmax);
+    else if (x->dtype == NB_FLOAT32)
+        nb_max_pool2d_forward_f32(&pool, y, ctx->output->data, argmax);
+    else
+        nb_max_pool2d_forward_f64(&pool, y, ctx->output->data, argmax);
     return NB_OK;
 }
 
-/* The output gradient the convolution itself sees: dy, or with a fused
- * ReLU dy where y > 0 and 0 elsewhere (y > 0 exactly where the
- * pre-activation is), in scratch. NULL (error set) when out of memory. */
-static const void *masked_gradient(nb_op_ctx *ctx)
+/* The output gradient the convolution itself sees, in scratch: with a
+ * fused max-pool dy routed to each window's argmax (with a ReLU too, only
+ * where the pooled value is > 0: the pre-activation at the argmax is);
+ * with a fused ReLU alone dy where y > 0 and 0 elsewhere (y > 0 exactly
+ * where the pre-activation is). Plain dy without either; NULL (error set)
+ * when out of memory. */
+static const void *masked_gradient(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
 {
     const nb_tensor *y = ctx->output, *dy = ctx->output_grad;
-    if (activation_of(ctx) != NB_CONV2D_RELU) return dy->data;
-    int64_t n = dy->numel;
-    void *masked = nb_op_alloc(ctx, (size_t)n * nb_dtype_size(dy->dtype));
+    bool relu = activation_of(ctx) == NB_CONV2D_RELU;
+    if (!relu && !pool_params_of(ctx)) return dy->data;
+    int64_t n = g->N * g->K * g->OH * g->OW;
+    size_t element = nb_dtype_size(dy->dtype);
+    void *masked = nb_op_alloc(ctx, (size_t)n * element);
     if (!masked) return NULL;
-    if (dy->dtype == NB_FLOAT32) {
+    if (pool_params_of(ctx)) {
+        nb_pool2d_geometry pool;
+        pool_geometry(ctx, g, &pool);
+        memset(masked, 0, (size_t)n * element);
+        if (dy->dtype == NB_FLOAT32)
+            nb_max_pool2d_route_f32(&pool, ctx->saved, dy->data, relu ? y->data : NULL, masked);
+        else
+            nb_max_pool2d_route_f64(&pool, ctx->saved, dy->data, relu ? y->data : NULL, masked);
+    } else if (dy->dtype == NB_FLOAT32) {
         nb_conv_relu_mask(y->data, dy->data, masked, n);
     } else {
         const double *yd = y->data, *dyd = dy->data;
@@ -365,17 +439,27 @@ static int backward_with_scratch(nb_op_ctx *ctx)
     /* The implicit path masks dy for a fused ReLU partition by partition,
      * while it is in cache, from the bits its forward kept; the others take
      * a masked copy. */
-    bool relu = activation_of(ctx) == NB_CONV2D_RELU;
+    bool relu = activation_of(ctx) == NB_CONV2D_RELU, pooled = pool_params_of(ctx) != NULL;
+    nb_conv_output_gradient source = {.dy = ctx->output_grad->data};
+    nb_pool2d_geometry pool;
+    if (pooled) {
+        pool_geometry(ctx, &g, &pool);
+        source.pool = &pool;
+        source.argmax = ctx->saved;
+        source.gate = relu ? ctx->output->data : NULL;
+    } else if (relu) {
+        source.relu_bits = ctx->saved;
+    }
     if (implicit && !meprop && (!relu || ctx->saved))
-        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, ctx->output_grad->data,
-                                           relu ? ctx->saved : NULL, dx ? dx->data : NULL,
-                                           nb_grad_fresh(ctx, 0), dw ? dw->data : NULL,
-                                           db ? db->data : NULL);
-    const void *dy = masked_gradient(ctx);
+        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, &source,
+                                           dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
+                                           dw ? dw->data : NULL, db ? db->data : NULL);
+    const void *dy = masked_gradient(ctx, &g);
     if (!dy) return NB_ERR_NOMEM;
     if (meprop) return nb_meprop_conv2d_backward(ctx, &g, dy);
     if (implicit)
-        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, dy, NULL,
+        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data,
+                                           &(nb_conv_output_gradient){.dy = dy},
                                            dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
                                            dw ? dw->data : NULL, db ? db->data : NULL);
     int64_t chunk = chunk_images(&g);
@@ -395,16 +479,25 @@ static int backward_with_scratch(nb_op_ctx *ctx)
  * gradients, however many convolutions it runs. */
 static int forward(nb_op_ctx *ctx)
 {
-    /* A fused ReLU on the implicit path keeps its mask as bits for the
-     * backward (taken before the scratch mark: it outlives the call). */
+    /* A fused max-pool keeps its argmax for the backward, and a fused ReLU
+     * on the implicit path its mask as bits (both taken before the scratch
+     * mark: they outlive the call). */
     nb_conv2d_geometry g = geometry_of(ctx);
-    if (activation_of(ctx) == NB_CONV2D_RELU && ctx->inputs[0]->dtype == NB_FLOAT32 &&
-        nb_conv2d_implicit_applies(&g) && nb_op_records(ctx)) {
+    bool pooled = pool_params_of(ctx) != NULL;
+    if (pooled && nb_op_records(ctx)) {
+        ctx->saved = nb_op_alloc(ctx, (size_t)(ctx->output->numel + 1) * sizeof(int32_t));
+        if (!ctx->saved) return NB_ERR_NOMEM;
+    } else if (!pooled && activation_of(ctx) == NB_CONV2D_RELU &&
+               ctx->inputs[0]->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g) &&
+               nb_op_records(ctx)) {
         ctx->saved = nb_op_alloc(ctx, (size_t)(g.N * nb_conv2d_relu_bit_words(&g)) * sizeof(uint16_t));
         if (!ctx->saved) return NB_ERR_NOMEM;
     }
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
-    int status = forward_with_scratch(ctx);
+    int32_t *argmax = !pooled ? NULL
+                      : ctx->saved ? ctx->saved
+                                   : nb_op_alloc(ctx, (size_t)(ctx->output->numel + 1) * sizeof(int32_t));
+    int status = pooled && !argmax ? NB_ERR_NOMEM : forward_with_scratch(ctx, argmax);
     nb_op_scratch_end(ctx, mark);
     return status;
 }
@@ -417,6 +510,8 @@ static int backward(nb_op_ctx *ctx)
     return status;
 }
 
+enum { PLAIN, RELU, RELU_POOL_2X2, RELU_POOL_3X3_STRIDE_2 };
+
 /* Gradcheck cases: {x [N,C,H,W], w [K,C/G,kh,kw], bias?, stride, padding,
  * dilation, groups}. Convolution is bilinear, so there are no kinks. */
 static const struct {
@@ -424,38 +519,48 @@ static const struct {
     int64_t x[4], w[4];
     bool bias;
     int stride[2], padding[2], dilation[2], groups;
-    bool relu; /* nb_conv2d_relu */
+    int fused; /* what follows the convolution in the node */
 } CASES[] = {
-    {"3x3 plain", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1, false},
-    {"stride 2 pad 1, 6x7 input", {1, 2, 6, 7}, {3, 2, 3, 3}, true, {2, 2}, {1, 1}, {1, 1}, 1, false},
+    {"3x3 plain", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1, PLAIN},
+    {"stride 2 pad 1, 6x7 input", {1, 2, 6, 7}, {3, 2, 3, 3}, true, {2, 2}, {1, 1}, {1, 1}, 1, PLAIN},
     {"2x3 kernel, stride (1,3), pad (2,1)",
-     {1, 2, 5, 6}, {2, 2, 2, 3}, true, {1, 3}, {2, 1}, {1, 1}, 1, false},
-    {"dilation 2, pad 2, 3x2 kernel", {1, 2, 7, 6}, {2, 2, 3, 2}, true, {1, 1}, {2, 2}, {2, 2}, 1, false},
-    {"groups 2, pad 1", {2, 4, 5, 4}, {6, 2, 3, 3}, true, {1, 1}, {1, 1}, {1, 1}, 2, false},
+     {1, 2, 5, 6}, {2, 2, 2, 3}, true, {1, 3}, {2, 1}, {1, 1}, 1, PLAIN},
+    {"dilation 2, pad 2, 3x2 kernel", {1, 2, 7, 6}, {2, 2, 3, 2}, true, {1, 1}, {2, 2}, {2, 2}, 1, PLAIN},
+    {"groups 2, pad 1", {2, 4, 5, 4}, {6, 2, 3, 3}, true, {1, 1}, {1, 1}, {1, 1}, 2, PLAIN},
     {"groups 3 depthwise, stride 2, no bias",
-     {1, 3, 4, 5}, {3, 1, 2, 2}, false, {2, 2}, {0, 0}, {1, 1}, 3, false},
-    {"1x1 kernel", {2, 3, 4, 3}, {5, 3, 1, 1}, true, {1, 1}, {0, 0}, {1, 1}, 1, false},
-    {"1x1 kernel, stride 2, pad 1", {1, 2, 4, 5}, {3, 2, 1, 1}, true, {2, 2}, {1, 1}, {1, 1}, 1, false},
+     {1, 3, 4, 5}, {3, 1, 2, 2}, false, {2, 2}, {0, 0}, {1, 1}, 3, PLAIN},
+    {"1x1 kernel", {2, 3, 4, 3}, {5, 3, 1, 1}, true, {1, 1}, {0, 0}, {1, 1}, 1, PLAIN},
+    {"1x1 kernel, stride 2, pad 1", {1, 2, 4, 5}, {3, 2, 1, 1}, true, {2, 2}, {1, 1}, {1, 1}, 1, PLAIN},
     {"kernel = input size -> 1x1 output",
-     {2, 2, 3, 4}, {3, 2, 3, 4}, true, {1, 1}, {0, 0}, {1, 1}, 1, false},
+     {2, 2, 3, 4}, {3, 2, 3, 4}, true, {1, 1}, {0, 0}, {1, 1}, 1, PLAIN},
     {"stride (3,2) pad (2,1) dil (2,1) groups 3",
-     {1, 3, 8, 7}, {6, 1, 3, 2}, true, {3, 2}, {2, 1}, {2, 1}, 3, false},
+     {1, 3, 8, 7}, {6, 1, 3, 2}, true, {3, 2}, {2, 1}, {2, 1}, 3, PLAIN},
     {"stride 3 > input - kernel -> 1x1 output",
-     {1, 1, 3, 3}, {2, 1, 2, 2}, true, {3, 3}, {0, 0}, {1, 1}, 1, false},
+     {1, 1, 3, 3}, {2, 1, 2, 2}, true, {3, 3}, {0, 0}, {1, 1}, 1, PLAIN},
     {"1x1 kernel, groups 3, 1-row input",
-     {2, 6, 1, 4}, {3, 2, 1, 1}, false, {1, 1}, {0, 0}, {1, 1}, 3, false},
-    {"3x3 plain, fused ReLU", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1, true},
+     {2, 6, 1, 4}, {3, 2, 1, 1}, false, {1, 1}, {0, 0}, {1, 1}, 3, PLAIN},
+    {"3x3 plain, fused ReLU", {2, 3, 5, 5}, {4, 3, 3, 3}, true, {1, 1}, {0, 0}, {1, 1}, 1, RELU},
     {"stride 2 pad 1 groups 2, fused ReLU, no bias",
-     {1, 4, 6, 7}, {4, 2, 3, 3}, false, {2, 2}, {1, 1}, {1, 1}, 2, true},
+     {1, 4, 6, 7}, {4, 2, 3, 3}, false, {2, 2}, {1, 1}, {1, 1}, 2, RELU},
+    {"fused ReLU and 2x2 max-pool, odd 5x5 output", {2, 2, 7, 7}, {3, 2, 3, 3}, true, {1, 1},
+     {0, 0}, {1, 1}, 1, RELU_POOL_2X2},
+    {"fused ReLU and 3x3 stride 2 pad 1 ceil max-pool", {1, 2, 6, 7}, {3, 2, 3, 3}, true,
+     {1, 1}, {1, 1}, {1, 1}, 1, RELU_POOL_3X3_STRIDE_2},
 };
+static const nb_max_pool2d_params POOL_2X2 = NB_MAX_POOL2D_PARAMS(2, 2);
+static const nb_max_pool2d_params POOL_3X3_STRIDE_2 = {{3, 3}, {2, 2}, {1, 1}, {1, 1}, true};
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
     if (index >= (int)(sizeof CASES / sizeof CASES[0])) return 0;
     s->label = CASES[index].label;
-    s->note = CASES[index].relu ? "fused ReLU: no pre-activation of these seeded samples is "
-                                  "within the difference step of its kink at 0"
-                                : "bilinear in (x, weight): no kinks";
+    int fused = CASES[index].fused;
+    s->note = fused >= RELU_POOL_2X2
+                  ? "fused ReLU and max-pool: no pre-activation of these seeded samples is "
+                    "within the difference step of 0 or of its window's runner-up"
+              : fused == RELU ? "fused ReLU: no pre-activation of these seeded samples is "
+                                "within the difference step of its kink at 0"
+                              : "bilinear in (x, weight): no kinks";
     if (!nb_sample_tensor(s, rng, 4, CASES[index].x, -1.0, 1.0, 0.0, true) ||
         !nb_sample_tensor(s, rng, 4, CASES[index].w, -1.0, 1.0, 0.0, true))
         return -1;
@@ -466,7 +571,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
                  {CASES[index].padding[0], CASES[index].padding[1]},
                  {CASES[index].dilation[0], CASES[index].dilation[1]},
                  CASES[index].groups},
-        .activation = CASES[index].relu ? NB_CONV2D_RELU : NB_CONV2D_IDENTITY,
+        .activation = fused == PLAIN ? NB_CONV2D_IDENTITY : NB_CONV2D_RELU,
+        .pooled = fused >= RELU_POOL_2X2,
+        .pool = fused == RELU_POOL_3X3_STRIDE_2 ? POOL_3X3_STRIDE_2 : POOL_2X2,
     };
     memcpy(s->params, &p, sizeof p);
     return 1;
@@ -489,4 +596,11 @@ nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_ten
                           const nb_conv2d_params *p)
 {
     return nb_conv2d_relu_ex(tape, x, weight, bias, p, NULL);
+}
+
+nb_tensor *nb_conv2d_relu_max_pool2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                     nb_tensor *bias, const nb_conv2d_params *p,
+                                     const nb_max_pool2d_params *pool)
+{
+    return nb_conv2d_relu_max_pool2d_ex(tape, x, weight, bias, p, pool, NULL);
 }

@@ -198,8 +198,12 @@ typedef struct forward_job {
     bool relu;
     uint16_t *bits;             /* the ReLU's mask, or NULL */
     int64_t bit_words;
+    nb_pool2d_geometry pool;    /* a fused max-pool over one image (N = 1) */
+    bool pooled;
+    int32_t *argmax;            /* its indices [N,K,PH,PW] */
     float *y, *scratch;
     int64_t per_worker;
+    int64_t convolved;          /* with pool: where a worker's conv output starts */
 } forward_job;
 
 /* One image, on worker `worker`'s padded buffer. */
@@ -216,12 +220,17 @@ static void forward_task(void *context, int64_t n, int worker)
      * the last few when images are smaller than a tile's overhang. */
     bool in_place = !p->winograd && p->pad_h == 0 && p->pad_w == 0 &&
                     (job->images - n) * image_in >= p->input_length;
-    plan_image(p, job->x + n * image_in, in_place ? NULL : padded, job->y + n * image_out,
-               job->bias, false);
+    /* A fused pool reads the image's output while it is in cache. */
+    float *out = job->pooled ? padded + job->convolved : job->y + n * image_out;
+    plan_image(p, job->x + n * image_in, in_place ? NULL : padded, out, job->bias, false);
     if (job->relu && job->bits)
-        nb_conv_rectify_bits(job->y + n * image_out, image_out, job->bits + n * job->bit_words);
+        nb_conv_rectify_bits(out, image_out, job->bits + n * job->bit_words);
     else if (job->relu)
-        nb_conv_rectify(job->y + n * image_out, image_out);
+        nb_conv_rectify(out, image_out);
+    if (job->pooled) {
+        int64_t pooled = p->outputs * job->pool.OH * job->pool.OW;
+        nb_max_pool2d_forward_f32(&job->pool, out, job->y + n * pooled, job->argmax + n * pooled);
+    }
 }
 
 int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g)
@@ -231,7 +240,7 @@ int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g)
 
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
                                const float *w, const float *bias, bool relu, uint16_t *bits,
-                               float *y)
+                               const nb_pool2d_geometry *pool, int32_t *argmax, float *y)
 {
     plan p;
     if (plan_init(ctx, &p, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
@@ -242,6 +251,14 @@ int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, cons
     forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .relu = relu, .bits = bits,
                        .bit_words = nb_conv2d_relu_bit_words(g), .y = y,
                        .per_worker = plan_scratch(&p)};
+    if (pool) {
+        job.pooled = true;
+        job.pool = *pool;
+        job.pool.N = 1;
+        job.argmax = argmax;
+        job.convolved = round_up(job.per_worker, ALIGN_FLOATS);
+        job.per_worker = job.convolved + round_up(g->K * g->OH * g->OW, ALIGN_FLOATS);
+    }
     job.scratch = nb_op_alloc(ctx, (size_t)(workers * job.per_worker) * sizeof(float));
     if (!job.scratch) return NB_ERR_NOMEM;
     nb_parallel_tasks(g->N, workers, forward_task, &job);
@@ -257,6 +274,10 @@ typedef struct backward_job {
     const float *x, *dy;
     const uint16_t *relu_bits;  /* a fused ReLU's mask, or NULL */
     int64_t bit_words;
+    bool pooled;                /* dy is a fused max-pool's: route it */
+    nb_pool2d_geometry pool;    /* its windows over one image (N = 1) */
+    const int32_t *argmax;
+    const float *gate;          /* the pooled output with a ReLU, or NULL */
     bool winograd_weight;       /* dW by Winograd (3x3, channels in lanes) */
     nb_winograd_weight ww;
     float *dx;
@@ -267,7 +288,7 @@ typedef struct backward_job {
     int64_t tap_tiles;          /* ceil(depth / weight_taps) */
     int64_t partition_images;   /* images per partition (the last may have fewer) */
     int64_t dx_scratch;         /* where a worker's dx buffers start in its scratch */
-    int64_t mask_scratch;       /* where its masked dy (fused ReLU) starts */
+    int64_t mask_scratch;       /* where its masked or routed dy starts */
     int64_t *tap_offset;        /* [tap_tiles * weight_taps], the tail repeats */
     float *partial;             /* [partitions][K*depth + K] */
     float *scratch;
@@ -275,11 +296,12 @@ typedef struct backward_job {
 } backward_job;
 
 /* dW and db of one partition: dy of each image scattered on the padded
- * grid (zeros in the discarded columns, so they add nothing), then one
- * register tile per (rows of K) x (taps) block over all its images. */
+ * grid (zeros in the discarded columns, so they add nothing; pooled_dy: dy
+ * is a 2x2 pool's, routed there), then one register tile per (rows of K)
+ * x (taps) block over all its images. */
 static void partition_weight(const backward_job *job, int64_t n0, int64_t count, const float *dy,
-                             const uint16_t *bits, float *images, float *gradients,
-                             float *partial)
+                             const uint16_t *bits, bool pooled_dy, float *images,
+                             float *gradients, float *partial)
 {
     const nb_conv2d_geometry *g = job->g;
     const plan *p = job->forward;
@@ -298,9 +320,16 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
          * to the end of the rounded row, and zero rows up to gradient_rows.
          * With bits, a fused ReLU's mask on the way. */
         float *grid = gradients + b * gradient_stride;
+        if (pooled_dy) { /* the pool's dy, routed to the grid (2x2 windows) */
+            int64_t pooled = g->K * job->pool.OH * job->pool.OW, at = (n0 + b) * pooled;
+            nb_max_pool2d_fast_unpool(&job->pool, 0, g->K, job->argmax + at, dy + b * pooled,
+                                      job->gate ? job->gate + at : NULL, grid, p->padded_w, ld);
+        }
         for (int64_t k = 0; k < g->K; k++) {
             const float *source = dy + (b * g->K + k) * plane;
-            if (bits)
+            if (pooled_dy)
+                memset(grid + k * ld + p->wide, 0, (size_t)(ld - p->wide) * sizeof *grid);
+            else if (bits)
                 nb_conv_rows_pad_bits(source, g->OW, g->OW, grid + k * ld, p->padded_w, g->OH,
                                       bits + b * job->bit_words, k * plane);
             else
@@ -333,12 +362,16 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
         }
 }
 
-/* Whether a fused ReLU's mask is applied to a copy of dy in scratch (the
- * input gradient needs it), rather than on the way into the weights' grid. */
+/* Whether the convolution's output gradient is formed in scratch (the
+ * input gradient needs it too, or a pool's windows overlap); else a fused
+ * ReLU's mask or a 2x2 pool's routing is applied on the way into the
+ * weights' grid. */
 static bool masks_into_scratch(const backward_job *job)
 {
-    return job->relu_bits && (job->transposed || job->unfold || job->winograd_weight ||
-                              !(job->weight || job->bias));
+    bool input_gradient_too = job->transposed || job->unfold || job->winograd_weight ||
+                              !(job->weight || job->bias);
+    if (job->pooled) return input_gradient_too || !nb_max_pool2d_fast_applies(&job->pool);
+    return job->relu_bits && input_gradient_too;
 }
 
 /* dW and db of one partition by Winograd: products summed over its
@@ -376,20 +409,38 @@ static void backward_task(void *context, int64_t part, int worker)
     /* The partition's dy. A fused ReLU's mask: applied while dy is copied
      * for the weights when that is its only use, else into scratch once (it
      * stays in cache for both gradients). */
-    const float *dy = job->dy + n0 * image_out;
+    int64_t pooled = g->K * job->pool.OH * job->pool.OW;
+    const float *dy = job->dy + n0 * (job->pooled ? pooled : image_out);
     const uint16_t *bits = job->relu_bits ? job->relu_bits + n0 * job->bit_words : NULL;
+    bool pooled_dy = job->pooled;
     if (masks_into_scratch(job)) {
         float *masked = job->scratch + worker * job->per_worker + job->mask_scratch;
-        for (int64_t b = 0; b < count; b++)
-            nb_conv_relu_mask_bits(bits + b * job->bit_words, dy + b * image_out,
-                                   masked + b * image_out, image_out);
+        for (int64_t b = 0; b < count; b++) {
+            float *image = masked + b * image_out;
+            if (!job->pooled) {
+                nb_conv_relu_mask_bits(bits + b * job->bit_words, dy + b * image_out, image,
+                                       image_out);
+                continue;
+            }
+            int64_t at = (n0 + b) * pooled;
+            if (nb_max_pool2d_fast_applies(&job->pool)) {
+                nb_max_pool2d_fast_unpool(&job->pool, 0, g->K, job->argmax + at, dy + b * pooled,
+                                          job->gate ? job->gate + at : NULL, image, g->OW,
+                                          g->OH * g->OW);
+                continue;
+            }
+            memset(image, 0, (size_t)image_out * sizeof *image);
+            nb_max_pool2d_route_f32(&job->pool, job->argmax + at, dy + b * pooled,
+                                    job->gate ? job->gate + at : NULL, image);
+        }
         dy = masked;
         bits = NULL;
+        pooled_dy = false;
     }
     if (job->winograd_weight)
         partition_weight_winograd(job, n0, count, dy, images, job->partial + part * partial_size);
     else if (job->weight || job->bias)
-        partition_weight(job, n0, count, dy, bits, images, gradients,
+        partition_weight(job, n0, count, dy, bits, pooled_dy, images, gradients,
                          job->partial + part * partial_size);
     for (int64_t b = 0; (t || job->unfold) && b < count; b++) {
         const float *dy_image = dy + b * image_out;
@@ -409,14 +460,20 @@ static int64_t transposed_cost(const nb_conv2d_geometry *g)
 }
 
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, const uint16_t *relu_bits,
+                                const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db)
 {
     plan forward, transposed;
     nb_conv_unfold unfold;
-    backward_job job = {.g = g, .forward = &forward, .x = x, .dy = dy, .relu_bits = relu_bits,
-                        .bit_words = nb_conv2d_relu_bit_words(g), .dx = dx,
-                        .assign_dx = assign_dx, .weight = dw != NULL, .bias = db != NULL};
+    backward_job job = {.g = g, .forward = &forward, .x = x, .dy = source->dy,
+                        .relu_bits = source->relu_bits, .bit_words = nb_conv2d_relu_bit_words(g),
+                        .pooled = source->pool != NULL, .argmax = source->argmax,
+                        .gate = source->gate, .dx = dx, .assign_dx = assign_dx,
+                        .weight = dw != NULL, .bias = db != NULL};
+    if (source->pool) {
+        job.pool = *source->pool;
+        job.pool.N = 1;
+    }
     if (plan_init(ctx, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     /* Unfolding only pays while dcol stays in cache (col2im reads it kh*kw

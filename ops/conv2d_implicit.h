@@ -38,6 +38,7 @@
 
 #include "nabla/op.h"
 #include "ops/im2col.h"
+#include "ops/pool2d.h"
 
 /* Whether the implicit path handles this geometry. */
 bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
@@ -46,20 +47,32 @@ bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
  * with relu: max(that, 0), each image rectified as soon as it is computed,
  * and (bits not NULL) its mask kept: image n's from bits +
  * n * nb_conv2d_relu_bit_words(g) (ops/conv2d_rows.h's bit order).
- * Scratch comes from ctx's arena. */
+ * With pool (windows over [N,K,OH,OW]): y [N,K,PH,PW] is the max-pool of
+ * that, each image pooled from scratch while in cache, and argmax its
+ * indices (ops/pool2d.h). Scratch comes from ctx's arena. */
 int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
                                const float *w, const float *bias, bool relu, uint16_t *bits,
-                               float *y);
+                               const nb_pool2d_geometry *pool, int32_t *argmax, float *y);
 /* Words of ReLU mask bits per image (one spare, which the readers touch). */
 int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g);
 
-/* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for
- * dy [N,K,OH,OW]; any of dx, dw, db may be NULL (that gradient is skipped).
- * relu_bits: a fused ReLU's mask from the forward (dy counts only where it
- * is set), or NULL. It is applied partition by partition: while dy is
- * copied for the weights when that is its only use, else into scratch. */
+/* The gradient at the convolution's output, as the node keeps it. */
+typedef struct nb_conv_output_gradient {
+    const float *dy;            /* [N,K,OH,OW]; with pool the pool's [N,K,PH,PW] */
+    const uint16_t *relu_bits;  /* a fused ReLU's mask: dy counts where set; or NULL */
+    const nb_pool2d_geometry *pool; /* a fused max-pool's windows, or NULL */
+    const int32_t *argmax;      /* with pool: where each window's dy goes */
+    const float *gate;          /* with pool and ReLU: the pooled output (dy passes
+                                   where > 0); else NULL */
+} nb_conv_output_gradient;
+
+/* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for the
+ * output gradient `source`; any of dx, dw, db may be NULL (that gradient is
+ * skipped). A ReLU mask or pool routing is applied partition by partition:
+ * while dy is copied for the weights when that is its only use, else into
+ * scratch. */
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
-                                const float *w, const float *dy, const uint16_t *relu_bits,
+                                const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db);
 
 /* The input gradient of one image by unfolding (ops/conv2d_unfold.c):

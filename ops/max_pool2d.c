@@ -29,8 +29,8 @@ static int64_t first_inside(int64_t start, int64_t dilation)
 
 /* x [N,C,H,W] -> y [N,C,OH,OW], argmax [N,C,OH,OW] (index in the plane, -1
  * when the window holds no real cell). */
-static void max_pool2d_forward(const nb_pool2d_geometry *g, const float *x, float *y,
-                               int32_t *argmax)
+static void forward_general(const nb_pool2d_geometry *g, const float *x, float *y,
+                            int32_t *argmax)
 {
     for (int64_t plane = 0; plane < g->N * g->C; plane++) {
         const float *xp = x + plane * g->H * g->W;
@@ -60,8 +60,8 @@ static void max_pool2d_forward(const nb_pool2d_geometry *g, const float *x, floa
     }
 }
 
-static void max_pool2d_forward_ref(const nb_pool2d_geometry *g, const double *x, double *y,
-                                   int32_t *argmax)
+void nb_max_pool2d_forward_f64(const nb_pool2d_geometry *g, const double *x, double *y,
+                               int32_t *argmax)
 {
     for (int64_t plane = 0; plane < g->N * g->C; plane++) {
         const double *xp = x + plane * g->H * g->W;
@@ -91,27 +91,33 @@ static void max_pool2d_forward_ref(const nb_pool2d_geometry *g, const double *x,
     }
 }
 
-/* dx[plane, argmax] += dy for every output; dy [N,C,OH,OW], dx [N,C,H,W]. */
-static void max_pool2d_backward(const nb_pool2d_geometry *g, const int32_t *argmax,
-                                const float *dy, float *dx)
+void nb_max_pool2d_forward_f32(const nb_pool2d_geometry *g, const float *x, float *y,
+                               int32_t *argmax)
 {
-    int64_t outputs = g->OH * g->OW;
-    for (int64_t plane = 0; plane < g->N * g->C; plane++)
-        for (int64_t o = 0; o < outputs; o++) {
-            int32_t index = argmax[plane * outputs + o];
-            if (index >= 0) dx[plane * g->H * g->W + index] += dy[plane * outputs + o];
-        }
+    if (nb_max_pool2d_fast_applies(g)) nb_max_pool2d_fast_planes(g, 0, g->N * g->C, x, y, argmax);
+    else forward_general(g, x, y, argmax);
 }
 
-static void max_pool2d_backward_ref(const nb_pool2d_geometry *g, const int32_t *argmax,
-                                    const double *dy, double *dx)
+/* dx[plane, argmax] += dy (where gate > 0, with a gate); dy [N,C,OH,OW],
+ * dx [N,C,H,W]. */
+void nb_max_pool2d_route_f32(const nb_pool2d_geometry *g, const int32_t *argmax,
+                             const float *dy, const float *gate, float *dx)
 {
     int64_t outputs = g->OH * g->OW;
     for (int64_t plane = 0; plane < g->N * g->C; plane++)
-        for (int64_t o = 0; o < outputs; o++) {
-            int32_t index = argmax[plane * outputs + o];
-            if (index >= 0) dx[plane * g->H * g->W + index] += dy[plane * outputs + o];
-        }
+        for (int64_t o = plane * outputs; o < (plane + 1) * outputs; o++)
+            if (argmax[o] >= 0 && (!gate || gate[o] > 0.0f))
+                dx[plane * g->H * g->W + argmax[o]] += dy[o];
+}
+
+void nb_max_pool2d_route_f64(const nb_pool2d_geometry *g, const int32_t *argmax,
+                             const double *dy, const double *gate, double *dx)
+{
+    int64_t outputs = g->OH * g->OW;
+    for (int64_t plane = 0; plane < g->N * g->C; plane++)
+        for (int64_t o = plane * outputs; o < (plane + 1) * outputs; o++)
+            if (argmax[o] >= 0 && (!gate || gate[o] > 0.0))
+                dx[plane * g->H * g->W + argmax[o]] += dy[o];
 }
 
 static int geometry(nb_op_ctx *ctx, nb_pool2d_geometry *g)
@@ -146,8 +152,8 @@ static int forward(nb_op_ctx *ctx)
     const nb_tensor *x = ctx->inputs[0];
     if (x->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g))
         nb_max_pool2d_fast_forward(&g, x->data, ctx->output->data, argmax);
-    else if (x->dtype == NB_FLOAT32) max_pool2d_forward(&g, x->data, ctx->output->data, argmax);
-    else max_pool2d_forward_ref(&g, x->data, ctx->output->data, argmax);
+    else if (x->dtype == NB_FLOAT32) forward_general(&g, x->data, ctx->output->data, argmax);
+    else nb_max_pool2d_forward_f64(&g, x->data, ctx->output->data, argmax);
     return NB_OK;
 }
 
@@ -164,9 +170,9 @@ static int backward(nb_op_ctx *ctx)
     }
     nb_grad_zero_fresh(ctx, 0); /* the general loops scatter into overlapping windows */
     if (dx->dtype == NB_FLOAT32)
-        max_pool2d_backward(&g, ctx->saved, ctx->output_grad->data, dx->data);
+        nb_max_pool2d_route_f32(&g, ctx->saved, ctx->output_grad->data, NULL, dx->data);
     else
-        max_pool2d_backward_ref(&g, ctx->saved, ctx->output_grad->data, dx->data);
+        nb_max_pool2d_route_f64(&g, ctx->saved, ctx->output_grad->data, NULL, dx->data);
     return NB_OK;
 }
 

@@ -20,14 +20,16 @@
 
 extern const nb_op nb_op_conv2d;
 
-/* conv2d's op params: the public settings, the node's meProp setting and
- * its fused activation. conv comes first, so the params still read as
- * nb_conv2d_params. */
+/* conv2d's op params: the public settings, the node's meProp setting, its
+ * fused activation and fused max-pool. conv comes first, so the params
+ * still read as nb_conv2d_params. */
 enum { NB_CONV2D_IDENTITY = 0, NB_CONV2D_RELU = 1 };
 typedef struct nb_conv2d_node_params {
     nb_conv2d_params conv;
     nb_meprop meprop;
     int activation;             /* NB_CONV2D_IDENTITY or NB_CONV2D_RELU */
+    bool pooled;                /* a max-pool of the activation is the output */
+    nb_max_pool2d_params pool;  /* its window, when pooled */
 } nb_conv2d_node_params;
 
 /* The setting a node follows (its own, else the tape's). Returns true and

@@ -295,7 +295,8 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     memset(dw_kept, 0, (size_t)(k * depth) * sizeof *dw_kept);
     nb_conv2d_geometry kept = *g;
     kept.K = k;
-    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept, dy_kept, NULL, dx, false,
+    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept,
+                                             &(nb_conv_output_gradient){.dy = dy_kept}, dx, false,
                                              dw ? dw_kept : NULL, NULL);
     if (status != NB_OK) return status;
     for (int64_t t = 0; dw && t < k; t++)
@@ -367,12 +368,17 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const
 }
 
 static nb_tensor *apply_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
-                               const nb_conv2d_params *p, const nb_meprop *meprop, int activation)
+                               const nb_conv2d_params *p, const nb_meprop *meprop, int activation,
+                               const nb_max_pool2d_params *pool)
 {
     nb_conv2d_node_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT, .activation = activation};
     if (p) params.conv = *p;
     /* The setting is checked by the op's shape rule (ops/conv2d.c). */
     if (meprop) params.meprop = *meprop;
+    if (pool) {
+        params.pooled = true;
+        params.pool = *pool;
+    }
     nb_tensor *inputs[3] = {x, weight, bias};
     return nb_apply(tape, &nb_op_conv2d, bias ? 3 : 2, inputs, &params);
 }
@@ -380,11 +386,26 @@ static nb_tensor *apply_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, n
 nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                         const nb_conv2d_params *p, const nb_meprop *meprop)
 {
-    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_IDENTITY);
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_IDENTITY, NULL);
 }
 
 nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                              const nb_conv2d_params *p, const nb_meprop *meprop)
 {
-    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU);
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU, NULL);
+}
+
+nb_tensor *nb_conv2d_relu_max_pool2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                        nb_tensor *bias, const nb_conv2d_params *p,
+                                        const nb_max_pool2d_params *pool,
+                                        const nb_meprop *meprop)
+{
+    if (!pool && tape && !tape->has_error) {
+        /* As a failing op would: the message stays on the tape. */
+        nb_fail(NB_ERR_INVALID, "conv2d: max-pool params are NULL");
+        nb_tape_record_error(tape);
+        return NULL;
+    }
+    if (!pool) return nb_apply(tape, &nb_op_conv2d, 0, NULL, NULL); /* NULL or failed tape */
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU, pool);
 }

@@ -38,6 +38,22 @@ static void row_portable(const float *r0, const float *r1, int64_t base, int64_t
     }
 }
 
+/* The backward of one output row, assigning: input rows r0, r1 (= r0 + W)
+ * get dy at each window's argmax (with a gate, only where gate > 0) and 0
+ * at its other three cells. */
+static void unpool_row_portable(const int32_t *argmax, const float *dy, const float *gate,
+                                int64_t base, int64_t W, int64_t OW, float *r0, float *r1)
+{
+    for (int64_t ow = 0; ow < OW; ow++) {
+        float v = !gate || gate[ow] > 0.0f ? dy[ow] : 0.0f;
+        int64_t at = argmax[ow] - (base + 2 * ow);
+        r0[2 * ow] = at == 0 ? v : 0.0f;
+        r0[2 * ow + 1] = at == 1 ? v : 0.0f;
+        r1[2 * ow] = at == W ? v : 0.0f;
+        r1[2 * ow + 1] = at == W + 1 ? v : 0.0f;
+    }
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -76,6 +92,48 @@ window_vector(const float *r0, const float *r1, int64_t base, int64_t W, int64_t
          _mm512_add_epi32(_mm512_add_epi32(first, below), one), &best, &index);
     _mm512_mask_storeu_ps(y + ow, out_mask, best);
     _mm512_mask_storeu_epi32(argmax + ow, out_mask, index);
+}
+
+/* unpool_row_portable for outputs [ow, ow + 16): each window cell takes v
+ * where the argmax is that cell, and the two input rows are interleaved
+ * back from the even and odd cells. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+unpool_vector(const int32_t *argmax, const float *dy, const float *gate, int64_t base, int64_t W,
+              int64_t OW, int64_t ow, float *r0, float *r1)
+{
+    const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int64_t count = OW - ow < LANES ? OW - ow : LANES;
+    __mmask16 out_mask = (__mmask16)((1u << count) - 1u);
+    __mmask16 low_mask = count >= 8 ? 0xFFFF : (__mmask16)((1u << (2 * count)) - 1u);
+    __mmask16 high_mask = count <= 8 ? 0 : (__mmask16)((1u << (2 * count - 16)) - 1u);
+    __m512 v = _mm512_maskz_loadu_ps(out_mask, dy + ow);
+    if (gate)
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(out_mask, gate + ow),
+                                                   _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    __m512i at = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(out_mask, argmax + ow),
+                                  _mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * ow)), even));
+    __m512 cell[4];
+    const int offsets[4] = {0, 1, (int)W, (int)W + 1};
+    for (int c = 0; c < 4; c++)
+        cell[c] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(offsets[c])), v);
+    _mm512_mask_storeu_ps(r0 + 2 * ow, low_mask, _mm512_permutex2var_ps(cell[0], low, cell[1]));
+    _mm512_mask_storeu_ps(r0 + 2 * ow + 16, high_mask, _mm512_permutex2var_ps(cell[0], high, cell[1]));
+    _mm512_mask_storeu_ps(r1 + 2 * ow, low_mask, _mm512_permutex2var_ps(cell[2], low, cell[3]));
+    _mm512_mask_storeu_ps(r1 + 2 * ow + 16, high_mask, _mm512_permutex2var_ps(cell[2], high, cell[3]));
+}
+
+__attribute__((target("avx512f"))) static void
+unpool_plane_avx512(const int32_t *argmax, const float *dy, const float *gate, int64_t W,
+                    int64_t OH, int64_t OW, float *dx, int64_t row_stride)
+{
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *r0 = dx + 2 * oh * row_stride;
+        for (int64_t ow = 0; ow < OW; ow += LANES)
+            unpool_vector(argmax + oh * OW, dy + oh * OW, gate ? gate + oh * OW : NULL,
+                          2 * oh * W, W, OW, ow, r0, r0 + row_stride);
+    }
 }
 
 enum { ROWS_AT_ONCE = 4 };
@@ -121,18 +179,14 @@ static void task_planes(const pool_job *job, int64_t task, int64_t *begin, int64
     *end = *begin + job->planes_per_task < planes ? *begin + job->planes_per_task : planes;
 }
 
-static void forward_task(void *context, int64_t task, int worker)
+void nb_max_pool2d_fast_planes(const nb_pool2d_geometry *g, int64_t begin, int64_t end,
+                               const float *x_all, float *y_all, int32_t *argmax_all)
 {
-    (void)worker;
-    const pool_job *job = context;
-    const nb_pool2d_geometry *g = job->g;
-    int64_t begin, end;
-    task_planes(job, task, &begin, &end);
     bool vector = nb_conv_tiles_use_avx512();
     for (int64_t plane = begin; plane < end; plane++) {
-        const float *x = job->x + plane * g->H * g->W;
-        float *y = job->y + plane * g->OH * g->OW;
-        int32_t *argmax = job->argmax + plane * g->OH * g->OW;
+        const float *x = x_all + plane * g->H * g->W;
+        float *y = y_all + plane * g->OH * g->OW;
+        int32_t *argmax = argmax_all + plane * g->OH * g->OW;
 #if defined(__x86_64__) && defined(__GNUC__)
         if (vector) {
             plane_avx512(x, g->W, g->OH, g->OW, y, argmax);
@@ -144,6 +198,44 @@ static void forward_task(void *context, int64_t task, int worker)
             row_portable(x + 2 * oh * g->W, x + (2 * oh + 1) * g->W, 2 * oh * g->W, g->W, g->OW,
                          y + oh * g->OW, argmax + oh * g->OW);
     }
+}
+
+void nb_max_pool2d_fast_unpool(const nb_pool2d_geometry *g, int64_t begin, int64_t end,
+                               const int32_t *argmax_all, const float *dy_all,
+                               const float *gate_all, float *dx_all, int64_t row_stride,
+                               int64_t plane_stride)
+{
+    bool vector = nb_conv_tiles_use_avx512();
+    int64_t outputs = g->OH * g->OW;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const int32_t *argmax = argmax_all + plane * outputs;
+        const float *dy = dy_all + plane * outputs;
+        const float *gate = gate_all ? gate_all + plane * outputs : NULL;
+        float *dx = dx_all + plane * plane_stride;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (vector) unpool_plane_avx512(argmax, dy, gate, g->W, g->OH, g->OW, dx, row_stride);
+#endif
+        for (int64_t oh = 0; !vector && oh < g->OH; oh++)
+            unpool_row_portable(argmax + oh * g->OW, dy + oh * g->OW, gate ? gate + oh * g->OW : NULL,
+                                2 * oh * g->W, g->W, g->OW, dx + 2 * oh * row_stride,
+                                dx + (2 * oh + 1) * row_stride);
+        /* Cells outside every window (an odd last column or row) and the
+         * row padding. */
+        for (int64_t h = 0; 2 * g->OW < row_stride && h < 2 * g->OH; h++)
+            memset(dx + h * row_stride + 2 * g->OW, 0,
+                   (size_t)(row_stride - 2 * g->OW) * sizeof *dx);
+        memset(dx + 2 * g->OH * row_stride, 0,
+               (size_t)((g->H - 2 * g->OH) * row_stride) * sizeof *dx);
+    }
+}
+
+static void forward_task(void *context, int64_t task, int worker)
+{
+    (void)worker;
+    const pool_job *job = context;
+    int64_t begin, end;
+    task_planes(job, task, &begin, &end);
+    nb_max_pool2d_fast_planes(job->g, begin, end, job->x, job->y, job->argmax);
 }
 
 static void backward_task(void *context, int64_t task, int worker)

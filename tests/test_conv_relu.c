@@ -1,10 +1,12 @@
-/* nb_conv2d_relu (conv2d and ReLU as one node) against the two nodes it
- * replaces, nb_relu(nb_conv2d(...)): the output and every gradient must be
- * equal bit for bit, on each float32 path of conv2d (implicit GEMM padded
- * and in place, Winograd, transposed and unfolded input gradients, the
- * im2col GEMM fallback, meProp) and in float64, at 1 and 2 threads. The
- * fused node's gradient rule is also checked numerically by the registry
- * gradcheck (conv2d's "fused ReLU" samples). */
+/* nb_conv2d_relu (conv2d and ReLU as one node) and nb_conv2d_relu_max_pool2d
+ * (conv2d, ReLU and max-pool as one node) against the nodes they replace,
+ * nb_relu(nb_conv2d(...)) and nb_max_pool2d(nb_relu(nb_conv2d(...))): the
+ * output and every gradient must be equal bit for bit, on each float32
+ * path of conv2d (implicit GEMM padded and in place, Winograd, transposed
+ * and unfolded input gradients, the im2col GEMM fallback, meProp), with
+ * the 2x2 pool's fast kernels and general windows, and in float64, at 1
+ * and 2 threads. The fused nodes' gradient rules are also checked
+ * numerically by the registry gradcheck (conv2d's "fused" samples). */
 #include "helpers.h"
 #include "ops/conv2d_tiles.h"
 #include "ops/meprop.h"
@@ -33,7 +35,11 @@ typedef struct relu_case {
     bool bias;
     nb_meprop meprop; /* zeroed: dense */
     bool frozen_input; /* x needs no gradient (a first layer) */
+    bool pooled;       /* a max-pool follows the ReLU */
+    nb_max_pool2d_params pool;
 } relu_case;
+
+static const nb_max_pool2d_params POOL_2X2 = NB_MAX_POOL2D_PARAMS(2, 2);
 
 /* What one run leaves behind: y, then dx, dw, db, copied out as doubles. */
 typedef struct outcome {
@@ -49,8 +55,19 @@ static void append(outcome *o, const nb_tensor *t)
     for (int64_t i = 0; i < t->numel; i++) o->values[o->count++] = nb_tensor_get(t, i);
 }
 
-/* loss = sum(y * R), y fused or conv then relu. x enters through x + 0, so
- * its gradient buffer is an intermediate's (assigned when fresh). */
+/* The node or nodes under test. */
+static nb_tensor *forward(const relu_case *c, bool fused, nb_tape *tape, nb_tensor *a,
+                          nb_tensor *w, nb_tensor *b, const nb_conv2d_params *p)
+{
+    const nb_meprop *meprop = c->meprop.mode != NB_MEPROP_UNSET ? &c->meprop : NULL;
+    if (fused && c->pooled) return nb_conv2d_relu_max_pool2d_ex(tape, a, w, b, p, &c->pool, meprop);
+    if (fused) return nb_conv2d_relu_ex(tape, a, w, b, p, meprop);
+    nb_tensor *y = nb_relu(tape, nb_conv2d_ex(tape, a, w, b, p, meprop));
+    return c->pooled ? nb_max_pool2d(tape, y, &c->pool) : y;
+}
+
+/* loss = sum(y * R), y fused or the separate nodes. x enters through x + 0,
+ * so its gradient buffer is an intermediate's (assigned when fresh). */
 static outcome run(const relu_case *c, bool fused)
 {
     nb_tensor *x = random_tensor(c->dtype, 4, c->x, 1);
@@ -60,7 +77,6 @@ static outcome run(const relu_case *c, bool fused)
     nb_conv2d_params p = NB_CONV2D_PARAMS_DEFAULT;
     p.stride[0] = p.stride[1] = c->stride;
     p.padding[0] = p.padding[1] = c->pad;
-    const nb_meprop *meprop = c->meprop.mode != NB_MEPROP_UNSET ? &c->meprop : NULL;
     nb_tape *tape = nb_tape_new();
     outcome o = {0};
     /* Twice on one tape: the second run lands on the first one's arena. */
@@ -69,8 +85,7 @@ static outcome run(const relu_case *c, bool fused)
         cr_assert_not_null(zero);
         for (int64_t i = 0; i < zero->numel; i++) nb_tensor_set(zero, i, 0.0);
         nb_tensor *a = nb_add(tape, x, zero);
-        nb_tensor *y = fused ? nb_conv2d_relu_ex(tape, a, w, b, &p, meprop)
-                             : nb_relu(tape, nb_conv2d_ex(tape, a, w, b, &p, meprop));
+        nb_tensor *y = forward(c, fused, tape, a, w, b, &p);
         cr_assert_not_null(y, "%s: %s", c->label, nb_tape_error(tape));
         nb_tensor *r = nb_tape_tensor(tape, c->dtype, y->ndim, y->shape, NULL);
         uint64_t seed = 5 + (uint64_t)round;
@@ -108,7 +123,7 @@ static void check(const relu_case *c)
         int64_t positive = 0;
         for (int64_t i = 0; i < fused.count; i++) {
             cr_assert(memcmp(&fused.values[i], &separate.values[i], sizeof(double)) == 0,
-                      "%s, %d threads%s: value %lld is %.9g fused, %.9g as conv2d then relu",
+                      "%s, %d threads%s: value %lld is %.9g fused, %.9g from separate nodes",
                       c->label, threads, run_index >= 2 ? ", portable kernels" : "", (long long)i, fused.values[i], separate.values[i]);
             positive += fused.values[i] > 0.0;
         }
@@ -159,6 +174,117 @@ Test(conv_relu, equals_conv2d_then_relu_on_every_path)
          .meprop = {NB_MEPROP_TOPK, 2, 0.0, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check(&cases[i]);
+}
+
+Test(conv_relu_max_pool, equals_the_three_nodes_on_every_path)
+{
+    static const relu_case cases[] = {
+        /* The first layer's gradient routed straight into the weight grid. */
+        {.label = "LeNet-5 conv1, input without gradient, 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {9, 1, 28, 28}, .w = {6, 1, 5, 5}, .stride = 1, .pad = 2, .bias = true,
+         .frozen_input = true, .pooled = true, .pool = POOL_2X2},
+        {.label = "LeNet-5 conv1, 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {9, 1, 28, 28}, .w = {6, 1, 5, 5}, .stride = 1, .pad = 2, .bias = true,
+         .pooled = true, .pool = POOL_2X2},
+        {.label = "LeNet-5 conv2 (unfolded dx), 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {9, 6, 14, 14}, .w = {16, 6, 5, 5}, .stride = 1, .bias = true,
+         .pooled = true, .pool = POOL_2X2},
+        /* 7x7 planes: the last row and column lie in no 2x2 window. */
+        {.label = "odd plane 7x7, K = 5, 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {3, 3, 9, 9}, .w = {5, 3, 3, 3}, .stride = 1, .bias = true,
+         .pooled = true, .pool = POOL_2X2},
+        {.label = "odd plane 7x7, input without gradient, 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {3, 3, 9, 9}, .w = {5, 3, 3, 3}, .stride = 1, .bias = true, .frozen_input = true,
+         .pooled = true, .pool = POOL_2X2},
+        /* 34 output columns: a partial vector of 17 pooled outputs. */
+        {.label = "3x3, 16 channels (Winograd), 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {3, 16, 36, 36}, .w = {16, 16, 3, 3}, .stride = 1, .bias = true,
+         .pooled = true, .pool = POOL_2X2},
+        /* Overlapping windows: the general routing. */
+        {.label = "48x48 planes (transposed dx), 3x3 stride 2 pad 1 pool", .dtype = NB_FLOAT32,
+         .x = {2, 2, 48, 48}, .w = {4, 2, 5, 5}, .stride = 1, .pad = 2, .pooled = true,
+         .pool = {{3, 3}, {2, 2}, {1, 1}, {1, 1}, false}},
+        {.label = "input without gradient, 3x3 stride 1 pool", .dtype = NB_FLOAT32,
+         .x = {9, 1, 12, 12}, .w = {6, 1, 5, 5}, .stride = 1, .pad = 2, .bias = true,
+         .frozen_input = true, .pooled = true, .pool = {{3, 3}, {1, 1}, {0, 0}, {1, 1}, false}},
+        {.label = "stride 2 (im2col GEMM), 2x2 ceil_mode pool", .dtype = NB_FLOAT32,
+         .x = {3, 3, 11, 11}, .w = {5, 3, 3, 3}, .stride = 2, .pad = 1, .bias = true,
+         .pooled = true, .pool = {{2, 2}, {0, 0}, {0, 0}, {1, 1}, true}},
+        {.label = "dilated 2x3 pool", .dtype = NB_FLOAT32,
+         .x = {2, 3, 10, 10}, .w = {4, 3, 3, 3}, .stride = 1, .bias = true,
+         .pooled = true, .pool = {{2, 3}, {1, 2}, {0, 1}, {2, 1}, false}},
+        {.label = "float64, 2x2 pool", .dtype = NB_FLOAT64,
+         .x = {2, 3, 9, 9}, .w = {4, 3, 3, 3}, .stride = 1, .pad = 1, .bias = true,
+         .pooled = true, .pool = POOL_2X2},
+        {.label = "float64, 3x3 stride 2 pool", .dtype = NB_FLOAT64,
+         .x = {2, 3, 9, 9}, .w = {4, 3, 3, 3}, .stride = 1, .pad = 1, .bias = true,
+         .pooled = true, .pool = {{3, 3}, {2, 2}, {0, 0}, {1, 1}, false}},
+        {.label = "meProp unified k = 3, 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {4, 6, 10, 10}, .w = {8, 6, 3, 3}, .stride = 1, .bias = true,
+         .meprop = {NB_MEPROP_UNIFIED, 3, 0.0, 0}, .pooled = true, .pool = POOL_2X2},
+        {.label = "meProp top-k per image k = 2, 2x2 pool", .dtype = NB_FLOAT32,
+         .x = {3, 4, 8, 8}, .w = {6, 4, 3, 3}, .stride = 1, .pad = 1, .bias = true,
+         .meprop = {NB_MEPROP_TOPK, 2, 0.0, 0}, .pooled = true, .pool = POOL_2X2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check(&cases[i]);
+}
+
+/* By hand: a 1x1 kernel of weight -2 and bias 1 maps x to 1 - 2x:
+ * x = [0.25, 1 | 0, -0.5 | 1, 2] -> [0.5, -1 | 1, 2 | -1, -3], rectified
+ * [0.5, 0 | 1, 2 | 0, 0], pooled by 1x2 windows [0.5, 2, 0] with argmax
+ * 0, 3 and 4 (the first of a tie). The gradient of sum(y) reaches x
+ * (times -2) at the first two argmax only (the third window's maximum is
+ * 0: the ReLU blocks it), w by x there (0.25 - 0.5) and b twice. */
+Test(conv_relu_max_pool, by_hand_one_by_one_kernel)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *w = test_param(NB_FLOAT64, 4, (int64_t[]){1, 1, 1, 1}, (double[]){-2});
+    nb_tensor *b = test_param(NB_FLOAT64, 1, (int64_t[]){1}, (double[]){1});
+    nb_tensor *x = test_tensor(tape, NB_FLOAT64, 4, (int64_t[]){1, 1, 1, 6},
+                               (double[]){0.25, 1, 0, -0.5, 1, 2}, true);
+    const nb_max_pool2d_params pool = NB_MAX_POOL2D_PARAMS(1, 2);
+    nb_tensor *y = nb_conv2d_relu_max_pool2d(tape, x, w, b, NULL, &pool);
+    cr_assert_not_null(y, "%s", nb_tape_error(tape));
+    cr_assert(y->ndim == 4 && y->shape[2] == 1 && y->shape[3] == 3);
+    assert_values(y, (double[]){0.5, 2.0, 0.0}, 3, 0.0);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK);
+    assert_values(x->grad, (double[]){-2.0, 0.0, 0.0, -2.0, 0.0, 0.0}, 6, 0.0);
+    assert_values(w->grad, (double[]){-0.25}, 1, 0.0);
+    assert_values(b->grad, (double[]){2.0}, 1, 0.0);
+    nb_tensor_free(w);
+    nb_tensor_free(b);
+    nb_tape_free(tape);
+}
+
+/* Bad pool settings are the op's errors, naming the convolution's output;
+ * a NULL pool is refused and the message stays on the tape. */
+Test(conv_relu_max_pool, bad_pools_are_refused)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *w = test_param(NB_FLOAT32, 4, (int64_t[]){2, 1, 3, 3}, (double[18]){0});
+    nb_tensor *x = test_tensor(tape, NB_FLOAT32, 4, (int64_t[]){1, 1, 6, 6}, (double[36]){0}, true);
+    const nb_max_pool2d_params zero = {{0, 2}, {0, 0}, {0, 0}, {1, 1}, false};
+    cr_assert_null(nb_conv2d_relu_max_pool2d(tape, x, w, NULL, NULL, &zero));
+    assert_tape_error(tape, "conv2d: max-pool of the convolution's output [1,2,4,4]: kernel [0,2] "
+                            "must be >= 1");
+    nb_tape_reset(tape);
+    x = test_tensor(tape, NB_FLOAT32, 4, (int64_t[]){1, 1, 6, 6}, (double[36]){0}, true);
+    const nb_max_pool2d_params wide = NB_MAX_POOL2D_PARAMS(5, 5);
+    cr_assert_null(nb_conv2d_relu_max_pool2d(tape, x, w, NULL, NULL, &wide));
+    assert_tape_error(tape, "conv2d: max-pool of the convolution's output [1,2,4,4] padded by "
+                            "[0,0] is smaller than the (dilated) kernel 5x5: output would be "
+                            "0x0");
+    nb_tape_reset(tape);
+    x = test_tensor(tape, NB_FLOAT32, 4, (int64_t[]){1, 1, 6, 6}, (double[36]){0}, true);
+    cr_assert_null(nb_conv2d_relu_max_pool2d(tape, x, w, NULL, NULL, NULL));
+    assert_tape_error(tape, "conv2d: max-pool params are NULL");
+    /* Sticky: a later valid call passes the failure through. */
+    cr_assert_null(nb_conv2d_relu_max_pool2d(tape, x, w, NULL, NULL, &POOL_2X2));
+    assert_tape_error(tape, "conv2d: max-pool params are NULL");
+    cr_assert_null(nb_conv2d_relu_max_pool2d(NULL, x, w, NULL, NULL, NULL));
+    cr_assert(strstr(nb_last_error(), "tape is NULL") != NULL, "%s", nb_last_error());
+    nb_tensor_free(w);
+    nb_tape_free(tape);
 }
 
 /* The params reach the op unchecked through nb_apply (a user op composing
@@ -223,6 +349,43 @@ Test(conv_relu, module_matches_conv2d_then_relu)
     cr_assert_eq(nb_module_set_meprop(fused, &unified), NB_OK, "%s", nb_last_error());
     cr_assert_null(nb_nn_conv_relu2d(3, 4, 3, 3, &(nb_conv2d_params){{1, 1}, {0, 0}, {1, 1}, 2}, true));
     cr_assert(strstr(nb_last_error(), "ConvReLU2d: bad configuration") != NULL, "%s", nb_last_error());
+    nb_tape_free(tape);
+    nb_tensor_free(x);
+    nb_module_free(conv);
+    nb_module_free(fused);
+}
+
+/* ConvReLUMaxPool2d: Conv2d's parameter names and init, its output the
+ * pooled ReLU, meProp accepted, a NULL pool refused. */
+Test(conv_relu_max_pool, module_matches_the_three_layers)
+{
+    const nb_max_pool2d_params pool = NB_MAX_POOL2D_PARAMS(2, 2);
+    nb_manual_seed(4);
+    nb_module *conv = nb_nn_conv2d(2, 4, 3, 3, NULL, true);
+    nb_manual_seed(4);
+    nb_module *fused = nb_nn_conv_relu_max_pool2d(2, 4, 3, 3, NULL, &pool, true);
+    cr_assert_not_null(fused, "%s", nb_last_error());
+    cr_assert_str_eq(fused->kind, "ConvReLUMaxPool2d");
+    nb_named_tensor a[4], b[4];
+    cr_assert_eq(nb_module_parameters(conv, a, 4), 2);
+    cr_assert_eq(nb_module_parameters(fused, b, 4), 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_str_eq(a[i].name, b[i].name);
+        cr_assert(memcmp(a[i].tensor->data, b[i].tensor->data,
+                         (size_t)a[i].tensor->numel * sizeof(float)) == 0, "%s differs", a[i].name);
+    }
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = random_tensor(NB_FLOAT32, 4, (int64_t[]){2, 2, 7, 7}, 9);
+    nb_tensor *want = nb_max_pool2d(tape, nb_relu(tape, nb_module_forward(conv, tape, x)), &pool);
+    nb_tensor *got = nb_module_forward(fused, tape, x);
+    cr_assert_not_null(got, "%s", nb_tape_error(tape));
+    cr_assert(got->numel == 2 * 4 * 2 * 2);
+    cr_assert(memcmp(want->data, got->data, (size_t)got->numel * sizeof(float)) == 0);
+    nb_meprop unified = {NB_MEPROP_UNIFIED, 2, 0.0, 0};
+    cr_assert_eq(nb_module_set_meprop(fused, &unified), NB_OK, "%s", nb_last_error());
+    cr_assert_null(nb_nn_conv_relu_max_pool2d(2, 4, 3, 3, NULL, NULL, true));
+    cr_assert(strstr(nb_last_error(), "ConvReLUMaxPool2d: max-pool params are NULL") != NULL, "%s",
+              nb_last_error());
     nb_tape_free(tape);
     nb_tensor_free(x);
     nb_module_free(conv);

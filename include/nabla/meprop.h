@@ -96,6 +96,13 @@ nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tenso
  * gradient after the ReLU mask, as it would on a separate conv2d node. */
 nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                              const nb_conv2d_params *p, const nb_meprop *meprop);
+/* nb_conv2d_relu_max_pool2d with a meProp setting: meProp picks from the
+ * gradient routed back through the pool and masked by the ReLU, as it
+ * would on a separate conv2d node. */
+nb_tensor *nb_conv2d_relu_max_pool2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                        nb_tensor *bias, const nb_conv2d_params *p,
+                                        const nb_max_pool2d_params *pool,
+                                        const nb_meprop *meprop);
 
 #ifdef __cplusplus
 }

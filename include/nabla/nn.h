@@ -48,6 +48,10 @@ struct nb_module {
     union {
         nb_conv2d_params conv2d;
         nb_max_pool2d_params max_pool2d;
+        struct {
+            nb_conv2d_params conv2d;    /* first: reads as config.conv2d */
+            nb_max_pool2d_params max_pool2d;
+        } conv_pool;
         nb_avg_pool2d_params avg_pool2d;
         nb_batch_norm_params batch_norm;
         nb_dropout_params dropout;
@@ -70,6 +74,12 @@ nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h,
  * ConvReLU2d): Conv2d's parameters, names and init, followed by a ReLU. */
 nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, int kernel_h,
                              int kernel_w, const nb_conv2d_params *p, bool bias);
+/* y = max_pool2d(max(conv2d(x, W, b), 0), pool) as one node
+ * (nb_conv2d_relu_max_pool2d): Conv2d's parameters, names and init, then a
+ * ReLU and a MaxPool2d; pool must not be NULL. */
+nb_module *nb_nn_conv_relu_max_pool2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+                                      int kernel_w, const nb_conv2d_params *p,
+                                      const nb_max_pool2d_params *pool, bool bias);
 nb_module *nb_nn_max_pool2d(const nb_max_pool2d_params *p);
 nb_module *nb_nn_avg_pool2d(const nb_avg_pool2d_params *p);
 /* Per-channel batch norm with gamma/beta and running stats (momentum 0.1, eps 1e-5). */
@@ -82,7 +92,7 @@ nb_module *nb_nn_sigmoid(void);
 nb_module *nb_nn_tanh(void);
 /* Merges dims start..end (PyTorch nn.Flatten default: 1, -1). */
 nb_module *nb_nn_flatten(int start_dim, int end_dim);
-/* Sets the meProp setting of a Linear or Conv2d module (include/nabla/
+/* Sets the meProp setting of a Linear or convolution module (include/nabla/
  * meprop.h; NULL: back to unset, i.e. follow the tape). Other kinds fail. */
 int nb_module_set_meprop(nb_module *m, const nb_meprop *config);
 

@@ -107,6 +107,15 @@ typedef struct nb_max_pool2d_params {
  * Ties: the FIRST maximum in row-major window order wins (PyTorch CPU's
  * `>` scan); a NaN wins over numbers. x [N,C,H,W] -> [N,C,OH,OW]. */
 nb_tensor *nb_max_pool2d(nb_tape *tape, nb_tensor *x, const nb_max_pool2d_params *p);
+/* y = max_pool2d(max(conv2d(x, weight, bias), 0), pool): convolution, ReLU
+ * and max-pool as one node (LeNet's block), equal to
+ * nb_max_pool2d(nb_conv2d_relu(...)) bit for bit. The float32 fast path
+ * pools each image while it is in cache, so the full-size activation is
+ * never stored; the backward routes the gradient through the kept argmax.
+ * p NULL as for nb_conv2d; pool must not be NULL. */
+nb_tensor *nb_conv2d_relu_max_pool2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                     nb_tensor *bias, const nb_conv2d_params *p,
+                                     const nb_max_pool2d_params *pool);
 
 typedef struct nb_avg_pool2d_params {
     int kernel[2];      /* >= 1 */
