@@ -362,16 +362,18 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
         }
 }
 
-/* Whether the convolution's output gradient is formed in scratch (the
- * input gradient needs it too, or a pool's windows overlap); else a fused
- * ReLU's mask or a 2x2 pool's routing is applied on the way into the
- * weights' grid. */
+/* Whether the convolution's output gradient is formed in scratch (a
+ * consumer reads it as a plain tensor, or a pool's windows overlap); else
+ * a fused ReLU's mask is applied on the way into the weights' grid, and a
+ * 2x2 pool's routing on the way into the grid and into the unfolding's
+ * copy of dy. */
 static bool masks_into_scratch(const backward_job *job)
 {
-    bool input_gradient_too = job->transposed || job->unfold || job->winograd_weight ||
-                              !(job->weight || job->bias);
-    if (job->pooled) return input_gradient_too || !nb_max_pool2d_fast_applies(&job->pool);
-    return job->relu_bits && input_gradient_too;
+    if (job->pooled) /* 2x2 routing goes straight to the grid and the unfolding */
+        return job->transposed || job->winograd_weight || !(job->weight || job->bias) ||
+               !nb_max_pool2d_fast_applies(&job->pool);
+    return job->relu_bits && (job->transposed || job->unfold || job->winograd_weight ||
+                              !(job->weight || job->bias));
 }
 
 /* dW and db of one partition by Winograd: products summed over its
@@ -392,6 +394,20 @@ static void partition_weight_winograd(const backward_job *job, int64_t n0, int64
         for (int64_t b = 0; b < count; b++) sum += nb_conv_sum(dy + (b * g->K + k) * plane, plane);
         partial[g->K * depth + k] = (float)sum;
     }
+}
+
+/* Image n's 2x2 pool gradient dy (its [K,PH,PW]) routed into the layout
+ * nb_conv_unfold_copied reads: row k at copy + k * columns, the OH*OW
+ * plane then zeros. */
+static void route_into_unfolding(const backward_job *job, int64_t n, const float *dy, float *copy)
+{
+    const nb_conv2d_geometry *g = job->g;
+    int64_t plane = g->OH * g->OW, columns = job->unfold->columns;
+    int64_t at = n * g->K * job->pool.OH * job->pool.OW;
+    nb_max_pool2d_fast_unpool(&job->pool, 0, g->K, job->argmax + at, dy,
+                              job->gate ? job->gate + at : NULL, copy, g->OW, columns);
+    for (int64_t k = 0; k < g->K; k++)
+        memset(copy + k * columns + plane, 0, (size_t)(columns - plane) * sizeof *copy);
 }
 
 /* One partition: its dW and db partial sums, then dx of its images. */
@@ -443,8 +459,13 @@ static void backward_task(void *context, int64_t part, int worker)
         partition_weight(job, n0, count, dy, bits, pooled_dy, images, gradients,
                          job->partial + part * partial_size);
     for (int64_t b = 0; (t || job->unfold) && b < count; b++) {
-        const float *dy_image = dy + b * image_out;
         float *dx = job->dx + (n0 + b) * image_in;
+        if (pooled_dy) {
+            route_into_unfolding(job, n0 + b, dy + b * pooled, padded);
+            nb_conv_unfold_copied(job->unfold, dx, padded, job->assign_dx);
+            continue;
+        }
+        const float *dy_image = dy + b * image_out;
         if (t) plan_image(t, dy_image, padded, dx, NULL, !job->assign_dx);
         else nb_conv_unfold_image(job->unfold, dy_image, dx, padded, job->assign_dx);
     }

@@ -100,5 +100,8 @@ int64_t nb_conv_unfold_scratch(const nb_conv_unfold *u);
 /* dx [C,H,W] += col2im(W^T dy) for one image's dy [K,OH,OW] (= with assign). */
 void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, float *scratch,
                           bool assign);
+/* The same with dy already in scratch, as nb_conv_unfold_image copies it:
+ * row k (OH*OW values, then zeros) at scratch + k * u->columns. */
+void nb_conv_unfold_copied(const nb_conv_unfold *u, float *dx, float *scratch, bool assign);
 
 #endif

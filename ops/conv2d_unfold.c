@@ -71,10 +71,15 @@ int64_t nb_conv_unfold_scratch(const nb_conv_unfold *u)
 void nb_conv_unfold_image(const nb_conv_unfold *u, const float *dy, float *dx, float *scratch,
                           bool assign)
 {
+    /* dy rows padded with zeros to whole tiles, so tiles never read past. */
+    nb_conv_rows_pad(dy, u->plane, u->plane, scratch, u->columns, 0, u->g->K);
+    nb_conv_unfold_copied(u, dx, scratch, assign);
+}
+
+void nb_conv_unfold_copied(const nb_conv_unfold *u, float *dx, float *scratch, bool assign)
+{
     const nb_conv2d_geometry *g = u->g;
     float *copy = scratch, *dcol = scratch + g->K * u->columns;
-    /* dy rows padded with zeros to whole tiles, so tiles never read past. */
-    nb_conv_rows_pad(dy, u->plane, u->plane, copy, u->columns, 0, g->K);
     int64_t step = (int64_t)u->vectors * LANES;
     for (int64_t block = 0; block < u->blocks; block++)
         for (int64_t p0 = 0; p0 < u->columns; p0 += step)
