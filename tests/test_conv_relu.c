@@ -331,6 +331,20 @@ Test(conv_relu, by_hand_one_by_one_kernel)
     nb_tape_free(tape);
 }
 
+/* A fused layer has Conv2d's two parameters: the same names and, made
+ * after the same seed, the same values. */
+static void assert_same_parameters(nb_module *conv, nb_module *fused)
+{
+    nb_named_tensor a[4], b[4];
+    cr_assert_eq(nb_module_parameters(conv, a, 4), 2);
+    cr_assert_eq(nb_module_parameters(fused, b, 4), 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_str_eq(a[i].name, b[i].name);
+        cr_assert(memcmp(a[i].tensor->data, b[i].tensor->data,
+                         (size_t)a[i].tensor->numel * sizeof(float)) == 0, "%s differs", a[i].name);
+    }
+}
+
 /* The layer: Conv2d's parameter names and init (same seed, same values),
  * its output rectified, and meProp accepted. */
 Test(conv_relu, module_matches_conv2d_then_relu)
@@ -341,14 +355,7 @@ Test(conv_relu, module_matches_conv2d_then_relu)
     nb_module *fused = nb_nn_conv_relu2d(2, 4, 3, 3, NULL, true);
     cr_assert_not_null(fused, "%s", nb_last_error());
     cr_assert_str_eq(fused->kind, "ConvReLU2d");
-    nb_named_tensor a[4], b[4];
-    cr_assert_eq(nb_module_parameters(conv, a, 4), 2);
-    cr_assert_eq(nb_module_parameters(fused, b, 4), 2);
-    for (int i = 0; i < 2; i++) {
-        cr_assert_str_eq(a[i].name, b[i].name);
-        cr_assert(memcmp(a[i].tensor->data, b[i].tensor->data,
-                         (size_t)a[i].tensor->numel * sizeof(float)) == 0, "%s differs", a[i].name);
-    }
+    assert_same_parameters(conv, fused);
     nb_tape *tape = nb_tape_new();
     nb_tensor *x = random_tensor(NB_FLOAT32, 4, (int64_t[]){2, 2, 6, 6}, 9);
     nb_tensor *want = nb_relu(tape, nb_module_forward(conv, tape, x));
@@ -376,14 +383,7 @@ Test(conv_relu_max_pool, module_matches_the_three_layers)
     nb_module *fused = nb_nn_conv_relu_max_pool2d(2, 4, 3, 3, NULL, &pool, true);
     cr_assert_not_null(fused, "%s", nb_last_error());
     cr_assert_str_eq(fused->kind, "ConvReLUMaxPool2d");
-    nb_named_tensor a[4], b[4];
-    cr_assert_eq(nb_module_parameters(conv, a, 4), 2);
-    cr_assert_eq(nb_module_parameters(fused, b, 4), 2);
-    for (int i = 0; i < 2; i++) {
-        cr_assert_str_eq(a[i].name, b[i].name);
-        cr_assert(memcmp(a[i].tensor->data, b[i].tensor->data,
-                         (size_t)a[i].tensor->numel * sizeof(float)) == 0, "%s differs", a[i].name);
-    }
+    assert_same_parameters(conv, fused);
     nb_tape *tape = nb_tape_new();
     nb_tensor *x = random_tensor(NB_FLOAT32, 4, (int64_t[]){2, 2, 7, 7}, 9);
     nb_tensor *want = nb_max_pool2d(tape, nb_relu(tape, nb_module_forward(conv, tape, x)), &pool);
