@@ -69,8 +69,8 @@ typedef struct nb_conv_output_gradient {
 /* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for the
  * output gradient `source`; any of dx, dw, db may be NULL (that gradient is
  * skipped). A ReLU mask or pool routing is applied partition by partition:
- * while dy is copied for the weights when that is its only use, else into
- * scratch. */
+ * on the way into the weights' grid when that is dy's only use (and a 2x2
+ * pool's also into the unfolded input gradient's copy), else into scratch. */
 int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
                                 const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db);
