@@ -25,7 +25,7 @@ struct nb_tape {
     bool anomaly_mode;
     bool has_error;
     char error[NB_TAPE_ERROR_CAPACITY];
-    nb_meprop meprop;          /* tape-wide meProp setting (ops/meprop.c) */
+    nb_meprop meprop;          /* tape-wide meProp setting (ops/meprop/meprop.c) */
     uint64_t meprop_draws;     /* RANDOM selections so far: seeds the next */
 };
 

@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "fuzz/fuzz_common.h"
-#include "ops/meprop.h"
-#include "ops/reduce.h"
+#include "ops/meprop/meprop.h"
+#include "ops/reductions/reduce.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,7 +40,7 @@ enum {
     KIND_DTYPE = 3, KIND_REQUIRES_GRAD = 4, KIND_PERSISTENT = 8, KIND_ALIAS = 16, KIND_NULL = 32
 };
 
-/* reshape's private params (ops/reshape.c), mirrored only to keep its bool
+/* reshape's private params (ops/shape/reshape.c), mirrored only to keep its bool
  * valid; used when the sizes agree. */
 typedef struct reshape_params_mirror {
     int ndim;

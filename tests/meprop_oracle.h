@@ -10,7 +10,7 @@
 
 /* keep[r*n + j] = 1 when unit j of row r is among the k strongest of
  * score[r, :]: fewer than k units beat it (larger score, or equal and a
- * lower index). O(n^2), deliberately unlike the heap in ops/meprop.c. */
+ * lower index). O(n^2), deliberately unlike the heap in ops/meprop/meprop.c. */
 static inline void oracle_keep(const double *score, int64_t rows, int64_t n, int64_t k, int *keep)
 {
     for (int64_t r = 0; r < rows; r++)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "ops/im2col.h"
+#include "ops/conv2d/im2col.h"
 
 static const double ONE_TO_NINE[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const int64_t X_1133[4] = {1, 1, 3, 3}, W_1122[4] = {1, 1, 2, 2}, B_1[1] = {1};

@@ -8,8 +8,8 @@
  * and 2 threads. The fused nodes' gradient rules are also checked
  * numerically by the registry gradcheck (conv2d's "fused" samples). */
 #include "helpers.h"
-#include "ops/conv2d_tiles.h"
-#include "ops/meprop.h"
+#include "ops/conv2d/tiles.h"
+#include "ops/meprop/meprop.h"
 
 /* Deterministic values in [-1, 1) from a seed (a small LCG). */
 static double value_at(uint64_t *state)

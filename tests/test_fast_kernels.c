@@ -6,8 +6,8 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "ops/conv2d_tiles.h"
-#include "ops/im2col.h"
+#include "ops/conv2d/tiles.h"
+#include "ops/conv2d/im2col.h"
 
 typedef struct shape {
     int64_t N, C, H, W, K, kh, kw;

@@ -4,7 +4,7 @@
  * settings, determinism, error paths and the selection itself. conv2d is
  * in test_meprop_conv2d.c. */
 #include "meprop_oracle.h"
-#include "ops/meprop.h"
+#include "ops/meprop/meprop.h"
 
 /* ---- linear ---------------------------------------------------------------- */
 

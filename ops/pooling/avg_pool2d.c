@@ -1,0 +1,196 @@
+/* avg_pool2d: y[n,c,oh,ow] = sum of x over the window / divisor, with
+ * PyTorch's CPU rule for the divisor at the edges. For a window starting at
+ * h0 = oh*stride - pad (same for columns):
+ *   h1 = min(h0 + kernel, H + pad)           clipped to the padded input
+ *   pool_size = (h1 - h0) * (w1 - w0)        counts zero padding, but not
+ *                                            cells past the padded border
+ *                                            that ceil_mode windows reach
+ *   h0, h1 clamped to [0, H]                 the real cells that are summed
+ *   divisor = divisor_override if set, else pool_size if count_include_pad,
+ *             else (h1 - h0) * (w1 - w0) (real cells only).
+ * Backward spreads dy / divisor over the same real cells (+=). */
+#include <string.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+#include "ops/pooling/pool2d.h"
+
+typedef struct window {
+    int64_t h0, h1, w0, w1;   /* real cells [h0,h1) x [w0,w1) */
+    int64_t divisor;          /* 0: no real cell, output 0 */
+} window;
+
+static window window_at(const nb_pool2d_geometry *g, const nb_avg_pool2d_params *p, int64_t oh,
+                        int64_t ow)
+{
+    window r;
+    r.h0 = oh * g->stride_h - g->pad_h;
+    r.w0 = ow * g->stride_w - g->pad_w;
+    r.h1 = r.h0 + g->kernel_h < g->H + g->pad_h ? r.h0 + g->kernel_h : g->H + g->pad_h;
+    r.w1 = r.w0 + g->kernel_w < g->W + g->pad_w ? r.w0 + g->kernel_w : g->W + g->pad_w;
+    int64_t pool_size = (r.h1 - r.h0) * (r.w1 - r.w0);
+    if (r.h0 < 0) r.h0 = 0;
+    if (r.w0 < 0) r.w0 = 0;
+    if (r.h1 > g->H) r.h1 = g->H;
+    if (r.w1 > g->W) r.w1 = g->W;
+    if (r.h0 >= r.h1 || r.w0 >= r.w1) r.divisor = 0;
+    else if (p->divisor_override) r.divisor = p->divisor_override;
+    else if (p->count_include_pad) r.divisor = pool_size;
+    else r.divisor = (r.h1 - r.h0) * (r.w1 - r.w0);
+    return r;
+}
+
+/* x [N,C,H,W] -> y [N,C,OH,OW] */
+static void avg_pool2d_forward(const nb_pool2d_geometry *g, const nb_avg_pool2d_params *p,
+                               const float *x, float *y)
+{
+    for (int64_t plane = 0; plane < g->N * g->C; plane++) {
+        const float *xp = x + plane * g->H * g->W;
+        float *yp = y + plane * g->OH * g->OW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                window r = window_at(g, p, oh, ow);
+                float sum = 0.0f;
+                for (int64_t ih = r.h0; ih < r.h1; ih++)
+                    for (int64_t iw = r.w0; iw < r.w1; iw++) sum += xp[ih * g->W + iw];
+                yp[oh * g->OW + ow] = r.divisor ? sum / (float)r.divisor : 0.0f;
+            }
+    }
+}
+
+static void avg_pool2d_forward_ref(const nb_pool2d_geometry *g, const nb_avg_pool2d_params *p,
+                                   const double *x, double *y)
+{
+    for (int64_t plane = 0; plane < g->N * g->C; plane++) {
+        const double *xp = x + plane * g->H * g->W;
+        double *yp = y + plane * g->OH * g->OW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                window r = window_at(g, p, oh, ow);
+                double sum = 0.0;
+                for (int64_t ih = r.h0; ih < r.h1; ih++)
+                    for (int64_t iw = r.w0; iw < r.w1; iw++) sum += xp[ih * g->W + iw];
+                yp[oh * g->OW + ow] = r.divisor ? sum / (double)r.divisor : 0.0;
+            }
+    }
+}
+
+/* dx [N,C,H,W] += dy [N,C,OH,OW] / divisor over each window's real cells */
+static void avg_pool2d_backward(const nb_pool2d_geometry *g, const nb_avg_pool2d_params *p,
+                                const float *dy, float *dx)
+{
+    for (int64_t plane = 0; plane < g->N * g->C; plane++) {
+        float *dxp = dx + plane * g->H * g->W;
+        const float *dyp = dy + plane * g->OH * g->OW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                window r = window_at(g, p, oh, ow);
+                if (!r.divisor) continue;
+                float share = dyp[oh * g->OW + ow] / (float)r.divisor;
+                for (int64_t ih = r.h0; ih < r.h1; ih++)
+                    for (int64_t iw = r.w0; iw < r.w1; iw++) dxp[ih * g->W + iw] += share;
+            }
+    }
+}
+
+static void avg_pool2d_backward_ref(const nb_pool2d_geometry *g, const nb_avg_pool2d_params *p,
+                                    const double *dy, double *dx)
+{
+    for (int64_t plane = 0; plane < g->N * g->C; plane++) {
+        double *dxp = dx + plane * g->H * g->W;
+        const double *dyp = dy + plane * g->OH * g->OW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                window r = window_at(g, p, oh, ow);
+                if (!r.divisor) continue;
+                double share = dyp[oh * g->OW + ow] / (double)r.divisor;
+                for (int64_t ih = r.h0; ih < r.h1; ih++)
+                    for (int64_t iw = r.w0; iw < r.w1; iw++) dxp[ih * g->W + iw] += share;
+            }
+    }
+}
+
+static int geometry(nb_op_ctx *ctx, nb_pool2d_geometry *g)
+{
+    const nb_avg_pool2d_params *p = ctx->params;
+    return nb_pool2d_geometry_init(ctx, p->kernel, p->stride, p->padding, NULL, p->ceil_mode, g);
+}
+
+static int shape(nb_op_ctx *ctx, nb_shape *out)
+{
+    const nb_avg_pool2d_params *p = ctx->params;
+    nb_pool2d_geometry g;
+    int status = geometry(ctx, &g);
+    if (status != NB_OK) return status;
+    if (p->divisor_override < 0) {
+        char s[96];
+        return nb_op_error(ctx, "input %s: divisor_override %d must be > 0 (0: none)",
+                           nb_input_shape(ctx, 0, s, sizeof s), p->divisor_override);
+    }
+    *out = (nb_shape){.dtype = ctx->inputs[0]->dtype, .ndim = 4, .dims = {g.N, g.C, g.OH, g.OW}};
+    return NB_OK;
+}
+
+static int forward(nb_op_ctx *ctx)
+{
+    nb_pool2d_geometry g;
+    geometry(ctx, &g);
+    const nb_tensor *x = ctx->inputs[0];
+    if (x->dtype == NB_FLOAT32) avg_pool2d_forward(&g, ctx->params, x->data, ctx->output->data);
+    else avg_pool2d_forward_ref(&g, ctx->params, x->data, ctx->output->data);
+    return NB_OK;
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    nb_tensor *dx = ctx->input_grads[0];
+    if (!dx) return NB_OK;
+    nb_pool2d_geometry g;
+    geometry(ctx, &g);
+    if (dx->dtype == NB_FLOAT32)
+        avg_pool2d_backward(&g, ctx->params, ctx->output_grad->data, dx->data);
+    else
+        avg_pool2d_backward_ref(&g, ctx->params, ctx->output_grad->data, dx->data);
+    return NB_OK;
+}
+
+/* {kernel, stride, padding, ceil_mode, count_include_pad, divisor_override} */
+static const struct {
+    const char *label;
+    int64_t x[4];
+    nb_avg_pool2d_params p;
+} CASES[] = {
+    {"2x2 stride 2", {2, 2, 4, 4}, {{2, 2}, {0, 0}, {0, 0}, false, true, 0}},
+    {"3x3 stride 1 (overlapping)", {1, 2, 5, 6}, {{3, 3}, {1, 1}, {0, 0}, false, true, 0}},
+    {"3x3 pad 1, count_include_pad", {1, 1, 5, 4}, {{3, 3}, {2, 1}, {1, 1}, false, true, 0}},
+    {"3x3 pad 1, exclude pad", {1, 1, 5, 4}, {{3, 3}, {2, 1}, {1, 1}, false, false, 0}},
+    {"2x2 ceil_mode, 5x5", {1, 2, 5, 5}, {{2, 2}, {0, 0}, {0, 0}, true, true, 0}},
+    {"3x2 stride 2 pad 1 ceil, include pad", {1, 1, 6, 7}, {{3, 2}, {2, 2}, {1, 1}, true, true, 0}},
+    {"3x2 stride 2 pad 1 ceil, exclude pad", {1, 1, 6, 7},
+     {{3, 2}, {2, 2}, {1, 1}, true, false, 0}},
+    {"kernel = input -> 1x1", {2, 3, 3, 4}, {{3, 4}, {0, 0}, {0, 0}, false, true, 0}},
+    {"2x3 stride 3 pad 1, divisor_override 5", {1, 1, 7, 8},
+     {{2, 3}, {3, 3}, {1, 1}, false, true, 5}},
+    {"1x1 stride 2", {1, 2, 3, 5}, {{1, 1}, {2, 2}, {0, 0}, false, true, 0}},
+};
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    if (index >= (int)(sizeof CASES / sizeof CASES[0])) return 0;
+    s->label = CASES[index].label;
+    s->note = "linear in x: no kinks";
+    if (!nb_sample_tensor(s, rng, 4, CASES[index].x, -1.0, 1.0, 0.0, true)) return -1;
+    memcpy(s->params, &CASES[index].p, sizeof CASES[index].p);
+    return 1;
+}
+
+const nb_op nb_op_avg_pool2d = {
+    .name = "avg_pool2d", .min_inputs = 1, .max_inputs = 1,
+    .params_size = sizeof(nb_avg_pool2d_params),
+    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p)
+{
+    return nb_apply(tape, &nb_op_avg_pool2d, 1, &x, p);
+}

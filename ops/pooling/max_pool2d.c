@@ -1,0 +1,226 @@
+/* max_pool2d: y[n,c,oh,ow] = max of x over the window rows
+ * oh*stride_h - pad_h + i*dil_h (i < kernel_h), and likewise for columns.
+ * Padded positions are -inf, so they never win; only real input cells are
+ * scanned.
+ *
+ * Ties, as PyTorch's CPU kernel: the window is scanned in row-major order
+ * and a value replaces the running maximum only when it is strictly
+ * greater (or NaN), so the FIRST maximum wins and receives the whole
+ * gradient; NaN propagates (the last NaN wins). Before any comparison the
+ * argmax is the window's first real cell, so a window of only -inf still
+ * routes its gradient there.
+ *
+ * Forward records the argmax of every output (int32 flat index into the
+ * H*W plane, in the tape arena); backward does dx[argmax] += dy, so
+ * overlapping windows that share a maximum add up. */
+#include <math.h>
+#include <string.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+#include "ops/pooling/pool2d.h"
+
+/* First window row/column index at or after `start` that is >= 0. */
+static int64_t first_inside(int64_t start, int64_t dilation)
+{
+    if (start >= 0) return start;
+    return start + (-start + dilation - 1) / dilation * dilation;
+}
+
+/* x [N,C,H,W] -> y [N,C,OH,OW], argmax [N,C,OH,OW] (index in the plane, -1
+ * when the window holds no real cell). */
+static void forward_general(const nb_pool2d_geometry *g, const float *x, float *y,
+                            int32_t *argmax)
+{
+    for (int64_t plane = 0; plane < g->N * g->C; plane++) {
+        const float *xp = x + plane * g->H * g->W;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t h0 = oh * g->stride_h - g->pad_h, w0 = ow * g->stride_w - g->pad_w;
+                int64_t h1 = h0 + (g->kernel_h - 1) * g->dil_h + 1;
+                int64_t w1 = w0 + (g->kernel_w - 1) * g->dil_w + 1;
+                h0 = first_inside(h0, g->dil_h);
+                w0 = first_inside(w0, g->dil_w);
+                if (h1 > g->H) h1 = g->H;
+                if (w1 > g->W) w1 = g->W;
+                float best = -INFINITY;
+                int64_t best_index = h0 < h1 && w0 < w1 ? h0 * g->W + w0 : -1;
+                for (int64_t ih = h0; ih < h1; ih += g->dil_h)
+                    for (int64_t iw = w0; iw < w1; iw += g->dil_w) {
+                        float v = xp[ih * g->W + iw];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            best_index = ih * g->W + iw;
+                        }
+                    }
+                int64_t o = (plane * g->OH + oh) * g->OW + ow;
+                y[o] = best;
+                argmax[o] = (int32_t)best_index;
+            }
+    }
+}
+
+void nb_max_pool2d_forward_f64(const nb_pool2d_geometry *g, const double *x, double *y,
+                               int32_t *argmax)
+{
+    for (int64_t plane = 0; plane < g->N * g->C; plane++) {
+        const double *xp = x + plane * g->H * g->W;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t h0 = oh * g->stride_h - g->pad_h, w0 = ow * g->stride_w - g->pad_w;
+                int64_t h1 = h0 + (g->kernel_h - 1) * g->dil_h + 1;
+                int64_t w1 = w0 + (g->kernel_w - 1) * g->dil_w + 1;
+                h0 = first_inside(h0, g->dil_h);
+                w0 = first_inside(w0, g->dil_w);
+                if (h1 > g->H) h1 = g->H;
+                if (w1 > g->W) w1 = g->W;
+                double best = -INFINITY;
+                int64_t best_index = h0 < h1 && w0 < w1 ? h0 * g->W + w0 : -1;
+                for (int64_t ih = h0; ih < h1; ih += g->dil_h)
+                    for (int64_t iw = w0; iw < w1; iw += g->dil_w) {
+                        double v = xp[ih * g->W + iw];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            best_index = ih * g->W + iw;
+                        }
+                    }
+                int64_t o = (plane * g->OH + oh) * g->OW + ow;
+                y[o] = best;
+                argmax[o] = (int32_t)best_index;
+            }
+    }
+}
+
+void nb_max_pool2d_forward_f32(const nb_pool2d_geometry *g, const float *x, float *y,
+                               int32_t *argmax)
+{
+    if (nb_max_pool2d_fast_applies(g)) nb_max_pool2d_fast_planes(g, 0, g->N * g->C, x, y, argmax);
+    else forward_general(g, x, y, argmax);
+}
+
+/* dx[plane, argmax] += dy (where gate > 0, with a gate); dy [N,C,OH,OW],
+ * dx [N,C,H,W]. */
+void nb_max_pool2d_route_f32(const nb_pool2d_geometry *g, const int32_t *argmax,
+                             const float *dy, const float *gate, float *dx)
+{
+    int64_t outputs = g->OH * g->OW;
+    for (int64_t plane = 0; plane < g->N * g->C; plane++)
+        for (int64_t o = plane * outputs; o < (plane + 1) * outputs; o++)
+            if (argmax[o] >= 0 && (!gate || gate[o] > 0.0f))
+                dx[plane * g->H * g->W + argmax[o]] += dy[o];
+}
+
+void nb_max_pool2d_route_f64(const nb_pool2d_geometry *g, const int32_t *argmax,
+                             const double *dy, const double *gate, double *dx)
+{
+    int64_t outputs = g->OH * g->OW;
+    for (int64_t plane = 0; plane < g->N * g->C; plane++)
+        for (int64_t o = plane * outputs; o < (plane + 1) * outputs; o++)
+            if (argmax[o] >= 0 && (!gate || gate[o] > 0.0))
+                dx[plane * g->H * g->W + argmax[o]] += dy[o];
+}
+
+static int geometry(nb_op_ctx *ctx, nb_pool2d_geometry *g)
+{
+    const nb_max_pool2d_params *p = ctx->params;
+    return nb_pool2d_geometry_init(ctx, p->kernel, p->stride, p->padding, p->dilation,
+                                   p->ceil_mode, g);
+}
+
+static int shape(nb_op_ctx *ctx, nb_shape *out)
+{
+    nb_pool2d_geometry g;
+    int status = geometry(ctx, &g);
+    if (status != NB_OK) return status;
+    if (g.H * g.W > INT32_MAX) {
+        char s[96];
+        return nb_op_error(ctx, "input %s: plane too large for int32 argmax indices",
+                           nb_input_shape(ctx, 0, s, sizeof s));
+    }
+    *out = (nb_shape){.dtype = ctx->inputs[0]->dtype, .ndim = 4, .dims = {g.N, g.C, g.OH, g.OW}};
+    return NB_OK;
+}
+
+static int forward(nb_op_ctx *ctx)
+{
+    nb_pool2d_geometry g;
+    geometry(ctx, &g);
+    int32_t *argmax = nb_op_alloc(ctx, (size_t)(ctx->output->numel ? ctx->output->numel : 1) *
+                                           sizeof *argmax);
+    if (!argmax) return NB_ERR_NOMEM;
+    ctx->saved = argmax;
+    const nb_tensor *x = ctx->inputs[0];
+    if (x->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g))
+        nb_max_pool2d_fast_forward(&g, x->data, ctx->output->data, argmax);
+    else if (x->dtype == NB_FLOAT32) forward_general(&g, x->data, ctx->output->data, argmax);
+    else nb_max_pool2d_forward_f64(&g, x->data, ctx->output->data, argmax);
+    return NB_OK;
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    nb_tensor *dx = ctx->input_grads[0];
+    if (!dx) return NB_OK;
+    nb_pool2d_geometry g;
+    geometry(ctx, &g);
+    if (dx->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g)) {
+        nb_max_pool2d_fast_backward(&g, ctx->saved, ctx->output_grad->data, dx->data,
+                                    nb_grad_fresh(ctx, 0));
+        return NB_OK;
+    }
+    nb_grad_zero_fresh(ctx, 0); /* the general loops scatter into overlapping windows */
+    if (dx->dtype == NB_FLOAT32)
+        nb_max_pool2d_route_f32(&g, ctx->saved, ctx->output_grad->data, NULL, dx->data);
+    else
+        nb_max_pool2d_route_f64(&g, ctx->saved, ctx->output_grad->data, NULL, dx->data);
+    return NB_OK;
+}
+
+static const struct {
+    const char *label;
+    int64_t x[4];
+    nb_max_pool2d_params p;
+} CASES[] = {
+    {"2x2 stride 2", {2, 2, 4, 4}, {{2, 2}, {0, 0}, {0, 0}, {1, 1}, false}},
+    {"3x3 stride 1 (overlapping)", {1, 2, 5, 6}, {{3, 3}, {1, 1}, {0, 0}, {1, 1}, false}},
+    {"3x2 stride (2,1) pad (1,1)", {1, 1, 5, 4}, {{3, 2}, {2, 1}, {1, 1}, {1, 1}, false}},
+    {"2x2 ceil_mode, 5x5 input", {1, 2, 5, 5}, {{2, 2}, {0, 0}, {0, 0}, {1, 1}, true}},
+    {"3x3 stride 2 pad 1 ceil_mode, 6x7", {1, 1, 6, 7}, {{3, 3}, {2, 2}, {1, 1}, {1, 1}, true}},
+    {"3x2 dilation 2", {1, 2, 7, 6}, {{3, 2}, {1, 1}, {0, 0}, {2, 2}, false}},
+    {"kernel = input -> 1x1", {2, 3, 3, 4}, {{3, 4}, {0, 0}, {0, 0}, {0, 0}, false}},
+    {"2x2 stride 3 pad 1, 7x8", {1, 1, 7, 8}, {{2, 2}, {3, 3}, {1, 1}, {1, 1}, false}},
+    {"1x1 stride 2", {1, 2, 3, 5}, {{1, 1}, {2, 2}, {0, 0}, {1, 1}, false}},
+    {"2x3 dil (1,2) stride (1,2) pad (1,1) ceil", {1, 1, 5, 8},
+     {{2, 3}, {1, 2}, {1, 1}, {1, 2}, true}},
+};
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    if (index >= (int)(sizeof CASES / sizeof CASES[0])) return 0;
+    s->label = CASES[index].label;
+    s->note = "x is a random permutation of 0.1*k: no ties, gaps 0.1 >> eps";
+    nb_tensor *x = nb_sample_tensor(s, rng, 4, CASES[index].x, 0.0, 1.0, 0.0, true);
+    if (!x) return -1;
+    /* Fisher-Yates shuffle of distinct values keeps every max unique. */
+    double *v = x->data;
+    for (int64_t i = 0; i < x->numel; i++) v[i] = 0.1 * (double)(i - x->numel / 2);
+    for (int64_t i = x->numel - 1; i > 0; i--) {
+        int64_t j = (int64_t)nb_rng_below(rng, (uint64_t)i + 1);
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+    memcpy(s->params, &CASES[index].p, sizeof CASES[index].p);
+    return 1;
+}
+
+const nb_op nb_op_max_pool2d = {
+    .name = "max_pool2d", .min_inputs = 1, .max_inputs = 1,
+    .params_size = sizeof(nb_max_pool2d_params), .flags = NB_OP_ASSIGNS_FRESH_GRADS,
+    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_max_pool2d(nb_tape *tape, nb_tensor *x, const nb_max_pool2d_params *p)
+{
+    return nb_apply(tape, &nb_op_max_pool2d, 1, &x, p);
+}
