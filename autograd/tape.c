@@ -1,3 +1,5 @@
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "autograd/internal.h"
@@ -41,6 +43,18 @@ void nb_tape_record_error(nb_tape *tape)
     if (!tape || tape->has_error) return;
     snprintf(tape->error, sizeof tape->error, "%s", nb_last_error());
     tape->has_error = true;
+}
+
+int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
+{
+    char message[NB_TAPE_ERROR_CAPACITY];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    nb_fail(status, "%s", message);
+    nb_tape_record_error(tape);
+    return status;
 }
 
 bool nb_tape_set_grad_enabled(nb_tape *tape, bool enabled)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "fuzz/fuzz_common.h"
+#include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
 #include "ops/reductions/reduce.h"
 

@@ -9,6 +9,7 @@
 #include "nabla/tape.h"
 #include "nabla/op.h"
 #include "nabla/ops.h"
+#include "nabla/paths.h"
 #include "nabla/gradcheck.h"
 #include "nabla/threads.h"
 #include "nabla/nn.h"

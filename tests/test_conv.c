@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "ops/conv2d/im2col.h"
+#include "ops/conv2d/path.h"
 
 static const double ONE_TO_NINE[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const int64_t X_1133[4] = {1, 1, 3, 3}, W_1122[4] = {1, 1, 2, 2}, B_1[1] = {1};
@@ -220,7 +220,7 @@ Test(conv2d, float32_gemm_path_matches_direct_float64_reference_at_odd_sizes)
         double *xv = random_values(nx, 1u + (unsigned)k), *wv = random_values(nw, 100u + (unsigned)k);
         double *bv = random_values(g.K, 200u + (unsigned)k);
         double *expected = malloc((size_t)(g.N * g.K * g.OH * g.OW) * sizeof *expected);
-        conv2d_forward_ref(&g, xv, wv, bv, expected);
+        nb_conv2d_forward_ref(&g, xv, wv, bv, expected);
 
         nb_tensor *r32[4], *r64[4];
         run_config(c, NB_FLOAT32, xv, wv, bv, r32);

@@ -9,6 +9,7 @@
  * numerically by the registry gradcheck (conv2d's "fused" samples). */
 #include "helpers.h"
 #include "ops/conv2d/tiles.h"
+#include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
 
 /* Deterministic values in [-1, 1) from a seed (a small LCG). */

@@ -7,7 +7,7 @@
 
 #include "helpers.h"
 #include "ops/conv2d/tiles.h"
-#include "ops/conv2d/im2col.h"
+#include "ops/conv2d/path.h"
 
 typedef struct shape {
     int64_t N, C, H, W, K, kh, kw;
@@ -136,7 +136,7 @@ static void check_conv_against_float64(void)
          * which nabla-gradcheck checks in float64. */
         nb_conv2d_geometry g = geometry(s);
         double *direct = malloc((size_t)r64[0]->numel * sizeof *direct);
-        conv2d_forward_ref(&g, v.x, v.w, v.b, direct);
+        nb_conv2d_forward_ref(&g, v.x, v.w, v.b, direct);
         for (int64_t i = 0; i < r64[0]->numel; i++)
             cr_assert(fabs(nb_tensor_get(r64[0], i) - direct[i]) <= 1e-12, "shape %zu y[%lld]",
                       k, (long long)i);

@@ -3,6 +3,7 @@
  * dense backward seeded with the masked dy, the mask coming from the
  * independent oracle in meprop_oracle.h. */
 #include "meprop_oracle.h"
+#include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
 
 /* ---- conv2d ---------------------------------------------------------------- */

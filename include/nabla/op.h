@@ -117,6 +117,12 @@ typedef struct nb_op_scratch {
 } nb_op_scratch;
 nb_op_scratch nb_op_scratch_begin(nb_op_ctx *ctx);
 void nb_op_scratch_end(nb_op_ctx *ctx, nb_op_scratch mark);
+/* Fails the tape as a failing op would: the message (printf-style; name
+ * the op) becomes the thread's last error and, unless the tape already
+ * holds one, the tape's sticky error. For op wrappers that reject their
+ * arguments before nb_apply. Returns status; tape may be NULL. */
+int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The op's node (or transient context) owning a recorded output, or NULL. */
 const nb_op_ctx *nb_node_ctx(const nb_node *node);
 

@@ -2,61 +2,26 @@
  * [K, C/groups, kh, kw], optional bias [K] -> y [N,K,OH,OW], a
  * cross-correlation over zero-padded x with stride and dilation per axis;
  * group g maps input channels [g*C/G, (g+1)*C/G) to outputs
- * [g*K/G, (g+1)*K/G).
+ * [g*K/G, (g+1)*K/G). With a fused ReLU, y = max(that, 0); with a fused
+ * max-pool too, y is the max-pool of that.
  *
- * Lowering (Torch7's SpatialConvolutionMM): im2col unfolds each image into
- * col [C*kh*kw, OH*OW]; then per group, Y_g = W_g col_g, with W_g the
- * [K/G, C/G*kh*kw] slice of the weight. Backward:
- *   dW_g += dY_g col_g^T   (weight sharing: summed over positions and images)
- *   dcol_g = W_g^T dY_g,  dx += col2im(dcol)
- *   db[k] += sum over n, oh, ow of dY.
- * Several images are unfolded side by side (a chunk) so the GEMMs stay wide
- * for small feature maps; the chunk's scratch comes from the tape arena.
- * Float32 uses nb_sgemm, float64 nb_dgemm; conv2d_forward_ref, a direct
- * loop nest, is the oracle both are tested against.
- *
- * Float32 convolutions with stride 1, dilation 1 and one group (LeNet's,
- * and most 3x3/5x5 stacks) take the implicit-GEMM path instead
- * (ops/conv2d/implicit.c): no unfolded copy, register tiles sized for
- * few channels, images split across threads. */
+ * This file holds the op: shape rule, the node's state, gradcheck samples
+ * and the public wrappers. The computing is done by the node's path
+ * (ops/conv2d/path.h, chosen in ops/conv2d/paths.c): im2col + GEMM for any
+ * geometry (path_im2col.c), the implicit-GEMM and Winograd kernels for
+ * float32 stride-1 layers (path_implicit.c), and meProp's sparse backwards
+ * (meprop.c). */
 #include <stdio.h>
 #include <string.h>
 
-#include "kernels/gemm.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/conv2d/implicit.h"
+#include "ops/conv2d/path.h"
 #include "ops/conv2d/rows.h"
-#include "ops/conv2d/im2col.h"
 #include "ops/meprop/meprop.h"
-#include "ops/pooling/pool2d.h"
 
 static const nb_conv2d_params DEFAULT_PARAMS = NB_CONV2D_PARAMS_DEFAULT;
-
-/* Direct convolution in float64, seven nested loops (with the group). */
-void conv2d_forward_ref(const nb_conv2d_geometry *g, const double *x, const double *w,
-                        const double *bias, double *y)
-{
-    int64_t Cg = g->C / g->groups, Kg = g->K / g->groups;
-    for (int64_t n = 0; n < g->N; n++)
-        for (int64_t k = 0; k < g->K; k++)
-            for (int64_t oh = 0; oh < g->OH; oh++)
-                for (int64_t ow = 0; ow < g->OW; ow++) {
-                    double sum = bias ? bias[k] : 0.0;
-                    int64_t group = k / Kg;
-                    for (int64_t c = 0; c < Cg; c++)
-                        for (int64_t i = 0; i < g->kh; i++)
-                            for (int64_t j = 0; j < g->kw; j++) {
-                                int64_t ih = oh * g->stride_h - g->pad_h + i * g->dil_h;
-                                int64_t iw = ow * g->stride_w - g->pad_w + j * g->dil_w;
-                                if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
-                                int64_t channel = group * Cg + c;
-                                sum += w[((k * Cg + c) * g->kh + i) * g->kw + j] *
-                                       x[((n * g->C + channel) * g->H + ih) * g->W + iw];
-                            }
-                    y[((n * g->K + k) * g->OH + oh) * g->OW + ow] = sum;
-                }
-}
 
 static const nb_conv2d_params *params_of(const nb_op_ctx *ctx)
 {
@@ -187,232 +152,27 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     return NB_OK;
 }
 
-/* Images per GEMM: enough of them side by side that a GEMM gets about
- * TARGET_COLUMNS columns even for small feature maps (4x4 planes would
- * otherwise give 16-column GEMMs), while a chunk's scratch (the column
- * matrix plus a [K, columns] output block) stays under SCRATCH_ELEMENTS. */
-enum { TARGET_COLUMNS = 4096, SCRATCH_ELEMENTS = 1 << 21 };
-
-static int64_t chunk_images(const nb_conv2d_geometry *g)
+const void *nb_conv2d_masked_gradient(const nb_conv2d_call *call)
 {
-    int64_t plane = g->OH * g->OW, rows = g->C * g->kh * g->kw + g->K;
-    /* Dividing twice is the same floor and cannot overflow (an empty batch
-     * may come with planes of 10^17 elements). */
-    int64_t by_columns = TARGET_COLUMNS / plane, by_memory = SCRATCH_ELEMENTS / rows / plane;
-    int64_t count = by_columns < by_memory ? by_columns : by_memory;
-    if (count > g->N) count = g->N;
-    return count < 1 ? 1 : count;
-}
-
-/* x [N,C,H,W], w [K,C/G,kh,kw], bias [K] or NULL -> y [N,K,OH,OW].
- * Per chunk of B images: col [C*kh*kw, B*OH*OW] holds their unfoldings side
- * by side; per group, out_g [K/G, B*OH*OW] = W_g col_g; then out is
- * scattered into y with the bias added. */
-static void conv2d_forward(const nb_conv2d_geometry *g, int64_t chunk, const float *x,
-                           const float *w, const float *bias, float *y, float *col, float *out)
-{
-    int64_t plane = g->OH * g->OW, Kg = g->K / g->groups;
-    int64_t depth = g->C / g->groups * g->kh * g->kw, image = g->C * g->H * g->W;
-    for (int64_t n0 = 0; n0 < g->N; n0 += chunk) {
-        int64_t count = g->N - n0 < chunk ? g->N - n0 : chunk, ld = count * plane;
-        for (int64_t b = 0; b < count; b++)
-            nb_im2col(g, g->C, x + (n0 + b) * image, col + b * plane, ld);
-        for (int64_t group = 0; group < g->groups; group++)
-            nb_sgemm(false, false, Kg, ld, depth, 1.0f, w + group * Kg * depth, depth,
-                     col + group * depth * ld, ld, 0.0f, out + group * Kg * ld, ld);
-        for (int64_t b = 0; b < count; b++)
-            for (int64_t k = 0; k < g->K; k++) {
-                float *target = y + ((n0 + b) * g->K + k) * plane;
-                const float *source = out + k * ld + b * plane, shift = bias ? bias[k] : 0.0f;
-                for (int64_t i = 0; i < plane; i++) target[i] = source[i] + shift;
-            }
-    }
-}
-
-static void conv2d_forward_gemm_ref(const nb_conv2d_geometry *g, int64_t chunk, const double *x,
-                                    const double *w, const double *bias, double *y, double *col,
-                                    double *out)
-{
-    int64_t plane = g->OH * g->OW, Kg = g->K / g->groups;
-    int64_t depth = g->C / g->groups * g->kh * g->kw, image = g->C * g->H * g->W;
-    for (int64_t n0 = 0; n0 < g->N; n0 += chunk) {
-        int64_t count = g->N - n0 < chunk ? g->N - n0 : chunk, ld = count * plane;
-        for (int64_t b = 0; b < count; b++)
-            nb_im2col_ref(g, g->C, x + (n0 + b) * image, col + b * plane, ld);
-        for (int64_t group = 0; group < g->groups; group++)
-            nb_dgemm(false, false, Kg, ld, depth, 1.0, w + group * Kg * depth, depth,
-                     col + group * depth * ld, ld, 0.0, out + group * Kg * ld, ld);
-        for (int64_t b = 0; b < count; b++)
-            for (int64_t k = 0; k < g->K; k++) {
-                double *target = y + ((n0 + b) * g->K + k) * plane;
-                const double *source = out + k * ld + b * plane, shift = bias ? bias[k] : 0.0;
-                for (int64_t i = 0; i < plane; i++) target[i] = source[i] + shift;
-            }
-    }
-}
-
-/* dy [N,K,OH,OW]; dx, dw, db (each may be NULL) accumulate with +=. Per
- * chunk: grad [K, B*OH*OW] gathers dy; dW_g += grad_g col_g^T (one GEMM
- * over the chunk's positions); col = W^T grad, folded back into dx. */
-static void conv2d_backward(const nb_conv2d_geometry *g, int64_t chunk, const float *x,
-                            const float *w, const float *dy, float *dx, float *dw, float *db,
-                            float *col, float *grad)
-{
-    int64_t plane = g->OH * g->OW, Kg = g->K / g->groups;
-    int64_t depth = g->C / g->groups * g->kh * g->kw, image = g->C * g->H * g->W;
-    for (int64_t n0 = 0; n0 < g->N; n0 += chunk) {
-        int64_t count = g->N - n0 < chunk ? g->N - n0 : chunk, ld = count * plane;
-        for (int64_t b = 0; b < count; b++)
-            for (int64_t k = 0; k < g->K; k++)
-                memcpy(grad + k * ld + b * plane, dy + ((n0 + b) * g->K + k) * plane,
-                       (size_t)plane * sizeof *grad);
-        for (int64_t k = 0; db && k < g->K; k++) {
-            double sum = 0.0;
-            for (int64_t i = 0; i < ld; i++) sum += grad[k * ld + i];
-            db[k] += (float)sum;
-        }
-        if (dw) {
-            for (int64_t b = 0; b < count; b++)
-                nb_im2col(g, g->C, x + (n0 + b) * image, col + b * plane, ld);
-            for (int64_t group = 0; group < g->groups; group++)
-                nb_sgemm(false, true, Kg, depth, ld, 1.0f, grad + group * Kg * ld, ld,
-                         col + group * depth * ld, ld, 1.0f, dw + group * Kg * depth, depth);
-        }
-        if (dx) {
-            for (int64_t group = 0; group < g->groups; group++)
-                nb_sgemm(true, false, depth, ld, Kg, 1.0f, w + group * Kg * depth, depth,
-                         grad + group * Kg * ld, ld, 0.0f, col + group * depth * ld, ld);
-            for (int64_t b = 0; b < count; b++)
-                nb_col2im(g, g->C, col + b * plane, ld, dx + (n0 + b) * image);
-        }
-    }
-}
-
-static void conv2d_backward_ref(const nb_conv2d_geometry *g, int64_t chunk, const double *x,
-                                const double *w, const double *dy, double *dx, double *dw,
-                                double *db, double *col, double *grad)
-{
-    int64_t plane = g->OH * g->OW, Kg = g->K / g->groups;
-    int64_t depth = g->C / g->groups * g->kh * g->kw, image = g->C * g->H * g->W;
-    for (int64_t n0 = 0; n0 < g->N; n0 += chunk) {
-        int64_t count = g->N - n0 < chunk ? g->N - n0 : chunk, ld = count * plane;
-        for (int64_t b = 0; b < count; b++)
-            for (int64_t k = 0; k < g->K; k++)
-                memcpy(grad + k * ld + b * plane, dy + ((n0 + b) * g->K + k) * plane,
-                       (size_t)plane * sizeof *grad);
-        for (int64_t k = 0; db && k < g->K; k++) {
-            double sum = 0.0;
-            for (int64_t i = 0; i < ld; i++) sum += grad[k * ld + i];
-            db[k] += sum;
-        }
-        if (dw) {
-            for (int64_t b = 0; b < count; b++)
-                nb_im2col_ref(g, g->C, x + (n0 + b) * image, col + b * plane, ld);
-            for (int64_t group = 0; group < g->groups; group++)
-                nb_dgemm(false, true, Kg, depth, ld, 1.0, grad + group * Kg * ld, ld,
-                         col + group * depth * ld, ld, 1.0, dw + group * Kg * depth, depth);
-        }
-        if (dx) {
-            for (int64_t group = 0; group < g->groups; group++)
-                nb_dgemm(true, false, depth, ld, Kg, 1.0, w + group * Kg * depth, depth,
-                         grad + group * Kg * ld, ld, 0.0, col + group * depth * ld, ld);
-            for (int64_t b = 0; b < count; b++)
-                nb_col2im_ref(g, g->C, col + b * plane, ld, dx + (n0 + b) * image);
-        }
-    }
-}
-
-/* A chunk's scratch from the tape arena: col [C*kh*kw, B*OH*OW] followed by
- * a [K, B*OH*OW] block; NULL (error set) when out of memory. */
-static void *chunk_scratch(nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t chunk,
-                           void **block)
-{
-    int64_t columns = chunk * g->OH * g->OW, rows = g->C * g->kh * g->kw;
-    size_t element = nb_dtype_size(ctx->inputs[0]->dtype);
-    char *col = nb_op_alloc(ctx, (size_t)((rows + g->K) * columns + 1) * element);
-    *block = col ? col + (size_t)(rows * columns) * element : NULL;
-    return col;
-}
-
-/* Float32 convolutions off the implicit path: y [N,K,OH,OW] by im2col and
- * GEMM, rectified with a fused ReLU. */
-static void forward_f32(const nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t chunk,
-                        float *y, float *col, float *out)
-{
-    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
-    conv2d_forward(g, chunk, x->data, w->data, b ? b->data : NULL, y, col, out);
-    if (activation_of(ctx) == NB_CONV2D_RELU) nb_conv_rectify(y, g->N * g->K * g->OH * g->OW);
-}
-
-static void forward_f64(const nb_op_ctx *ctx, const nb_conv2d_geometry *g, int64_t chunk,
-                        double *y, double *col, double *out)
-{
-    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
-    conv2d_forward_gemm_ref(g, chunk, x->data, w->data, b ? b->data : NULL, y, col, out);
-    int64_t n = g->N * g->K * g->OH * g->OW;
-    for (int64_t i = 0; activation_of(ctx) == NB_CONV2D_RELU && i < n; i++)
-        y[i] = y[i] > 0.0 ? y[i] : 0.0;
-}
-
-/* argmax: the fused max-pool's, kept (ctx->saved) or, when the node is
- * not recorded, in scratch; NULL without a pool. */
-static int forward_with_scratch(nb_op_ctx *ctx, int32_t *argmax)
-{
-    nb_conv2d_geometry g = geometry_of(ctx);
-    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
-    bool relu = activation_of(ctx) == NB_CONV2D_RELU;
-    nb_pool2d_geometry pool;
-    if (argmax) pool_geometry(ctx, &g, &pool);
-    if (x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g))
-        return nb_conv2d_implicit_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, relu,
-                                          argmax ? NULL : ctx->saved, argmax ? &pool : NULL,
-                                          argmax, ctx->output->data);
-    int64_t chunk = chunk_images(&g);
-    void *out, *col = chunk_scratch(ctx, &g, chunk, &out);
-    /* With a pool the convolution's output is an intermediate in scratch. */
-    size_t element = nb_dtype_size(x->dtype);
-    void *y = argmax ? nb_op_alloc(ctx, (size_t)(g.N * g.K * g.OH * g.OW) * element)
-                     : ctx->output->data;
-    if (!col || !y) return NB_ERR_NOMEM;
-    if (x->dtype == NB_FLOAT32) forward_f32(ctx, &g, chunk, y, col, out);
-    else forward_f64(ctx, &g, chunk, y, col, out);
-    if (!argmax) return NB_OK;
-    if (x->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&pool))
-        nb_max_pool2d_fast_forward(&pool, y, ctx->output->data, argmax);
-    else if (x->dtype == NB_FLOAT32)
-        nb_max_pool2d_forward_f32(&pool, y, ctx->output->data, argmax);
-    else
-        nb_max_pool2d_forward_f64(&pool, y, ctx->output->data, argmax);
-    return NB_OK;
-}
-
-/* The output gradient the convolution itself sees, in scratch: with a
- * fused max-pool dy routed to each window's argmax (with a ReLU too, only
- * where the pooled value is > 0: the pre-activation at the argmax is);
- * with a fused ReLU alone dy where y > 0 and 0 elsewhere (y > 0 exactly
- * where the pre-activation is). Plain dy without either; NULL (error set)
- * when out of memory. */
-static const void *masked_gradient(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
-{
+    nb_op_ctx *ctx = call->ctx;
+    const nb_conv2d_geometry *g = call->g;
     const nb_tensor *y = ctx->output, *dy = ctx->output_grad;
-    bool relu = activation_of(ctx) == NB_CONV2D_RELU;
-    if (!relu && !pool_params_of(ctx)) return dy->data;
+    if (!call->relu && !call->pool) return dy->data;
     int64_t n = g->N * g->K * g->OH * g->OW;
     size_t element = nb_dtype_size(dy->dtype);
     void *masked = nb_op_alloc(ctx, (size_t)n * element);
     if (!masked) return NULL;
-    if (pool_params_of(ctx)) {
-        nb_pool2d_geometry pool;
-        pool_geometry(ctx, g, &pool);
+    if (call->pool) {
+        /* Routed to each window's argmax; with a ReLU too, only where the
+         * pooled value is > 0 (the pre-activation at the argmax is). */
         memset(masked, 0, (size_t)n * element);
+        const void *gate = call->relu ? y->data : NULL;
         if (dy->dtype == NB_FLOAT32)
-            nb_max_pool2d_route_f32(&pool, ctx->saved, dy->data, relu ? y->data : NULL, masked);
+            nb_max_pool2d_route_f32(call->pool, call->state->argmax, dy->data, gate, masked);
         else
-            nb_max_pool2d_route_f64(&pool, ctx->saved, dy->data, relu ? y->data : NULL, masked);
+            nb_max_pool2d_route_f64(call->pool, call->state->argmax, dy->data, gate, masked);
     } else if (dy->dtype == NB_FLOAT32) {
+        /* y > 0 exactly where the pre-activation is. */
         nb_conv_relu_mask(y->data, dy->data, masked, n);
     } else {
         const double *yd = y->data, *dyd = dy->data;
@@ -422,55 +182,41 @@ static const void *masked_gradient(nb_op_ctx *ctx, const nb_conv2d_geometry *g)
     return masked;
 }
 
-static int backward_with_scratch(nb_op_ctx *ctx)
+/* The node's path, and the state it keeps for the backward: a fused
+ * max-pool's argmax, an implicit forward's ReLU bits, meProp's resolved
+ * setting. Everything in *state is allocated before the scratch mark (it
+ * outlives the call); argmax of an unrecorded node goes in scratch. */
+static int prepare_state(nb_op_ctx *ctx, const nb_conv2d_geometry *g, nb_conv2d_state *state)
 {
-    nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
-    nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
-    if (!dx && !dw && !db) return NB_OK;
-    /* Only the implicit path assigns dx; weights or biases computed on the
-     * tape, and dx on the other paths, start from zero. */
-    nb_grad_zero_fresh(ctx, 1);
-    nb_grad_zero_fresh(ctx, 2);
-    nb_conv2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    bool implicit = x->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g);
-    bool meprop = nb_meprop_conv2d_active(ctx, &g);
-    if (meprop || !implicit) nb_grad_zero_fresh(ctx, 0);
-    /* The implicit path masks dy for a fused ReLU partition by partition,
-     * while it is in cache, from the bits its forward kept; the others take
-     * a masked copy. */
-    bool relu = activation_of(ctx) == NB_CONV2D_RELU, pooled = pool_params_of(ctx) != NULL;
-    nb_conv_output_gradient source = {.dy = ctx->output_grad->data};
-    nb_pool2d_geometry pool;
-    if (pooled) {
-        pool_geometry(ctx, &g, &pool);
-        source.pool = &pool;
-        source.argmax = ctx->saved;
-        source.gate = relu ? ctx->output->data : NULL;
-    } else if (relu) {
-        source.relu_bits = ctx->saved;
+    bool records = nb_op_records(ctx);
+    const nb_conv2d_node_params *node = ctx->params;
+    nb_conv2d_choice choice = {.g = g, .dtype = x->dtype, .input_grad = records && x->requires_grad};
+    *state = (nb_conv2d_state){0};
+    if (records && (x->requires_grad || w->requires_grad) && g->N > 0 && g->K > 0 &&
+        nb_meprop_resolve(ctx, node ? &node->meprop : NULL, g->K, &state->meprop,
+                          &state->meprop_kept)) {
+        choice.meprop = true;
+        choice.meprop_mode = state->meprop.mode;
     }
-    if (implicit && !meprop && (!relu || ctx->saved))
-        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data, &source,
-                                           dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
-                                           dw ? dw->data : NULL, db ? db->data : NULL);
-    const void *dy = masked_gradient(ctx, &g);
-    if (!dy) return NB_ERR_NOMEM;
-    if (meprop) return nb_meprop_conv2d_backward(ctx, &g, dy);
-    if (implicit)
-        return nb_conv2d_implicit_backward(ctx, &g, x->data, w->data,
-                                           &(nb_conv_output_gradient){.dy = dy},
-                                           dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
-                                           dw ? dw->data : NULL, db ? db->data : NULL);
-    int64_t chunk = chunk_images(&g);
-    void *grad, *col = chunk_scratch(ctx, &g, chunk, &grad);
-    if (!col) return NB_ERR_NOMEM;
-    if (x->dtype == NB_FLOAT32)
-        conv2d_backward(&g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,
-                        dw ? dw->data : NULL, db ? db->data : NULL, col, grad);
-    else
-        conv2d_backward_ref(&g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,
-                            dw ? dw->data : NULL, db ? db->data : NULL, col, grad);
+    state->path = nb_conv2d_choose_path(ctx, &choice);
+    if (!state->path) return NB_ERR_INVALID;
+    bool pooled = pool_params_of(ctx) != NULL;
+    size_t argmax_bytes = (size_t)(ctx->output->numel + 1) * sizeof(int32_t);
+    if (pooled && records) {
+        state->argmax = nb_op_alloc(ctx, argmax_bytes);
+        if (!state->argmax) return NB_ERR_NOMEM;
+    } else if (!pooled && activation_of(ctx) == NB_CONV2D_RELU && records &&
+               nb_conv2d_path_is_implicit(state->path)) {
+        state->relu_bits =
+            nb_op_alloc(ctx, (size_t)(g->N * nb_conv2d_relu_bit_words(g)) * sizeof(uint16_t));
+        if (!state->relu_bits) return NB_ERR_NOMEM;
+    }
+    if (records) {
+        nb_conv2d_state *kept = nb_op_alloc(ctx, sizeof *kept);
+        if (!kept) return NB_ERR_NOMEM;
+        ctx->saved = kept;
+    }
     return NB_OK;
 }
 
@@ -479,33 +225,45 @@ static int backward_with_scratch(nb_op_ctx *ctx)
  * gradients, however many convolutions it runs. */
 static int forward(nb_op_ctx *ctx)
 {
-    /* A fused max-pool keeps its argmax for the backward, and a fused ReLU
-     * on the implicit path its mask as bits (both taken before the scratch
-     * mark: they outlive the call). */
     nb_conv2d_geometry g = geometry_of(ctx);
-    bool pooled = pool_params_of(ctx) != NULL;
-    if (pooled && nb_op_records(ctx)) {
-        ctx->saved = nb_op_alloc(ctx, (size_t)(ctx->output->numel + 1) * sizeof(int32_t));
-        if (!ctx->saved) return NB_ERR_NOMEM;
-    } else if (!pooled && activation_of(ctx) == NB_CONV2D_RELU &&
-               ctx->inputs[0]->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(&g) &&
-               nb_op_records(ctx)) {
-        ctx->saved = nb_op_alloc(ctx, (size_t)(g.N * nb_conv2d_relu_bit_words(&g)) * sizeof(uint16_t));
-        if (!ctx->saved) return NB_ERR_NOMEM;
+    nb_conv2d_state state;
+    int status = prepare_state(ctx, &g, &state);
+    if (status != NB_OK) return status;
+    nb_pool2d_geometry pool;
+    nb_conv2d_call call = {.ctx = ctx, .g = &g, .state = &state,
+                           .relu = activation_of(ctx) == NB_CONV2D_RELU};
+    if (pool_params_of(ctx)) {
+        pool_geometry(ctx, &g, &pool);
+        call.pool = &pool;
     }
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
-    int32_t *argmax = !pooled ? NULL
-                      : ctx->saved ? ctx->saved
-                                   : nb_op_alloc(ctx, (size_t)(ctx->output->numel + 1) * sizeof(int32_t));
-    int status = pooled && !argmax ? NB_ERR_NOMEM : forward_with_scratch(ctx, argmax);
+    if (call.pool && !state.argmax)
+        state.argmax = nb_op_alloc(ctx, (size_t)(ctx->output->numel + 1) * sizeof(int32_t));
+    status = call.pool && !state.argmax ? NB_ERR_NOMEM : state.path->forward(&call);
     nb_op_scratch_end(ctx, mark);
+    if (ctx->saved) *(nb_conv2d_state *)ctx->saved = state;
     return status;
 }
 
 static int backward(nb_op_ctx *ctx)
 {
+    nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
+    nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
+    if (!dx && !dw && !db) return NB_OK;
+    /* Every path accumulates dw and db; only the implicit ones assign dx
+     * (the others zero a fresh one first). */
+    nb_grad_zero_fresh(ctx, 1);
+    nb_grad_zero_fresh(ctx, 2);
+    nb_conv2d_geometry g = geometry_of(ctx);
+    nb_pool2d_geometry pool;
+    nb_conv2d_call call = {.ctx = ctx, .g = &g, .state = ctx->saved,
+                           .relu = activation_of(ctx) == NB_CONV2D_RELU};
+    if (pool_params_of(ctx)) {
+        pool_geometry(ctx, &g, &pool);
+        call.pool = &pool;
+    }
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
-    int status = backward_with_scratch(ctx);
+    int status = call.state->path->backward(&call);
     nb_op_scratch_end(ctx, mark);
     return status;
 }
@@ -586,10 +344,52 @@ const nb_op nb_op_conv2d = {
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 
+static nb_tensor *apply_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                               const nb_conv2d_params *p, const nb_meprop *meprop, int activation,
+                               const nb_max_pool2d_params *pool)
+{
+    nb_conv2d_node_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT, .activation = activation};
+    if (p) params.conv = *p;
+    /* The setting is checked by the op's shape rule. */
+    if (meprop) params.meprop = *meprop;
+    if (pool) {
+        params.pooled = true;
+        params.pool = *pool;
+    }
+    nb_tensor *inputs[3] = {x, weight, bias};
+    return nb_apply(tape, &nb_op_conv2d, bias ? 3 : 2, inputs, &params);
+}
+
+nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                        const nb_conv2d_params *p, const nb_meprop *meprop)
+{
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_IDENTITY, NULL);
+}
+
+nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                             const nb_conv2d_params *p, const nb_meprop *meprop)
+{
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU, NULL);
+}
+
+nb_tensor *nb_conv2d_relu_max_pool2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                        nb_tensor *bias, const nb_conv2d_params *p,
+                                        const nb_max_pool2d_params *pool,
+                                        const nb_meprop *meprop)
+{
+    if (!pool && tape && !nb_tape_error(tape)) {
+        nb_tape_fail(tape, NB_ERR_INVALID, "conv2d: max-pool params are NULL");
+        return NULL;
+    }
+    /* A NULL or failed tape reports itself as for any op. */
+    if (!pool) return nb_apply(tape, &nb_op_conv2d, 0, NULL, NULL);
+    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU, pool);
+}
+
 nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                      const nb_conv2d_params *p)
 {
-    return nb_conv2d_ex(tape, x, weight, bias, p, NULL); /* ops/conv2d/meprop.c */
+    return nb_conv2d_ex(tape, x, weight, bias, p, NULL);
 }
 
 nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,

@@ -28,10 +28,4 @@ void nb_col2im(const nb_conv2d_geometry *g, int64_t C, const float *col, int64_t
 void nb_col2im_ref(const nb_conv2d_geometry *g, int64_t C, const double *col, int64_t ld,
                    double *dx);
 
-/* The direct 7-nested-loop convolution in float64 (conv2d.c): the oracle
- * the im2col + GEMM paths are tested against. x [N,C,H,W], w [K,C/G,kh,kw],
- * bias [K] or NULL -> y [N,K,OH,OW] (overwritten). */
-void conv2d_forward_ref(const nb_conv2d_geometry *g, const double *x, const double *w,
-                        const double *bias, double *y);
-
 #endif

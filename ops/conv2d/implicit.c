@@ -136,9 +136,9 @@ static void pack_transposed(plan *p, const float *w)
 
 /* Winograd instead of the direct tiles, for 3x3 kernels with enough
  * channels (ops/conv2d/winograd.h); w as for pack_forward/pack_transposed. */
-static int plan_winograd(nb_op_ctx *ctx, plan *p, const float *w, bool transposed)
+static int plan_winograd(nb_op_ctx *ctx, plan *p, const float *w, bool transposed, bool allowed)
 {
-    p->winograd = nb_winograd_applies(p->kh, p->kw, p->channels, p->outputs);
+    p->winograd = allowed && nb_winograd_applies(p->kh, p->kw, p->channels, p->outputs);
     if (!p->winograd) return NB_OK;
     return nb_winograd_init(ctx, &p->wg, p->channels, p->height, p->width, p->pad_h, p->pad_w,
                             p->outputs, p->rows, p->vectors, w, transposed);
@@ -238,7 +238,8 @@ int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g)
     return (g->K * g->OH * g->OW + LANES - 1) / LANES + 1;
 }
 
-int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
+int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                               const nb_conv2d_implicit_options *options, const float *x,
                                const float *w, const float *bias, bool relu, uint16_t *bits,
                                const nb_pool2d_geometry *pool, int32_t *argmax, float *y)
 {
@@ -246,7 +247,7 @@ int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, cons
     if (plan_init(ctx, &p, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     pack_forward(&p, w);
-    if (plan_winograd(ctx, &p, w, false) != NB_OK) return NB_ERR_NOMEM;
+    if (plan_winograd(ctx, &p, w, false, options->winograd) != NB_OK) return NB_ERR_NOMEM;
     int workers = nb_parallel_slots();
     forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .relu = relu, .bits = bits,
                        .bit_words = nb_conv2d_relu_bit_words(g), .y = y,
@@ -480,7 +481,16 @@ static int64_t transposed_cost(const nb_conv2d_geometry *g)
     return round_up(g->C, rows) * round_up(wide, (int64_t)vectors * LANES) * g->K * g->kh * g->kw;
 }
 
-int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
+bool nb_conv2d_unfold_pays(const nb_conv2d_geometry *g)
+{
+    /* Unfolding only pays while dcol stays in cache (col2im reads it kh*kw
+     * times); beyond that the transposed convolution streams less. */
+    int64_t dcol_floats = g->C * g->kh * g->kw * g->OH * g->OW;
+    return dcol_floats <= UNFOLD_MAX_FLOATS && nb_conv_unfold_cost(g) < transposed_cost(g);
+}
+
+int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                                const nb_conv2d_implicit_options *options, const float *x,
                                 const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db)
 {
@@ -497,15 +507,12 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, con
     }
     if (plan_init(ctx, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
-    /* Unfolding only pays while dcol stays in cache (col2im reads it kh*kw
-     * times); beyond that the transposed convolution streams less. */
-    int64_t dcol_floats = g->C * g->kh * g->kw * g->OH * g->OW;
-    if (dx && (dcol_floats > UNFOLD_MAX_FLOATS || transposed_cost(g) <= nb_conv_unfold_cost(g))) {
+    if (dx && !options->unfold_dx) {
         if (plan_init(ctx, &transposed, g->K, g->OH, g->OW, g->kh - 1 - g->pad_h,
                       g->kw - 1 - g->pad_w, g->kh, g->kw, g->C) != NB_OK)
             return NB_ERR_NOMEM;
         pack_transposed(&transposed, w);
-        if (plan_winograd(ctx, &transposed, w, true) != NB_OK) return NB_ERR_NOMEM;
+        if (plan_winograd(ctx, &transposed, w, true, options->winograd) != NB_OK) return NB_ERR_NOMEM;
         job.transposed = &transposed;
     } else if (dx) {
         if (nb_conv_unfold_init(ctx, &unfold, g, w) != NB_OK) return NB_ERR_NOMEM;
@@ -535,7 +542,7 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, con
     /* Winograd for dW when it applies (the convnet's 32 -> 32 layer: 2.4x
      * fewer products than the direct tiles over the padded grid); its
      * buffers replace the partition's padded images and grids. */
-    job.winograd_weight = dw && nb_winograd_weight_applies(g);
+    job.winograd_weight = options->winograd && dw && nb_winograd_weight_applies(g);
     if (job.winograd_weight) nb_winograd_weight_init(&job.ww, g);
     job.dx_scratch = !weights ? 0
                      : job.winograd_weight ? round_up(nb_winograd_weight_scratch(&job.ww), ALIGN_FLOATS) +

@@ -16,8 +16,9 @@
  * The input gradient is either the same kernel run as a convolution of the
  * output gradient (padded by k-1-pad) with the flipped, channel-transposed
  * weight, or, when that would mostly multiply padding (small planes),
- * W^T dy followed by col2im (ops/conv2d/unfold.c): whichever needs fewer
- * multiply-adds, as long as the unfolded gradient stays in cache.
+ * W^T dy followed by col2im (ops/conv2d/unfold.c): the path decides
+ * (nb_conv2d_unfold_pays: fewer multiply-adds, and the unfolded gradient
+ * stays in cache).
  *
  * The backward works per partition: dW and db from the partition's images
  * (partition_weight; by Winograd for 3x3 layers with C and K multiples of
@@ -40,8 +41,23 @@
 #include "ops/conv2d/im2col.h"
 #include "ops/pooling/pool2d.h"
 
-/* Whether the implicit path handles this geometry. */
+/* Whether the implicit kernels handle this geometry. */
 bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
+
+/* What a path (ops/conv2d/path_implicit.c) asks of the kernels. */
+typedef struct nb_conv2d_implicit_options {
+    /* F(2x2,3x3) Winograd where it applies: the forward and the transposed
+     * input gradient (ops/conv2d/winograd.c), the weight gradient
+     * (ops/conv2d/winograd_weight.c). Off: the direct register tiles. */
+    bool winograd;
+    /* dx by W^T dy and col2im (ops/conv2d/unfold.c) instead of the
+     * transposed convolution. */
+    bool unfold_dx;
+} nb_conv2d_implicit_options;
+
+/* Whether unfolding is the cheaper input gradient: fewer multiply-adds than
+ * the transposed convolution, and the unfolded gradient stays in cache. */
+bool nb_conv2d_unfold_pays(const nb_conv2d_geometry *g);
 
 /* y [N,K,OH,OW] = conv(x [N,C,H,W], w [K,C,kh,kw]) + bias [K] (or NULL),
  * with relu: max(that, 0), each image rectified as soon as it is computed,
@@ -50,7 +66,8 @@ bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
  * With pool (windows over [N,K,OH,OW]): y [N,K,PH,PW] is the max-pool of
  * that, each image pooled from scratch while in cache, and argmax its
  * indices (ops/pooling/pool2d.h). Scratch comes from ctx's arena. */
-int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
+int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                               const nb_conv2d_implicit_options *options, const float *x,
                                const float *w, const float *bias, bool relu, uint16_t *bits,
                                const nb_pool2d_geometry *pool, int32_t *argmax, float *y);
 /* Words of ReLU mask bits per image (one spare, which the readers touch). */
@@ -71,7 +88,8 @@ typedef struct nb_conv_output_gradient {
  * skipped). A ReLU mask or pool routing is applied partition by partition:
  * on the way into the weights' grid when that is dy's only use (and a 2x2
  * pool's also into the unfolded input gradient's copy), else into scratch. */
-int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const float *x,
+int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                                const nb_conv2d_implicit_options *options, const float *x,
                                 const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db);
 
@@ -79,7 +97,7 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, con
  * dcol [C*kh*kw, OH*OW] = W^T dy (a GEMM on the register tiles), folded
  * back with col2im. Cheaper than the transposed convolution when small
  * output planes make that one multiply mostly zero padding (LeNet's
- * second layer); the backward picks whichever needs fewer multiply-adds. */
+ * second layer); nb_conv2d_unfold_pays compares the two. */
 typedef struct nb_conv_unfold {
     const nb_conv2d_geometry *g;
     int64_t depth;              /* C*kh*kw: rows of dcol */

@@ -1,6 +1,5 @@
-/* conv2d's meProp backward and nb_conv2d_ex (the op itself is
- * ops/conv2d/conv2d.c, whose backward hands over here when a node's setting asks
- * for meProp).
+/* conv2d's meProp paths (ops/conv2d/path.h): the dense forward, then a
+ * sparse backward over the kept output channels.
  *
  * The selected units are whole output channels (include/nabla/meprop.h):
  * with S the kept channels and col the im2col unfolding,
@@ -8,31 +7,20 @@
  * i.e. both GEMMs shrink from K rows to k. Per image (TOPK, RANDOM), each
  * image has its own S and gets its own pair of small GEMMs; UNIFIED shares
  * S across the batch, so images are unfolded side by side in chunks as in
- * the dense path. db stays the dense sum of dy. Float32 layers with stride
- * 1 and dilation 1 skip the unfolding: UNIFIED runs the dense path's
- * implicit-GEMM kernels with k output channels, per-image sets convolve
- * the kept channels directly (ops/conv2d/meprop_direct.c).
+ * the dense path (meprop_im2col). db stays the dense sum of dy. Float32
+ * layers with stride 1 and dilation 1 skip the unfolding: UNIFIED runs the
+ * implicit-GEMM kernels with k output channels (meprop_implicit), per-image
+ * sets convolve the kept channels directly (meprop_direct,
+ * ops/conv2d/meprop_direct.c).
  * Float32 runs nb_sgemm, float64 the _ref versions with nb_dgemm. */
 #include <math.h>
 #include <string.h>
 
-#include "autograd/internal.h"
 #include "kernels/gemm.h"
+#include "ops/common.h"
 #include "ops/conv2d/implicit.h"
+#include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
-
-static const nb_meprop *own_setting(const nb_op_ctx *ctx)
-{
-    return ctx->params ? &((const nb_conv2d_node_params *)ctx->params)->meprop : NULL;
-}
-
-bool nb_meprop_conv2d_active(const nb_op_ctx *ctx, const nb_conv2d_geometry *g)
-{
-    nb_meprop config;
-    int64_t k;
-    if (!ctx->input_grads[0] && !ctx->input_grads[1]) return false;
-    return g->N > 0 && g->K > 0 && nb_meprop_resolve(ctx, own_setting(ctx), g->K, &config, &k);
-}
 
 /* The kept channels of group `group` are S[*first, *end): S is ascending,
  * so each group's channels [group*Kg, (group+1)*Kg) form one run. */
@@ -295,7 +283,10 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     memset(dw_kept, 0, (size_t)(k * depth) * sizeof *dw_kept);
     nb_conv2d_geometry kept = *g;
     kept.K = k;
-    int status = nb_conv2d_implicit_backward(ctx, &kept, x, w_kept,
+    /* The kernels as the dense automatic choice would run them. */
+    nb_conv2d_implicit_options options = {.winograd = true,
+                                          .unfold_dx = nb_conv2d_unfold_pays(&kept)};
+    int status = nb_conv2d_implicit_backward(ctx, &kept, &options, x, w_kept,
                                              &(nb_conv_output_gradient){.dy = dy_kept}, dx, false,
                                              dw ? dw_kept : NULL, NULL);
     if (status != NB_OK) return status;
@@ -304,41 +295,80 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     return NB_OK;
 }
 
-int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const void *dy)
+/* The shared first half of a sparse backward: dy's channel scores and the
+ * dense db in one scan, then the kept channels. index [sets, k] with one
+ * set (UNIFIED) or one per image; NULL (error set) when out of memory. */
+static int32_t *select_channels(const nb_conv2d_call *call, const void *dy)
 {
-    nb_meprop config;
-    int64_t k;
-    if (!nb_meprop_resolve(ctx, own_setting(ctx), g->K, &config, &k))
-        return nb_op_error(ctx, "meProp backward called without a sparse setting");
-    nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
+    nb_op_ctx *ctx = call->ctx;
+    const nb_conv2d_geometry *g = call->g;
+    const nb_meprop *config = &call->state->meprop;
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
-    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    bool f32 = x->dtype == NB_FLOAT32;
-    int64_t plane = g->OH * g->OW, depth = g->C / g->groups * g->kh * g->kw;
-    /* Channel scores: sum over the image's positions of |dy|. */
     double *scores = NULL;
-    if (config.mode != NB_MEPROP_RANDOM) {
+    if (config->mode != NB_MEPROP_RANDOM) {
         scores = nb_op_alloc(ctx, (size_t)(g->N * g->K) * sizeof *scores);
-        if (!scores) return NB_ERR_NOMEM;
+        if (!scores) return NULL;
     }
-    if (f32) scan_planes(g, dy, db ? db->data : NULL, scores);
+    if (ctx->inputs[0]->dtype == NB_FLOAT32) scan_planes(g, dy, db ? db->data : NULL, scores);
     else scan_planes_ref(g, dy, db ? db->data : NULL, scores);
     int64_t sets;
-    int32_t *index = nb_meprop_select(ctx, &config, scores, g->N, g->K, k, &sets);
-    if (!index) return NB_ERR_NOMEM;
-    void *dx_data = dx ? dx->data : NULL, *dw_data = dw ? dw->data : NULL;
-    if (f32 && config.mode == NB_MEPROP_UNIFIED && nb_conv2d_implicit_applies(g))
-        return unified_implicit(ctx, g, index, k, x->data, w->data, dy, dx_data, dw_data);
-    if (f32 && nb_meprop_conv2d_direct_applies(g)) {
-        float *lane = nb_op_alloc(ctx, (size_t)g->OW * sizeof *lane);
-        if (!lane) return NB_ERR_NOMEM;
-        nb_meprop_conv2d_direct(g, index, config.mode == NB_MEPROP_UNIFIED ? 0 : k, k, x->data, w->data,
-                                dy, dx_data, dw_data, lane);
-        return NB_OK;
-    }
+    return nb_meprop_select(ctx, config, scores, g->N, g->K, call->state->meprop_kept, &sets);
+}
+
+/* The output gradient (masked for a fused ReLU or pool) and the kept
+ * channels; dx is never assigned on these paths. */
+static int prepare(const nb_conv2d_call *call, const void **dy, int32_t **index)
+{
+    nb_grad_zero_fresh(call->ctx, 0);
+    *dy = nb_conv2d_masked_gradient(call);
+    *index = *dy ? select_channels(call, *dy) : NULL;
+    return *index ? NB_OK : NB_ERR_NOMEM;
+}
+
+static void *data_of(nb_tensor *t) { return t ? t->data : NULL; }
+
+static int meprop_implicit_backward(const nb_conv2d_call *call)
+{
+    const void *dy;
+    int32_t *index;
+    if (prepare(call, &dy, &index) != NB_OK) return NB_ERR_NOMEM;
+    nb_op_ctx *ctx = call->ctx;
+    return unified_implicit(ctx, call->g, index, call->state->meprop_kept, ctx->inputs[0]->data,
+                            ctx->inputs[1]->data, dy, data_of(ctx->input_grads[0]),
+                            data_of(ctx->input_grads[1]));
+}
+
+static int meprop_direct_backward(const nb_conv2d_call *call)
+{
+    const void *dy;
+    int32_t *index;
+    if (prepare(call, &dy, &index) != NB_OK) return NB_ERR_NOMEM;
+    nb_op_ctx *ctx = call->ctx;
+    const nb_conv2d_geometry *g = call->g;
+    int64_t k = call->state->meprop_kept;
+    float *lane = nb_op_alloc(ctx, (size_t)g->OW * sizeof *lane);
+    if (!lane) return NB_ERR_NOMEM;
+    nb_meprop_conv2d_direct(g, index, call->state->meprop.mode == NB_MEPROP_UNIFIED ? 0 : k, k,
+                            ctx->inputs[0]->data, ctx->inputs[1]->data, dy,
+                            data_of(ctx->input_grads[0]), data_of(ctx->input_grads[1]), lane);
+    return NB_OK;
+}
+
+static int meprop_im2col_backward(const nb_conv2d_call *call)
+{
+    const void *dy;
+    int32_t *index;
+    if (prepare(call, &dy, &index) != NB_OK) return NB_ERR_NOMEM;
+    nb_op_ctx *ctx = call->ctx;
+    const nb_conv2d_geometry *g = call->g;
+    const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+    void *dx_data = data_of(ctx->input_grads[0]), *dw_data = data_of(ctx->input_grads[1]);
+    bool f32 = x->dtype == NB_FLOAT32;
+    int64_t k = call->state->meprop_kept;
+    int64_t plane = g->OH * g->OW, depth = g->C / g->groups * g->kh * g->kw;
     size_t element = nb_dtype_size(x->dtype);
     int64_t unfold_rows = g->C * g->kh * g->kw;
-    if (config.mode == NB_MEPROP_UNIFIED) {
+    if (call->state->meprop.mode == NB_MEPROP_UNIFIED) {
         int64_t chunk = unified_chunk(g, k), columns = chunk * plane;
         char *col = nb_op_alloc(ctx, (size_t)((unfold_rows + k) * columns + 2 * k * depth) * element);
         if (!col) return NB_ERR_NOMEM;
@@ -367,45 +397,43 @@ int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const
     return NB_OK;
 }
 
-static nb_tensor *apply_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
-                               const nb_conv2d_params *p, const nb_meprop *meprop, int activation,
-                               const nb_max_pool2d_params *pool)
+/* UNIFIED on the dense kernels: one kept set is a smaller convolution. */
+static bool implicit_applies(const nb_conv2d_choice *c)
 {
-    nb_conv2d_node_params params = {.conv = NB_CONV2D_PARAMS_DEFAULT, .activation = activation};
-    if (p) params.conv = *p;
-    /* The setting is checked by the op's shape rule (ops/conv2d/conv2d.c). */
-    if (meprop) params.meprop = *meprop;
-    if (pool) {
-        params.pooled = true;
-        params.pool = *pool;
-    }
-    nb_tensor *inputs[3] = {x, weight, bias};
-    return nb_apply(tape, &nb_op_conv2d, bias ? 3 : 2, inputs, &params);
+    return c->meprop && c->meprop_mode == NB_MEPROP_UNIFIED && c->dtype == NB_FLOAT32 &&
+           nb_conv2d_implicit_applies(c->g);
 }
 
-nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
-                        const nb_conv2d_params *p, const nb_meprop *meprop)
+static bool direct_applies(const nb_conv2d_choice *c)
 {
-    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_IDENTITY, NULL);
+    return c->meprop && c->dtype == NB_FLOAT32 && nb_meprop_conv2d_direct_applies(c->g);
 }
 
-nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
-                             const nb_conv2d_params *p, const nb_meprop *meprop)
-{
-    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU, NULL);
-}
+static bool im2col_applies(const nb_conv2d_choice *c) { return c->meprop; }
 
-nb_tensor *nb_conv2d_relu_max_pool2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
-                                        nb_tensor *bias, const nb_conv2d_params *p,
-                                        const nb_max_pool2d_params *pool,
-                                        const nb_meprop *meprop)
-{
-    if (!pool && tape && !tape->has_error) {
-        /* As a failing op would: the message stays on the tape. */
-        nb_fail(NB_ERR_INVALID, "conv2d: max-pool params are NULL");
-        nb_tape_record_error(tape);
-        return NULL;
-    }
-    if (!pool) return nb_apply(tape, &nb_op_conv2d, 0, NULL, NULL); /* NULL or failed tape */
-    return apply_conv2d(tape, x, weight, bias, p, meprop, NB_CONV2D_RELU, pool);
-}
+const nb_conv2d_path nb_conv2d_path_meprop_implicit = {
+    .name = "meprop_implicit",
+    .summary = "meProp UNIFIED, float32, the implicit kernels' geometry: the implicit "
+               "backward over the k kept channels",
+    .applies = implicit_applies,
+    .forward = nb_conv2d_dense_forward,
+    .backward = meprop_implicit_backward,
+};
+
+const nb_conv2d_path nb_conv2d_path_meprop_direct = {
+    .name = "meprop_direct",
+    .summary = "meProp, float32, stride 1 and dilation 1: the kept channels convolved "
+               "directly, no unfolding",
+    .applies = direct_applies,
+    .forward = nb_conv2d_dense_forward,
+    .backward = meprop_direct_backward,
+};
+
+const nb_conv2d_path nb_conv2d_path_meprop_im2col = {
+    .name = "meprop_im2col",
+    .summary = "meProp, any geometry and dtype: GEMMs over the kept channels' rows of the "
+               "unfolding (per image, or chunked for UNIFIED)",
+    .applies = im2col_applies,
+    .forward = nb_conv2d_dense_forward,
+    .backward = meprop_im2col_backward,
+};

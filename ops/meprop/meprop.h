@@ -18,20 +18,6 @@
 #include "nabla/op.h"
 #include "ops/conv2d/im2col.h"
 
-extern const nb_op nb_op_conv2d;
-
-/* conv2d's op params: the public settings, the node's meProp setting, its
- * fused activation and fused max-pool. conv comes first, so the params
- * still read as nb_conv2d_params. */
-enum { NB_CONV2D_IDENTITY = 0, NB_CONV2D_RELU = 1 };
-typedef struct nb_conv2d_node_params {
-    nb_conv2d_params conv;
-    nb_meprop meprop;
-    int activation;             /* NB_CONV2D_IDENTITY or NB_CONV2D_RELU */
-    bool pooled;                /* a max-pool of the activation is the output */
-    nb_max_pool2d_params pool;  /* its window, when pooled */
-} nb_conv2d_node_params;
-
 /* The setting a node follows (its own, else the tape's). Returns true and
  * fills *config and *k (< n) when the sparse path should run. */
 bool nb_meprop_resolve(const nb_op_ctx *ctx, const nb_meprop *own, int64_t n,
@@ -78,13 +64,6 @@ int nb_meprop_rows_backward(nb_op_ctx *ctx, const float *x, const float *weight,
 void nb_meprop_rows_backward_ref(const double *x, const double *weight, const int32_t *index,
                                  const double *values, double *dx, double *dweight, int64_t R,
                                  int64_t in, int64_t k);
-
-/* conv2d's sparse backward (ops/conv2d/meprop.c): true when the node's
- * setting asks for it; then the backward accumulates dx, dW and (dense)
- * db like the dense one. */
-bool nb_meprop_conv2d_active(const nb_op_ctx *ctx, const nb_conv2d_geometry *g);
-/* dy: the output gradient to use (ctx's, or it masked by a fused ReLU). */
-int nb_meprop_conv2d_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const void *dy);
 
 /* The im2col-free float32 path (ops/conv2d/meprop_direct.c) for stride 1 and
  * dilation 1: image n keeps channels index[n * index_step, + k) (step k per

@@ -1,0 +1,36 @@
+/* nabla: the named fast paths of ops that have several.
+ *
+ * An op with several ways to compute (conv2d, max_pool2d) chooses one per
+ * node, once, when the node runs forward; the backward runs the same one.
+ * Each path has a name; the choice can be forced for every node recorded
+ * afterwards (a node the forced path does not apply to fails with a message
+ * naming the path and the shapes), and a recorded node reports which path
+ * it ran. docs/design.md lists the paths and when each applies. */
+#ifndef NABLA_PATHS_H
+#define NABLA_PATHS_H
+
+#include "nabla/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* conv2d (and the fused nb_conv2d_relu, nb_conv2d_relu_max_pool2d):
+ * "meprop_implicit", "meprop_direct", "meprop_im2col", "implicit_unfold",
+ * "implicit_winograd", "implicit", "im2col". */
+int nb_conv2d_path_count(void);
+const char *nb_conv2d_path_at(int index);            /* NULL past the end */
+/* The path the conv2d node that made `output` ran; NULL when output was
+ * not made by a recorded conv2d node. */
+const char *nb_conv2d_path_name(const nb_tensor *output);
+/* Forces a path by name for nodes run from now on; NULL restores the
+ * automatic choice. The environment variable NABLA_CONV2D_PATH, read at the
+ * first conv2d node, does the same (an unknown name there fails each conv2d
+ * node). NB_ERR_INVALID for an unknown name. Not meant to be called while
+ * another thread runs conv2d nodes. */
+int nb_conv2d_force_path(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
