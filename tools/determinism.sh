@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains LeNet-5 on Fashion-MNIST for a few steps with 1 and with 2 threads
 # and checks that both print the same `final loss:` line (bit-identical
-# training; see "Determinism" in README.md).
+# training; see docs/threads.md).
 #
 #   tools/determinism.sh [BUILD_DIR] [STEPS]     default: build 200
 set -euo pipefail

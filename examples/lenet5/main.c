@@ -1,4 +1,4 @@
-/* lenet5: train LeNet-5 on Fashion-MNIST, the main job.
+/* lenet5: train LeNet-5 on Fashion-MNIST and print the test accuracy.
  * Defaults: SGD (momentum 0.9, nesterov, weight decay 5e-4), lr 0.05 with a
  * one-epoch linear warm-up then cosine decay, batch 64, 12 epochs. */
 #include <stdio.h>
