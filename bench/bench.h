@@ -34,6 +34,7 @@ typedef struct bench_options {
     int64_t batch;       /* training batch */
     int64_t steps;       /* timed steps (or repetitions for micro-benchmarks) */
     bool json;
+    bool verbose;        /* micro-benchmarks: print the path each op ran */
 } bench_options;
 
 /* Micro-benchmarks (micro.c); each prints its lines and returns 0 or 1. */

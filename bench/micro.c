@@ -149,6 +149,20 @@ static nb_tensor *pool_forward(nb_tape *tape, nb_tensor *x, const void *shape)
     return nb_max_pool2d(tape, x, &p);
 }
 
+/* The path a recorded node of this shape runs (include/nabla/paths.h). */
+static void print_conv_path(const bench_options *o, const conv_shape *s, nb_tensor *x)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *y = tape ? conv_forward(tape, x, s) : NULL;
+    const char *path = y ? nb_conv2d_path_name(y) : NULL;
+    if (o->json)
+        printf("{\"bench\":\"conv\",\"shape\":\"%s\",\"path\":\"%s\"}\n", s->name,
+               path ? path : "");
+    else
+        printf("conv  %-14s path     %s\n", s->name, path ? path : "(none)");
+    nb_tape_free(tape);
+}
+
 int bench_conv(const char *name, const bench_options *o)
 {
     int found = 0, failed = 0;
@@ -168,6 +182,7 @@ int bench_conv(const char *name, const bench_options *o)
         double flops = 2.0 * (double)(s->x[0] * s->w[0] * oh * ow * s->w[1] * s->w[2] * s->w[3]);
         double forward[2], backward[2];
         if (time_op(o, x, conv_forward, s, forward, backward) == 0) {
+            if (o->verbose) print_conv_path(o, s, x);
             print_micro(o, "conv", s->name, "forward", forward, "gflops", flops * 1e-9);
             print_micro(o, "conv", s->name, "backward", backward, "gflops",
                         flops * (s->input_grad ? 2.0 : 1.0) * 1e-9);

@@ -4,7 +4,8 @@
  *   nabla-bench --model lenet5|convnet|mlp [--threads N] [--batch B]
  *               [--steps S] [--only train|infer] [--data DIR] [--synthetic]
  *   nabla-bench --gemm N | --conv NAME|all | --pool NAME|all [--threads N]
- *   add --json for one JSON object per line.
+ *   add --json for one JSON object per line; --verbose with --conv or
+ *   --pool prints the path each shape runs (include/nabla/paths.h).
  *
  * A training step is what a training loop does: take the next batch from
  * the loader (uint8 -> normalised float32), forward, cross-entropy, zero the
@@ -159,7 +160,7 @@ static void usage(FILE *out)
             "usage: nabla-bench --model lenet5|convnet|mlp [--threads N] [--batch B] [--steps S]\n"
             "                   [--only train|infer] [--data DIR] [--synthetic] [--json]\n"
             "       nabla-bench --gemm N | --conv NAME|all | --pool NAME|all [--threads N]\n"
-            "                   [--steps S] [--json]\n");
+            "                   [--steps S] [--json] [--verbose]\n");
 }
 
 int main(int argc, char **argv)
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) { o.json = true; continue; }
+        if (strcmp(a, "--verbose") == 0) { o.verbose = true; continue; }
         if (strcmp(a, "--synthetic") == 0) { use_synthetic = true; continue; }
         if (strcmp(a, "--help") == 0) return usage(stdout), 0;
         if (!v) return fprintf(stderr, "nabla-bench: %s needs a value\n", a), usage(stderr), 2;
