@@ -30,6 +30,15 @@ const char *nb_conv2d_path_name(const nb_tensor *output);
  * another thread runs conv2d nodes. */
 int nb_conv2d_force_path(const char *name);
 
+/* max_pool2d: "fast_2x2" (float32 2x2 windows with stride 2, no padding
+ * or dilation) and "general" (any window, both dtypes); forced by
+ * NABLA_MAX_POOL2D_PATH or nb_max_pool2d_force_path. The pool fused into
+ * nb_conv2d_relu_max_pool2d follows conv2d's path, not these. */
+int nb_max_pool2d_path_count(void);
+const char *nb_max_pool2d_path_at(int index);        /* NULL past the end */
+const char *nb_max_pool2d_path_name(const nb_tensor *output);
+int nb_max_pool2d_force_path(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

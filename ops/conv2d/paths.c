@@ -7,16 +7,12 @@
  * node it applies to and fails the others with a message naming the path
  * and the shapes. meProp nodes take the meProp paths, dense nodes the
  * dense ones, so forcing never drops or adds a sparse backward silently. */
-#include <limits.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "autograd/alloc.h"
 #include "nabla/paths.h"
 #include "ops/common.h"
 #include "ops/conv2d/path.h"
+#include "ops/dispatch.h"
 
 static const nb_conv2d_path *const PATHS[] = {
     &nb_conv2d_path_meprop_implicit,
@@ -29,38 +25,14 @@ static const nb_conv2d_path *const PATHS[] = {
 };
 enum { PATH_COUNT = sizeof PATHS / sizeof PATHS[0] };
 
-/* The forced entry's index; AUTOMATIC, or NOT_READ until the environment
- * was read, or UNKNOWN_NAME when the environment names no path. */
-enum { NOT_READ = INT_MIN, UNKNOWN_NAME = -2, AUTOMATIC = -1 };
-static atomic_int forced = NOT_READ;
+int nb_conv2d_path_count(void) { return PATH_COUNT; }
 
-static int index_of(const char *name)
+const char *nb_conv2d_path_at(int index)
 {
-    for (int i = 0; i < PATH_COUNT; i++)
-        if (strcmp(PATHS[i]->name, name) == 0) return i;
-    return UNKNOWN_NAME;
+    return index >= 0 && index < PATH_COUNT ? PATHS[index]->name : NULL;
 }
 
-static int forced_index(void)
-{
-    int index = atomic_load_explicit(&forced, memory_order_acquire);
-    if (index != NOT_READ) return index;
-    const char *name = getenv("NABLA_CONV2D_PATH");
-    index = name && *name ? index_of(name) : AUTOMATIC;
-    /* Racing first calls read the same environment; storing twice is fine. */
-    atomic_store_explicit(&forced, index, memory_order_release);
-    return index;
-}
-
-/* "im2col, implicit, ..." for messages. */
-static const char *known_names(char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < PATH_COUNT && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", PATHS[i]->name);
-    return buf;
-}
+static nb_dispatch forcing = NB_DISPATCH_INIT("NABLA_CONV2D_PATH", nb_conv2d_path_at);
 
 static int fail_forced(nb_op_ctx *ctx, const nb_conv2d_path *path)
 {
@@ -74,11 +46,11 @@ static int fail_forced(nb_op_ctx *ctx, const nb_conv2d_path *path)
 
 const nb_conv2d_path *nb_conv2d_choose_path(nb_op_ctx *ctx, const nb_conv2d_choice *c)
 {
-    int index = forced_index();
-    if (index == UNKNOWN_NAME) {
+    int index = nb_dispatch_forced(&forcing);
+    if (index == NB_DISPATCH_UNKNOWN) {
         char names[256];
         nb_op_error(ctx, "NABLA_CONV2D_PATH=\"%s\" names no path (known: %s)",
-                    getenv("NABLA_CONV2D_PATH"), known_names(names, sizeof names));
+                    getenv("NABLA_CONV2D_PATH"), nb_dispatch_known(&forcing, names, sizeof names));
         return NULL;
     }
     if (index >= 0) {
@@ -94,27 +66,9 @@ const nb_conv2d_path *nb_conv2d_choose_path(nb_op_ctx *ctx, const nb_conv2d_choi
     return NULL;
 }
 
-int nb_conv2d_path_count(void) { return PATH_COUNT; }
-
-const char *nb_conv2d_path_at(int index)
-{
-    return index >= 0 && index < PATH_COUNT ? PATHS[index]->name : NULL;
-}
-
 int nb_conv2d_force_path(const char *name)
 {
-    if (!name) {
-        atomic_store_explicit(&forced, AUTOMATIC, memory_order_release);
-        return NB_OK;
-    }
-    int index = index_of(name);
-    if (index < 0) {
-        char names[256];
-        return nb_fail(NB_ERR_INVALID, "nb_conv2d_force_path: \"%s\" names no path (known: %s)",
-                       name, known_names(names, sizeof names));
-    }
-    atomic_store_explicit(&forced, index, memory_order_release);
-    return NB_OK;
+    return nb_dispatch_force(&forcing, "nb_conv2d_force_path", name);
 }
 
 const char *nb_conv2d_path_name(const nb_tensor *output)

@@ -14,10 +14,13 @@
  * H*W plane, in the tape arena); backward does dx[argmax] += dy, so
  * overlapping windows that share a maximum add up. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nabla/ops.h"
+#include "nabla/paths.h"
 #include "ops/common.h"
+#include "ops/dispatch.h"
 #include "ops/pooling/pool2d.h"
 
 /* First window row/column index at or after `start` that is >= 0. */
@@ -141,38 +144,140 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     return NB_OK;
 }
 
+/* The two paths, chosen once per node in the forward (the same idea as
+ * conv2d's table, smaller): "fast_2x2" (float32 2x2 windows with stride 2,
+ * ops/pooling/pool2d_fast.c) and "general" (any window, both dtypes).
+ * NABLA_MAX_POOL2D_PATH or nb_max_pool2d_force_path forces one. */
+extern const nb_op nb_op_max_pool2d;
+
+typedef struct pool_path {
+    const char *name;
+    const char *summary;
+    bool (*applies)(const nb_pool2d_geometry *g, nb_dtype dtype);
+    void (*forward)(const nb_pool2d_geometry *g, const nb_op_ctx *ctx, int32_t *argmax);
+    void (*backward)(const nb_pool2d_geometry *g, nb_op_ctx *ctx, const int32_t *argmax);
+} pool_path;
+
+typedef struct pool_state {
+    const pool_path *path;
+    int32_t *argmax;            /* [N,C,OH,OW], index in the input plane */
+} pool_state;
+
+static bool fast_applies(const nb_pool2d_geometry *g, nb_dtype dtype)
+{
+    return dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(g);
+}
+
+static void fast_forward(const nb_pool2d_geometry *g, const nb_op_ctx *ctx, int32_t *argmax)
+{
+    nb_max_pool2d_fast_forward(g, ctx->inputs[0]->data, ctx->output->data, argmax);
+}
+
+/* Each window's dx is written whole (the windows tile the plane). */
+static void fast_backward(const nb_pool2d_geometry *g, nb_op_ctx *ctx, const int32_t *argmax)
+{
+    nb_max_pool2d_fast_backward(g, argmax, ctx->output_grad->data, ctx->input_grads[0]->data,
+                                nb_grad_fresh(ctx, 0));
+}
+
+static bool general_applies(const nb_pool2d_geometry *g, nb_dtype dtype)
+{
+    (void)g, (void)dtype;
+    return true;
+}
+
+static void general_forward(const nb_pool2d_geometry *g, const nb_op_ctx *ctx, int32_t *argmax)
+{
+    const nb_tensor *x = ctx->inputs[0];
+    if (x->dtype == NB_FLOAT32) forward_general(g, x->data, ctx->output->data, argmax);
+    else nb_max_pool2d_forward_f64(g, x->data, ctx->output->data, argmax);
+}
+
+static void general_backward(const nb_pool2d_geometry *g, nb_op_ctx *ctx, const int32_t *argmax)
+{
+    nb_tensor *dx = ctx->input_grads[0];
+    nb_grad_zero_fresh(ctx, 0); /* overlapping windows scatter into the same cells */
+    if (dx->dtype == NB_FLOAT32)
+        nb_max_pool2d_route_f32(g, argmax, ctx->output_grad->data, NULL, dx->data);
+    else
+        nb_max_pool2d_route_f64(g, argmax, ctx->output_grad->data, NULL, dx->data);
+}
+
+static const pool_path PATHS[] = {
+    {"fast_2x2", "float32, 2x2 windows, stride 2, no padding or dilation: vectorised, "
+                 "threaded over planes", fast_applies, fast_forward, fast_backward},
+    {"general", "any window, float32 and float64: the scanning loop", general_applies,
+     general_forward, general_backward},
+};
+enum { PATH_COUNT = sizeof PATHS / sizeof PATHS[0] };
+
+const char *nb_max_pool2d_path_at(int index)
+{
+    return index >= 0 && index < PATH_COUNT ? PATHS[index].name : NULL;
+}
+
+int nb_max_pool2d_path_count(void) { return PATH_COUNT; }
+
+static nb_dispatch forcing = NB_DISPATCH_INIT("NABLA_MAX_POOL2D_PATH", nb_max_pool2d_path_at);
+
+int nb_max_pool2d_force_path(const char *name)
+{
+    return nb_dispatch_force(&forcing, "nb_max_pool2d_force_path", name);
+}
+
+static const pool_path *choose(nb_op_ctx *ctx, const nb_pool2d_geometry *g)
+{
+    nb_dtype dtype = ctx->inputs[0]->dtype;
+    int index = nb_dispatch_forced(&forcing);
+    char names[128], sx[96];
+    if (index == NB_DISPATCH_UNKNOWN) {
+        nb_op_error(ctx, "NABLA_MAX_POOL2D_PATH=\"%s\" names no path (known: %s)",
+                    getenv("NABLA_MAX_POOL2D_PATH"), nb_dispatch_known(&forcing, names, sizeof names));
+        return NULL;
+    }
+    if (index >= 0 && !PATHS[index].applies(g, dtype)) {
+        nb_op_error(ctx, "input %s (%s): forced path \"%s\" does not apply (%s)",
+                    nb_input_shape(ctx, 0, sx, sizeof sx), nb_dtype_name(dtype), PATHS[index].name,
+                    PATHS[index].summary);
+        return NULL;
+    }
+    if (index >= 0) return &PATHS[index];
+    for (int i = 0; i < PATH_COUNT; i++)
+        if (PATHS[i].applies(g, dtype)) return &PATHS[i];
+    return NULL; /* general applies to every node */
+}
+
+const char *nb_max_pool2d_path_name(const nb_tensor *output)
+{
+    if (!output || !output->node) return NULL;
+    const nb_op_ctx *ctx = nb_node_ctx(output->node);
+    if (!ctx || ctx->op != &nb_op_max_pool2d || !ctx->saved) return NULL;
+    return ((const pool_state *)ctx->saved)->path->name;
+}
+
 static int forward(nb_op_ctx *ctx)
 {
     nb_pool2d_geometry g;
     geometry(ctx, &g);
-    int32_t *argmax = nb_op_alloc(ctx, (size_t)(ctx->output->numel ? ctx->output->numel : 1) *
-                                           sizeof *argmax);
-    if (!argmax) return NB_ERR_NOMEM;
-    ctx->saved = argmax;
-    const nb_tensor *x = ctx->inputs[0];
-    if (x->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g))
-        nb_max_pool2d_fast_forward(&g, x->data, ctx->output->data, argmax);
-    else if (x->dtype == NB_FLOAT32) forward_general(&g, x->data, ctx->output->data, argmax);
-    else nb_max_pool2d_forward_f64(&g, x->data, ctx->output->data, argmax);
+    pool_state *state = nb_op_alloc(ctx, sizeof *state);
+    if (!state) return NB_ERR_NOMEM;
+    state->path = choose(ctx, &g);
+    if (!state->path) return NB_ERR_INVALID;
+    state->argmax = nb_op_alloc(ctx, (size_t)(ctx->output->numel ? ctx->output->numel : 1) *
+                                         sizeof *state->argmax);
+    if (!state->argmax) return NB_ERR_NOMEM;
+    ctx->saved = state;
+    state->path->forward(&g, ctx, state->argmax);
     return NB_OK;
 }
 
 static int backward(nb_op_ctx *ctx)
 {
-    nb_tensor *dx = ctx->input_grads[0];
-    if (!dx) return NB_OK;
+    if (!ctx->input_grads[0]) return NB_OK;
     nb_pool2d_geometry g;
     geometry(ctx, &g);
-    if (dx->dtype == NB_FLOAT32 && nb_max_pool2d_fast_applies(&g)) {
-        nb_max_pool2d_fast_backward(&g, ctx->saved, ctx->output_grad->data, dx->data,
-                                    nb_grad_fresh(ctx, 0));
-        return NB_OK;
-    }
-    nb_grad_zero_fresh(ctx, 0); /* the general loops scatter into overlapping windows */
-    if (dx->dtype == NB_FLOAT32)
-        nb_max_pool2d_route_f32(&g, ctx->saved, ctx->output_grad->data, NULL, dx->data);
-    else
-        nb_max_pool2d_route_f64(&g, ctx->saved, ctx->output_grad->data, NULL, dx->data);
+    const pool_state *state = ctx->saved;
+    state->path->backward(&g, ctx, state->argmax);
     return NB_OK;
 }
 
