@@ -152,3 +152,10 @@ nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *con
     if (!out) nb_tape_record_error(tape);
     return out;
 }
+
+int nb_op_check_tensor(nb_op_ctx *ctx, const nb_tensor *t, const char *what)
+{
+    char who[128];
+    snprintf(who, sizeof who, "%s: %s", ctx->op->name, what);
+    return nb_tensor_check_usable(ctx->tape, t, who);
+}

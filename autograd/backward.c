@@ -163,3 +163,11 @@ int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
     }
     return NB_OK;
 }
+
+void nb_grad_zero_fresh(nb_op_ctx *ctx, int i)
+{
+    if (!nb_grad_fresh(ctx, i)) return;
+    nb_tensor *grad = ctx->input_grads[i];
+    nb_zero_parallel(grad->data, (size_t)grad->numel * nb_dtype_size(grad->dtype));
+    ctx->fresh_grads &= ~(1u << i);
+}

@@ -22,11 +22,7 @@ static nb_tensor *apply_case(nb_tape *tape, nb_tensor *const *inputs, int n, voi
     return nb_apply(tape, c->op, n, inputs, c->params);
 }
 
-static void free_sample(nb_sample *s)
-{
-    for (int i = 0; i < s->n_inputs; i++) nb_tensor_free(s->inputs[i]);
-    s->n_inputs = 0;
-}
+static void free_sample(nb_sample *s) { nb_sample_release(s); }
 
 /* Largest |y32 - y64| / (1 + |y64|) over the outputs of one case. */
 static int float32_error(const nb_op *op, nb_sample *s, double *error)

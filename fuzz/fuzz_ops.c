@@ -357,7 +357,7 @@ static void write_seeds(const char *dir)
             memset(&sample, 0, sizeof sample);
             int produced = op->sample(index, &sample, &rng);
             if (produced > 0) write_seed(dir, i, index, &sample);
-            for (int k = 0; k < sample.n_inputs; k++) nb_tensor_free(sample.inputs[k]);
+            nb_sample_release(&sample);
             if (produced <= 0) break;
         }
     }

@@ -2,19 +2,10 @@
 #include <string.h>
 
 #include "ops/common.h"
-#include "autograd/internal.h"
 
 const char *nb_input_shape(const nb_op_ctx *ctx, int i, char *buf, size_t size)
 {
     return nb_shape_string(ctx->inputs[i], buf, size);
-}
-
-void nb_grad_zero_fresh(nb_op_ctx *ctx, int i)
-{
-    if (!nb_grad_fresh(ctx, i)) return;
-    nb_tensor *grad = ctx->input_grads[i];
-    nb_zero_parallel(grad->data, (size_t)grad->numel * nb_dtype_size(grad->dtype));
-    ctx->fresh_grads &= ~(1u << i);
 }
 
 int nb_shape_like_input(nb_op_ctx *ctx, nb_shape *out)

@@ -8,13 +8,6 @@
 
 #include "nabla/op.h"
 
-/* Ops flagged NB_OP_ASSIGNS_FRESH_GRADS: whether input_grads[i] must be
- * assigned rather than added to (include/nabla/op.h). */
-static inline bool nb_grad_fresh(const nb_op_ctx *ctx, int i) { return ctx->fresh_grads >> i & 1u; }
-/* For a path of such an op that can only accumulate: zeroes input_grads[i]
- * if it is fresh and clears its bit. */
-void nb_grad_zero_fresh(nb_op_ctx *ctx, int i);
-
 /* Output has input 0's shape and dtype. */
 int nb_shape_like_input(nb_op_ctx *ctx, nb_shape *out);
 /* Fails unless inputs a and b have equal shapes. */

@@ -189,7 +189,7 @@ Test(fresh_grads, every_flagged_op_matches_its_leaf_gradients)
                 if (differentiable(c.inputs[0])) check_case(&c);
                 for (int i = 0; i < s.n_inputs; i++) nb_tensor_free(c.inputs[i]);
             }
-            for (int i = 0; i < s.n_inputs; i++) nb_tensor_free(s.inputs[i]);
+            nb_sample_release(&s);
         }
     }
     /* relu, max_pool2d, reshape, flatten, linear, conv2d */

@@ -127,8 +127,7 @@ static int make_sample(const nb_op *op, int index, nb_sample *s)
 
 static void free_sample(nb_sample *s)
 {
-    for (int i = 0; i < s->n_inputs; i++) nb_tensor_free(s->inputs[i]);
-    s->n_inputs = 0;
+    nb_sample_release(s);
 }
 
 static void expect_same(const results *a, const results *b, const nb_op *op, const char *what,

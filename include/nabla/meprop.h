@@ -80,6 +80,9 @@ const char *nb_meprop_mode_name(nb_meprop_mode mode);
  * count of RANDOM selections), so a run is reproducible. */
 int nb_tape_set_meprop(nb_tape *tape, const nb_meprop *config);
 nb_meprop nb_tape_meprop(const nb_tape *tape);
+/* For ops with a RANDOM selection: counts one more selection on the tape
+ * and returns the count, which seeds that selection's stream. */
+uint64_t nb_tape_meprop_draw(nb_tape *tape);
 
 /* ---- ops with a per-node setting ----------------------------------------- */
 typedef struct nb_linear_params {

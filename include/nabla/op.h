@@ -38,6 +38,7 @@ extern "C" {
 
 #define NB_MAX_PARAMS_SIZE 256
 #define NB_SAMPLE_MAX_INPUTS 8
+#define NB_SAMPLE_MAX_OWNED 4
 
 typedef struct nb_op nb_op;
 
@@ -68,6 +69,10 @@ typedef struct nb_sample {
     const char *note;          /* e.g. how the case keeps away from kinks */
     int n_inputs;
     nb_tensor *inputs[NB_SAMPLE_MAX_INPUTS];
+    /* Tensors the params point at (batch_norm's running statistics), not
+     * inputs: made by nb_sample_owned_tensor, freed with the sample. */
+    int n_owned;
+    nb_tensor *owned[NB_SAMPLE_MAX_OWNED];
     _Alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE];
 } nb_sample;
 
@@ -123,6 +128,17 @@ void nb_op_scratch_end(nb_op_ctx *ctx, nb_op_scratch mark);
  * arguments before nb_apply. Returns status; tape may be NULL. */
 int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Ops flagged NB_OP_ASSIGNS_FRESH_GRADS: whether input_grads[i] must be
+ * assigned rather than added to (bit i of ctx->fresh_grads). */
+static inline bool nb_grad_fresh(const nb_op_ctx *ctx, int i) { return ctx->fresh_grads >> i & 1u; }
+/* For a path of such an op that can only accumulate: zeroes
+ * input_grads[i] if it is fresh and clears its bit. */
+void nb_grad_zero_fresh(nb_op_ctx *ctx, int i);
+/* For tensors an op reaches through its params (batch_norm's running
+ * statistics): fails naming the op and `what` unless t is a live tensor
+ * that may be used on ctx's tape now (persistent, or made on this tape
+ * since its last reset). */
+int nb_op_check_tensor(nb_op_ctx *ctx, const nb_tensor *t, const char *what);
 /* The op's node (or transient context) owning a recorded output, or NULL. */
 const nb_op_ctx *nb_node_ctx(const nb_node *node);
 
@@ -138,6 +154,12 @@ const nb_op *nb_op_find(const char *name);
  * zero (to keep clear of kinks such as ReLU's). */
 nb_tensor *nb_sample_tensor(nb_sample *sample, nb_rng *rng, int ndim, const int64_t *shape,
                             double low, double high, double margin, bool requires_grad);
+/* A persistent float64 tensor the sample owns that is not an input (for
+ * params that point at tensors), values uniform in [low, high). */
+nb_tensor *nb_sample_owned_tensor(nb_sample *sample, nb_rng *rng, int ndim,
+                                  const int64_t *shape, double low, double high);
+/* Frees a sample's inputs and owned tensors and empties it. */
+void nb_sample_release(nb_sample *sample);
 
 #ifdef __cplusplus
 }

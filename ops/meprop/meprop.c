@@ -1,6 +1,7 @@
-/* meProp: settings and the deterministic top-k / random-k selection (see
- * include/nabla/meprop.h for what is selected and why; the sparse kernels
- * are in meprop_rows.c, meprop_conv2d.c and meprop_direct.c).
+/* meProp: the deterministic top-k / random-k selection (see
+ * include/nabla/meprop.h for what is selected and why; the settings are the
+ * tape's, autograd/meprop_setting.c; the sparse kernels are in
+ * meprop_rows.c and ops/conv2d/).
  *
  * Selection ranks units by score, ties to the lower index, keeps the k
  * best (a sampled cut, then a quickselect on the few units above it), and
@@ -10,79 +11,16 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/internal.h"
+#include "autograd/alloc.h"
 #include "nabla/threads.h"
 #include "ops/meprop/meprop.h"
-
-/* ---- settings --------------------------------------------------------------- */
-
-const char *nb_meprop_mode_name(nb_meprop_mode mode)
-{
-    switch (mode) {
-    case NB_MEPROP_UNSET: return "unset";
-    case NB_MEPROP_DENSE: return "dense";
-    case NB_MEPROP_TOPK: return "topk";
-    case NB_MEPROP_UNIFIED: return "unified";
-    case NB_MEPROP_RANDOM: return "random";
-    }
-    return "unknown";
-}
-
-static bool sparse_mode(nb_meprop_mode mode)
-{
-    return mode == NB_MEPROP_TOPK || mode == NB_MEPROP_UNIFIED || mode == NB_MEPROP_RANDOM;
-}
-
-int nb_meprop_check(const nb_meprop *config, const char *who)
-{
-    if (!config) return nb_fail(NB_ERR_INVALID, "%s: meProp setting is NULL", who);
-    if ((unsigned)config->mode > NB_MEPROP_RANDOM)
-        return nb_fail(NB_ERR_INVALID, "%s: unknown meProp mode %d", who, (int)config->mode);
-    if (!sparse_mode(config->mode)) return NB_OK;
-    if (config->k < 0)
-        return nb_fail(NB_ERR_INVALID, "%s: meProp k %lld must be >= 1 (or 0 to use a fraction)",
-                       who, (long long)config->k);
-    if (config->k == 0 && !(config->fraction > 0.0 && config->fraction <= 1.0))
-        return nb_fail(NB_ERR_INVALID, "%s: meProp fraction %g must be in (0, 1] when k is 0",
-                       who, config->fraction);
-    return NB_OK;
-}
-
-int64_t nb_meprop_kept(const nb_meprop *config, int64_t n)
-{
-    if (!config || !sparse_mode(config->mode) || n <= 0) return n;
-    /* The small slack keeps e.g. 0.05 * 500 at 25 despite rounding. */
-    if (config->k > 0) return config->k < n ? config->k : n;
-    double want = ceil(config->fraction * (double)n - 1e-9);
-    /* Checked settings have fraction in (0, 1]; anything else (NaN, huge)
-     * keeps every unit rather than overflowing the conversion. */
-    if (!(want < (double)n)) return n;
-    return want < 1.0 ? 1 : (int64_t)want;
-}
-
-int nb_tape_set_meprop(nb_tape *tape, const nb_meprop *config)
-{
-    if (!tape) return nb_fail(NB_ERR_INVALID, "nb_tape_set_meprop: tape is NULL");
-    if (!config) {
-        memset(&tape->meprop, 0, sizeof tape->meprop);
-        return NB_OK;
-    }
-    int status = nb_meprop_check(config, "nb_tape_set_meprop");
-    if (status == NB_OK) tape->meprop = *config;
-    return status;
-}
-
-nb_meprop nb_tape_meprop(const nb_tape *tape)
-{
-    nb_meprop none = {0};
-    return tape ? tape->meprop : none;
-}
 
 bool nb_meprop_resolve(const nb_op_ctx *ctx, const nb_meprop *own, int64_t n,
                        nb_meprop *config, int64_t *k)
 {
-    const nb_meprop *chosen = own && own->mode != NB_MEPROP_UNSET ? own : &ctx->tape->meprop;
-    if (!sparse_mode(chosen->mode)) return false;
+    nb_meprop tape_wide = nb_tape_meprop(ctx->tape);
+    const nb_meprop *chosen = own && own->mode != NB_MEPROP_UNSET ? own : &tape_wide;
+    /* Dense and unset settings keep all n units. */
     *config = *chosen;
     *k = nb_meprop_kept(chosen, n);
     return *k < n;
@@ -222,7 +160,7 @@ int32_t *nb_meprop_select(nb_op_ctx *ctx, const nb_meprop *config, const double 
         if (!scratch) return NULL;
         /* One stream per selection, from (seed, how many came before). */
         nb_rng rng;
-        uint64_t draw = ++ctx->tape->meprop_draws;
+        uint64_t draw = nb_tape_meprop_draw(ctx->tape);
         nb_rng_seed(&rng, config->seed ^ (draw * 0x9E3779B97F4A7C15ull));
         nb_meprop_random_k(&rng, rows, n, k, index, scratch);
     } else if (config->mode == NB_MEPROP_UNIFIED) {

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/internal.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 
@@ -188,9 +187,7 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     for (int i = 0; i < 2 && p->running_mean; i++) {
         const nb_tensor *r = i == 0 ? p->running_mean : p->running_var;
         const char *what = i == 0 ? "running_mean" : "running_var";
-        char who[64];
-        snprintf(who, sizeof who, "batch_norm: %s", what);
-        int usable = nb_tensor_check_usable(ctx->tape, r, who);   /* freed or released */
+        int usable = nb_op_check_tensor(ctx, r, what);   /* freed or released */
         if (usable != NB_OK) return usable;
         if (r->dtype != NB_FLOAT32 && r->dtype != NB_FLOAT64)
             return nb_op_error(ctx, "%s must be float32 or float64 (input %s)", what, sx);
@@ -272,15 +269,6 @@ static int backward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
-/* Fixed running statistics for the eval-mode case: eval never writes them,
- * and a sample's params may only point at storage that outlives it. */
-static double eval_mean_values[2] = {0.3, -0.2};
-static double eval_var_values[2] = {0.8, 1.5};
-static nb_tensor eval_running_mean = {.dtype = NB_FLOAT64, .ndim = 1, .shape = {2}, .numel = 2,
-                                      .data = eval_mean_values, .magic = NB_TENSOR_MAGIC};
-static nb_tensor eval_running_var = {.dtype = NB_FLOAT64, .ndim = 1, .shape = {2}, .numel = 2,
-                                     .data = eval_var_values, .magic = NB_TENSOR_MAGIC};
-
 static const struct {
     const char *label;
     int ndim;
@@ -309,9 +297,11 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
         return -1;
     nb_batch_norm_params p = NB_BATCH_NORM_PARAMS_DEFAULT;
     p.training = CASES[index].training;
+    /* Eval mode reads running statistics (and never writes them). */
     if (!p.training) {
-        p.running_mean = &eval_running_mean;
-        p.running_var = &eval_running_var;
+        p.running_mean = nb_sample_owned_tensor(s, rng, 1, &C, -0.3, 0.3);
+        p.running_var = nb_sample_owned_tensor(s, rng, 1, &C, 0.8, 1.5);
+        if (!p.running_mean || !p.running_var) return -1;
     }
     memcpy(s->params, &p, sizeof p);
     return 1;
