@@ -1,5 +1,5 @@
 /* The benchmark models, each with the optimizer it trains with:
- *   lenet5   examples/lenet5/model.c (conv 6@5x5 pad 2, ReLU, maxpool 2,
+ *   lenet5   models/lenet5.c (conv 6@5x5 pad 2, ReLU, maxpool 2,
  *            conv 16@5x5, ReLU, maxpool 2, flatten, linear 120, ReLU,
  *            linear 84, ReLU, linear 10); SGD lr 0.01 momentum 0.9
  *   convnet  conv 32@3x3, ReLU, conv 32@3x3, ReLU, maxpool 2, flatten,
@@ -9,31 +9,10 @@
  * bench/compare.py builds the same three in PyTorch. */
 #include <string.h>
 
-#include "../examples/lenet5/model.h"
+#include "models/convnet.h"
+#include "models/lenet5.h"
+#include "models/mlp.h"
 #include "bench/bench.h"
-
-static nb_module *convnet_new(void)
-{
-    const nb_max_pool2d_params pool = NB_MAX_POOL2D_PARAMS(2, 2);
-    nb_module *layers[] = {
-        nb_nn_conv_relu2d(1, 32, 3, 3, NULL, true),
-        nb_nn_conv_relu_max_pool2d(32, 32, 3, 3, NULL, &pool, true), nb_nn_flatten(1, -1),
-        nb_nn_linear(32 * 12 * 12, 128, true), nb_nn_relu(),
-        nb_nn_linear(128, 10, true),
-    };
-    return nb_nn_sequential((int)(sizeof layers / sizeof layers[0]), layers);
-}
-
-static nb_module *mlp_new(void)
-{
-    nb_module *layers[] = {
-        nb_nn_flatten(1, -1),
-        nb_nn_linear(28 * 28, 512, true), nb_nn_relu(),
-        nb_nn_linear(512, 256, true), nb_nn_relu(),
-        nb_nn_linear(256, 10, true),
-    };
-    return nb_nn_sequential((int)(sizeof layers / sizeof layers[0]), layers);
-}
 
 bool bench_model_known(const char *name)
 {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lenet5/model.h"
+#include "models/lenet5.h"
 #include "nabla/data.h"
 
 static const char *const NAMES[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "lenet5/model.h"
+#include "models/lenet5.h"
 #include "nabla.h"
 
 enum { BATCH = 4 };

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "examples/lenet5/model.h"
+#include "models/lenet5.h"
 #include "nabla/data.h"
 
 enum { MAX_PARAMS = 64, SYNTHETIC_IMAGES = 2048 };

@@ -27,7 +27,7 @@ typedef struct model {
     double last_loss;
 } model;
 
-/* LeNet-5 as in examples/lenet5/model.c: conv 6@5x5 pad 2, ReLU, maxpool 2,
+/* LeNet-5 as in models/lenet5.c: conv 6@5x5 pad 2, ReLU, maxpool 2,
  * conv 16@5x5, ReLU, maxpool 2, flatten, linear 120, ReLU, linear 84, ReLU,
  * linear 10. Layers take their init from the global RNG (not thread-safe),
  * so models are made on one thread; `kind` 1 swaps in batch norm, average

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "models/lenet5.h"
 #include "nabla/data.h"
 #include "report.h"
 

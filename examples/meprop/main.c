@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lenet5/model.h"
+#include "models/lenet5.h"
 #include "nabla.h"
 #include "nabla/data.h"
 #include "nabla/meprop.h"

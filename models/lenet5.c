@@ -1,4 +1,4 @@
-#include "model.h"
+#include "models/lenet5.h"
 
 /* Custom forward code: layers and ops mixed freely. */
 static nb_tensor *lenet5_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
