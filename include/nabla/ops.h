@@ -162,8 +162,6 @@ typedef struct nb_cat_params {
 /* y = [inputs[0] | inputs[1] | ...] along dim; shapes equal elsewhere. */
 nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
 
-/* Label tensors for the losses: int32 [n] copied from `labels`. */
-nb_tensor *nb_tape_labels(nb_tape *tape, int64_t n, const int32_t *labels);
 
 #ifdef __cplusplus
 }

@@ -57,6 +57,9 @@ nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x);
  * copy of `data`). Released by nb_tape_reset. */
 nb_tensor *nb_tape_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
                           const void *data);
+/* Class labels for the losses: an int32 [n] arena tensor copied from
+ * `labels`. */
+nb_tensor *nb_tape_labels(nb_tape *tape, int64_t n, const int32_t *labels);
 
 /* Raw arena memory for the step, NB_ALIGN-aligned; NULL and a tape error
  * when out of memory. */

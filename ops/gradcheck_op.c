@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/internal.h"
+#include "autograd/alloc.h"
+#include "nabla/op.h"
 #include "nabla/gradcheck.h"
 
 enum { MAX_CASES = 64 };

@@ -3,7 +3,8 @@
  * the registry only serves listing and lookup (gradcheck, tools). */
 #include <string.h>
 
-#include "autograd/internal.h"
+#include "autograd/alloc.h"
+#include "nabla/op.h"
 
 #define NB_OP(symbol) extern const nb_op symbol;
 #include "ops/op_list.h"
