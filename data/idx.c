@@ -6,7 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "autograd/alloc.h"
+#include "nabla/status.h"
 #include "nabla/data.h"
 
 enum { IDX_TYPE_UBYTE = 0x08, GZ_CHUNK = 1 << 30, TRAILING_COUNT_LIMIT = 1 << 16 };

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "nabla/status.h"
 #include "nabla/data.h"
 #include "nabla/threads.h"
 

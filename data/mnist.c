@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "nabla/status.h"
 #include "nabla/data.h"
 
 int nb_dataset_from_idx(nb_idx *images, nb_idx *labels, int num_classes, const char *source,

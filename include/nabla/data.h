@@ -7,6 +7,8 @@
 #ifndef NABLA_DATA_H
 #define NABLA_DATA_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,10 +38,10 @@ typedef struct nb_idx {
 /* Parses an uncompressed IDX image held in memory (copies the payload).
  * `source` names it in errors (NULL: "<memory>"). On failure *out is
  * empty. Safe on any input: the entry point for fuzzing. */
-int nb_idx_parse(const void *buffer, size_t length, const char *source, nb_idx *out);
+NB_API int nb_idx_parse(const void *buffer, size_t length, const char *source, nb_idx *out);
 /* Reads a file, gzip-compressed or not (zlib detects which). */
-int nb_idx_load(const char *path, nb_idx *out);
-void nb_idx_free(nb_idx *idx);
+NB_API int nb_idx_load(const char *path, nb_idx *out);
+NB_API void nb_idx_free(nb_idx *idx);
 
 /* ---- Datasets of labelled uint8 images ---- */
 typedef struct nb_dataset {
@@ -53,13 +55,13 @@ typedef struct nb_dataset {
 /* Builds a dataset from images [N,H,W] (one channel) or [N,C,H,W] and
  * labels [N], checking the counts agree and every label is below
  * num_classes. Consumes both nb_idx, on success and on failure. */
-int nb_dataset_from_idx(nb_idx *images, nb_idx *labels, int num_classes, const char *source,
+NB_API int nb_dataset_from_idx(nb_idx *images, nb_idx *labels, int num_classes, const char *source,
                         nb_dataset *out);
 /* Loads MNIST or Fashion-MNIST from `dir`: split "train" reads
  * train-images-idx3-ubyte and train-labels-idx1-ubyte, "test" the t10k-
  * files, each with or without .gz. Images stay uint8 (47 MB for train). */
-int nb_mnist_load(const char *dir, const char *split, nb_dataset *out);
-void nb_dataset_free(nb_dataset *dataset);
+NB_API int nb_mnist_load(const char *dir, const char *split, nb_dataset *out);
+NB_API void nb_dataset_free(nb_dataset *dataset);
 
 /* ---- Minibatch loader ---- */
 #define NB_FASHION_MNIST_MEAN 0.2860
@@ -76,26 +78,26 @@ typedef struct nb_loader_options {
 
 /* batch 64, shuffled, seed 0, keep the last batch, Fashion-MNIST mean/std,
  * no noise. */
-nb_loader_options nb_loader_default_options(void);
+NB_API nb_loader_options nb_loader_default_options(void);
 
 typedef struct nb_loader nb_loader;
 
 /* The dataset must outlive the loader. NULL on a bad option. */
-nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *options);
-void nb_loader_free(nb_loader *loader);
+NB_API nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *options);
+NB_API void nb_loader_free(nb_loader *loader);
 
 /* Makes the next batch as arena tensors on `tape`: *images float32
  * [B,C,H,W] and *labels int32 [B]. Returns 1 with a batch, 0 at the end of
  * an epoch (no batch; the next call starts the next epoch), or a negative
  * nb_status. Allocates nothing but the two arena tensors, so a training
  * step that resets its tape allocates nothing once the arena has grown. */
-int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tensor **labels);
+NB_API int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tensor **labels);
 /* The epoch the next batch belongs to (0 first). Setting it restarts that
  * epoch from its first batch, e.g. to resume training. */
-int64_t nb_loader_epoch(const nb_loader *loader);
-void nb_loader_set_epoch(nb_loader *loader, int64_t epoch);
+NB_API int64_t nb_loader_epoch(const nb_loader *loader);
+NB_API void nb_loader_set_epoch(nb_loader *loader, int64_t epoch);
 /* Batches in one epoch (depends on drop_last). */
-int64_t nb_loader_batches_per_epoch(const nb_loader *loader);
+NB_API int64_t nb_loader_batches_per_epoch(const nb_loader *loader);
 
 #ifdef __cplusplus
 }

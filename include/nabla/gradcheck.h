@@ -12,6 +12,8 @@
 #ifndef NABLA_GRADCHECK_H
 #define NABLA_GRADCHECK_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,23 +48,23 @@ typedef struct nb_gradcheck_result {
     char message[256];             /* the worst failing element, if any */
 } nb_gradcheck_result;
 
-void nb_gradcheck_default_options(nb_gradcheck_options *options);
+NB_API void nb_gradcheck_default_options(nb_gradcheck_options *options);
 
 /* Inputs must be float64; those with requires_grad are checked. They are
  * cloned, so the caller's tensors and gradients are left untouched.
  * Returns NB_OK when the check ran (see result->passed), or an error when
  * it could not run (fn failed, wrong dtype, ...). options may be NULL. */
-int nb_gradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *const *inputs,
+NB_API int nb_gradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *const *inputs,
                  const nb_gradcheck_options *options, nb_gradcheck_result *result);
 
 /* Checks every sample case of one op; totals go in `result` (max over
  * cases). *cases receives the number of cases run. */
-int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
+NB_API int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
                     nb_gradcheck_result *result, int *cases);
 
 /* The nabla-gradcheck command line (--list, --op NAME, --verbose); link
  * user ops in by calling nb_op_register before it. Returns the exit code. */
-int nb_gradcheck_main(int argc, char **argv);
+NB_API int nb_gradcheck_main(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #ifndef NABLA_GRAPH_H
 #define NABLA_GRAPH_H
 
+#include "nabla/export.h"
+
 #include <stdio.h>
 
 #include "nabla/tape.h"
@@ -28,9 +30,9 @@ extern "C" {
 /* Writes the tape's graph to `out`; title (may be NULL) labels it. Uses
  * the tape's arena for bookkeeping (released by the next reset). Returns
  * NB_OK, or NB_ERR_INVALID / NB_ERR_IO / NB_ERR_NOMEM. */
-int nb_tape_write_dot(nb_tape *tape, FILE *out, const char *title);
+NB_API int nb_tape_write_dot(nb_tape *tape, FILE *out, const char *title);
 /* The same into a file at `path` (created or truncated). */
-int nb_tape_save_dot(nb_tape *tape, const char *path, const char *title);
+NB_API int nb_tape_save_dot(nb_tape *tape, const char *path, const char *title);
 
 #ifdef __cplusplus
 }

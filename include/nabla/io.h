@@ -17,6 +17,8 @@
 #ifndef NABLA_IO_H
 #define NABLA_IO_H
 
+#include "nabla/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,9 +39,9 @@ typedef struct nb_named_tensor {
 /* Writes float32 (F32), float64 (F64) and int32 (I32) tensors. Names must be
  * non-empty, unique and not "__metadata__". The file is written to
  * "<path>.tmp" and renamed over `path`, so a crash never leaves a torn file. */
-int nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count);
+NB_API int nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count);
 /* Same, with a "__metadata__" object of metadata_count key/value strings. */
-int nb_safetensors_save_with_metadata(const char *path, const nb_named_tensor *tensors,
+NB_API int nb_safetensors_save_with_metadata(const char *path, const nb_named_tensor *tensors,
                                       int count, const char *const *metadata_keys,
                                       const char *const *metadata_values, int metadata_count);
 
@@ -48,7 +50,7 @@ int nb_safetensors_save_with_metadata(const char *path, const nb_named_tensor *t
  * float32 rounds). A tensor missing from the file is an error naming it;
  * tensors in the file that nobody asked for are ignored. Everything is
  * checked before anything is written, so a failed load changes nothing. */
-int nb_safetensors_load_into(const char *path, const nb_named_tensor *tensors, int count);
+NB_API int nb_safetensors_load_into(const char *path, const nb_named_tensor *tensors, int count);
 
 /* The lower-level reader. */
 typedef struct nb_safetensors nb_safetensors;
@@ -68,22 +70,22 @@ typedef struct nb_safetensors_entry {
 /* Parses and validates a whole file image held in memory. `source` names it
  * in error messages (NULL: "<memory>"). The entries point into `buffer`,
  * which must outlive the handle. NULL on failure. */
-nb_safetensors *nb_safetensors_parse(const void *buffer, size_t length, const char *source);
+NB_API nb_safetensors *nb_safetensors_parse(const void *buffer, size_t length, const char *source);
 /* Reads and parses a file; the handle owns the file's bytes. */
-nb_safetensors *nb_safetensors_read(const char *path);
-void nb_safetensors_free(nb_safetensors *file);
+NB_API nb_safetensors *nb_safetensors_read(const char *path);
+NB_API void nb_safetensors_free(nb_safetensors *file);
 
 /* Entries in header order. */
-int nb_safetensors_count(const nb_safetensors *file);
-const nb_safetensors_entry *nb_safetensors_entry_at(const nb_safetensors *file, int index);
+NB_API int nb_safetensors_count(const nb_safetensors *file);
+NB_API const nb_safetensors_entry *nb_safetensors_entry_at(const nb_safetensors *file, int index);
 /* The entry called `name`, or NULL. */
-const nb_safetensors_entry *nb_safetensors_find(const nb_safetensors *file, const char *name);
+NB_API const nb_safetensors_entry *nb_safetensors_find(const nb_safetensors *file, const char *name);
 /* "__metadata__" pairs whose value is a string (others are skipped). */
-int nb_safetensors_metadata_count(const nb_safetensors *file);
-const char *nb_safetensors_metadata_key(const nb_safetensors *file, int index);
-const char *nb_safetensors_metadata_value(const nb_safetensors *file, int index);
+NB_API int nb_safetensors_metadata_count(const nb_safetensors *file);
+NB_API const char *nb_safetensors_metadata_key(const nb_safetensors *file, int index);
+NB_API const char *nb_safetensors_metadata_value(const nb_safetensors *file, int index);
 /* The value for `key`, or NULL. */
-const char *nb_safetensors_metadata_get(const nb_safetensors *file, const char *key);
+NB_API const char *nb_safetensors_metadata_get(const nb_safetensors *file, const char *key);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,8 @@
 #ifndef NABLA_MEPROP_H
 #define NABLA_MEPROP_H
 
+#include "nabla/export.h"
+
 #include <stdint.h>
 
 #include "nabla/ops.h"
@@ -67,22 +69,22 @@ typedef struct nb_meprop {
 
 /* Checks a setting: mode known, k >= 0, fraction in (0, 1] when k == 0
  * (an UNSET or DENSE setting needs neither). `who` prefixes the message. */
-int nb_meprop_check(const nb_meprop *config, const char *who);
+NB_API int nb_meprop_check(const nb_meprop *config, const char *who);
 /* Units kept out of n under config: min(n, k or ceil(fraction * n)), at
  * least 1; n when the mode keeps everything (UNSET, DENSE). */
-int64_t nb_meprop_kept(const nb_meprop *config, int64_t n);
+NB_API int64_t nb_meprop_kept(const nb_meprop *config, int64_t n);
 /* The name of a mode: "unset", "dense", "topk", "unified", "random". */
-const char *nb_meprop_mode_name(nb_meprop_mode mode);
+NB_API const char *nb_meprop_mode_name(nb_meprop_mode mode);
 
 /* Tape-wide setting for every linear and conv2d node without its own
  * (NULL: back to dense). Read at backward time, kept across resets. Each
  * RANDOM selection draws from nb_rng seeded by (config seed, a per-tape
  * count of RANDOM selections), so a run is reproducible. */
-int nb_tape_set_meprop(nb_tape *tape, const nb_meprop *config);
-nb_meprop nb_tape_meprop(const nb_tape *tape);
+NB_API int nb_tape_set_meprop(nb_tape *tape, const nb_meprop *config);
+NB_API nb_meprop nb_tape_meprop(const nb_tape *tape);
 /* For ops with a RANDOM selection: counts one more selection on the tape
  * and returns the count, which seeds that selection's stream. */
-uint64_t nb_tape_meprop_draw(nb_tape *tape);
+NB_API uint64_t nb_tape_meprop_draw(nb_tape *tape);
 
 /* ---- ops with a per-node setting ----------------------------------------- */
 typedef struct nb_linear_params {
@@ -90,19 +92,19 @@ typedef struct nb_linear_params {
 } nb_linear_params;
 
 /* y = x W^T + b like nb_linear; p NULL behaves as nb_linear. */
-nb_tensor *nb_linear_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+NB_API nb_tensor *nb_linear_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                         const nb_linear_params *p);
 /* y = conv2d(x, W, b) like nb_conv2d; meprop NULL: UNSET. */
-nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+NB_API nb_tensor *nb_conv2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                         const nb_conv2d_params *p, const nb_meprop *meprop);
 /* y = max(conv2d(x, W, b), 0) like nb_conv2d_relu; meProp picks from the
  * gradient after the ReLU mask, as it would on a separate conv2d node. */
-nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+NB_API nb_tensor *nb_conv2d_relu_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                              const nb_conv2d_params *p, const nb_meprop *meprop);
 /* nb_conv2d_relu_max_pool2d with a meProp setting: meProp picks from the
  * gradient routed back through the pool and masked by the ReLU, as it
  * would on a separate conv2d node. */
-nb_tensor *nb_conv2d_relu_max_pool2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+NB_API nb_tensor *nb_conv2d_relu_max_pool2d_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
                                         nb_tensor *bias, const nb_conv2d_params *p,
                                         const nb_max_pool2d_params *pool,
                                         const nb_meprop *meprop);

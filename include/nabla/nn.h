@@ -13,6 +13,8 @@
 #ifndef NABLA_NN_H
 #define NABLA_NN_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 
 #include "nabla/io.h"
@@ -66,80 +68,80 @@ struct nb_module {
 /* ---- layers (float32, PyTorch's default init from the global RNG, which
  * nb_manual_seed seeds) ----------------------------------------------- */
 /* y = x W^T + b; W [out,in] */
-nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias);
+NB_API nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias);
 /* y = conv2d(x, W, b); W [out, in/groups, kh, kw]; p NULL: stride 1, pad 0 */
-nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
+NB_API nb_module *nb_nn_conv2d(int64_t in_channels, int64_t out_channels, int kernel_h, int kernel_w,
                         const nb_conv2d_params *p, bool bias);
 /* y = max(conv2d(x, W, b), 0) as one node (nb_conv2d_relu; PyTorch's
  * ConvReLU2d): Conv2d's parameters, names and init, followed by a ReLU. */
-nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+NB_API nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, int kernel_h,
                              int kernel_w, const nb_conv2d_params *p, bool bias);
 /* y = max_pool2d(max(conv2d(x, W, b), 0), pool) as one node
  * (nb_conv2d_relu_max_pool2d): Conv2d's parameters, names and init, then a
  * ReLU and a MaxPool2d; pool must not be NULL. */
-nb_module *nb_nn_conv_relu_max_pool2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+NB_API nb_module *nb_nn_conv_relu_max_pool2d(int64_t in_channels, int64_t out_channels, int kernel_h,
                                       int kernel_w, const nb_conv2d_params *p,
                                       const nb_max_pool2d_params *pool, bool bias);
-nb_module *nb_nn_max_pool2d(const nb_max_pool2d_params *p);
-nb_module *nb_nn_avg_pool2d(const nb_avg_pool2d_params *p);
+NB_API nb_module *nb_nn_max_pool2d(const nb_max_pool2d_params *p);
+NB_API nb_module *nb_nn_avg_pool2d(const nb_avg_pool2d_params *p);
 /* Per-channel batch norm with gamma/beta and running stats (momentum 0.1, eps 1e-5). */
-nb_module *nb_nn_batch_norm2d(int64_t channels);
+NB_API nb_module *nb_nn_batch_norm2d(int64_t channels);
 /* Inverted dropout; a new mask every training forward, from `seed`. */
-nb_module *nb_nn_dropout(double p, uint64_t seed);
-nb_module *nb_nn_relu(void);
-nb_module *nb_nn_leaky_relu(double slope);
-nb_module *nb_nn_sigmoid(void);
-nb_module *nb_nn_tanh(void);
+NB_API nb_module *nb_nn_dropout(double p, uint64_t seed);
+NB_API nb_module *nb_nn_relu(void);
+NB_API nb_module *nb_nn_leaky_relu(double slope);
+NB_API nb_module *nb_nn_sigmoid(void);
+NB_API nb_module *nb_nn_tanh(void);
 /* Merges dims start..end (PyTorch nn.Flatten default: 1, -1). */
-nb_module *nb_nn_flatten(int start_dim, int end_dim);
+NB_API nb_module *nb_nn_flatten(int start_dim, int end_dim);
 /* Sets the meProp setting of a Linear or convolution module (include/nabla/
  * meprop.h; NULL: back to unset, i.e. follow the tape). Other kinds fail. */
-int nb_module_set_meprop(nb_module *m, const nb_meprop *config);
+NB_API int nb_module_set_meprop(nb_module *m, const nb_meprop *config);
 
 /* ---- containers ---------------------------------------------------------- */
 /* Runs children in order. Takes ownership of the modules (also on failure).
  * The list may hold NULLs only if creating a module failed: the container
  * is then not made and the error is kept. */
-nb_module *nb_nn_sequential(int count, nb_module *const *modules);
+NB_API nb_module *nb_nn_sequential(int count, nb_module *const *modules);
 /* An empty container for models with custom forward code: add named
  * children, then call them (nb_module_forward) and ops in any order. */
-nb_module *nb_nn_container(void);
+NB_API nb_module *nb_nn_container(void);
 /* Adds `child` under `name` (takes ownership); returns child or NULL. */
-nb_module *nb_module_add(nb_module *parent, const char *name, nb_module *child);
-nb_module *nb_module_child(const nb_module *parent, const char *name);
+NB_API nb_module *nb_module_add(nb_module *parent, const char *name, nb_module *child);
+NB_API nb_module *nb_module_child(const nb_module *parent, const char *name);
 
 /* ---- using modules ------------------------------------------------------- */
-nb_tensor *nb_module_forward(nb_module *m, nb_tape *tape, nb_tensor *x);
+NB_API nb_tensor *nb_module_forward(nb_module *m, nb_tape *tape, nb_tensor *x);
 /* Train (true) or eval (false) mode, recursively. */
-void nb_module_train(nb_module *m, bool training);
+NB_API void nb_module_train(nb_module *m, bool training);
 /* Parameters (trainable tensors) in order, with full names. Returns the
  * number found; writes at most `capacity`. */
-int nb_module_parameters(nb_module *m, nb_named_tensor *out, int capacity);
+NB_API int nb_module_parameters(nb_module *m, nb_named_tensor *out, int capacity);
 /* Parameters and buffers (PyTorch's state_dict). */
-int nb_module_state(nb_module *m, nb_named_tensor *out, int capacity);
+NB_API int nb_module_state(nb_module *m, nb_named_tensor *out, int capacity);
 /* Number of trainable scalars. */
-int64_t nb_module_parameter_count(nb_module *m);
-void nb_module_zero_grad(nb_module *m);
+NB_API int64_t nb_module_parameter_count(nb_module *m);
+NB_API void nb_module_zero_grad(nb_module *m);
 /* Prints the module tree like PyTorch's repr. */
-void nb_module_print(const nb_module *m, FILE *out);
+NB_API void nb_module_print(const nb_module *m, FILE *out);
 /* Safetensors, keyed by full parameter and buffer names. */
-int nb_module_save(nb_module *m, const char *path);
-int nb_module_load(nb_module *m, const char *path);
-void nb_module_free(nb_module *m);
+NB_API int nb_module_save(nb_module *m, const char *path);
+NB_API int nb_module_load(nb_module *m, const char *path);
+NB_API void nb_module_free(nb_module *m);
 
 /* ---- initialisation (torch.nn.init; fan_in = size(1) * receptive field,
  * fan_out = size(0) * receptive field) ------------------------------------ */
 /* U(-b, b), b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)) */
-int nb_init_kaiming_uniform(nb_tensor *w, double a, nb_rng *rng);
+NB_API int nb_init_kaiming_uniform(nb_tensor *w, double a, nb_rng *rng);
 /* N(0, std^2), std = gain / sqrt(fan_in) */
-int nb_init_kaiming_normal(nb_tensor *w, double a, nb_rng *rng);
+NB_API int nb_init_kaiming_normal(nb_tensor *w, double a, nb_rng *rng);
 /* U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)) */
-int nb_init_xavier_uniform(nb_tensor *w, double gain, nb_rng *rng);
+NB_API int nb_init_xavier_uniform(nb_tensor *w, double gain, nb_rng *rng);
 /* N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) */
-int nb_init_xavier_normal(nb_tensor *w, double gain, nb_rng *rng);
-int nb_init_uniform(nb_tensor *w, double low, double high, nb_rng *rng);
+NB_API int nb_init_xavier_normal(nb_tensor *w, double gain, nb_rng *rng);
+NB_API int nb_init_uniform(nb_tensor *w, double low, double high, nb_rng *rng);
 /* fan_in and fan_out as PyTorch computes them (>= 2 dims). */
-int nb_init_fans(const nb_tensor *w, int64_t *fan_in, int64_t *fan_out);
+NB_API int nb_init_fans(const nb_tensor *w, int64_t *fan_in, int64_t *fan_out);
 
 #ifdef __cplusplus
 }

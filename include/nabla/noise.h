@@ -8,6 +8,8 @@
 #ifndef NABLA_NOISE_H
 #define NABLA_NOISE_H
 
+#include "nabla/export.h"
+
 #include "nabla/random.h"
 #include "nabla/tensor.h"
 
@@ -18,7 +20,7 @@ extern "C" {
 /* std >= 0 (0 leaves t unchanged); rng NULL: the global generator. Fails
  * on int32 tensors and on outputs recorded on a tape (their backward may
  * read them). Draws are in flat index order, so a seed fixes the result. */
-int nb_add_noise(nb_tensor *tensor, double std, nb_rng *rng);
+NB_API int nb_add_noise(nb_tensor *tensor, double std, nb_rng *rng);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,8 @@
 #ifndef NABLA_OP_H
 #define NABLA_OP_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -101,16 +103,16 @@ struct nb_op {
 /* Runs `op` on the tape. Returns the output (an arena tensor) or NULL with
  * the error on the tape. n_inputs tensors; params points to
  * op->params_size bytes (may be NULL when that is 0). */
-nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *const *inputs,
+NB_API nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *const *inputs,
                     const void *params);
 
 /* For use inside shape/forward/backward. */
-int nb_op_error(nb_op_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes);
+NB_API int nb_op_error(nb_op_ctx *ctx, const char *fmt, ...) NB_PRINTF(2, 3);
+NB_API void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes);
 /* In forward: whether the output will be recorded for backward (gradients
  * are on and an input requires one), so state kept only for the backward
  * can be skipped otherwise. */
-bool nb_op_records(const nb_op_ctx *ctx);
+NB_API bool nb_op_records(const nb_op_ctx *ctx);
 /* Scratch that lives for one forward or backward call: nb_op_alloc memory
  * taken after nb_op_scratch_begin goes back to the tape's arena at
  * nb_op_scratch_end, so the next op reuses it and a step's peak memory does
@@ -120,46 +122,46 @@ typedef struct nb_op_scratch {
     void *chunk;
     size_t offset, used;
 } nb_op_scratch;
-nb_op_scratch nb_op_scratch_begin(nb_op_ctx *ctx);
-void nb_op_scratch_end(nb_op_ctx *ctx, nb_op_scratch mark);
+NB_API nb_op_scratch nb_op_scratch_begin(nb_op_ctx *ctx);
+NB_API void nb_op_scratch_end(nb_op_ctx *ctx, nb_op_scratch mark);
 /* Fails the tape as a failing op would: the message (printf-style; name
  * the op) becomes the thread's last error and, unless the tape already
  * holds one, the tape's sticky error. For op wrappers that reject their
  * arguments before nb_apply. Returns status; tape may be NULL. */
-int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+NB_API int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
+    NB_PRINTF(3, 4);
 /* Ops flagged NB_OP_ASSIGNS_FRESH_GRADS: whether input_grads[i] must be
  * assigned rather than added to (bit i of ctx->fresh_grads). */
 static inline bool nb_grad_fresh(const nb_op_ctx *ctx, int i) { return ctx->fresh_grads >> i & 1u; }
 /* For a path of such an op that can only accumulate: zeroes
  * input_grads[i] if it is fresh and clears its bit. */
-void nb_grad_zero_fresh(nb_op_ctx *ctx, int i);
+NB_API void nb_grad_zero_fresh(nb_op_ctx *ctx, int i);
 /* For tensors an op reaches through its params (batch_norm's running
  * statistics): fails naming the op and `what` unless t is a live tensor
  * that may be used on ctx's tape now (persistent, or made on this tape
  * since its last reset). */
-int nb_op_check_tensor(nb_op_ctx *ctx, const nb_tensor *t, const char *what);
+NB_API int nb_op_check_tensor(nb_op_ctx *ctx, const nb_tensor *t, const char *what);
 /* The op's node (or transient context) owning a recorded output, or NULL. */
-const nb_op_ctx *nb_node_ctx(const nb_node *node);
+NB_API const nb_op_ctx *nb_node_ctx(const nb_node *node);
 
 /* The registry, read by nabla-gradcheck and graph tools. Built-in ops are
  * always present; nb_op_register adds a user op (same descriptor). */
-int nb_op_register(const nb_op *op);
-int nb_op_count(void);
-const nb_op *nb_op_at(int index);
-const nb_op *nb_op_find(const char *name);
+NB_API int nb_op_register(const nb_op *op);
+NB_API int nb_op_count(void);
+NB_API const nb_op *nb_op_at(int index);
+NB_API const nb_op *nb_op_find(const char *name);
 
 /* Helpers for sample functions: a persistent float64 tensor with values
  * uniform in [low, high), optionally pushed at least `margin` away from
  * zero (to keep clear of kinks such as ReLU's). */
-nb_tensor *nb_sample_tensor(nb_sample *sample, nb_rng *rng, int ndim, const int64_t *shape,
+NB_API nb_tensor *nb_sample_tensor(nb_sample *sample, nb_rng *rng, int ndim, const int64_t *shape,
                             double low, double high, double margin, bool requires_grad);
 /* A persistent float64 tensor the sample owns that is not an input (for
  * params that point at tensors), values uniform in [low, high). */
-nb_tensor *nb_sample_owned_tensor(nb_sample *sample, nb_rng *rng, int ndim,
+NB_API nb_tensor *nb_sample_owned_tensor(nb_sample *sample, nb_rng *rng, int ndim,
                                   const int64_t *shape, double low, double high);
 /* Frees a sample's inputs and owned tensors and empties it. */
-void nb_sample_release(nb_sample *sample);
+NB_API void nb_sample_release(nb_sample *sample);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,8 @@
 #ifndef NABLA_OPS_H
 #define NABLA_OPS_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 
 #include "nabla/op.h"
@@ -16,57 +18,57 @@ extern "C" {
 #endif
 
 /* ---- element-wise, NumPy broadcasting ---------------------------------- */
-nb_tensor *nb_add(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a + b */
-nb_tensor *nb_sub(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a - b */
-nb_tensor *nb_mul(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a * b */
-nb_tensor *nb_div(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a / b */
-nb_tensor *nb_neg(nb_tape *tape, nb_tensor *x);                      /* y = -x */
-nb_tensor *nb_exp(nb_tape *tape, nb_tensor *x);                      /* y = e^x */
-nb_tensor *nb_log(nb_tape *tape, nb_tensor *x);                      /* y = ln x */
+NB_API nb_tensor *nb_add(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a + b */
+NB_API nb_tensor *nb_sub(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a - b */
+NB_API nb_tensor *nb_mul(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a * b */
+NB_API nb_tensor *nb_div(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a / b */
+NB_API nb_tensor *nb_neg(nb_tape *tape, nb_tensor *x);                      /* y = -x */
+NB_API nb_tensor *nb_exp(nb_tape *tape, nb_tensor *x);                      /* y = e^x */
+NB_API nb_tensor *nb_log(nb_tape *tape, nb_tensor *x);                      /* y = ln x */
 
 /* ---- activations -------------------------------------------------------- */
-nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x);                     /* y = max(x, 0) */
-nb_tensor *nb_leaky_relu(nb_tape *tape, nb_tensor *x, double slope); /* y = x > 0 ? x : slope*x */
-nb_tensor *nb_sigmoid(nb_tape *tape, nb_tensor *x);                  /* y = 1 / (1 + e^-x) */
-nb_tensor *nb_tanh(nb_tape *tape, nb_tensor *x);                     /* y = tanh x */
+NB_API nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x);                     /* y = max(x, 0) */
+NB_API nb_tensor *nb_leaky_relu(nb_tape *tape, nb_tensor *x, double slope); /* y = x > 0 ? x : slope*x */
+NB_API nb_tensor *nb_sigmoid(nb_tape *tape, nb_tensor *x);                  /* y = 1 / (1 + e^-x) */
+NB_API nb_tensor *nb_tanh(nb_tape *tape, nb_tensor *x);                     /* y = tanh x */
 
 /* ---- reductions ----------------------------------------------------------- */
-nb_tensor *nb_sum(nb_tape *tape, nb_tensor *x);                      /* y = sum_i x_i (scalar) */
-nb_tensor *nb_mean(nb_tape *tape, nb_tensor *x);                     /* y = sum_i x_i / n */
+NB_API nb_tensor *nb_sum(nb_tape *tape, nb_tensor *x);                      /* y = sum_i x_i (scalar) */
+NB_API nb_tensor *nb_mean(nb_tape *tape, nb_tensor *x);                     /* y = sum_i x_i / n */
 /* Over one dim (negative counts from the end); keepdim keeps it as size 1. */
-nb_tensor *nb_sum_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
-nb_tensor *nb_mean_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_sum_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_mean_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
 
 /* ---- shape ----------------------------------------------------------------- */
 /* y = x viewed as `shape` (one entry may be -1: inferred). */
-nb_tensor *nb_reshape(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_reshape(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *shape);
 /* y = x with dims start_dim..end_dim merged into one (PyTorch flatten). */
-nb_tensor *nb_flatten(nb_tape *tape, nb_tensor *x, int start_dim, int end_dim);
+NB_API nb_tensor *nb_flatten(nb_tape *tape, nb_tensor *x, int start_dim, int end_dim);
 /* y = x with dims dim0 and dim1 swapped (copied, contiguous). */
-nb_tensor *nb_transpose(nb_tape *tape, nb_tensor *x, int dim0, int dim1);
+NB_API nb_tensor *nb_transpose(nb_tape *tape, nb_tensor *x, int dim0, int dim1);
 
 /* ---- linear algebra -------------------------------------------------------- */
 /* y = a b: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
  * [B,M,K] x [K,N] -> [B,M,N] (b broadcast over the batch). */
-nb_tensor *nb_matmul(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_matmul(nb_tape *tape, nb_tensor *a, nb_tensor *b);
 /* y = x W^T + b: x [N,in], W [out,in], b [out] or NULL -> [N,out]. */
-nb_tensor *nb_linear(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
+NB_API nb_tensor *nb_linear(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
 
 /* ---- softmax (numerically stable: the row max is subtracted) -------------- */
-nb_tensor *nb_softmax(nb_tape *tape, nb_tensor *x, int dim);         /* y = e^x / sum e^x */
-nb_tensor *nb_log_softmax(nb_tape *tape, nb_tensor *x, int dim);     /* y = x - log sum e^x */
+NB_API nb_tensor *nb_softmax(nb_tape *tape, nb_tensor *x, int dim);         /* y = e^x / sum e^x */
+NB_API nb_tensor *nb_log_softmax(nb_tape *tape, nb_tensor *x, int dim);     /* y = x - log sum e^x */
 
 /* ---- losses (reduction: mean over all elements / the batch) --------------- */
 /* y = mean((x - target)^2) */
-nb_tensor *nb_mse_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
+NB_API nb_tensor *nb_mse_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
 /* y = mean_n -log softmax(logits)[n, labels[n]]; logits [N,C], labels int32 [N] */
-nb_tensor *nb_cross_entropy(nb_tape *tape, nb_tensor *logits, nb_tensor *labels);
+NB_API nb_tensor *nb_cross_entropy(nb_tape *tape, nb_tensor *logits, nb_tensor *labels);
 /* y = mean_n -logp[n, labels[n]]; logp [N,C] log-probabilities, labels int32 [N] */
-nb_tensor *nb_nll_loss(nb_tape *tape, nb_tensor *logp, nb_tensor *labels);
+NB_API nb_tensor *nb_nll_loss(nb_tape *tape, nb_tensor *logp, nb_tensor *labels);
 /* y = mean -(t log p + (1-t) log(1-p)); logs clamped at -100 as in PyTorch */
-nb_tensor *nb_binary_cross_entropy(nb_tape *tape, nb_tensor *p, nb_tensor *target);
+NB_API nb_tensor *nb_binary_cross_entropy(nb_tape *tape, nb_tensor *p, nb_tensor *target);
 /* y = mean max(x,0) - x t + log(1 + e^-|x|)  (stable for large |x|) */
-nb_tensor *nb_binary_cross_entropy_with_logits(nb_tape *tape, nb_tensor *x, nb_tensor *target);
+NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tape *tape, nb_tensor *x, nb_tensor *target);
 
 /* ---- convolutional networks ---------------------------------------------
  * NCHW layout; [2] arrays are {height, width}. Output sizes follow PyTorch:
@@ -83,7 +85,7 @@ typedef struct nb_conv2d_params {
 /* y[n,k] = bias[k] + sum_{c in group(k),i,j} w[k,c,i,j] x[n,c, oh*s-p+i*d, ow*s-p+j*d]
  * (cross-correlation); x [N,C,H,W], weight [K,C/groups,kh,kw], bias [K] or
  * NULL -> [N,K,OH,OW]. p NULL: stride 1, padding 0, dilation 1, groups 1. */
-nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+NB_API nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                      const nb_conv2d_params *p);
 /* y = max(conv2d(x, weight, bias), 0): convolution and ReLU as one node
  * (PyTorch's ConvReLU2d), equal to nb_relu(nb_conv2d(...)) bit for bit.
@@ -91,7 +93,7 @@ nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *
  * and masks the output gradient inside the backward, saving the two
  * passes over the activation that a separate ReLU node costs; the
  * pre-activation itself is not kept. */
-nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+NB_API nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                           const nb_conv2d_params *p);
 
 typedef struct nb_max_pool2d_params {
@@ -106,14 +108,14 @@ typedef struct nb_max_pool2d_params {
 /* y[n,c,oh,ow] = max over the window of x; the gradient goes to the argmax.
  * Ties: the FIRST maximum in row-major window order wins (PyTorch CPU's
  * `>` scan); a NaN wins over numbers. x [N,C,H,W] -> [N,C,OH,OW]. */
-nb_tensor *nb_max_pool2d(nb_tape *tape, nb_tensor *x, const nb_max_pool2d_params *p);
+NB_API nb_tensor *nb_max_pool2d(nb_tape *tape, nb_tensor *x, const nb_max_pool2d_params *p);
 /* y = max_pool2d(max(conv2d(x, weight, bias), 0), pool): convolution, ReLU
  * and max-pool as one node (LeNet's block), equal to
  * nb_max_pool2d(nb_conv2d_relu(...)) bit for bit. The float32 fast path
  * pools each image while it is in cache, so the full-size activation is
  * never stored; the backward routes the gradient through the kept argmax.
  * p NULL as for nb_conv2d; pool must not be NULL. */
-nb_tensor *nb_conv2d_relu_max_pool2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+NB_API nb_tensor *nb_conv2d_relu_max_pool2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
                                      nb_tensor *bias, const nb_conv2d_params *p,
                                      const nb_max_pool2d_params *pool);
 
@@ -130,7 +132,7 @@ typedef struct nb_avg_pool2d_params {
 /* y = sum(window of x) / divisor; the divisor is the window clipped to the
  * padded input (count_include_pad) or to the real input (otherwise), as in
  * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */
-nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
+NB_API nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
 
 typedef struct nb_dropout_params {
     double p;           /* drop probability in [0, 1]; p == 1 gives zeros */
@@ -139,7 +141,7 @@ typedef struct nb_dropout_params {
 } nb_dropout_params;
 /* y = x * mask / (1 - p), mask_i ~ Bernoulli(1 - p) from nb_rng seeded with
  * `seed` (same params, same mask); y = x when !training or p == 0. */
-nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
+NB_API nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
 
 typedef struct nb_batch_norm_params {
     nb_tensor *running_mean;   /* [C] float32/float64, or NULL (both or neither) */
@@ -153,14 +155,14 @@ typedef struct nb_batch_norm_params {
  * dim 1 of x [N,C,...]; training: biased batch var (unbiased n/(n-1) into
  * running_var); eval: running stats. gamma, beta [C] or both NULL (no
  * affine). p NULL: training, momentum 0.1, eps 1e-5, no running stats. */
-nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
+NB_API nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
                          const nb_batch_norm_params *p);
 
 typedef struct nb_cat_params {
     int dim;            /* negative counts from the end */
 } nb_cat_params;
 /* y = [inputs[0] | inputs[1] | ...] along dim; shapes equal elsewhere. */
-nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
+NB_API nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
 
 
 #ifdef __cplusplus

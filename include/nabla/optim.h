@@ -28,6 +28,8 @@
 #ifndef NABLA_OPTIM_H
 #define NABLA_OPTIM_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -58,10 +60,10 @@ typedef struct nb_rmsprop_options {
 /* PyTorch's defaults. SGD: momentum, dampening, weight decay 0. Adam:
  * betas 0.9, 0.999, eps 1e-8, weight decay 0. AdamW: the same with weight
  * decay 1e-2, decoupled. RMSprop: alpha 0.99, eps 1e-8, the rest 0. */
-nb_sgd_options nb_sgd_defaults(double lr);
-nb_adam_options nb_adam_defaults(double lr);
-nb_adam_options nb_adamw_defaults(double lr);
-nb_rmsprop_options nb_rmsprop_defaults(double lr);
+NB_API nb_sgd_options nb_sgd_defaults(double lr);
+NB_API nb_adam_options nb_adam_defaults(double lr);
+NB_API nb_adam_options nb_adamw_defaults(double lr);
+NB_API nb_rmsprop_options nb_rmsprop_defaults(double lr);
 
 /* The constructors copy the `params` array (count >= 1, no NULL, no
  * duplicates, no op outputs or arena tensors) and the options. The checks
@@ -70,27 +72,27 @@ nb_rmsprop_options nb_rmsprop_defaults(double lr);
  * PyTorch's defaults (lr 1e-3 for Adam and AdamW, 1e-2 for RMSprop); SGD
  * has no default lr and needs options. nb_adamw_new forces decoupled
  * weight decay; nb_adam_new honours the flag. */
-nb_optimizer *nb_sgd_new(nb_tensor *const *params, int count, const nb_sgd_options *options);
-nb_optimizer *nb_adam_new(nb_tensor *const *params, int count, const nb_adam_options *options);
-nb_optimizer *nb_adamw_new(nb_tensor *const *params, int count, const nb_adam_options *options);
-nb_optimizer *nb_rmsprop_new(nb_tensor *const *params, int count,
+NB_API nb_optimizer *nb_sgd_new(nb_tensor *const *params, int count, const nb_sgd_options *options);
+NB_API nb_optimizer *nb_adam_new(nb_tensor *const *params, int count, const nb_adam_options *options);
+NB_API nb_optimizer *nb_adamw_new(nb_tensor *const *params, int count, const nb_adam_options *options);
+NB_API nb_optimizer *nb_rmsprop_new(nb_tensor *const *params, int count,
                              const nb_rmsprop_options *options);
 
 /* One update of every parameter that has a gradient. Every gradient is
  * checked (dtype and size match the parameter) before any parameter
  * changes, so a failed step changes nothing. */
-int nb_optimizer_step(nb_optimizer *opt);
+NB_API int nb_optimizer_step(nb_optimizer *opt);
 /* Sets every existing gradient to zero, keeping the buffers (PyTorch 1.13's
  * zero_grad(set_to_none=False)). */
-void nb_optimizer_zero_grad(nb_optimizer *opt);
-double nb_optimizer_lr(const nb_optimizer *opt);
+NB_API void nb_optimizer_zero_grad(nb_optimizer *opt);
+NB_API double nb_optimizer_lr(const nb_optimizer *opt);
 /* Fails on a negative or NaN lr (for example a failed schedule). */
-int nb_optimizer_set_lr(nb_optimizer *opt, double lr);
+NB_API int nb_optimizer_set_lr(nb_optimizer *opt, double lr);
 /* Number of completed nb_optimizer_step calls. */
-int64_t nb_optimizer_step_count(const nb_optimizer *opt);
+NB_API int64_t nb_optimizer_step_count(const nb_optimizer *opt);
 /* "sgd", "adam", "adamw" or "rmsprop". */
-const char *nb_optimizer_name(const nb_optimizer *opt);
-void nb_optimizer_free(nb_optimizer *opt);
+NB_API const char *nb_optimizer_name(const nb_optimizer *opt);
+NB_API void nb_optimizer_free(nb_optimizer *opt);
 
 /* Gradient noise (Neelakantan et al. 2015, "Adding Gradient Noise Improves
  * Learning for Very Deep Networks"): each step adds N(0, sigma_t^2) with
@@ -100,7 +102,7 @@ void nb_optimizer_free(nb_optimizer *opt);
  * with `seed`, in parameter order then element order, skipping parameters
  * without a gradient; the noise is added to the value the update reads and
  * ->grad itself is left unchanged. eta 0 turns it off (the default). */
-int nb_optimizer_set_gradient_noise(nb_optimizer *opt, double eta, double gamma, uint64_t seed);
+NB_API int nb_optimizer_set_gradient_noise(nb_optimizer *opt, double eta, double gamma, uint64_t seed);
 
 /* ---- learning-rate schedules ------------------------------------------
  * Closed forms of PyTorch's schedulers, as functions of the step (or
@@ -132,14 +134,14 @@ typedef struct nb_lr_schedule {
     double warmup_start_factor;  /* in (0, 1] */
 } nb_lr_schedule;
 
-nb_lr_schedule nb_lr_constant(void);
-nb_lr_schedule nb_lr_step(int64_t step_size, double gamma);
-nb_lr_schedule nb_lr_cosine(int64_t t_max, double eta_min);
+NB_API nb_lr_schedule nb_lr_constant(void);
+NB_API nb_lr_schedule nb_lr_step(int64_t step_size, double gamma);
+NB_API nb_lr_schedule nb_lr_cosine(int64_t t_max, double eta_min);
 /* `main` preceded by a linear warm-up of warmup_steps steps. */
-nb_lr_schedule nb_lr_with_warmup(nb_lr_schedule main, int64_t warmup_steps, double start_factor);
+NB_API nb_lr_schedule nb_lr_with_warmup(nb_lr_schedule main, int64_t warmup_steps, double start_factor);
 /* The LR at `step` (>= 0). NaN, with nb_last_error set, for an invalid
  * schedule or step. */
-double nb_lr_schedule_at(const nb_lr_schedule *schedule, double base_lr, int64_t step);
+NB_API double nb_lr_schedule_at(const nb_lr_schedule *schedule, double base_lr, int64_t step);
 
 /* ---- gradient clipping -------------------------------------------------
  * PyTorch's clip_grad_norm_(params, max_norm) with norm_type 2: the L2
@@ -152,7 +154,7 @@ double nb_lr_schedule_at(const nb_lr_schedule *schedule, double base_lr, int64_t
  * Returns -1 with nb_last_error set for NULL params (count > 0), a NULL
  * entry, count < 0, or a negative or NaN max_norm (PyTorch does not check
  * the last one; a negative max_norm would flip the gradients). */
-double nb_clip_grad_norm(nb_tensor *const *params, int count, double max_norm);
+NB_API double nb_clip_grad_norm(nb_tensor *const *params, int count, double max_norm);
 
 #ifdef __cplusplus
 }

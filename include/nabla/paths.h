@@ -9,6 +9,8 @@
 #ifndef NABLA_PATHS_H
 #define NABLA_PATHS_H
 
+#include "nabla/export.h"
+
 #include "nabla/tensor.h"
 
 #ifdef __cplusplus
@@ -18,26 +20,26 @@ extern "C" {
 /* conv2d (and the fused nb_conv2d_relu, nb_conv2d_relu_max_pool2d):
  * "meprop_implicit", "meprop_direct", "meprop_im2col", "implicit_unfold",
  * "implicit_winograd", "implicit", "im2col". */
-int nb_conv2d_path_count(void);
-const char *nb_conv2d_path_at(int index);            /* NULL past the end */
+NB_API int nb_conv2d_path_count(void);
+NB_API const char *nb_conv2d_path_at(int index);            /* NULL past the end */
 /* The path the conv2d node that made `output` ran; NULL when output was
  * not made by a recorded conv2d node. */
-const char *nb_conv2d_path_name(const nb_tensor *output);
+NB_API const char *nb_conv2d_path_name(const nb_tensor *output);
 /* Forces a path by name for nodes run from now on; NULL restores the
  * automatic choice. The environment variable NABLA_CONV2D_PATH, read at the
  * first conv2d node, does the same (an unknown name there fails each conv2d
  * node). NB_ERR_INVALID for an unknown name. Not meant to be called while
  * another thread runs conv2d nodes. */
-int nb_conv2d_force_path(const char *name);
+NB_API int nb_conv2d_force_path(const char *name);
 
 /* max_pool2d: "fast_2x2" (float32 2x2 windows with stride 2, no padding
  * or dilation) and "general" (any window, both dtypes); forced by
  * NABLA_MAX_POOL2D_PATH or nb_max_pool2d_force_path. The pool fused into
  * nb_conv2d_relu_max_pool2d follows conv2d's path, not these. */
-int nb_max_pool2d_path_count(void);
-const char *nb_max_pool2d_path_at(int index);        /* NULL past the end */
-const char *nb_max_pool2d_path_name(const nb_tensor *output);
-int nb_max_pool2d_force_path(const char *name);
+NB_API int nb_max_pool2d_path_count(void);
+NB_API const char *nb_max_pool2d_path_at(int index);        /* NULL past the end */
+NB_API const char *nb_max_pool2d_path_name(const nb_tensor *output);
+NB_API int nb_max_pool2d_force_path(const char *name);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 #ifndef NABLA_RANDOM_H
 #define NABLA_RANDOM_H
 
+#include "nabla/export.h"
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -17,18 +19,18 @@ struct nb_rng {
 };
 typedef struct nb_rng nb_rng;
 
-void nb_rng_seed(nb_rng *rng, uint64_t seed);
-uint64_t nb_rng_next(nb_rng *rng);
+NB_API void nb_rng_seed(nb_rng *rng, uint64_t seed);
+NB_API uint64_t nb_rng_next(nb_rng *rng);
 /* Uniform double in [0, 1) with 53 random bits. */
-double nb_rng_uniform(nb_rng *rng);
+NB_API double nb_rng_uniform(nb_rng *rng);
 /* Standard normal (Marsaglia polar method). */
-double nb_rng_normal(nb_rng *rng);
+NB_API double nb_rng_normal(nb_rng *rng);
 /* Uniform integer in [0, bound), unbiased; bound >= 1. */
-uint64_t nb_rng_below(nb_rng *rng, uint64_t bound);
+NB_API uint64_t nb_rng_below(nb_rng *rng, uint64_t bound);
 
 /* The global generator used when a function is given a NULL rng. */
-nb_rng *nb_rng_global(void);
-void nb_manual_seed(uint64_t seed);
+NB_API nb_rng *nb_rng_global(void);
+NB_API void nb_manual_seed(uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #ifndef NABLA_STATUS_H
 #define NABLA_STATUS_H
 
+#include "nabla/export.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -33,15 +35,27 @@ typedef enum nb_status {
 } nb_status;
 
 /* Message of the last failure on the calling thread ("" if none). */
-const char *nb_last_error(void);
+NB_API const char *nb_last_error(void);
 /* Clears the calling thread's last error. */
-void nb_clear_error(void);
+NB_API void nb_clear_error(void);
 
 /* Every allocation nabla makes goes through these hooks, so tests can count
  * allocations or make the N-th one fail. NULL restores malloc/free. */
 typedef void *(*nb_malloc_fn)(size_t size, void *user);
 typedef void (*nb_free_fn)(void *ptr, void *user);
-void nb_set_allocator(nb_malloc_fn malloc_fn, nb_free_fn free_fn, void *user);
+NB_API void nb_set_allocator(nb_malloc_fn malloc_fn, nb_free_fn free_fn, void *user);
+
+/* For libraries built on nabla (such as the data loader) and user ops:
+ * memory from those hooks, aligned to NB_ALIGN bytes (NULL, with the last
+ * error set, on failure), and recording a failure as nabla does. nb_fail
+ * sets the calling thread's last error (printf-style: name the function)
+ * and returns status, so call sites read `return nb_fail(NB_ERR_INVALID,
+ * "...")`. */
+#define NB_ALIGN 64
+NB_API void *nb_malloc(size_t size);
+NB_API void *nb_calloc(size_t count, size_t size);
+NB_API void nb_free(void *ptr);
+NB_API int nb_fail(int status, const char *fmt, ...) NB_PRINTF(2, 3);
 
 #ifdef __cplusplus
 }

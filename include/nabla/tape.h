@@ -15,6 +15,8 @@
 #ifndef NABLA_TAPE_H
 #define NABLA_TAPE_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -24,56 +26,56 @@
 extern "C" {
 #endif
 
-nb_tape *nb_tape_new(void);
-void nb_tape_free(nb_tape *tape);
+NB_API nb_tape *nb_tape_new(void);
+NB_API void nb_tape_free(nb_tape *tape);
 
 /* Releases every intermediate of the step and clears the tape's error.
  * Tensors from the released step must not be used again; nb_backward and
  * ops detect them and fail with NB_ERR_STATE. */
-void nb_tape_reset(nb_tape *tape);
+NB_API void nb_tape_reset(nb_tape *tape);
 
 /* The first error recorded on the tape since the last reset, or NULL. */
-const char *nb_tape_error(const nb_tape *tape);
+NB_API const char *nb_tape_error(const nb_tape *tape);
 
 /* Grad mode. Returns the previous setting, so a no-grad scope reads
  *   bool was = nb_tape_set_grad_enabled(tape, false); ...;
  *   nb_tape_set_grad_enabled(tape, was); */
-bool nb_tape_set_grad_enabled(nb_tape *tape, bool enabled);
-bool nb_tape_grad_enabled(const nb_tape *tape);
+NB_API bool nb_tape_set_grad_enabled(nb_tape *tape, bool enabled);
+NB_API bool nb_tape_grad_enabled(const nb_tape *tape);
 
 /* Anomaly mode: the first op whose forward or backward makes a NaN or Inf
  * fails with a message naming the op and its input shapes. */
-void nb_tape_set_anomaly_mode(nb_tape *tape, bool enabled);
+NB_API void nb_tape_set_anomaly_mode(nb_tape *tape, bool enabled);
 
 /* Reverse-mode sweep from `output`. A scalar output is seeded with 1; any
  * other needs `seed` (same shape and dtype). Only nodes that lead to
  * `output` and need a gradient are visited. */
-int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed);
+NB_API int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed);
 
 /* A tensor sharing x's values that never requires a gradient. */
-nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x);
+NB_API nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x);
 
 /* Arena tensors for per-step data such as an input batch (zeros, or a
  * copy of `data`). Released by nb_tape_reset. */
-nb_tensor *nb_tape_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
+NB_API nb_tensor *nb_tape_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
                           const void *data);
 /* Class labels for the losses: an int32 [n] arena tensor copied from
  * `labels`. */
-nb_tensor *nb_tape_labels(nb_tape *tape, int64_t n, const int32_t *labels);
+NB_API nb_tensor *nb_tape_labels(nb_tape *tape, int64_t n, const int32_t *labels);
 
 /* Raw arena memory for the step, NB_ALIGN-aligned; NULL and a tape error
  * when out of memory. */
-void *nb_tape_alloc(nb_tape *tape, size_t bytes);
+NB_API void *nb_tape_alloc(nb_tape *tape, size_t bytes);
 
 /* Statistics. */
-size_t nb_tape_node_count(const nb_tape *tape);
-size_t nb_tape_arena_used(const nb_tape *tape);
-size_t nb_tape_arena_high_water(const nb_tape *tape);
-size_t nb_tape_arena_capacity(const nb_tape *tape);
+NB_API size_t nb_tape_node_count(const nb_tape *tape);
+NB_API size_t nb_tape_arena_used(const nb_tape *tape);
+NB_API size_t nb_tape_arena_high_water(const nb_tape *tape);
+NB_API size_t nb_tape_arena_capacity(const nb_tape *tape);
 
 /* Walks the recorded nodes in creation order (for graph export and tools). */
 typedef int (*nb_node_visit_fn)(const nb_node *node, void *user);
-int nb_tape_visit(nb_tape *tape, nb_node_visit_fn visit, void *user);
+NB_API int nb_tape_visit(nb_tape *tape, nb_node_visit_fn visit, void *user);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
 
+#include "nabla/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,51 +55,51 @@ struct nb_tensor {
     uint32_t magic;
 };
 
-size_t nb_dtype_size(nb_dtype dtype);
-const char *nb_dtype_name(nb_dtype dtype);
+NB_API size_t nb_dtype_size(nb_dtype dtype);
+NB_API const char *nb_dtype_name(nb_dtype dtype);
 
 /* Persistent constructors. shape has ndim entries, each >= 1... or 0 for
  * an empty dimension; ndim may be 0 for a scalar. */
-nb_tensor *nb_tensor_new(nb_dtype dtype, int ndim, const int64_t *shape);   /* zeros */
-nb_tensor *nb_tensor_zeros(nb_dtype dtype, int ndim, const int64_t *shape);
-nb_tensor *nb_tensor_ones(nb_dtype dtype, int ndim, const int64_t *shape);
-nb_tensor *nb_tensor_full(nb_dtype dtype, int ndim, const int64_t *shape, double value);
+NB_API nb_tensor *nb_tensor_new(nb_dtype dtype, int ndim, const int64_t *shape);   /* zeros */
+NB_API nb_tensor *nb_tensor_zeros(nb_dtype dtype, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_tensor_ones(nb_dtype dtype, int ndim, const int64_t *shape);
+NB_API nb_tensor *nb_tensor_full(nb_dtype dtype, int ndim, const int64_t *shape, double value);
 /* Copies count = numel elements of `dtype` from data. */
-nb_tensor *nb_tensor_from_data(nb_dtype dtype, int ndim, const int64_t *shape,
+NB_API nb_tensor *nb_tensor_from_data(nb_dtype dtype, int ndim, const int64_t *shape,
                                const void *data);
 /* Uniform in [low, high) and normal(mean, std), from rng (NULL: the global
  * generator seeded by nb_manual_seed). Same seed, same numbers everywhere. */
-nb_tensor *nb_tensor_uniform(nb_dtype dtype, int ndim, const int64_t *shape,
+NB_API nb_tensor *nb_tensor_uniform(nb_dtype dtype, int ndim, const int64_t *shape,
                              double low, double high, nb_rng *rng);
-nb_tensor *nb_tensor_normal(nb_dtype dtype, int ndim, const int64_t *shape,
+NB_API nb_tensor *nb_tensor_normal(nb_dtype dtype, int ndim, const int64_t *shape,
                             double mean, double std, nb_rng *rng);
 /* A persistent deep copy (data only; no gradient, same requires_grad). */
-nb_tensor *nb_tensor_clone(const nb_tensor *src);
-void nb_tensor_free(nb_tensor *tensor);
+NB_API nb_tensor *nb_tensor_clone(const nb_tensor *src);
+NB_API void nb_tensor_free(nb_tensor *tensor);
 
-void nb_tensor_set_requires_grad(nb_tensor *tensor, bool requires_grad);
-void nb_tensor_set_name(nb_tensor *tensor, const char *name);
+NB_API void nb_tensor_set_requires_grad(nb_tensor *tensor, bool requires_grad);
+NB_API void nb_tensor_set_name(nb_tensor *tensor, const char *name);
 /* The gradient, or NULL if backward has not reached this tensor. */
-nb_tensor *nb_tensor_grad(const nb_tensor *tensor);
+NB_API nb_tensor *nb_tensor_grad(const nb_tensor *tensor);
 /* Sets the gradient to zero (keeps the buffer). */
-void nb_tensor_zero_grad(nb_tensor *tensor);
+NB_API void nb_tensor_zero_grad(nb_tensor *tensor);
 /* Registers a gradient hook (one per tensor; NULL removes it). */
-void nb_tensor_set_hook(nb_tensor *tensor, nb_grad_hook_fn hook, void *user);
+NB_API void nb_tensor_set_hook(nb_tensor *tensor, nb_grad_hook_fn hook, void *user);
 
 /* Element access by flat index, converting to double. */
-double nb_tensor_get(const nb_tensor *tensor, int64_t index);
-void nb_tensor_set(nb_tensor *tensor, int64_t index, double value);
+NB_API double nb_tensor_get(const nb_tensor *tensor, int64_t index);
+NB_API void nb_tensor_set(nb_tensor *tensor, int64_t index, double value);
 /* Copies src's values into dst (same numel; dtypes may differ). */
-int nb_tensor_copy(nb_tensor *dst, const nb_tensor *src);
+NB_API int nb_tensor_copy(nb_tensor *dst, const nb_tensor *src);
 /* Fills with a constant. */
-void nb_tensor_fill(nb_tensor *tensor, double value);
+NB_API void nb_tensor_fill(nb_tensor *tensor, double value);
 
-bool nb_shape_equal(const nb_tensor *a, const nb_tensor *b);
+NB_API bool nb_shape_equal(const nb_tensor *a, const nb_tensor *b);
 /* Writes "[2,3,4]" into buf; returns buf. */
-char *nb_shape_string(const nb_tensor *tensor, char *buf, size_t size);
+NB_API char *nb_shape_string(const nb_tensor *tensor, char *buf, size_t size);
 
 /* Prints like PyTorch's repr: tensor([[1.0000, 2.0000]], requires_grad=True). */
-void nb_tensor_print(const nb_tensor *tensor, FILE *out);
+NB_API void nb_tensor_print(const nb_tensor *tensor, FILE *out);
 
 #ifdef __cplusplus
 }
