@@ -15,6 +15,7 @@
  * and in eval dx = g dy / sqrt(running_var + eps).
  * Statistics are accumulated in double for both dtypes. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -273,13 +274,20 @@ static int backward(nb_op_ctx *ctx)
 }
 
 /* Fixed running statistics for the eval-mode case: eval never writes them,
- * and a sample's params may only point at storage that outlives it. */
-static double eval_mean_values[2] = {0.3, -0.2};
-static double eval_var_values[2] = {0.8, 1.5};
-static nb_tensor eval_running_mean = {.dtype = NB_FLOAT64, .ndim = 1, .shape = {2}, .numel = 2,
-                                      .data = eval_mean_values, .magic = NB_TENSOR_MAGIC};
-static nb_tensor eval_running_var = {.dtype = NB_FLOAT64, .ndim = 1, .shape = {2}, .numel = 2,
-                                     .data = eval_var_values, .magic = NB_TENSOR_MAGIC};
+ * and a sample's params may only point at storage that outlives it, so
+ * they are made once (persistent tensors, as ops accept no others) and
+ * kept for the life of the process. */
+static const double EVAL_MEAN_VALUES[2] = {0.3, -0.2};
+static const double EVAL_VAR_VALUES[2] = {0.8, 1.5};
+static nb_tensor *eval_running_mean, *eval_running_var;
+static pthread_once_t eval_stats_once = PTHREAD_ONCE_INIT;
+
+static void make_eval_stats(void)
+{
+    const int64_t C = 2;
+    eval_running_mean = nb_tensor_from_data(NB_FLOAT64, 1, &C, EVAL_MEAN_VALUES);
+    eval_running_var = nb_tensor_from_data(NB_FLOAT64, 1, &C, EVAL_VAR_VALUES);
+}
 
 static const struct {
     const char *label;
@@ -310,8 +318,10 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     nb_batch_norm_params p = NB_BATCH_NORM_PARAMS_DEFAULT;
     p.training = CASES[index].training;
     if (!p.training) {
-        p.running_mean = &eval_running_mean;
-        p.running_var = &eval_running_var;
+        pthread_once(&eval_stats_once, make_eval_stats);
+        if (!eval_running_mean || !eval_running_var) return -1;
+        p.running_mean = eval_running_mean;
+        p.running_var = eval_running_var;
     }
     memcpy(s->params, &p, sizeof p);
     return 1;
