@@ -26,6 +26,9 @@ void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes)
 
 static int check_inputs(nb_tape *tape, const nb_op *op, int n, nb_tensor *const *inputs)
 {
+    if (op->max_inputs < 0 && n < op->min_inputs)
+        return nb_fail(NB_ERR_INVALID, "%s: got %d inputs, expected at least %d", op->name, n,
+                       op->min_inputs);
     if (n < op->min_inputs || (op->max_inputs >= 0 && n > op->max_inputs))
         return nb_fail(NB_ERR_INVALID, "%s: got %d inputs, expected %d..%d", op->name, n,
                        op->min_inputs, op->max_inputs);
@@ -90,8 +93,7 @@ int nb_check_anomaly(const nb_op_ctx *ctx, const nb_tensor *t, const char *phase
 static nb_tensor *run(nb_tape *tape, const nb_op *op, int n, nb_tensor *const *inputs,
                       const void *params)
 {
-    if (!op || !op->name || !op->shape || !op->forward)
-        return nb_fail(NB_ERR_INVALID, "nb_apply: op descriptor is incomplete"), NULL;
+    if (nb_op_check_once(op, "nb_apply") != NB_OK) return NULL;
     if (check_inputs(tape, op, n, inputs) != NB_OK) return NULL;
     if (op->params_size > 0 && !params)
         return nb_fail(NB_ERR_INVALID, "%s: params are NULL", op->name), NULL;

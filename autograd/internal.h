@@ -48,6 +48,12 @@ void nb_zero_parallel(void *data, size_t bytes);
  * when `zero`). */
 nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,
                               bool zero);
+/* Fails, naming `who`, the descriptor and the field, unless op is a
+ * descriptor the engine can run (autograd/op_check.c). */
+int nb_op_check_descriptor(const nb_op *op, const char *who);
+/* The same, answered from a cache after a descriptor's first success. */
+int nb_op_check_once(const nb_op *op, const char *who);
+void nb_op_mark_valid(const nb_op *op);
 /* Whether every element is finite (anomaly mode). */
 bool nb_tensor_all_finite(const nb_tensor *tensor);
 /* Fails when anomaly mode is on and t has a NaN or Inf. */

@@ -22,14 +22,15 @@ static int user_count;
 
 int nb_op_register(const nb_op *op)
 {
-    if (!op || !op->name || !op->shape || !op->forward)
-        return nb_fail(NB_ERR_INVALID, "nb_op_register: op descriptor is NULL or incomplete");
+    int status = nb_op_check_descriptor(op, "nb_op_register");
+    if (status != NB_OK) return status;
     if (nb_op_find(op->name))
         return nb_fail(NB_ERR_INVALID, "nb_op_register: an op named '%s' is already registered",
                        op->name);
     if (user_count == USER_CAPACITY)
         return nb_fail(NB_ERR_INVALID, "nb_op_register: more than %d user ops", USER_CAPACITY);
     user_ops[user_count++] = op;
+    nb_op_mark_valid(op);
     return NB_OK;
 }
 

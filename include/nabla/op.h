@@ -38,6 +38,8 @@ extern "C" {
 
 #define NB_MAX_PARAMS_SIZE 256
 #define NB_SAMPLE_MAX_INPUTS 8
+/* The largest finite max_inputs: the width of index_inputs. */
+#define NB_OP_MAX_INPUTS 32
 
 typedef struct nb_op nb_op;
 
@@ -80,6 +82,11 @@ enum {
     NB_OP_ASSIGNS_FRESH_GRADS = 1u << 1
 };
 
+/* nb_op_register and the first nb_apply of a descriptor check it and fail
+ * with NB_ERR_INVALID naming the op and the field: name, shape and forward
+ * set; params_size <= NB_MAX_PARAMS_SIZE; 0 <= min_inputs <= max_inputs <=
+ * NB_OP_MAX_INPUTS, or max_inputs -1; index_inputs only below max_inputs;
+ * only the flags above. */
 struct nb_op {
     const char *name;
     int min_inputs;
