@@ -122,7 +122,8 @@ int64_t nb_module_parameter_count(nb_module *m);
 void nb_module_zero_grad(nb_module *m);
 /* Prints the module tree like PyTorch's repr. */
 void nb_module_print(const nb_module *m, FILE *out);
-/* Safetensors, keyed by full parameter and buffer names. */
+/* Safetensors, keyed by full parameter and buffer names. A NULL module is
+ * an error (NB_ERR_INVALID; save then creates no file). */
 int nb_module_save(nb_module *m, const char *path);
 int nb_module_load(nb_module *m, const char *path);
 void nb_module_free(nb_module *m);
