@@ -150,7 +150,9 @@ nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *con
         return NULL;
     }
     if (tape->has_error) return NULL; /* sticky: the first message stays */
+    const char *outer = nb_alloc_set_op(op && op->name ? op->name : "nb_apply");
     nb_tensor *out = run(tape, op, n_inputs, inputs, params);
+    nb_alloc_set_op(outer);
     if (!out) nb_tape_record_error(tape);
     return out;
 }

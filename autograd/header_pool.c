@@ -59,13 +59,14 @@ static int grow(const char *who)
         return NB_OK;
     }
     if (k == MAX_CHUNKS)
-        return nb_fail(NB_ERR_NOMEM, "%s: out of memory: too many persistent tensors", who);
+        return nb_fail(NB_ERR_NOMEM, "%s: out of memory: too many persistent tensors",
+                       nb_alloc_who(who));
     size_t count = (size_t)FIRST_SLOTS << k;
     size_t bytes = count * (sizeof(nb_tensor) + sizeof(nb_tensor *) + 1);
     unsigned char *block = nb_malloc(bytes);
     if (!block)
         return nb_fail(NB_ERR_NOMEM, "%s: out of memory: could not allocate %zu tensor headers",
-                       who, count);
+                       nb_alloc_who(who), count);
     memset(block, 0, bytes);
     pool_chunk chunk = {.count = count, .headers = (nb_tensor *)block};
     chunk.next_dead = (nb_tensor **)(chunk.headers + count);

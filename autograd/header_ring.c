@@ -60,11 +60,12 @@ static int grow(nb_header_ring *ring, size_t count, const char *who)
     size_t head = round_up(sizeof(nb_header_chunk));
     size_t per_slot = sizeof(nb_tensor) + sizeof(uint64_t);
     if (count > (SIZE_MAX - head) / per_slot)
-        return nb_fail(NB_ERR_NOMEM, "%s: out of memory: %zu tensor headers overflow", who, count);
+        return nb_fail(NB_ERR_NOMEM, "%s: out of memory: %zu tensor headers overflow",
+                       nb_alloc_who(who), count);
     unsigned char *block = nb_malloc(head + count * per_slot);
     if (!block)
         return nb_fail(NB_ERR_NOMEM, "%s: out of memory: could not allocate %zu tensor headers",
-                       who, count);
+                       nb_alloc_who(who), count);
     nb_header_chunk *chunk = (nb_header_chunk *)block;
     chunk->count = count;
     chunk->headers = (nb_tensor *)(block + head);
