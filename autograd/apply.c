@@ -26,6 +26,9 @@ void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes)
 
 static int check_inputs(nb_tape *tape, const nb_op *op, int n, nb_tensor *const *inputs)
 {
+    if (op->max_inputs < 0 && n < op->min_inputs)
+        return nb_fail(NB_ERR_INVALID, "%s: got %d inputs, expected at least %d", op->name, n,
+                       op->min_inputs);
     if (n < op->min_inputs || (op->max_inputs >= 0 && n > op->max_inputs))
         return nb_fail(NB_ERR_INVALID, "%s: got %d inputs, expected %d..%d", op->name, n,
                        op->min_inputs, op->max_inputs);
@@ -90,8 +93,7 @@ int nb_check_anomaly(const nb_op_ctx *ctx, const nb_tensor *t, const char *phase
 static nb_tensor *run(nb_tape *tape, const nb_op *op, int n, nb_tensor *const *inputs,
                       const void *params)
 {
-    if (!op || !op->name || !op->shape || !op->forward)
-        return nb_fail(NB_ERR_INVALID, "nb_apply: op descriptor is incomplete"), NULL;
+    if (nb_op_check_once(op, "nb_apply") != NB_OK) return NULL;
     if (check_inputs(tape, op, n, inputs) != NB_OK) return NULL;
     if (op->params_size > 0 && !params)
         return nb_fail(NB_ERR_INVALID, "%s: params are NULL", op->name), NULL;
@@ -148,7 +150,9 @@ nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *con
         return NULL;
     }
     if (tape->has_error) return NULL; /* sticky: the first message stays */
+    const char *outer = nb_alloc_set_op(op && op->name ? op->name : "nb_apply");
     nb_tensor *out = run(tape, op, n_inputs, inputs, params);
+    nb_alloc_set_op(outer);
     if (!out) nb_tape_record_error(tape);
     return out;
 }

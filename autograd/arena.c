@@ -42,7 +42,8 @@ void *nb_arena_alloc(nb_arena *arena, size_t bytes)
 {
     size_t need = round_up(bytes ? bytes : 1);
     if (need < bytes) {
-        nb_fail(NB_ERR_NOMEM, "out of memory: arena request of %zu bytes overflows", bytes);
+        nb_fail(NB_ERR_NOMEM, "%s: out of memory: arena request of %zu bytes overflows",
+                nb_alloc_who("nb_tape_alloc"), bytes);
         return NULL;
     }
     nb_arena_chunk *chunk = arena->chunks;

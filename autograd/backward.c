@@ -104,6 +104,7 @@ typedef struct leaf_entry {
 static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
 {
     nb_op_ctx *ctx = &node->ctx;
+    nb_alloc_set_op(ctx->op->name);   /* names the op in out-of-memory messages */
     if (ctx->output->hook) {
         int status = run_hook(ctx->output);
         if (status != NB_OK) return status;
@@ -139,9 +140,8 @@ static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
     return NB_OK;
 }
 
-int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
+static int sweep(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
 {
-    if (!tape) return nb_fail(NB_ERR_INVALID, "backward: tape is NULL");
     int status = check_output(tape, output, seed);
     if (status != NB_OK) return status;
     tape->sweep++;
@@ -162,6 +162,15 @@ int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
         if (status != NB_OK) return status;
     }
     return NB_OK;
+}
+
+int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
+{
+    if (!tape) return nb_fail(NB_ERR_INVALID, "backward: tape is NULL");
+    const char *outer = nb_alloc_set_op("backward");
+    int status = sweep(tape, output, seed);
+    nb_alloc_set_op(outer);
+    return status;
 }
 
 void nb_grad_zero_fresh(nb_op_ctx *ctx, int i)

@@ -6,7 +6,7 @@
 
 int nb_add_noise(nb_tensor *tensor, double std, nb_rng *rng)
 {
-    int status = nb_tensor_check_usable(tensor ? tensor->tape : NULL, tensor, "nb_add_noise");
+    int status = nb_tensor_check_usable(nb_tensor_owner(tensor), tensor, "nb_add_noise");
     if (status != NB_OK) return status;
     char shape[96];
     nb_shape_str(tensor, shape, sizeof shape);

@@ -10,6 +10,7 @@ nb_tape *nb_tape_new(void)
     nb_tape *tape = nb_calloc(1, sizeof *tape);
     if (!tape) return NULL;
     nb_arena_init(&tape->arena);
+    nb_header_ring_init(&tape->headers, tape);
     tape->grad_enabled = true;
     tape->generation = 1;
     return tape;
@@ -18,6 +19,7 @@ nb_tape *nb_tape_new(void)
 void nb_tape_free(nb_tape *tape)
 {
     if (!tape) return;
+    nb_header_ring_release(&tape->headers);
     nb_arena_release(&tape->arena);
     nb_free(tape);
 }
@@ -26,6 +28,7 @@ void nb_tape_reset(nb_tape *tape)
 {
     if (!tape) return;
     nb_arena_reset(&tape->arena);
+    nb_header_ring_end_step(&tape->headers);
     tape->last = NULL;
     tape->node_count = 0;
     tape->generation++;
@@ -75,22 +78,29 @@ void nb_tape_set_anomaly_mode(nb_tape *tape, bool enabled)
 int nb_tensor_check_usable(const nb_tape *tape, const nb_tensor *t, const char *who)
 {
     if (!t) return nb_fail(NB_ERR_INVALID, "%s: tensor is NULL", who);
-    if (!t->tape) {
-        if (t->magic != NB_TENSOR_MAGIC)
-            return nb_fail(NB_ERR_STATE, "%s: not a live nabla tensor (freed?)", who);
-        return NB_OK;
-    }
-    if (t->tape != tape)
-        return nb_fail(NB_ERR_INVALID, "%s: tensor belongs to a different tape", who);
-    /* A released step's memory may already hold new data, so we check the
-     * pointer against what the arena has handed out since the reset. */
-    if (!nb_arena_owns(&tape->arena, t) || t->magic != NB_TENSOR_MAGIC ||
-        t->generation != tape->generation)
+    /* The header's memory may hold another tensor by now, or have been
+     * written by the user: liveness comes from the stores' side tables. */
+    uint64_t step;
+    if (tape && nb_header_ring_find(&tape->headers, t, &step)) {
+        if (step == tape->generation) return NB_OK;
         return nb_fail(NB_ERR_STATE,
                        "%s: tensor belongs to a released tape step (nb_tape_reset was called)",
                        who);
-    return NB_OK;
+    }
+    switch (nb_header_pool_state(t)) {
+    case NB_POOL_LIVE: return NB_OK;
+    case NB_POOL_DEAD:
+        return nb_fail(NB_ERR_STATE, "%s: tensor was freed (nb_tensor_free was called)", who);
+    case NB_POOL_NOT_OURS: break;
+    }
+    if (nb_header_ring_owner_of(t))
+        return nb_fail(NB_ERR_INVALID, "%s: tensor belongs to a different tape", who);
+    return nb_fail(NB_ERR_STATE,
+                   "%s: not a live nabla tensor (its tape was freed, or nabla did not make it)",
+                   who);
 }
+
+nb_tape *nb_tensor_owner(const nb_tensor *t) { return nb_header_ring_owner_of(t); }
 
 nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x)
 {
@@ -103,7 +113,7 @@ nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x)
         nb_tape_record_error(tape);
         return NULL;
     }
-    nb_tensor *out = nb_arena_alloc(&tape->arena, sizeof *out);
+    nb_tensor *out = nb_header_ring_take(&tape->headers, tape->generation, "detach");
     if (!out) {
         nb_tape_record_error(tape);
         return NULL;

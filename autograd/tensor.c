@@ -72,18 +72,20 @@ static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *s
     t->magic = NB_TENSOR_MAGIC;
 }
 
-static size_t header_bytes(void) { return (sizeof(nb_tensor) + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1); }
-
 nb_tensor *nb_tensor_new(nb_dtype dtype, int ndim, const int64_t *shape)
 {
     int64_t numel = shape_numel("nb_tensor_new", dtype, ndim, shape);
     if (numel < 0) return NULL;
     size_t data_bytes = (size_t)numel * nb_dtype_size(dtype);
-    unsigned char *block = nb_malloc(header_bytes() + data_bytes);
-    if (!block) return NULL;
-    nb_tensor *t = (nb_tensor *)block;
+    nb_tensor *t = nb_header_pool_take("nb_tensor_new");
+    if (!t) return NULL;
+    void *data = nb_malloc(data_bytes);
+    if (!data) {
+        nb_header_pool_give(t);
+        return NULL;
+    }
     init_header(t, dtype, ndim, shape, numel);
-    t->data = block + header_bytes();
+    t->data = data;
     memset(t->data, 0, data_bytes);
     return t;
 }
@@ -94,11 +96,12 @@ nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int
     int64_t numel = shape_numel("nb_tape_tensor", dtype, ndim, shape);
     if (numel < 0) return NULL;
     size_t data_bytes = (size_t)numel * nb_dtype_size(dtype);
-    unsigned char *block = nb_arena_alloc(&tape->arena, header_bytes() + data_bytes);
-    if (!block) return NULL;
-    nb_tensor *t = (nb_tensor *)block;
+    void *data = nb_arena_alloc(&tape->arena, data_bytes);
+    if (!data) return NULL;
+    nb_tensor *t = nb_header_ring_take(&tape->headers, tape->generation, "nb_tape_tensor");
+    if (!t) return NULL;
     init_header(t, dtype, ndim, shape, numel);
-    t->data = block + header_bytes();
+    t->data = data;
     t->tape = tape;
     t->generation = tape->generation;
     if (zero) nb_zero_parallel(t->data, data_bytes);
@@ -194,10 +197,29 @@ nb_tensor *nb_tensor_clone(const nb_tensor *src)
 
 void nb_tensor_free(nb_tensor *tensor)
 {
-    if (!tensor || tensor->tape) return; /* arena tensors belong to their tape */
+    if (!tensor) return;
+    /* Decided from the header stores' tables: after a free the header may
+     * already belong to a new tensor, so it is not read before this. */
+    switch (nb_header_pool_state(tensor)) {
+    case NB_POOL_LIVE: break;
+    case NB_POOL_DEAD:
+        nb_fail(NB_ERR_STATE, "nb_tensor_free: tensor was already freed");
+        return;
+    case NB_POOL_NOT_OURS:
+        if (nb_tensor_owner(tensor))
+            nb_fail(NB_ERR_INVALID, "nb_tensor_free: tensor belongs to a tape, not freed "
+                    "(nb_tape_reset releases it)");
+        else
+            nb_fail(NB_ERR_INVALID, "nb_tensor_free: not a live nabla tensor (its tape was "
+                    "freed, or nabla did not make it)");
+        return;
+    }
     if (tensor->grad) nb_tensor_free(tensor->grad);
+    nb_free(tensor->data);
+    tensor->data = NULL;
+    tensor->grad = NULL;
     tensor->magic = 0;
-    nb_free(tensor);
+    nb_header_pool_give(tensor);
 }
 
 void nb_tensor_set_requires_grad(nb_tensor *tensor, bool requires_grad)

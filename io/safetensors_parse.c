@@ -89,6 +89,33 @@ static int grow(parser *p, void **array, int *capacity, size_t element_size)
     return 0;
 }
 
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The format makes __metadata__ a flat map of string to string: each key
+ * once, and no other kind of value. */
+static int check_metadata_keys(parser *p)
+{
+    nb_safetensors *f = p->file;
+    size_t n = (size_t)f->metadata_count;
+    if (n < 2) return 0;
+    const char **keys = nb_malloc(n * sizeof *keys);
+    if (!keys) {
+        p->status = NB_ERR_NOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) keys[i] = f->metadata[2 * i];
+    qsort(keys, n, sizeof *keys, compare_strings);
+    int status = 0;
+    for (size_t i = 1; i < n && status == 0; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0)
+            status = parse_error(p, "__metadata__: duplicate key \"%s\"", keys[i]);
+    nb_free(keys);
+    return status;
+}
+
 static int parse_metadata(parser *p)
 {
     nb_safetensors *f = p->file;
@@ -100,20 +127,19 @@ static int parse_metadata(parser *p)
         const char *key = pool_string(p, "__metadata__");
         if (!key) return -1;
         if (nb_json_expect(&p->json, ':')) return json_error(p, "__metadata__");
-        if (nb_json_peek(&p->json) == '"') {
-            const char *value = pool_string(p, "__metadata__");
-            if (!value) return -1;
-            if (f->metadata_count * 2 + 2 > f->metadata_capacity &&
-                grow(p, (void **)&f->metadata, &f->metadata_capacity, sizeof *f->metadata))
-                return -1;
-            f->metadata[f->metadata_count * 2] = key;
-            f->metadata[f->metadata_count * 2 + 1] = value;
-            f->metadata_count++;
-        } else if (nb_json_skip_value(&p->json, 1)) {
-            return json_error(p, "__metadata__");
-        }
+        if (nb_json_peek(&p->json) != '"')
+            return parse_error(p, "__metadata__: the value of key \"%s\" is not a string "
+                               "(metadata maps strings to strings)", key);
+        const char *value = pool_string(p, "__metadata__");
+        if (!value) return -1;
+        if (f->metadata_count * 2 + 2 > f->metadata_capacity &&
+            grow(p, (void **)&f->metadata, &f->metadata_capacity, sizeof *f->metadata))
+            return -1;
+        f->metadata[f->metadata_count * 2] = key;
+        f->metadata[f->metadata_count * 2 + 1] = value;
+        f->metadata_count++;
         int end = nb_json_next_member(&p->json, '}');
-        if (end) return end < 0 ? json_error(p, "__metadata__") : 0;
+        if (end) return end < 0 ? json_error(p, "__metadata__") : check_metadata_keys(p);
     }
 }
 

@@ -122,6 +122,13 @@ static int check_arguments(const char *path, const nb_named_tensor *tensors, int
         if (!keys[i] || !values[i] || !is_utf8(keys[i]) || !is_utf8(values[i]))
             return nb_fail(NB_ERR_INVALID, "%s: %s: metadata entry %d is NULL or not UTF-8", who,
                            path, i);
+    /* A file with a key twice would be refused by the loader. Metadata
+     * lists are short, so pairwise comparison is enough. */
+    for (int i = 0; i < metadata_count; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(keys[i], keys[j]) == 0)
+                return nb_fail(NB_ERR_INVALID, "%s: %s: duplicate metadata key \"%s\"", who, path,
+                               keys[i]);
     return NB_OK;
 }
 

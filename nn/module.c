@@ -192,6 +192,8 @@ void nb_module_print(const nb_module *m, FILE *out)
 int nb_module_save(nb_module *m, const char *path)
 {
     enum { CAPACITY = 1024 };
+    /* Before the file is opened: a NULL module would save an empty file. */
+    if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_save: module is NULL");
     nb_named_tensor state[CAPACITY];
     int count = nb_module_state(m, state, CAPACITY);
     if (count > CAPACITY) return nb_fail(NB_ERR_INVALID, "nb_module_save: more than %d tensors", CAPACITY);
@@ -201,6 +203,7 @@ int nb_module_save(nb_module *m, const char *path)
 int nb_module_load(nb_module *m, const char *path)
 {
     enum { CAPACITY = 1024 };
+    if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_load: module is NULL");
     nb_named_tensor state[CAPACITY];
     int count = nb_module_state(m, state, CAPACITY);
     if (count > CAPACITY) return nb_fail(NB_ERR_INVALID, "nb_module_load: more than %d tensors", CAPACITY);

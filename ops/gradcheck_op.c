@@ -118,6 +118,8 @@ int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
         options = &defaults;
     }
     if (!op || !result || !cases) return nb_fail(NB_ERR_INVALID, "gradcheck: NULL argument");
+    int status = nb_op_check_descriptor(op, "nb_gradcheck_op");
+    if (status != NB_OK) return status;
     double f32_error;
     return check_cases(op, options, result, cases, &f32_error, false);
 }

@@ -23,8 +23,8 @@ static int user_count;
 
 int nb_op_register(const nb_op *op)
 {
-    if (!op || !op->name || !op->shape || !op->forward)
-        return nb_fail(NB_ERR_INVALID, "nb_op_register: op descriptor is NULL or incomplete");
+    int status = nb_op_check_descriptor(op, "nb_op_register");
+    if (status != NB_OK) return status;
     if (nb_op_find(op->name))
         return nb_fail(NB_ERR_INVALID, "nb_op_register: an op named '%s' is already registered",
                        op->name);

@@ -153,6 +153,25 @@ Test(nn, save_and_load_round_trip_is_bit_exact)
     nb_module_free(wrong);
 }
 
+Test(nn, save_and_load_of_a_null_module_are_errors)
+{
+    char dir[] = "/tmp/nabla_nn_null_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[sizeof dir + 32];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    cr_assert_eq(nb_module_save(NULL, path), NB_ERR_INVALID);
+    cr_assert_str_eq(nb_last_error(), "nb_module_save: module is NULL");
+    cr_assert_eq(access(path, F_OK), -1, "save of a NULL module created %s", path);
+    /* load refuses a NULL module even when the file is a valid one */
+    nb_module *m = nb_nn_linear(2, 1, false);
+    cr_assert_eq(nb_module_save(m, path), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_module_load(NULL, path), NB_ERR_INVALID);
+    cr_assert_str_eq(nb_last_error(), "nb_module_load: module is NULL");
+    nb_module_free(m);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(nn, bad_configurations_are_errors)
 {
     cr_assert_null(nb_nn_linear(0, 3, true));

@@ -370,6 +370,6 @@ Test(cat, errors)
     expect_cat_error(2, 2, s22, 2, s33, 0, "input 1 [3,3] and input 0 [2,2] differ in dim 1 (cat dim 0)");
     expect_cat_error(2, 2, s22, 2, s22, 2, "dim 2 out of range for [2,2]");
     expect_cat_error(2, 2, s22, 2, s22, -3, "dim -3 out of range");
-    expect_cat_error(0, 2, s22, 2, s22, 0, "got 0 inputs");
+    expect_cat_error(0, 2, s22, 2, s22, 0, "got 0 inputs, expected at least 1");
     expect_cat_error(1, 0, s22, 2, s22, 0, "input 0 [] is a scalar");
 }

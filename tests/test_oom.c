@@ -84,10 +84,30 @@ static void append(results *r, const nb_tensor *t)
     r->size += n;
 }
 
+/* status.h: every message names its function or op. In a case, the one
+ * that asked is the op, the sum taken for backward, the backward sweep or
+ * nb_tape_new. */
+static bool starts_with_name(const char *error, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(error, name, n) == 0 && error[n] == ':';
+}
+
 static void expect_out_of_memory(const char *error, const char *what, const nb_op *op, long at)
 {
     cr_assert(error && strstr(error, "out of memory"), "%s: %s at %ld: error '%s' is not an "
               "out-of-memory error", op->name, what, at, error ? error : "(none)");
+    cr_assert(starts_with_name(error, op->name) || starts_with_name(error, "sum") ||
+              starts_with_name(error, "backward") || starts_with_name(error, "nb_tape_new"),
+              "%s: %s at %ld: error '%s' does not name the op or function", op->name, what, at,
+              error);
+}
+
+/* A message that starts with a function's name: "nb_adam_new: out of ..." */
+static bool names_a_function(const char *error)
+{
+    size_t n = strspn(error, "abcdefghijklmnopqrstuvwxyz0123456789_");
+    return n > 0 && error[n] == ':';
 }
 
 /* Forward and backward of one sample case on `tape`. Returns true with the
@@ -265,6 +285,8 @@ static void training_under_failures(int kind)
             const char *error = m.tape && nb_tape_error(m.tape) ? nb_tape_error(m.tape) : nb_last_error();
             cr_assert(refused, "failed at %ld without a refused allocation: %s", k, error);
             cr_assert(strstr(error, "out of memory"), "model %d at %ld: '%s'", kind, k, error);
+            cr_assert(names_a_function(error), "model %d at %ld: '%s' names no function", kind,
+                      k, error);
         }
         model_free(&m);
         cr_assert_eq(heap.live, baseline, "model %d: %ld blocks leaked after failure at %ld", kind,
@@ -276,6 +298,51 @@ static void training_under_failures(int kind)
 Test(oom, lenet5_creation_and_training_step, .init = setup, .fini = teardown)
 {
     training_under_failures(0);
+}
+
+/* The hooks come in pairs: one alone would free blocks with the wrong
+ * function. */
+Test(oom, allocator_hooks_must_come_in_pairs, .fini = teardown)
+{
+    cr_assert_eq(nb_set_allocator(hook_malloc, NULL, NULL), NB_ERR_INVALID);
+    cr_assert_str_eq(nb_last_error(), "nb_set_allocator: free_fn is NULL but malloc_fn is not; "
+                     "give both hooks, or NULL for both to restore malloc and free");
+    cr_assert_eq(nb_set_allocator(NULL, hook_free, NULL), NB_ERR_INVALID);
+    cr_assert(strstr(nb_last_error(), "malloc_fn is NULL but free_fn is not"), "%s",
+              nb_last_error());
+    /* Nothing changed: the default allocator is still in place. */
+    long live = heap.live;
+    nb_tensor *t = nb_tensor_zeros(NB_FLOAT32, 1, (int64_t[]){4});
+    cr_assert_not_null(t);
+    cr_assert_eq(heap.live, live, "a refused hook was installed");
+    nb_tensor_free(t);
+    cr_assert_eq(nb_set_allocator(hook_malloc, hook_free, NULL), NB_OK);
+    t = nb_tensor_zeros(NB_FLOAT32, 1, (int64_t[]){4});
+    cr_assert_eq(heap.live, live + 1, "the pair is installed");
+    nb_tensor_free(t);
+    cr_assert_eq(nb_set_allocator(NULL, NULL, NULL), NB_OK);
+}
+
+/* Direct calls name the public function that ran out. */
+Test(oom, messages_name_the_function, .init = setup, .fini = teardown)
+{
+    arm(0);
+    cr_assert_null(nb_tensor_zeros(NB_FLOAT32, 1, (int64_t[]){4}));
+    disarm();
+    cr_assert(strncmp(nb_last_error(), "nb_tensor_new: out of memory: could not allocate 16 bytes",
+                      strlen("nb_tensor_new: out of memory")) == 0, "%s", nb_last_error());
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT32, 1, (int64_t[]){4}, NULL);
+    cr_assert_not_null(x);
+    /* Fill the arena's chunk so relu's output needs a new one, then refuse it. */
+    size_t room = nb_tape_arena_capacity(tape) - nb_tape_arena_used(tape);
+    cr_assert_not_null(nb_tape_alloc(tape, room));
+    arm(0);
+    cr_assert_null(nb_relu(tape, x));
+    disarm();
+    cr_assert(strncmp(nb_tape_error(tape), "relu: out of memory", strlen("relu: out of memory")) == 0,
+              "%s", nb_tape_error(tape));
+    nb_tape_free(tape);
 }
 
 Test(oom, batch_norm_dropout_adam_model, .init = setup, .fini = teardown)

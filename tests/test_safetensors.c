@@ -144,6 +144,12 @@ Test(safetensors, metadata_and_escaped_names_round_trip)
     cr_assert_str_eq(nb_safetensors_entry_at(file, 0)->name, name);
     nb_safetensors_free(file);
     remove_temp(path);
+    /* A key twice would make a file the reader refuses: not written. */
+    const char *twice[2] = {"epoch", "epoch"};
+    cr_assert_eq(nb_safetensors_save_with_metadata(path, list, 1, twice, values, 2),
+                 NB_ERR_INVALID);
+    cr_assert(strstr(nb_last_error(), "duplicate metadata key \"epoch\""), "%s", nb_last_error());
+    cr_assert_null(fopen(path, "rb"), "the file was written");
     nb_tensor_free(list[0].tensor);
 }
 
@@ -334,7 +340,13 @@ static const bad_case bad_cases[] = {
     {"{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\"}}", 4, "tensor 'a': duplicate key \"dtype\""},
     {"{\"__metadata__\":{},\"__metadata__\":{}}", 0, "duplicate \"__metadata__\""},
     {"{\"__metadata__\":5}", 0, "__metadata__ is not an object"},
-    {"{\"__metadata__\":{\"k\":tru}}", 0, "invalid literal"},
+    {"{\"__metadata__\":{\"k\":tru}}", 0, "__metadata__: the value of key \"k\" is not a string"},
+    {"{\"__metadata__\":{\"k\":\"a\",\"j\":\"b\",\"k\":\"c\"}}", 0, "__metadata__: duplicate key \"k\""},
+    {"{\"__metadata__\":{\"n\":-1.5e3}}", 0, "__metadata__: the value of key \"n\" is not a string"},
+    {"{\"__metadata__\":{\"a\":\"x\",\"z\":null}}", 0, "__metadata__: the value of key \"z\" is not a string"},
+    {"{\"__metadata__\":{\"o\":{\"p\":\"q\"}}}", 0, "__metadata__: the value of key \"o\" is not a string"},
+    {"{\"__metadata__\":{\"t\":true}}", 0, "__metadata__: the value of key \"t\" is not a string"},
+    {"{\"__metadata__\":{\"l\":[\"x\"]}}", 0, "__metadata__: the value of key \"l\" is not a string"},
 };
 
 Test(safetensors, malformed_headers_fail_with_clear_errors)
@@ -371,9 +383,8 @@ Test(safetensors, valid_edge_cases_parse)
     /* Two zero-size tensors may share an offset. */
     const char *zeros = "{" ENTRY("a", "F32", "[0]", "[0,0]") "," ENTRY("b", "F64", "[2,0]", "[0,0]") "}";
     cr_assert_eq(parse_header_text(zeros, 0, strlen(zeros)), 2, "%s", nb_last_error());
-    /* Non-string metadata values are skipped, strings kept. */
-    const char *header = "{\"__metadata__\":{\"a\":\"x\",\"n\":-1.5e3,\"o\":{\"p\":[true,null,false]},"
-                         "\"b\":\"y\\u00e9\\ud83d\\ude00\"}}";
+    /* Metadata strings, escapes decoded (other values: bad_cases). */
+    const char *header = "{\"__metadata__\":{\"a\":\"x\",\"b\":\"y\\u00e9\\ud83d\\ude00\"}}";
     size_t total = 8 + strlen(header);
     unsigned char *buffer = calloc(total, 1);
     buffer[0] = (unsigned char)strlen(header);
@@ -390,11 +401,14 @@ Test(safetensors, valid_edge_cases_parse)
 
 Test(safetensors, deep_nesting_is_bounded)
 {
+    /* A nested metadata value is refused at its first byte, before any
+     * recursion into it. */
     char header[400] = "{\"__metadata__\":{\"k\":";
     for (int i = 0; i < 100; i++) strcat(header, "[");
     strcat(header, "}}");
     cr_assert_eq(parse_header_text(header, 0, strlen(header)), -1);
-    cr_assert(strstr(nb_last_error(), "nested too deeply"), "%s", nb_last_error());
+    cr_assert(strstr(nb_last_error(), "the value of key \"k\" is not a string"), "%s",
+              nb_last_error());
 }
 
 /* Every truncation of a valid file fails, and random corruptions either

@@ -80,7 +80,9 @@ NB_API int nb_safetensors_count(const nb_safetensors *file);
 NB_API const nb_safetensors_entry *nb_safetensors_entry_at(const nb_safetensors *file, int index);
 /* The entry called `name`, or NULL. */
 NB_API const nb_safetensors_entry *nb_safetensors_find(const nb_safetensors *file, const char *name);
-/* "__metadata__" pairs whose value is a string (others are skipped). */
+/* "__metadata__" pairs, in file order. A file whose __metadata__ is not a
+ * flat map of string to string (a duplicate key, or a number, null, array
+ * or object as a value) is refused as malformed (NB_ERR_FORMAT). */
 NB_API int nb_safetensors_metadata_count(const nb_safetensors *file);
 NB_API const char *nb_safetensors_metadata_key(const nb_safetensors *file, int index);
 NB_API const char *nb_safetensors_metadata_value(const nb_safetensors *file, int index);

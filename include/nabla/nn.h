@@ -124,7 +124,8 @@ NB_API int64_t nb_module_parameter_count(nb_module *m);
 NB_API void nb_module_zero_grad(nb_module *m);
 /* Prints the module tree like PyTorch's repr. */
 NB_API void nb_module_print(const nb_module *m, FILE *out);
-/* Safetensors, keyed by full parameter and buffer names. */
+/* Safetensors, keyed by full parameter and buffer names. A NULL module is
+ * an error (NB_ERR_INVALID; save then creates no file). */
 NB_API int nb_module_save(nb_module *m, const char *path);
 NB_API int nb_module_load(nb_module *m, const char *path);
 NB_API void nb_module_free(nb_module *m);

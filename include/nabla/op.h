@@ -41,6 +41,8 @@ extern "C" {
 #define NB_MAX_PARAMS_SIZE 256
 #define NB_SAMPLE_MAX_INPUTS 8
 #define NB_SAMPLE_MAX_OWNED 4
+/* The largest finite max_inputs: the width of index_inputs. */
+#define NB_OP_MAX_INPUTS 32
 
 typedef struct nb_op nb_op;
 
@@ -87,6 +89,11 @@ enum {
     NB_OP_ASSIGNS_FRESH_GRADS = 1u << 1
 };
 
+/* nb_op_register and the first nb_apply of a descriptor check it and fail
+ * with NB_ERR_INVALID naming the op and the field: name, shape and forward
+ * set; params_size <= NB_MAX_PARAMS_SIZE; 0 <= min_inputs <= max_inputs <=
+ * NB_OP_MAX_INPUTS, or max_inputs -1; index_inputs only below max_inputs;
+ * only the flags above. */
 struct nb_op {
     const char *name;
     int min_inputs;
@@ -146,6 +153,10 @@ NB_API const nb_op_ctx *nb_node_ctx(const nb_node *node);
 
 /* The registry, read by nabla-gradcheck and graph tools. Built-in ops are
  * always present; nb_op_register adds a user op (same descriptor). */
+/* Fails, naming `who`, the descriptor and the field, unless op is a
+ * descriptor the engine can run (nb_op_register and the first nb_apply of
+ * a descriptor check the same). */
+NB_API int nb_op_check_descriptor(const nb_op *op, const char *who);
 NB_API int nb_op_register(const nb_op *op);
 NB_API int nb_op_count(void);
 NB_API const nb_op *nb_op_at(int index);

@@ -40,10 +40,15 @@ NB_API const char *nb_last_error(void);
 NB_API void nb_clear_error(void);
 
 /* Every allocation nabla makes goes through these hooks, so tests can count
- * allocations or make the N-th one fail. NULL restores malloc/free. */
+ * allocations or make the N-th one fail. Give both hooks, or NULL for both
+ * to restore malloc/free; one without the other is NB_ERR_INVALID and
+ * leaves the hooks as they were. Blocks are freed by the free hook that is
+ * current then: change hooks only when nabla holds no block of the old
+ * ones, or let both free the same way. Out-of-memory messages name the op
+ * or function that asked ("relu: out of memory: ..."). */
 typedef void *(*nb_malloc_fn)(size_t size, void *user);
 typedef void (*nb_free_fn)(void *ptr, void *user);
-NB_API void nb_set_allocator(nb_malloc_fn malloc_fn, nb_free_fn free_fn, void *user);
+NB_API int nb_set_allocator(nb_malloc_fn malloc_fn, nb_free_fn free_fn, void *user);
 
 /* For libraries built on nabla (such as the data loader) and user ops:
  * memory from those hooks, aligned to NB_ALIGN bytes (NULL, with the last

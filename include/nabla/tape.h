@@ -29,9 +29,18 @@ extern "C" {
 NB_API nb_tape *nb_tape_new(void);
 NB_API void nb_tape_free(nb_tape *tape);
 
+/* Steps a tensor header waits before the tape reuses it (see reset). */
+#define NB_TAPE_REUSE_STEPS 4
+
 /* Releases every intermediate of the step and clears the tape's error.
  * Tensors from the released step must not be used again; nb_backward and
- * ops detect them and fail with NB_ERR_STATE. */
+ * ops detect them and fail with NB_ERR_STATE. The check reads only the
+ * tape's own tables, never the released memory. A header made in step k is
+ * not reused before step k + NB_TAPE_REUSE_STEPS, so a tensor kept from
+ * step k is always caught in steps k+1 .. k+NB_TAPE_REUSE_STEPS-1 (and
+ * later, until its header is reused; from then on the pointer names a
+ * tensor of the new step and is accepted as that one). A tensor of another
+ * tape fails with NB_ERR_INVALID, one of a freed tape with NB_ERR_STATE. */
 NB_API void nb_tape_reset(nb_tape *tape);
 
 /* The first error recorded on the tape since the last reset, or NULL. */

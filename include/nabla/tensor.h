@@ -6,7 +6,19 @@
  * Ownership: tensors made by the constructors below are persistent; the
  * caller frees them with nb_tensor_free (this also frees their gradient).
  * Tensors returned by ops live in the tape's arena and are released by
- * nb_tape_reset; never pass those to nb_tensor_free. */
+ * nb_tape_reset; nb_tensor_free refuses those (NB_ERR_INVALID, nothing
+ * freed).
+ *
+ * Freed tensors: a header (struct nb_tensor) lives in a store that never
+ * gives its memory back, and nabla decides whether a pointer is a live
+ * tensor from its address and a table kept beside the store, never by
+ * reading the header. Passing a freed persistent tensor to an op,
+ * nb_backward or nb_tensor_free fails with NB_ERR_STATE until its header
+ * is reused: freed headers are reused oldest first, and only once
+ * NB_TENSOR_REUSE_FREES other persistent tensors have been freed after it.
+ * After that the pointer may name a new tensor and is accepted as that
+ * one. (Tape tensors: see nb_tape_reset in nabla/tape.h.) A tensor whose
+ * tape was freed, or a struct nb_tensor not made by nabla, is refused. */
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
 
@@ -23,6 +35,8 @@ extern "C" {
 #endif
 
 #define NB_MAX_DIMS 8
+/* Frees of other persistent tensors before a freed header is reused. */
+#define NB_TENSOR_REUSE_FREES 1024
 
 typedef enum nb_dtype { NB_FLOAT32 = 0, NB_FLOAT64 = 1, NB_INT32 = 2 } nb_dtype;
 
@@ -75,6 +89,9 @@ NB_API nb_tensor *nb_tensor_normal(nb_dtype dtype, int ndim, const int64_t *shap
                             double mean, double std, nb_rng *rng);
 /* A persistent deep copy (data only; no gradient, same requires_grad). */
 NB_API nb_tensor *nb_tensor_clone(const nb_tensor *src);
+/* Frees a persistent tensor and its gradient; NULL is ignored. A tape
+ * tensor is left alone with an NB_ERR_INVALID message, a tensor freed
+ * already with an NB_ERR_STATE one (see nb_last_error). */
 NB_API void nb_tensor_free(nb_tensor *tensor);
 
 NB_API void nb_tensor_set_requires_grad(nb_tensor *tensor, bool requires_grad);

@@ -143,6 +143,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+_Static_assert(sizeof(nb_dropout_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_dropout_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_dropout = {
     .name = "dropout", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_dropout_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,

@@ -74,6 +74,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index % 4, s, rng, -1.0, 1.0, 0.1);
 }
 
+_Static_assert(sizeof(leaky_relu_params) <= NB_MAX_PARAMS_SIZE,
+               "leaky_relu_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_leaky_relu = {
     .name = "leaky_relu", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(leaky_relu_params),

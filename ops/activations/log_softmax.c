@@ -139,6 +139,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
                ? 1 : -1;
 }
 
+_Static_assert(sizeof(log_softmax_params) <= NB_MAX_PARAMS_SIZE,
+               "log_softmax_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_log_softmax = {
     .name = "log_softmax", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(log_softmax_params),

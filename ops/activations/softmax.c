@@ -133,6 +133,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
                ? 1 : -1;
 }
 
+_Static_assert(sizeof(softmax_params) <= NB_MAX_PARAMS_SIZE,
+               "softmax_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_softmax = {
     .name = "softmax", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(softmax_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,

@@ -337,6 +337,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+_Static_assert(sizeof(nb_conv2d_node_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_conv2d_node_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_conv2d = {
     .name = "conv2d", .min_inputs = 2, .max_inputs = 3,
     .params_size = sizeof(nb_conv2d_node_params), /* conv settings + meProp */

@@ -259,6 +259,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 /* Samples stay dense (zeroed params): meProp is an approximation that
  * finite differences cannot confirm; tests/test_meprop.c checks it
  * against a masked dense backward instead. */
+_Static_assert(sizeof(nb_linear_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_linear_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_linear = {
     .name = "linear", .min_inputs = 2, .max_inputs = 3, .params_size = sizeof(nb_linear_params),
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,

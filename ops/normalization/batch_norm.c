@@ -307,6 +307,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+_Static_assert(sizeof(nb_batch_norm_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_batch_norm_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_batch_norm = {
     .name = "batch_norm", .min_inputs = 1, .max_inputs = 3,
     .params_size = sizeof(nb_batch_norm_params),

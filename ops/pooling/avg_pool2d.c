@@ -184,6 +184,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+_Static_assert(sizeof(nb_avg_pool2d_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_avg_pool2d_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_avg_pool2d = {
     .name = "avg_pool2d", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_avg_pool2d_params),

@@ -197,6 +197,9 @@ int nb_reduce_sample(int index, nb_sample *s, nb_rng *rng)
 static int forward(nb_op_ctx *ctx) { return nb_reduce_forward(ctx, false); }
 static int backward(nb_op_ctx *ctx) { return nb_reduce_backward(ctx, false); }
 
+_Static_assert(sizeof(nb_reduce_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_reduce_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_sum = {
     .name = "sum", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
     .shape = nb_reduce_shape, .forward = forward, .backward = backward, .sample = nb_reduce_sample,

@@ -122,6 +122,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+_Static_assert(sizeof(nb_cat_params) <= NB_MAX_PARAMS_SIZE,
+               "nb_cat_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_cat = {
     .name = "cat", .min_inputs = 1, .max_inputs = -1, .params_size = sizeof(nb_cat_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,

@@ -193,11 +193,17 @@ static int flatten_sample(int index, nb_sample *s, nb_rng *rng)
                ? 1 : -1;
 }
 
+_Static_assert(sizeof(reshape_params) <= NB_MAX_PARAMS_SIZE,
+               "reshape_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_reshape = {
     .name = "reshape", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(reshape_params),
     .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = reshape_shape, .forward = forward, .backward = backward, .sample = reshape_sample,
 };
+
+_Static_assert(sizeof(flatten_params) <= NB_MAX_PARAMS_SIZE,
+               "flatten_params must fit NB_MAX_PARAMS_SIZE");
 
 const nb_op nb_op_flatten = {
     .name = "flatten", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(flatten_params),

@@ -169,6 +169,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
                ? 1 : -1;
 }
 
+_Static_assert(sizeof(transpose_params) <= NB_MAX_PARAMS_SIZE,
+               "transpose_params must fit NB_MAX_PARAMS_SIZE");
+
 const nb_op nb_op_transpose = {
     .name = "transpose", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(transpose_params),
