@@ -2,7 +2,7 @@
 
 #include <stdint.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 
 enum { MIN_CHUNK_BYTES = 1 << 20 };
 

@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "autograd/headers.h"
 
 /* The static chunk holds NB_TENSOR_REUSE_FREES dead headers plus about

@@ -2,7 +2,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "autograd/headers.h"
 #include "nabla/tape.h"
 

@@ -2,7 +2,7 @@
 #ifndef NABLA_INTERNAL_H
 #define NABLA_INTERNAL_H
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "autograd/arena.h"
 #include "autograd/headers.h"
 #include "nabla/meprop.h"

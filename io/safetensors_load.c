@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "io/safetensors_internal.h"
 
 /* Reads a whole regular file into nabla-allocated memory. */

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "io/json.h"
 #include "io/safetensors_internal.h"
 

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "kernels/gemm_micro.h"
 #include "nabla/threads.h"
 

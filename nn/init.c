@@ -2,7 +2,7 @@
  * so they match PyTorch's distributions, not its exact numbers. */
 #include <math.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/nn.h"
 
 int nb_init_fans(const nb_tensor *w, int64_t *fan_in, int64_t *fan_out)

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nn/module.h"
 
 nb_module *nb_module_new(const char *kind, nb_module_forward_fn forward)

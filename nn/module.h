@@ -2,7 +2,7 @@
 #ifndef NABLA_NN_MODULE_H
 #define NABLA_NN_MODULE_H
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/nn.h"
 
 /* A zeroed module of `kind` with the given forward; NULL on OOM. */

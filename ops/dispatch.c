@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "ops/dispatch.h"
 
 static int index_of(const nb_dispatch *d, const char *name)

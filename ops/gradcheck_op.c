@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/op.h"
 #include "nabla/gradcheck.h"
 

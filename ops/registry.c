@@ -3,7 +3,7 @@
  * the registry only serves listing and lookup (gradcheck, tools). */
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/op.h"
 
 #define NB_OP(symbol) extern const nb_op symbol;

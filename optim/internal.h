@@ -8,7 +8,7 @@
 #include <float.h>
 #include <math.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/optim.h"
 #include "nabla/random.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/threads.h"
 
 enum { MAX_RANGES = 64 };

@@ -2,7 +2,7 @@
  * PyTorch. */
 #include "nabla/ops.h"
 #include "ops/common.h"
-#include "ops/parallel.h"
+#include "base/parallel.h"
 #include "ops/simd.h"
 
 /* x, y: [n]. Branch-free, so it vectorises (signs are random: a branch

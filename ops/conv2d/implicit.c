@@ -7,7 +7,7 @@
 #include "ops/conv2d/rows.h"
 #include "ops/conv2d/tiles.h"
 #include "ops/conv2d/winograd.h"
-#include "ops/parallel.h"
+#include "base/parallel.h"
 
 enum {
     LANES = 16,

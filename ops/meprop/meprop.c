@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 #include "nabla/threads.h"
 #include "ops/meprop/meprop.h"
 

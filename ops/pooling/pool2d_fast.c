@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "ops/conv2d/tiles.h"
-#include "ops/parallel.h"
+#include "base/parallel.h"
 #include "ops/pooling/pool2d.h"
 
 enum { LANES = 16, PLANES_PER_TASK_MIN = 4 };

@@ -1,5 +1,5 @@
-/* Tasks claimed from a shared counter (ops/parallel.h). */
-#include "ops/parallel.h"
+/* Tasks claimed from a shared counter (base/parallel.h). */
+#include "base/parallel.h"
 
 #include <stdatomic.h>
 

@@ -1,4 +1,4 @@
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 
 #include <stdarg.h>
 #include <stdint.h>

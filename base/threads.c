@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "autograd/alloc.h"
+#include "base/alloc.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
