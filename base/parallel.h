@@ -26,4 +26,8 @@ void nb_parallel_tasks(int64_t tasks, int slots, nb_task_fn fn, void *ctx);
  * threads take 2/3 of the time of 1 piece each; 4 smaller ones, 1/2). */
 int64_t nb_balanced_tasks(int64_t tasks);
 
+/* Element counts below which splitting an element-wise loop across
+ * threads costs more than it saves. */
+enum { NB_ELEMENTWISE_GRAIN = 1 << 15 };
+
 #endif

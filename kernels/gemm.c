@@ -18,6 +18,7 @@
 #include "kernels/gemm.h"
 
 #include <pthread.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,19 +95,31 @@ bool nb_gemm_kernel_supported(const char *name)
     return choice != 0 && choice_kernel(choice)->supported();
 }
 
+/* The best family the CPU level allows (base/cpu.h), asked per call so
+ * that a changed level takes effect at once. */
+static int automatic_choice(void)
+{
+    int choice = KNOWN_KERNEL_COUNT; /* the scalar kernel runs anywhere */
+    for (int i = KNOWN_KERNEL_COUNT - 1; i >= 0; i--)
+        if (known_kernels[i]->supported()) choice = i + 1;
+    return choice;
+}
+
+/* kernel_choice once NABLA_GEMM_KERNEL was read and names nothing usable. */
+enum { AUTOMATIC = INT_MAX };
+
 static int current_choice(void)
 {
     int choice = atomic_load_explicit(&kernel_choice, memory_order_acquire);
-    if (choice != 0) return choice;
-    const char *requested = getenv("NABLA_GEMM_KERNEL");
-    choice = requested ? parse_choice(requested) : 0;
-    if (choice == 0 || !choice_kernel(choice)->supported()) {
-        choice = KNOWN_KERNEL_COUNT; /* the scalar kernel runs anywhere */
-        for (int i = KNOWN_KERNEL_COUNT - 1; i >= 0; i--)
-            if (known_kernels[i]->supported()) choice = i + 1;
+    if (choice == 0) {
+        const char *requested = getenv("NABLA_GEMM_KERNEL");
+        choice = requested ? parse_choice(requested) : 0;
+        if (choice == 0) choice = AUTOMATIC;
+        /* Racing first calls compute the same answer; storing twice is fine. */
+        atomic_store_explicit(&kernel_choice, choice, memory_order_release);
     }
-    /* Racing first calls compute the same answer; storing twice is fine. */
-    atomic_store_explicit(&kernel_choice, choice, memory_order_release);
+    /* A forced kernel above the CPU level in force gives way to it. */
+    if (choice == AUTOMATIC || !choice_kernel(choice)->supported()) return automatic_choice();
     return choice;
 }
 

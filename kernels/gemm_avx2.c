@@ -3,6 +3,7 @@
  * The classic Haswell shape: per k step two ymm loads of B, six broadcasts
  * of A and 12 FMAs, leaving 4 of the 16 ymm registers for operands.
  * Contract: kernels/gemm_micro.h. */
+#include "base/cpu.h"
 #include "kernels/gemm_micro.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -80,11 +81,7 @@ micro_avx2(int64_t depth, const float *a, const float *b, int64_t b_stride, floa
               lane_mask(cols_used - low_count), true);
 }
 
-static bool supported_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+static bool supported_avx2(void) { return nb_cpu_has(NB_CPU_AVX2); }
 
 const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", ROWS, COLS, 1.0f, micro_avx2,
                                               supported_avx2};

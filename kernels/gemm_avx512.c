@@ -13,6 +13,7 @@
  * The driver picks the shape that wastes the least work on padding. All
  * three reduce each C element with the same FMA chain, so the choice never
  * changes a result. Contract: kernels/gemm_micro.h. */
+#include "base/cpu.h"
 #include "kernels/gemm_micro.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -131,11 +132,7 @@ micro_24x16(int64_t depth, const float *a, const float *b, int64_t b_stride, flo
         tile_avx512(24, 1, true, depth, a, b, b_stride, c, ldc, alpha, beta, rows_used, cols_used);
 }
 
-static bool supported_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
+static bool supported_avx512(void) { return nb_cpu_has(NB_CPU_AVX512); }
 
 /* Cost weights: relative time per useful multiply-add at full tiles,
  * measured on this design (smaller tiles reload B more often per FMA). */

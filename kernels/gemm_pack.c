@@ -11,6 +11,7 @@
  * the compiler can unroll and vectorize them. */
 #include <stdatomic.h>
 
+#include "base/cpu.h"
 #include "kernels/gemm_micro.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -203,24 +204,13 @@ pack_contiguous_lanes_avx512(const float *source, int64_t step_stride, int64_t d
     }
 }
 
-static bool cpu_has_avx512(void)
-{
-    static atomic_int cached = -1; /* racing first calls store the same value */
-    int known = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        atomic_store_explicit(&cached, known, memory_order_relaxed);
-    }
-    return known == 1;
-}
 #endif
 
 /* The copies, vectorized when the CPU allows. */
 static bool use_avx512(int width)
 {
 #ifdef HAVE_X86_INTRINSICS
-    return width <= MAX_VECTOR_WIDTH && cpu_has_avx512();
+    return width <= MAX_VECTOR_WIDTH && nb_cpu_has(NB_CPU_AVX512);
 #else
     (void)width;
     return false;

@@ -10,7 +10,7 @@
  *   p -= lr / (1 - beta1^t) * m / denom */
 #include <math.h>
 
-#include "ops/simd.h"
+#include "base/cpu.h"
 #include "optim/internal.h"
 
 enum { ADAM_EXP_AVG = 0, ADAM_EXP_AVG_SQ = 1, ADAM_MAX_EXP_AVG_SQ = 2 };
@@ -65,7 +65,7 @@ adam_loop(const adam_coef *c, float *restrict p, const float *restrict gradient,
 
 /* The float32 update over [begin, end): float arithmetic, as PyTorch's
  * float32 tensors compute it. */
-NB_TARGET_CLONES static void adam_range(const void *coefficients, optim_slot *slot,
+NB_KERNEL_BODY void adam_range_body(const void *coefficients, optim_slot *slot,
                                         const float *grad, int64_t begin, int64_t end)
 {
     const adam_step *s = coefficients;
@@ -87,6 +87,29 @@ NB_TARGET_CLONES static void adam_range(const void *coefficients, optim_slot *sl
     else if (coupled) adam_loop(&c, p, grad, m, v, NULL, n, true, false);
     else if (vmax) adam_loop(&c, p, grad, m, v, vmax, n, false, true);
     else adam_loop(&c, p, grad, m, v, NULL, n, false, false);
+}
+
+NB_TARGET_AVX512 static void adam_range_avx512(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    adam_range_body(coefficients, slot, grad, begin, end);
+}
+
+NB_TARGET_AVX2 static void adam_range_avx2(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    adam_range_body(coefficients, slot, grad, begin, end);
+}
+
+static void adam_range_portable(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    adam_range_body(coefficients, slot, grad, begin, end);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void adam_range(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end) = {
+        adam_range_portable, adam_range_avx2, adam_range_avx512};
+    by_level[nb_cpu_level_now()](coefficients, slot, grad, begin, end);
 }
 
 static void adam_update_ref(double *param, const double *grad, double *m, double *v, double *vmax,

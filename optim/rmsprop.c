@@ -9,7 +9,7 @@
  * All state starts at zero, so there is no first-step special case. */
 #include <math.h>
 
-#include "ops/simd.h"
+#include "base/cpu.h"
 #include "optim/internal.h"
 
 enum { RMSPROP_SQUARE_AVG = 0, RMSPROP_GRAD_AVG = 1, RMSPROP_MOMENTUM = 2 };
@@ -57,7 +57,7 @@ rmsprop_loop(const rmsprop_coef *c, float *restrict p, const float *restrict gra
 
 /* The float32 update over [begin, end): float arithmetic, as PyTorch's
  * float32 tensors compute it. */
-NB_TARGET_CLONES static void rmsprop_range(const void *coefficients, optim_slot *slot,
+NB_KERNEL_BODY void rmsprop_range_body(const void *coefficients, optim_slot *slot,
                                            const float *grad, int64_t begin, int64_t end)
 {
     const rmsprop_step *s = coefficients;
@@ -83,6 +83,29 @@ NB_TARGET_CLONES static void rmsprop_range(const void *coefficients, optim_slot 
     case 6: rmsprop_loop(&c, p, grad, square_avg, grad_avg, NULL, n, true, true, false); break;
     default: rmsprop_loop(&c, p, grad, square_avg, grad_avg, buffer, n, true, true, true); break;
     }
+}
+
+NB_TARGET_AVX512 static void rmsprop_range_avx512(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    rmsprop_range_body(coefficients, slot, grad, begin, end);
+}
+
+NB_TARGET_AVX2 static void rmsprop_range_avx2(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    rmsprop_range_body(coefficients, slot, grad, begin, end);
+}
+
+static void rmsprop_range_portable(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    rmsprop_range_body(coefficients, slot, grad, begin, end);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void rmsprop_range(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end) = {
+        rmsprop_range_portable, rmsprop_range_avx2, rmsprop_range_avx512};
+    by_level[nb_cpu_level_now()](coefficients, slot, grad, begin, end);
 }
 
 static void rmsprop_update_ref(double *param, const double *grad, double *square_avg,

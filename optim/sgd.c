@@ -6,7 +6,7 @@
  *   p -= lr * g
  * PyTorch creates the momentum buffer as a copy of g on the first step; we
  * allocate it at creation and use the slot's step count instead. */
-#include "ops/simd.h"
+#include "base/cpu.h"
 #include "optim/internal.h"
 
 enum { SGD_MOMENTUM = 0 };
@@ -21,7 +21,7 @@ typedef struct sgd_step {
  * PyTorch's float32 tensors compute it (each scalar rounded to float).
  * The settings are copied to locals so the compiler sees them fixed across
  * the loop (the stores to p cannot change them) and splits it per setting. */
-NB_TARGET_CLONES static void sgd_range(const void *coefficients, optim_slot *slot,
+NB_KERNEL_BODY void sgd_range_body(const void *coefficients, optim_slot *slot,
                                        const float *grad, int64_t begin, int64_t end)
 {
     const sgd_step *s = coefficients;
@@ -50,6 +50,29 @@ NB_TARGET_CLONES static void sgd_range(const void *coefficients, optim_slot *slo
         g = nesterov ? g + momentum * buffer : buffer;
         p[i] = p[i] - lr * g;
     }
+}
+
+NB_TARGET_AVX512 static void sgd_range_avx512(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    sgd_range_body(coefficients, slot, grad, begin, end);
+}
+
+NB_TARGET_AVX2 static void sgd_range_avx2(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    sgd_range_body(coefficients, slot, grad, begin, end);
+}
+
+static void sgd_range_portable(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    sgd_range_body(coefficients, slot, grad, begin, end);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void sgd_range(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const void *coefficients, optim_slot *slot, const float *grad, int64_t begin, int64_t end) = {
+        sgd_range_portable, sgd_range_avx2, sgd_range_avx512};
+    by_level[nb_cpu_level_now()](coefficients, slot, grad, begin, end);
 }
 
 static void sgd_update_ref(double *param, const double *grad, double *buffer, int64_t n,

@@ -117,7 +117,7 @@ static outcome run(const relu_case *c, bool fused)
 static void check(const relu_case *c)
 {
     for (int portable = 0; portable < 2; portable++) {
-        nb_conv_tiles_force_portable(portable);
+        nb_cpu_force_level(portable ? "portable" : NULL);
         nb_set_num_threads(1);
         outcome fused = run(c, true), separate = run(c, false);
         nb_set_num_threads(2);
@@ -141,7 +141,7 @@ static void check(const relu_case *c)
         free(fused2.values);
         free(separate.values);
     }
-    nb_conv_tiles_force_portable(false);
+    nb_cpu_force_level(NULL);
     nb_set_num_threads(0);
 }
 

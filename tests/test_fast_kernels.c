@@ -162,9 +162,9 @@ Test(fast_kernels, conv2d_implicit_gemm_matches_float64) { check_conv_against_fl
 /* The plain-C tiles (what a CPU without AVX-512 runs), here too. */
 Test(fast_kernels, conv2d_portable_tiles_match_float64)
 {
-    nb_conv_tiles_force_portable(true);
+    nb_cpu_force_level("portable");
     check_conv_against_float64();
-    nb_conv_tiles_force_portable(false);
+    nb_cpu_force_level(NULL);
 }
 
 static void assert_bitwise_equal(const nb_tensor *a, const nb_tensor *b, const char *what)
@@ -251,9 +251,9 @@ static void check_pool_against_float64(void)
 Test(fast_kernels, max_pool2d_2x2_matches_float64_with_ties_nan_and_tails)
 {
     check_pool_against_float64();
-    nb_conv_tiles_force_portable(true);
+    nb_cpu_force_level("portable");
     check_pool_against_float64();
-    nb_conv_tiles_force_portable(false);
+    nb_cpu_force_level(NULL);
 }
 
 /* Hand-checked: one 2x2 window [[1, 3], [3, 2]]: the first 3 (row 0)

@@ -17,6 +17,17 @@
 extern "C" {
 #endif
 
+/* The instruction set every fast path may use: "avx512" (AVX-512F),
+ * "avx2" (AVX2 and FMA) or "portable" (plain C): the best this CPU runs,
+ * unless NABLA_CPU (read at first use) or nb_cpu_force_level caps it. One
+ * setting for GEMM, the conv2d and pooling kernels, meProp, the
+ * element-wise loops and the optimizers; NABLA_GEMM_KERNEL and the paths
+ * below choose within it. nb_cpu_force_level(NULL) restores the CPU's
+ * best; NB_ERR_INVALID for an unknown name or one this CPU lacks. Not
+ * meant to be called while other threads run kernels. */
+NB_API const char *nb_cpu_level_name(void);
+NB_API int nb_cpu_force_level(const char *name);
+
 /* conv2d (and the fused nb_conv2d_relu, nb_conv2d_relu_max_pool2d):
  * "meprop_implicit", "meprop_direct", "meprop_im2col", "implicit_unfold",
  * "implicit_winograd", "implicit", "im2col". */

@@ -3,13 +3,36 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "base/parallel.h"
-#include "ops/simd.h"
+#include "base/cpu.h"
 
 /* x, y: [n]. Branch-free, so it vectorises (signs are random: a branch
  * would mispredict half the time). */
-NB_TARGET_CLONES static void relu_forward(const float *restrict x, float *restrict y, int64_t n)
+NB_KERNEL_BODY void relu_forward_body(const float *restrict x, float *restrict y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+NB_TARGET_AVX512 static void relu_forward_avx512(const float *restrict x, float *restrict y, int64_t n)
+{
+    relu_forward_body(x, y, n);
+}
+
+NB_TARGET_AVX2 static void relu_forward_avx2(const float *restrict x, float *restrict y, int64_t n)
+{
+    relu_forward_body(x, y, n);
+}
+
+static void relu_forward_portable(const float *restrict x, float *restrict y, int64_t n)
+{
+    relu_forward_body(x, y, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void relu_forward(const float *restrict x, float *restrict y, int64_t n)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict x, float *restrict y, int64_t n) = {
+        relu_forward_portable, relu_forward_avx2, relu_forward_avx512};
+    by_level[nb_cpu_level_now()](x, y, n);
 }
 
 static void relu_forward_ref(const double *x, double *y, int64_t n)
@@ -19,13 +42,36 @@ static void relu_forward_ref(const double *x, double *y, int64_t n)
 
 /* dx += dy * [x > 0], or dx = dy * [x > 0] into a fresh buffer; x, dy,
  * dx: [n] */
-NB_TARGET_CLONES static void relu_backward(const float *restrict x, const float *restrict dy,
+NB_KERNEL_BODY void relu_backward_body(const float *restrict x, const float *restrict dy,
                                            float *restrict dx, int64_t n, bool assign)
 {
     if (assign)
         for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
     else
         for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+NB_TARGET_AVX512 static void relu_backward_avx512(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n, bool assign)
+{
+    relu_backward_body(x, dy, dx, n, assign);
+}
+
+NB_TARGET_AVX2 static void relu_backward_avx2(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n, bool assign)
+{
+    relu_backward_body(x, dy, dx, n, assign);
+}
+
+static void relu_backward_portable(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n, bool assign)
+{
+    relu_backward_body(x, dy, dx, n, assign);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void relu_backward(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n, bool assign)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n, bool assign) = {
+        relu_backward_portable, relu_backward_avx2, relu_backward_avx512};
+    by_level[nb_cpu_level_now()](x, dy, dx, n, assign);
 }
 
 static void relu_backward_ref(const double *x, const double *dy, double *dx, int64_t n,

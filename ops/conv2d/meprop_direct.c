@@ -16,7 +16,7 @@
 
 #include "nabla/threads.h"
 #include "ops/meprop/meprop.h"
-#include "ops/simd.h"
+#include "base/cpu.h"
 
 bool nb_meprop_conv2d_direct_applies(const nb_conv2d_geometry *g)
 {
@@ -37,7 +37,7 @@ static void tap_range(const nb_conv2d_geometry *g, int64_t i, int64_t j, int64_t
 /* dW_c [kh,kw] += the taps of one image's kept channel c against input
  * channel ci: dy_c [OH,OW], x_ci [H,W]. lane[ow] collects column ow's
  * terms of a tap, then the lanes are added in order. */
-NB_TARGET_CLONES static void channel_weight_gradient(const nb_conv2d_geometry *g,
+NB_KERNEL_BODY void channel_weight_gradient_body(const nb_conv2d_geometry *g,
                                                      const float *dy_c, const float *x_ci,
                                                      float *dw_c, float *restrict lane)
 {
@@ -58,8 +58,31 @@ NB_TARGET_CLONES static void channel_weight_gradient(const nb_conv2d_geometry *g
         }
 }
 
+NB_TARGET_AVX512 static void channel_weight_gradient_avx512(const nb_conv2d_geometry *g, const float *dy_c, const float *x_ci, float *dw_c, float *restrict lane)
+{
+    channel_weight_gradient_body(g, dy_c, x_ci, dw_c, lane);
+}
+
+NB_TARGET_AVX2 static void channel_weight_gradient_avx2(const nb_conv2d_geometry *g, const float *dy_c, const float *x_ci, float *dw_c, float *restrict lane)
+{
+    channel_weight_gradient_body(g, dy_c, x_ci, dw_c, lane);
+}
+
+static void channel_weight_gradient_portable(const nb_conv2d_geometry *g, const float *dy_c, const float *x_ci, float *dw_c, float *restrict lane)
+{
+    channel_weight_gradient_body(g, dy_c, x_ci, dw_c, lane);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void channel_weight_gradient(const nb_conv2d_geometry *g, const float *dy_c, const float *x_ci, float *dw_c, float *restrict lane)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const nb_conv2d_geometry *g, const float *dy_c, const float *x_ci, float *dw_c, float *restrict lane) = {
+        channel_weight_gradient_portable, channel_weight_gradient_avx2, channel_weight_gradient_avx512};
+    by_level[nb_cpu_level_now()](g, dy_c, x_ci, dw_c, lane);
+}
+
 /* dx_ci [H,W] += every tap of w_c [kh,kw] applied to dy_c [OH,OW]. */
-NB_TARGET_CLONES static void channel_input_gradient(const nb_conv2d_geometry *g,
+NB_KERNEL_BODY void channel_input_gradient_body(const nb_conv2d_geometry *g,
                                                     const float *w_c, const float *dy_c,
                                                     float *dx_ci)
 {
@@ -74,6 +97,29 @@ NB_TARGET_CLONES static void channel_input_gradient(const nb_conv2d_geometry *g,
                 for (int64_t ow = ow0; ow < ow1; ow++) dx_row[ow] += weight * dy_row[ow];
             }
         }
+}
+
+NB_TARGET_AVX512 static void channel_input_gradient_avx512(const nb_conv2d_geometry *g, const float *w_c, const float *dy_c, float *dx_ci)
+{
+    channel_input_gradient_body(g, w_c, dy_c, dx_ci);
+}
+
+NB_TARGET_AVX2 static void channel_input_gradient_avx2(const nb_conv2d_geometry *g, const float *w_c, const float *dy_c, float *dx_ci)
+{
+    channel_input_gradient_body(g, w_c, dy_c, dx_ci);
+}
+
+static void channel_input_gradient_portable(const nb_conv2d_geometry *g, const float *w_c, const float *dy_c, float *dx_ci)
+{
+    channel_input_gradient_body(g, w_c, dy_c, dx_ci);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void channel_input_gradient(const nb_conv2d_geometry *g, const float *w_c, const float *dy_c, float *dx_ci)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const nb_conv2d_geometry *g, const float *w_c, const float *dy_c, float *dx_ci) = {
+        channel_input_gradient_portable, channel_input_gradient_avx2, channel_input_gradient_avx512};
+    by_level[nb_cpu_level_now()](g, w_c, dy_c, dx_ci);
 }
 
 typedef struct direct_job {

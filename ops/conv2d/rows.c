@@ -1,13 +1,13 @@
 /* Row helpers of conv2d's implicit-GEMM path (ops/conv2d/rows.h): moving
  * image rows in and out of the padded layouts, col2im, and the bias sum.
  * AVX-512 versions with masked edges, picked with the register tiles
- * (nb_conv_tiles_use_avx512), and plain C ones. */
+ * (nb_cpu_has(NB_CPU_AVX512), base/cpu.h), and plain C ones. */
+#include "base/cpu.h"
 #include "ops/conv2d/rows.h"
 
 #include <string.h>
 
 #include "ops/conv2d/tiles.h"
-#include "ops/simd.h"
 
 enum { LANES = 16 };
 
@@ -63,7 +63,7 @@ enum { SUM_LANES = 32 };
 
 /* Multiversioned functions stay static: an exported one exports its
  * resolver too, and clang does not emit it for external callers. */
-NB_TARGET_CLONES static double conv_sum(const float *x, int64_t n)
+NB_KERNEL_BODY double conv_sum_body(const float *x, int64_t n)
 {
     double lanes[SUM_LANES] = {0};
     int64_t i = 0;
@@ -73,6 +73,29 @@ NB_TARGET_CLONES static double conv_sum(const float *x, int64_t n)
     for (int width = SUM_LANES / 2; width >= 1; width /= 2)
         for (int l = 0; l < width; l++) lanes[l] += lanes[l + width];
     return lanes[0];
+}
+
+NB_TARGET_AVX512 static double conv_sum_avx512(const float *x, int64_t n)
+{
+    return conv_sum_body(x, n);
+}
+
+NB_TARGET_AVX2 static double conv_sum_avx2(const float *x, int64_t n)
+{
+    return conv_sum_body(x, n);
+}
+
+static double conv_sum_portable(const float *x, int64_t n)
+{
+    return conv_sum_body(x, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static double conv_sum(const float *x, int64_t n)
+{
+    static double (*const by_level[NB_CPU_LEVELS])(const float *x, int64_t n) = {
+        conv_sum_portable, conv_sum_avx2, conv_sum_avx512};
+    return by_level[nb_cpu_level_now()](x, n);
 }
 
 double nb_conv_sum(const float *x, int64_t n) { return conv_sum(x, n); }
@@ -159,7 +182,7 @@ void nb_conv_col2im(const nb_conv2d_geometry *g, const float *dcol, int64_t colu
                     bool assign)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         col2im_avx512(g, dcol, columns, dx, assign);
         return;
     }
@@ -171,7 +194,7 @@ void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width,
                       int64_t target_stride, int64_t left, int64_t rows)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         rows_pad_avx512(source, source_stride, width, target, target_stride, left, rows);
         return;
     }
@@ -180,15 +203,61 @@ void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width,
 }
 
 /* Branch-free, so they vectorise (signs are random). */
-NB_TARGET_CLONES static void rectify(float *y, int64_t n)
+NB_KERNEL_BODY void rectify_body(float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
-NB_TARGET_CLONES static void relu_mask(const float *restrict y, const float *restrict dy,
+NB_TARGET_AVX512 static void rectify_avx512(float *y, int64_t n)
+{
+    rectify_body(y, n);
+}
+
+NB_TARGET_AVX2 static void rectify_avx2(float *y, int64_t n)
+{
+    rectify_body(y, n);
+}
+
+static void rectify_portable(float *y, int64_t n)
+{
+    rectify_body(y, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void rectify(float *y, int64_t n)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(float *y, int64_t n) = {
+        rectify_portable, rectify_avx2, rectify_avx512};
+    by_level[nb_cpu_level_now()](y, n);
+}
+
+NB_KERNEL_BODY void relu_mask_body(const float *restrict y, const float *restrict dy,
                                        float *restrict masked, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) masked[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+NB_TARGET_AVX512 static void relu_mask_avx512(const float *restrict y, const float *restrict dy, float *restrict masked, int64_t n)
+{
+    relu_mask_body(y, dy, masked, n);
+}
+
+NB_TARGET_AVX2 static void relu_mask_avx2(const float *restrict y, const float *restrict dy, float *restrict masked, int64_t n)
+{
+    relu_mask_body(y, dy, masked, n);
+}
+
+static void relu_mask_portable(const float *restrict y, const float *restrict dy, float *restrict masked, int64_t n)
+{
+    relu_mask_body(y, dy, masked, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void relu_mask(const float *restrict y, const float *restrict dy, float *restrict masked, int64_t n)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict y, const float *restrict dy, float *restrict masked, int64_t n) = {
+        relu_mask_portable, relu_mask_avx2, relu_mask_avx512};
+    by_level[nb_cpu_level_now()](y, dy, masked, n);
 }
 
 void nb_conv_rectify(float *y, int64_t n) { rectify(y, n); }
@@ -273,7 +342,7 @@ rows_pad_bits_avx512(const float *source, int64_t source_stride, int64_t width, 
 void nb_conv_rectify_bits(float *y, int64_t n, uint16_t *bits)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         rectify_bits_avx512(y, n, bits);
         return;
     }
@@ -292,7 +361,7 @@ void nb_conv_rows_pad_bits(const float *source, int64_t source_stride, int64_t w
                            const uint16_t *bits, int64_t first_bit)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         rows_pad_bits_avx512(source, source_stride, width, target, target_stride, rows, bits,
                              first_bit);
         return;

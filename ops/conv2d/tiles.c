@@ -7,12 +7,12 @@
  * 16 positions it loads `rows` output-gradient slices and `taps` image
  * slices. The portable versions do the same sums in the same order per
  * lane, in plain C. */
+#include "base/cpu.h"
 #include "ops/conv2d/tiles.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
-#include "ops/simd.h"
 
 enum { LANES = 16, MAX_ROWS = 8, MAX_VECTORS = 6, MAX_TAPS = 6 };
 
@@ -193,38 +193,13 @@ weight_dispatch_avx512(int rows, int64_t images, const float *dy, int64_t dy_str
         weight_avx512(8, 3, images, dy, dy_stride, ld, x, x_stride, offset, length, mask, out);
 }
 
-static atomic_bool forced_portable;
-
-void nb_conv_tiles_force_portable(bool portable)
-{
-    atomic_store_explicit(&forced_portable, portable, memory_order_relaxed);
-}
-
-bool nb_conv_tiles_use_avx512(void)
-{
-    static atomic_int known; /* 0 unknown, 1 no, 2 yes */
-    if (atomic_load_explicit(&forced_portable, memory_order_relaxed)) return false;
-    int state = atomic_load_explicit(&known, memory_order_relaxed);
-    if (state == 0) {
-        __builtin_cpu_init();
-        state = __builtin_cpu_supports("avx512f") ? 2 : 1;
-        atomic_store_explicit(&known, state, memory_order_relaxed);
-    }
-    return state == 2;
-}
-
-#else
-
-void nb_conv_tiles_force_portable(bool portable) { (void)portable; }
-bool nb_conv_tiles_use_avx512(void) { return false; }
-
 #endif
 
 void nb_conv_tile_forward(int rows, int vectors, int64_t depth, const int64_t *offset,
                           const float *w, const float *x, float *out, int64_t ld)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         forward_dispatch_avx512(rows, depth, offset, w, x, out, ld, NULL);
         return;
     }
@@ -236,7 +211,7 @@ void nb_conv_tile_forward_output(int rows, int vectors, int64_t depth, const int
                                  const float *w, const float *x, const nb_conv_tile_output *out)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         forward_dispatch_avx512(rows, depth, offset, w, x, NULL, 0, out);
         return;
     }
@@ -250,7 +225,7 @@ void nb_conv_tile_weight(int rows, int taps, int64_t images, const float *dy,
                          float *out)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         weight_dispatch_avx512(rows, images, dy, dy_stride, ld, x, x_stride, offset, length, mask,
                                out);
         return;

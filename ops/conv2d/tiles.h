@@ -54,11 +54,5 @@ typedef struct nb_conv_tile_output {
 void nb_conv_tile_forward_output(int rows, int vectors, int64_t depth, const int64_t *offset,
                                  const float *w, const float *x, const nb_conv_tile_output *out);
 
-/* Whether the AVX-512 kernels run (the CPU has them and they are not
- * disabled), else the portable ones. Also used by ops/pooling/pool2d_fast.c. */
-bool nb_conv_tiles_use_avx512(void);
-/* Tests: run the portable kernels even on an AVX-512 CPU (true), or go
- * back to detection (false). Not for use while kernels run. */
-void nb_conv_tiles_force_portable(bool portable);
 
 #endif

@@ -2,6 +2,7 @@
  * output transforms (AVX-512 on 16 tiles at a time, or plain C per tile),
  * the filter transform, and the 16 GEMMs on the register tiles of
  * ops/conv2d/tiles.c. */
+#include "base/cpu.h"
 #include "ops/conv2d/winograd.h"
 
 #include <string.h>
@@ -276,7 +277,7 @@ void nb_winograd_image(const nb_winograd *wg, const float *in, float *scratch, f
     int64_t plane = wg->padded_h * wg->padded_w;
     float *padded = scratch, *v = padded + round_up(wg->channels * plane, LANES);
     float *m = v + POINTS * wg->v_stride;
-    bool vector = nb_conv_tiles_use_avx512();
+    bool vector = nb_cpu_has(NB_CPU_AVX512);
 #if defined(__x86_64__) && defined(__GNUC__)
     if (vector) input_transform_avx512(wg, in, v);
 #endif

@@ -14,6 +14,7 @@
  * (2.25x fewer), and the reduction over tiles runs in registers: no lane
  * sums. The images are first turned channels-last (a gather per position
  * and 16 channels), so every transform and GEMM load is a whole vector. */
+#include "base/cpu.h"
 #include "ops/conv2d/winograd.h"
 
 #include <string.h>
@@ -286,7 +287,7 @@ void nb_winograd_weight_image(const nb_winograd_weight *ww, const float *x, cons
     transforms_fn transforms = transforms_portable;
     products_fn products = products_portable;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (nb_conv_tiles_use_avx512()) {
+    if (nb_cpu_has(NB_CPU_AVX512)) {
         channels_last = channels_last_avx512;
         transforms = transforms_avx512;
         products = products_avx512;

@@ -8,6 +8,7 @@
  * in one fixed order and threads split whole output rows. */
 #include <string.h>
 
+#include "base/cpu.h"
 #include "nabla/threads.h"
 #include "ops/meprop/meprop.h"
 
@@ -128,12 +129,12 @@ gather_axpy_avx512(int64_t count, const float *coef, const int32_t *rows, const 
 }
 #endif
 
-/* The widest version this CPU runs (a cheap check of libgcc's cpu model). */
+/* The widest version the CPU level in force allows (base/cpu.h). */
 static gather_axpy_fn pick_gather_axpy(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f")) return gather_axpy_avx512;
-    if (__builtin_cpu_supports("avx2")) return gather_axpy_avx2;
+    if (nb_cpu_has(NB_CPU_AVX512)) return gather_axpy_avx512;
+    if (nb_cpu_has(NB_CPU_AVX2)) return gather_axpy_avx2;
 #endif
     return gather_axpy_plain;
 }

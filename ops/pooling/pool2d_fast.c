@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "ops/conv2d/tiles.h"
 #include "base/parallel.h"
 #include "ops/pooling/pool2d.h"
@@ -182,7 +183,7 @@ static void task_planes(const pool_job *job, int64_t task, int64_t *begin, int64
 void nb_max_pool2d_fast_planes(const nb_pool2d_geometry *g, int64_t begin, int64_t end,
                                const float *x_all, float *y_all, int32_t *argmax_all)
 {
-    bool vector = nb_conv_tiles_use_avx512();
+    bool vector = nb_cpu_has(NB_CPU_AVX512);
     for (int64_t plane = begin; plane < end; plane++) {
         const float *x = x_all + plane * g->H * g->W;
         float *y = y_all + plane * g->OH * g->OW;
@@ -205,7 +206,7 @@ void nb_max_pool2d_fast_unpool(const nb_pool2d_geometry *g, int64_t begin, int64
                                const float *gate_all, float *dx_all, int64_t row_stride,
                                int64_t plane_stride)
 {
-    bool vector = nb_conv_tiles_use_avx512();
+    bool vector = nb_cpu_has(NB_CPU_AVX512);
     int64_t outputs = g->OH * g->OW;
     for (int64_t plane = begin; plane < end; plane++) {
         const int32_t *argmax = argmax_all + plane * outputs;

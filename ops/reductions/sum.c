@@ -7,14 +7,14 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/reductions/reduce.h"
-#include "ops/simd.h"
+#include "base/cpu.h"
 
 enum { SUM_LANES = 8 };
 
 /* x: [n] -> the sum in double, over SUM_LANES interleaved partial sums
  * added in a fixed order at the end (so the loop vectorises and the result
  * does not depend on anything but n and the values). */
-NB_TARGET_CLONES static double sum_contiguous(const float *x, int64_t n)
+NB_KERNEL_BODY double sum_contiguous_body(const float *x, int64_t n)
 {
     double lanes[SUM_LANES] = {0};
     int64_t i = 0;
@@ -24,6 +24,29 @@ NB_TARGET_CLONES static double sum_contiguous(const float *x, int64_t n)
     double total = 0.0;
     for (int l = 0; l < SUM_LANES; l++) total += lanes[l];
     return total;
+}
+
+NB_TARGET_AVX512 static double sum_contiguous_avx512(const float *x, int64_t n)
+{
+    return sum_contiguous_body(x, n);
+}
+
+NB_TARGET_AVX2 static double sum_contiguous_avx2(const float *x, int64_t n)
+{
+    return sum_contiguous_body(x, n);
+}
+
+static double sum_contiguous_portable(const float *x, int64_t n)
+{
+    return sum_contiguous_body(x, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static double sum_contiguous(const float *x, int64_t n)
+{
+    static double (*const by_level[NB_CPU_LEVELS])(const float *x, int64_t n) = {
+        sum_contiguous_portable, sum_contiguous_avx2, sum_contiguous_avx512};
+    return by_level[nb_cpu_level_now()](x, n);
 }
 
 /* x: [outer, axis, inner] -> y: [outer, inner] = sum over axis / divisor.
