@@ -129,7 +129,8 @@ static void check_kernel_small(const char *kernel)
 }
 
 /* Every kernel (tile shape) of the family that this CPU supports, forced
- * exactly so the automatic shape choice cannot hide one. */
+ * exactly so the automatic shape choice cannot hide one. A CPU that runs
+ * none of the family's kernels reports the test as skipped, not passed. */
 static void check_family_small(const char *family)
 {
     int checked = 0;
@@ -145,7 +146,7 @@ static void check_family_small(const char *family)
         check_kernel_small(full_name);
         checked++;
     }
-    if (checked == 0) cr_log_info("no %s kernel runs on this CPU", family);
+    if (checked == 0) cr_skip_test("no %s kernel runs on this CPU", family);
 }
 
 Test(gemm, scalar_kernel_small_shapes) { check_family_small("scalar"); }
