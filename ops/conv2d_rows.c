@@ -61,7 +61,7 @@ void nb_conv_pad_planes(const float *in, int64_t channels, int64_t height, int64
  * bias sums in a one-thread LeNet-5 step went from 3.5 % to 2.9 %. */
 enum { SUM_LANES = 32 };
 
-NB_TARGET_CLONES double nb_conv_sum(const float *x, int64_t n)
+NB_TARGET_CLONES static double sum_lanes(const float *x, int64_t n)
 {
     double lanes[SUM_LANES] = {0};
     int64_t i = 0;
@@ -72,6 +72,10 @@ NB_TARGET_CLONES double nb_conv_sum(const float *x, int64_t n)
         for (int l = 0; l < width; l++) lanes[l] += lanes[l + width];
     return lanes[0];
 }
+
+/* The multi-versioned loops stay static (ops/simd.h); the exported names
+ * are plain functions that tail-call them. */
+double nb_conv_sum(const float *x, int64_t n) { return sum_lanes(x, n); }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -176,15 +180,23 @@ void nb_conv_rows_pad(const float *source, int64_t source_stride, int64_t width,
 }
 
 /* Branch-free, so they vectorise (signs are random). */
-NB_TARGET_CLONES void nb_conv_rectify(float *y, int64_t n)
+NB_TARGET_CLONES static void rectify(float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
-NB_TARGET_CLONES void nb_conv_relu_mask(const float *restrict y, const float *restrict dy,
-                                        float *restrict masked, int64_t n)
+NB_TARGET_CLONES static void relu_mask(const float *restrict y, const float *restrict dy,
+                                       float *restrict masked, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) masked[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void nb_conv_rectify(float *y, int64_t n) { rectify(y, n); }
+
+void nb_conv_relu_mask(const float *restrict y, const float *restrict dy, float *restrict masked,
+                       int64_t n)
+{
+    relu_mask(y, dy, masked, n);
 }
 
 enum { BITS_PER_WORD = 16 };

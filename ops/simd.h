@@ -2,7 +2,11 @@
  * the baseline instruction set, with the best copy picked once at load
  * time (GCC/Clang function multi-versioning). Used for the element-wise
  * and reduction loops that profiles show, so a baseline x86-64 build still
- * runs them with wide vectors. Elsewhere it expands to nothing. */
+ * runs them with wide vectors. Elsewhere it expands to nothing.
+ * Put it on static functions only: clang before 16 names the dispatcher of
+ * a non-static one "<name>.ifunc", so callers in other files fail to link.
+ * An exported name is a plain function calling the static one (see
+ * nb_conv_sum in ops/conv2d_rows.c). */
 #ifndef NABLA_OPS_SIMD_H
 #define NABLA_OPS_SIMD_H
 
