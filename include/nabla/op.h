@@ -68,7 +68,11 @@ typedef struct nb_sample {
     const char *note;          /* e.g. how the case keeps away from kinks */
     int n_inputs;
     nb_tensor *inputs[NB_SAMPLE_MAX_INPUTS];
+#ifdef __cplusplus
+    alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE];
+#else
     _Alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE];
+#endif
 } nb_sample;
 
 enum {
