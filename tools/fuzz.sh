@@ -5,7 +5,9 @@
 #
 #   tools/fuzz.sh [SECONDS] [TARGET...]     default: 30 s each, idx safetensors ops
 #
-# Environment: BUILD_DIR (default build-fuzz, relative to the repository).
+# Environment: BUILD_DIR (default build-fuzz, relative to the repository);
+# MESON_OPTIONS, more `meson setup` options when BUILD_DIR is new (CI passes
+# -Dtests=enabled -Dwerror=true).
 # A crash leaves its input as <BUILD_DIR>/artifacts/crash-*; reproduce it
 # with <BUILD_DIR>/fuzz/fuzz_<target> <file>, and once fixed copy it into
 # fuzz/corpus/<target>/ as a regression seed. Exits non-zero on a crash.
@@ -18,8 +20,9 @@ targets=("$@")
 build="${BUILD_DIR:-build-fuzz}"
 
 if [ ! -f "$build/build.ninja" ]; then
-  CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dbuildtype=debugoptimized >/dev/null
+  # shellcheck disable=SC2086 # MESON_OPTIONS is a list of options
+  CC=clang CXX=clang++ meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dbuildtype=debugoptimized ${MESON_OPTIONS:-} >/dev/null
 fi
 ninja -C "$build" $(printf 'fuzz/fuzz_%s ' "${targets[@]}") >/dev/null
 

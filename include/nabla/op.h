@@ -77,7 +77,11 @@ typedef struct nb_sample {
      * inputs: made by nb_sample_owned_tensor, freed with the sample. */
     int n_owned;
     nb_tensor *owned[NB_SAMPLE_MAX_OWNED];
+#ifdef __cplusplus
+    alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE];
+#else
     _Alignas(16) unsigned char params[NB_MAX_PARAMS_SIZE];
+#endif
 } nb_sample;
 
 enum {

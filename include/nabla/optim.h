@@ -18,9 +18,12 @@
  * not own them; it owns its state buffers (same dtype as the parameter),
  * allocated once at creation, so nb_optimizer_step never allocates. A
  * parameter whose grad is NULL is skipped, and its state and step count
- * stay as they are, as in PyTorch. The arithmetic runs in double; float32
- * state and parameters are rounded when stored, which keeps float32
- * results within a few ulp of PyTorch's.
+ * stay as they are, as in PyTorch. float64 parameters are updated in
+ * double. float32 ones are updated in float arithmetic, as PyTorch's
+ * float32 tensors are: the per-step scalars (lr, betas, bias corrections)
+ * are computed in double and rounded to float once, and state that falls
+ * below FLT_MIN is stored as zero (PyTorch keeps subnormals). float32
+ * results stay within a few ulp of PyTorch's.
  *
  * Errors follow nabla/status.h: constructors return NULL, int functions a
  * negative nb_status, and nb_last_error() names the optimizer and the bad
