@@ -6,7 +6,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/workspace.h"
 #include "nabla/op.h"
+
+/* A workspace for kernels, backed by the node's arena (nb_op_alloc). */
+static inline void *nb_op_workspace_alloc(void *ctx, size_t bytes) { return nb_op_alloc(ctx, bytes); }
+static inline nb_workspace nb_op_workspace(nb_op_ctx *ctx)
+{
+    return (nb_workspace){nb_op_workspace_alloc, ctx};
+}
 
 /* Output has input 0's shape and dtype. */
 int nb_shape_like_input(nb_op_ctx *ctx, nb_shape *out);

@@ -8,7 +8,7 @@
  * and 2 threads. The fused nodes' gradient rules are also checked
  * numerically by the registry gradcheck (conv2d's "fused" samples). */
 #include "helpers.h"
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/tiles.h"
 #include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/tiles.h"
 #include "ops/conv2d/path.h"
 
 typedef struct shape {

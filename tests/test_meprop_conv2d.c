@@ -112,7 +112,7 @@ Test(meprop_conv2d, unified_float32_matches_masked_dense)
 }
 
 /* Stride or dilation other than 1: the float32 path unfolds with im2col
- * (stride 1 takes the direct path in ops/conv2d/meprop_direct.c). */
+ * (stride 1 takes the direct path in kernels/conv2d/meprop_direct.c). */
 Test(meprop_conv2d, topk_float32_strided_groups_matches_masked_dense)
 {
     check_conv(&(conv_case){NB_FLOAT32, {3, 4, 9, 9}, {6, 2, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 2},

@@ -16,9 +16,9 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
-#include "ops/conv2d/implicit.h"
+#include "kernels/conv2d/implicit.h"
 #include "ops/conv2d/path.h"
-#include "ops/conv2d/rows.h"
+#include "kernels/conv2d/rows.h"
 #include "ops/meprop/meprop.h"
 
 static const nb_conv2d_params DEFAULT_PARAMS = NB_CONV2D_PARAMS_DEFAULT;

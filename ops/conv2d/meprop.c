@@ -11,14 +11,14 @@
  * layers with stride 1 and dilation 1 skip the unfolding: UNIFIED runs the
  * implicit-GEMM kernels with k output channels (meprop_implicit), per-image
  * sets convolve the kept channels directly (meprop_direct,
- * ops/conv2d/meprop_direct.c).
+ * kernels/conv2d/meprop_direct.c).
  * Float32 runs nb_sgemm, float64 the _ref versions with nb_dgemm. */
 #include <math.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
 #include "ops/common.h"
-#include "ops/conv2d/implicit.h"
+#include "kernels/conv2d/implicit.h"
 #include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
 
@@ -286,7 +286,8 @@ static int unified_implicit(nb_op_ctx *ctx, const nb_conv2d_geometry *g, const i
     /* The kernels as the dense automatic choice would run them. */
     nb_conv2d_implicit_options options = {.winograd = true,
                                           .unfold_dx = nb_conv2d_unfold_pays(&kept)};
-    int status = nb_conv2d_implicit_backward(ctx, &kept, &options, x, w_kept,
+    nb_workspace workspace = nb_op_workspace(ctx);
+    int status = nb_conv2d_implicit_backward(&workspace, &kept, &options, x, w_kept,
                                              &(nb_conv_output_gradient){.dy = dy_kept}, dx, false,
                                              dw ? dw_kept : NULL, NULL);
     if (status != NB_OK) return status;

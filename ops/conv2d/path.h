@@ -19,7 +19,7 @@
 
 #include "nabla/meprop.h"
 #include "nabla/op.h"
-#include "ops/conv2d/im2col.h"
+#include "kernels/conv2d/im2col.h"
 #include "ops/pooling/pool2d.h"
 
 extern const nb_op nb_op_conv2d;

@@ -14,7 +14,7 @@
 #include "kernels/gemm.h"
 #include "ops/common.h"
 #include "ops/conv2d/path.h"
-#include "ops/conv2d/rows.h"
+#include "kernels/conv2d/rows.h"
 
 /* Direct convolution in float64, seven nested loops (with the group). */
 void nb_conv2d_forward_ref(const nb_conv2d_geometry *g, const double *x, const double *w,

@@ -1,5 +1,5 @@
 /* conv2d's implicit-GEMM paths: float32, stride 1, dilation 1, one group,
- * padding below the kernel size (ops/conv2d/implicit.h). They share the
+ * padding below the kernel size (kernels/conv2d/implicit.h). They share the
  * kernels and differ in what those are asked to do:
  *   implicit_unfold    register tiles; dx by W^T dy and col2im
  *   implicit_winograd  Winograd F(2x2,3x3) forward and transposed dx, and
@@ -9,16 +9,17 @@
  * mask as bits; a fused max-pool pools each image while in cache. The
  * backward masks or routes dy partition by partition from those. */
 #include "ops/common.h"
-#include "ops/conv2d/implicit.h"
+#include "kernels/conv2d/implicit.h"
 #include "ops/conv2d/path.h"
-#include "ops/conv2d/winograd.h"
+#include "kernels/conv2d/winograd.h"
 
 static int forward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_options *options)
 {
     nb_op_ctx *ctx = call->ctx;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
-    return nb_conv2d_implicit_forward(ctx, call->g, options, x->data, w->data,
+    nb_workspace workspace = nb_op_workspace(ctx);
+    return nb_conv2d_implicit_forward(&workspace, call->g, options, x->data, w->data,
                                       b ? b->data : NULL, call->relu, call->state->relu_bits,
                                       call->pool, call->state->argmax, ctx->output->data);
 }
@@ -37,7 +38,8 @@ static int backward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_op
     } else if (call->relu) {
         source.relu_bits = call->state->relu_bits;
     }
-    return nb_conv2d_implicit_backward(ctx, call->g, options, x->data, w->data, &source,
+    nb_workspace workspace = nb_op_workspace(ctx);
+    return nb_conv2d_implicit_backward(&workspace, call->g, options, x->data, w->data, &source,
                                        dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
                                        dw ? dw->data : NULL, db ? db->data : NULL);
 }

@@ -186,8 +186,9 @@ static int meprop_backward(nb_op_ctx *ctx, const nb_meprop *config, int64_t k, n
             if (f32) ((float *)values)[r * k + t] = ((const float *)dy->data)[j];
             else ((double *)values)[r * k + t] = ((const double *)dy->data)[j];
         }
+    nb_workspace workspace = nb_op_workspace(ctx);
     if (f32)
-        return nb_meprop_rows_backward(ctx, x->data, w->data, index, values,
+        return nb_meprop_rows_backward(&workspace, x->data, w->data, index, values,
                                        dx ? dx->data : NULL, dw ? dw->data : NULL, R, in, out, k);
     nb_meprop_rows_backward_ref(x->data, w->data, index, values, dx ? dx->data : NULL,
                                 dw ? dw->data : NULL, R, in, k);

@@ -14,9 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kernels/meprop_rows.h"
 #include "nabla/meprop.h"
 #include "nabla/op.h"
-#include "ops/conv2d/im2col.h"
+#include "kernels/conv2d/im2col.h"
 
 /* The setting a node follows (its own, else the tape's). Returns true and
  * fills *config and *k (< n) when the sparse path should run. */
@@ -45,33 +46,5 @@ void nb_meprop_top_k(const double *scores, int64_t rows, int64_t n, int64_t k, i
  * (Floyd's sampling), ascending; scratch holds n int32. */
 void nb_meprop_random_k(nb_rng *rng, int64_t rows, int64_t n, int64_t k, int32_t *index,
                         int32_t *scratch);
-
-/* out[0:length] += sum_t coef[t] * base[rows[t] * stride + 0:length], the
- * sum over t ascending formed apart and then added (a fixed order; float
- * results do not depend on the instruction set or thread count). */
-void nb_meprop_gather_axpy(int64_t count, const float *coef, const int32_t *rows,
-                           const float *base, int64_t stride, float *out, int64_t length);
-
-/* Per-example sparse products of a linear layer, float32, threaded:
- *   x [R,in], W [out,in], index/values [R,k] (values[r,t] = dy[r, index[r,t]])
- *   dx [R,in]  += sum_t values[r,t] W[index[r,t], :]
- *   dW [out,in] += sum over (r,t) with index[r,t] = j of values[r,t] x[r,:]
- * Either of dx, dW may be NULL. Work: R*k*in each. */
-int nb_meprop_rows_backward(nb_op_ctx *ctx, const float *x, const float *weight,
-                            const int32_t *index, const float *values, float *dx,
-                            float *dweight, int64_t R, int64_t in, int64_t out, int64_t k);
-/* The float64 reference: the same sums by direct loops. */
-void nb_meprop_rows_backward_ref(const double *x, const double *weight, const int32_t *index,
-                                 const double *values, double *dx, double *dweight, int64_t R,
-                                 int64_t in, int64_t k);
-
-/* The im2col-free float32 path (ops/conv2d/meprop_direct.c) for stride 1 and
- * dilation 1: image n keeps channels index[n * index_step, + k) (step k per
- * image, 0 for one shared set); dx, dW (either may be NULL) accumulate;
- * lane holds OW floats. */
-bool nb_meprop_conv2d_direct_applies(const nb_conv2d_geometry *g);
-void nb_meprop_conv2d_direct(const nb_conv2d_geometry *g, const int32_t *index,
-                             int64_t index_step, int64_t k, const float *x, const float *w,
-                             const float *dy, float *dx, float *dw, float *lane);
 
 #endif

@@ -7,13 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kernels/pool2d.h"
 #include "nabla/op.h"
 
-typedef struct nb_pool2d_geometry {
-    int64_t N, C, H, W;          /* input [N,C,H,W] */
-    int64_t OH, OW;              /* output [N,C,OH,OW] */
-    int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-} nb_pool2d_geometry;
 
 /* One output size: floor (or ceil) of (in + 2 pad - dil (kernel-1) - 1) /
  * stride, plus 1; with ceil_mode, one less when the last window would start
@@ -33,41 +29,5 @@ int nb_pool2d_geometry_init(nb_op_ctx *ctx, const int kernel[2], const int strid
 int nb_pool2d_geometry_of(nb_op_ctx *ctx, const int64_t dims[4], const char *described,
                           const int kernel[2], const int stride[2], const int padding[2],
                           const int *dilation, bool ceil_mode, nb_pool2d_geometry *g);
-
-/* max_pool2d's forward on one thread (ops/pooling/max_pool2d.c), for callers that
- * pool a slice in their own task: x [N,C,H,W] -> y, argmax [N,C,OH,OW]
- * (argmax: flat index in the H*W plane, -1 for a window without a real
- * cell). The 2x2 fast kernel when it applies, else the general loop. */
-void nb_max_pool2d_forward_f32(const nb_pool2d_geometry *g, const float *x, float *y,
-                               int32_t *argmax);
-void nb_max_pool2d_forward_f64(const nb_pool2d_geometry *g, const double *x, double *y,
-                               int32_t *argmax);
-/* The backward's routing, on one thread: dx[plane, argmax] += dy for every
- * output, or with `gate` (not NULL) only where gate > 0 (a ReLU before the
- * pool: its gradient passes where the pooled value is positive). */
-void nb_max_pool2d_route_f32(const nb_pool2d_geometry *g, const int32_t *argmax,
-                             const float *dy, const float *gate, float *dx);
-void nb_max_pool2d_route_f64(const nb_pool2d_geometry *g, const int32_t *argmax,
-                             const double *dy, const double *gate, double *dx);
-
-/* The float32 fast path for 2x2 windows with stride 2, no padding and no
- * dilation (ops/pooling/pool2d_fast.c): vectorised, threaded over planes, with the
- * same values, argmax indices and tie/NaN rules as the general loop. */
-bool nb_max_pool2d_fast_applies(const nb_pool2d_geometry *g);
-void nb_max_pool2d_fast_forward(const nb_pool2d_geometry *g, const float *x, float *y,
-                                int32_t *argmax);
-/* Planes [begin, end) of that forward on the calling thread. */
-void nb_max_pool2d_fast_planes(const nb_pool2d_geometry *g, int64_t begin, int64_t end,
-                               const float *x, float *y, int32_t *argmax);
-/* The backward of planes [begin, end) on the calling thread, assigning:
- * dy at each window's argmax (with gate, only where gate > 0), zeros
- * elsewhere. Plane p of dx starts at dx + p * plane_stride and has
- * H rows of row_stride (>= W) elements, all written (zeros past W). */
-void nb_max_pool2d_fast_unpool(const nb_pool2d_geometry *g, int64_t begin, int64_t end,
-                               const int32_t *argmax, const float *dy, const float *gate,
-                               float *dx, int64_t row_stride, int64_t plane_stride);
-/* dx[argmax] += dy, or with `assign` (a fresh dx) each plane zeroed first. */
-void nb_max_pool2d_fast_backward(const nb_pool2d_geometry *g, const int32_t *argmax,
-                                 const float *dy, float *dx, bool assign);
 
 #endif

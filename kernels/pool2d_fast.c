@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "base/cpu.h"
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/tiles.h"
 #include "base/parallel.h"
-#include "ops/pooling/pool2d.h"
+#include "kernels/pool2d.h"
 
 enum { LANES = 16, PLANES_PER_TASK_MIN = 4 };
 

@@ -1,14 +1,14 @@
-/* Winograd F(2x2, 3x3) for conv2d (ops/conv2d/winograd.h): the input and
+/* Winograd F(2x2, 3x3) for conv2d (kernels/conv2d/winograd.h): the input and
  * output transforms (AVX-512 on 16 tiles at a time, or plain C per tile),
  * the filter transform, and the 16 GEMMs on the register tiles of
- * ops/conv2d/tiles.c. */
+ * kernels/conv2d/tiles.c. */
 #include "base/cpu.h"
-#include "ops/conv2d/winograd.h"
+#include "kernels/conv2d/winograd.h"
 
 #include <string.h>
 
-#include "ops/conv2d/rows.h"
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/rows.h"
+#include "kernels/conv2d/tiles.h"
 
 enum {
     LANES = 16, POINTS = 16, MIN_CHANNELS = 8,
@@ -49,7 +49,7 @@ static void filter_transform(const double g[9], double u[POINTS])
     }
 }
 
-int nb_winograd_init(nb_op_ctx *ctx, nb_winograd *wg, int64_t channels, int64_t height,
+int nb_winograd_init(const nb_workspace *ws, nb_winograd *wg, int64_t channels, int64_t height,
                      int64_t width, int64_t pad_h, int64_t pad_w, int64_t outputs, int rows,
                      int vectors, const float *w, bool transposed)
 {
@@ -66,8 +66,8 @@ int nb_winograd_init(nb_op_ctx *ctx, nb_winograd *wg, int64_t channels, int64_t 
     wg->blocks = (outputs + rows - 1) / rows;
     wg->v_stride = channels * wg->tiles_rounded + POINT_SKEW;
     wg->m_stride = wg->blocks * rows * wg->tiles_rounded + POINT_SKEW;
-    wg->offset = nb_op_alloc(ctx, (size_t)channels * sizeof *wg->offset);
-    wg->packed = nb_op_alloc(ctx, (size_t)(POINTS * wg->blocks * channels * rows) * sizeof(float));
+    wg->offset = nb_workspace_alloc(ws, (size_t)channels * sizeof *wg->offset);
+    wg->packed = nb_workspace_alloc(ws, (size_t)(POINTS * wg->blocks * channels * rows) * sizeof(float));
     if (!wg->offset || !wg->packed) return NB_ERR_NOMEM;
     for (int64_t c = 0; c < channels; c++) wg->offset[c] = c * wg->tiles_rounded;
     memset(wg->packed, 0, (size_t)(POINTS * wg->blocks * channels * rows) * sizeof(float));

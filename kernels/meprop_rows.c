@@ -10,7 +10,7 @@
 
 #include "base/cpu.h"
 #include "nabla/threads.h"
-#include "ops/meprop/meprop.h"
+#include "kernels/meprop_rows.h"
 
 /* ---- gathered-row kernels -------------------------------------------------------- */
 
@@ -187,7 +187,7 @@ static int64_t grain_for(int64_t work_per_item)
     return work_per_item >= (1 << 17) ? 1 : (1 << 17) / (work_per_item > 0 ? work_per_item : 1);
 }
 
-int nb_meprop_rows_backward(nb_op_ctx *ctx, const float *x, const float *weight,
+int nb_meprop_rows_backward(const nb_workspace *ws, const float *x, const float *weight,
                             const int32_t *index, const float *values, float *dx,
                             float *dweight, int64_t R, int64_t in, int64_t out, int64_t k)
 {
@@ -198,9 +198,9 @@ int nb_meprop_rows_backward(nb_op_ctx *ctx, const float *x, const float *weight,
     /* Transpose the kept (r, j) pairs to per-unit lists (counting sort):
      * unit j's list holds its rows in ascending r, a fixed summation order. */
     int64_t pairs = R * k;
-    int64_t *start = nb_op_alloc(ctx, (size_t)(2 * out + 1) * sizeof *start);
-    int32_t *source_row = nb_op_alloc(ctx, (size_t)pairs * sizeof *source_row);
-    float *coef = nb_op_alloc(ctx, (size_t)pairs * sizeof *coef);
+    int64_t *start = nb_workspace_alloc(ws, (size_t)(2 * out + 1) * sizeof *start);
+    int32_t *source_row = nb_workspace_alloc(ws, (size_t)pairs * sizeof *source_row);
+    float *coef = nb_workspace_alloc(ws, (size_t)pairs * sizeof *coef);
     if (!start || !source_row || !coef) return NB_ERR_NOMEM;
     int64_t *fill = start + out + 1;
     memset(start, 0, (size_t)(out + 1) * sizeof *start);

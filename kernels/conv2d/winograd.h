@@ -1,5 +1,5 @@
 /* Internal: Winograd F(2x2, 3x3) for conv2d's implicit-GEMM path
- * (ops/conv2d/implicit.c), used for 3x3 stride-1 convolutions with enough
+ * (kernels/conv2d/implicit.c), used for 3x3 stride-1 convolutions with enough
  * channels that the transforms are cheap next to the products.
  *
  * Per image, with 2x2 output tiles (Lavin & Gray, "Fast Algorithms for
@@ -18,8 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "nabla/op.h"
-#include "ops/conv2d/im2col.h"
+#include "base/workspace.h"
+#include "kernels/conv2d/im2col.h"
 
 typedef struct nb_winograd {
     int64_t channels, height, width, pad_h, pad_w, outputs;
@@ -41,7 +41,7 @@ bool nb_winograd_applies(int64_t kh, int64_t kw, int64_t channels, int64_t outpu
  * (pad_h, pad_w) into [outputs, out_h, out_w]. The weights: w [K,C,3,3];
  * transposed = false: outputs = K, channels = C (forward); true: outputs =
  * C, channels = K, kernel flipped (the input gradient as a convolution). */
-int nb_winograd_init(nb_op_ctx *ctx, nb_winograd *wg, int64_t channels, int64_t height,
+int nb_winograd_init(const nb_workspace *ws, nb_winograd *wg, int64_t channels, int64_t height,
                      int64_t width, int64_t pad_h, int64_t pad_w, int64_t outputs, int rows,
                      int vectors, const float *w, bool transposed);
 
@@ -52,7 +52,7 @@ int64_t nb_winograd_scratch(const nb_winograd *wg);
 void nb_winograd_image(const nb_winograd *wg, const float *in, float *scratch, float *out,
                        const float *bias, bool accumulate);
 
-/* The weight gradient by Winograd F(2x2,3x3) (ops/conv2d/winograd_weight.c):
+/* The weight gradient by Winograd F(2x2,3x3) (kernels/conv2d/winograd_weight.c):
  * 3x3 stride-1 convolutions with C a multiple of 16 and K of 16. Per
  * partition: zero nb_winograd_weight_sums floats, add each image's products
  * with nb_winograd_weight_image (x [C,H,W], dy [K,OH,OW], scratch of

@@ -1,4 +1,4 @@
-/* im2col / col2im for conv2d (layout in ops/conv2d/im2col.h). The float32 and
+/* im2col / col2im for conv2d (layout in kernels/conv2d/im2col.h). The float32 and
  * float64 versions are the same loops on different element types. The
  * column matrix may be a slice of a wider one (row stride ld >= OH*OW), so
  * a chunk of images can sit side by side in one GEMM operand. Each
@@ -7,7 +7,7 @@
  * inner loops carry no bounds tests. */
 #include <string.h>
 
-#include "ops/conv2d/im2col.h"
+#include "kernels/conv2d/im2col.h"
 
 /* Output columns ow in [*lo, *hi) read input columns iw = ow*stride + offset
  * inside [0, size). */

@@ -16,13 +16,13 @@
  * The input gradient is either the same kernel run as a convolution of the
  * output gradient (padded by k-1-pad) with the flipped, channel-transposed
  * weight, or, when that would mostly multiply padding (small planes),
- * W^T dy followed by col2im (ops/conv2d/unfold.c): the path decides
+ * W^T dy followed by col2im (kernels/conv2d/unfold.c): the path decides
  * (nb_conv2d_unfold_pays: fewer multiply-adds, and the unfolded gradient
  * stays in cache).
  *
  * The backward works per partition: dW and db from the partition's images
  * (partition_weight; by Winograd for 3x3 layers with C and K multiples of
- * 16, ops/conv2d/winograd_weight.c), then dx image by image, so a variant
+ * 16, kernels/conv2d/winograd_weight.c), then dx image by image, so a variant
  * that keeps only some of dy (meProp's top-k per example) can transform dy
  * per image before either step.
  *
@@ -37,9 +37,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "nabla/op.h"
-#include "ops/conv2d/im2col.h"
-#include "ops/pooling/pool2d.h"
+#include "base/workspace.h"
+#include "kernels/conv2d/im2col.h"
+#include "kernels/pool2d.h"
 
 /* Whether the implicit kernels handle this geometry. */
 bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
@@ -47,10 +47,10 @@ bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g);
 /* What a path (ops/conv2d/path_implicit.c) asks of the kernels. */
 typedef struct nb_conv2d_implicit_options {
     /* F(2x2,3x3) Winograd where it applies: the forward and the transposed
-     * input gradient (ops/conv2d/winograd.c), the weight gradient
-     * (ops/conv2d/winograd_weight.c). Off: the direct register tiles. */
+     * input gradient (kernels/conv2d/winograd.c), the weight gradient
+     * (kernels/conv2d/winograd_weight.c). Off: the direct register tiles. */
     bool winograd;
-    /* dx by W^T dy and col2im (ops/conv2d/unfold.c) instead of the
+    /* dx by W^T dy and col2im (kernels/conv2d/unfold.c) instead of the
      * transposed convolution. */
     bool unfold_dx;
 } nb_conv2d_implicit_options;
@@ -62,11 +62,11 @@ bool nb_conv2d_unfold_pays(const nb_conv2d_geometry *g);
 /* y [N,K,OH,OW] = conv(x [N,C,H,W], w [K,C,kh,kw]) + bias [K] (or NULL),
  * with relu: max(that, 0), each image rectified as soon as it is computed,
  * and (bits not NULL) its mask kept: image n's from bits +
- * n * nb_conv2d_relu_bit_words(g) (ops/conv2d/rows.h's bit order).
+ * n * nb_conv2d_relu_bit_words(g) (kernels/conv2d/rows.h's bit order).
  * With pool (windows over [N,K,OH,OW]): y [N,K,PH,PW] is the max-pool of
  * that, each image pooled from scratch while in cache, and argmax its
  * indices (ops/pooling/pool2d.h). Scratch comes from ctx's arena. */
-int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+int nb_conv2d_implicit_forward(const nb_workspace *ws, const nb_conv2d_geometry *g,
                                const nb_conv2d_implicit_options *options, const float *x,
                                const float *w, const float *bias, bool relu, uint16_t *bits,
                                const nb_pool2d_geometry *pool, int32_t *argmax, float *y);
@@ -88,12 +88,12 @@ typedef struct nb_conv_output_gradient {
  * skipped). A ReLU mask or pool routing is applied partition by partition:
  * on the way into the weights' grid when that is dy's only use (and a 2x2
  * pool's also into the unfolded input gradient's copy), else into scratch. */
-int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+int nb_conv2d_implicit_backward(const nb_workspace *ws, const nb_conv2d_geometry *g,
                                 const nb_conv2d_implicit_options *options, const float *x,
                                 const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db);
 
-/* The input gradient of one image by unfolding (ops/conv2d/unfold.c):
+/* The input gradient of one image by unfolding (kernels/conv2d/unfold.c):
  * dcol [C*kh*kw, OH*OW] = W^T dy (a GEMM on the register tiles), folded
  * back with col2im. Cheaper than the transposed convolution when small
  * output planes make that one multiply mostly zero padding (LeNet's
@@ -111,7 +111,7 @@ typedef struct nb_conv_unfold {
 
 /* Multiply-add lanes per image, to compare with the transposed conv. */
 int64_t nb_conv_unfold_cost(const nb_conv2d_geometry *g);
-int nb_conv_unfold_init(nb_op_ctx *ctx, nb_conv_unfold *u, const nb_conv2d_geometry *g,
+int nb_conv_unfold_init(const nb_workspace *ws, nb_conv_unfold *u, const nb_conv2d_geometry *g,
                         const float *w);
 /* Floats of per-thread scratch for nb_conv_unfold_image. */
 int64_t nb_conv_unfold_scratch(const nb_conv_unfold *u);

@@ -1,5 +1,5 @@
 /* Internal: the register-tile kernels of conv2d's implicit-GEMM path
- * (ops/conv2d/implicit.c), one AVX-512 version per supported tile shape
+ * (kernels/conv2d/implicit.c), one AVX-512 version per supported tile shape
  * and a portable C version, picked at run time.
  *
  * Both kernels read an image that was zero-padded and laid out so that the

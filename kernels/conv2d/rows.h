@@ -1,12 +1,12 @@
 /* Internal: row helpers of conv2d's implicit-GEMM path
- * (ops/conv2d/implicit.c, ops/conv2d/unfold.c). */
+ * (kernels/conv2d/implicit.c, kernels/conv2d/unfold.c). */
 #ifndef NABLA_OPS_CONV2D_ROWS_H
 #define NABLA_OPS_CONV2D_ROWS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ops/conv2d/im2col.h"
+#include "kernels/conv2d/im2col.h"
 
 /* col2im for one image: dx [C,H,W] += the fold of dcol [C*kh*kw, OH*OW]
  * (row stride `columns`), or dx = the fold with `assign` (dx may then hold

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "nabla/threads.h"
-#include "ops/meprop/meprop.h"
+#include "kernels/meprop_rows.h"
 #include "base/cpu.h"
 
 bool nb_meprop_conv2d_direct_applies(const nb_conv2d_geometry *g)

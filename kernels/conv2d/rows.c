@@ -1,13 +1,13 @@
-/* Row helpers of conv2d's implicit-GEMM path (ops/conv2d/rows.h): moving
+/* Row helpers of conv2d's implicit-GEMM path (kernels/conv2d/rows.h): moving
  * image rows in and out of the padded layouts, col2im, and the bias sum.
  * AVX-512 versions with masked edges, picked with the register tiles
  * (nb_cpu_has(NB_CPU_AVX512), base/cpu.h), and plain C ones. */
 #include "base/cpu.h"
-#include "ops/conv2d/rows.h"
+#include "kernels/conv2d/rows.h"
 
 #include <string.h>
 
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/tiles.h"
 
 enum { LANES = 16 };
 

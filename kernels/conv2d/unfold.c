@@ -1,14 +1,14 @@
 /* conv2d's input gradient by unfolding, for the implicit-GEMM path
- * (ops/conv2d/implicit.h): per image,
+ * (kernels/conv2d/implicit.h): per image,
  *   dcol [C*kh*kw, OH*OW] = W^T dy        (register tiles, depth K)
  *   dx[c, oh+i-ph, ow+j-pw] += dcol[(c,i,j), (oh,ow)]   (col2im, rows of OW)
  * Every multiply-add is useful, unlike the transposed convolution, whose
  * padding of dy by k-1 makes it multiply zeros for small output planes. */
 #include <string.h>
 
-#include "ops/conv2d/implicit.h"
-#include "ops/conv2d/rows.h"
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/implicit.h"
+#include "kernels/conv2d/rows.h"
+#include "kernels/conv2d/tiles.h"
 
 enum { LANES = 16 };
 
@@ -39,7 +39,7 @@ int64_t nb_conv_unfold_cost(const nb_conv2d_geometry *g)
     return lanes * g->K + 2 * g->kh * g->kw * g->C * g->H * round_up(g->W, LANES);
 }
 
-int nb_conv_unfold_init(nb_op_ctx *ctx, nb_conv_unfold *u, const nb_conv2d_geometry *g,
+int nb_conv_unfold_init(const nb_workspace *ws, nb_conv_unfold *u, const nb_conv2d_geometry *g,
                         const float *w)
 {
     *u = (nb_conv_unfold){.g = g, .depth = g->C * g->kh * g->kw, .plane = g->OH * g->OW};
@@ -49,8 +49,8 @@ int nb_conv_unfold_init(nb_op_ctx *ctx, nb_conv_unfold *u, const nb_conv2d_geome
     u->vectors = TILE_VECTORS[shape];
     u->columns = round_up(u->plane, (int64_t)u->vectors * LANES);
     u->blocks = (u->depth + u->rows - 1) / u->rows;
-    u->offset = nb_op_alloc(ctx, (size_t)g->K * sizeof *u->offset);
-    u->packed = nb_op_alloc(ctx, (size_t)(u->blocks * g->K * u->rows) * sizeof *u->packed);
+    u->offset = nb_workspace_alloc(ws, (size_t)g->K * sizeof *u->offset);
+    u->packed = nb_workspace_alloc(ws, (size_t)(u->blocks * g->K * u->rows) * sizeof *u->packed);
     if (!u->offset || !u->packed) return NB_ERR_NOMEM;
     for (int64_t k = 0; k < g->K; k++) u->offset[k] = k * u->columns;
     /* w [K, depth]: the transposed blocks, zero past depth. */

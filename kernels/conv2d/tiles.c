@@ -1,4 +1,4 @@
-/* Register-tile kernels for conv2d's implicit GEMM (ops/conv2d/tiles.h).
+/* Register-tile kernels for conv2d's implicit GEMM (kernels/conv2d/tiles.h).
  *
  * Forward: rows x vectors accumulators (24 zmm registers for every shape);
  * per tap it loads `vectors` 16-float slices of the padded image and
@@ -8,7 +8,7 @@
  * slices. The portable versions do the same sums in the same order per
  * lane, in plain C. */
 #include "base/cpu.h"
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/tiles.h"
 
 #include <stdatomic.h>
 #include <string.h>

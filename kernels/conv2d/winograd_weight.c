@@ -1,5 +1,5 @@
 /* The weight gradient of a 3x3 stride-1 convolution by Winograd
- * F(2x2, 3x3) (ops/conv2d/winograd.h), with channels in the vector lanes.
+ * F(2x2, 3x3) (kernels/conv2d/winograd.h), with channels in the vector lanes.
  *
  * The forward is the bilinear form y = A^T [(G g G^T) . (B^T d B)] A per
  * 2x2 output tile (g the kernel, d the tile's 4x4 input patch). By the
@@ -15,11 +15,11 @@
  * sums. The images are first turned channels-last (a gather per position
  * and 16 channels), so every transform and GEMM load is a whole vector. */
 #include "base/cpu.h"
-#include "ops/conv2d/winograd.h"
+#include "kernels/conv2d/winograd.h"
 
 #include <string.h>
 
-#include "ops/conv2d/tiles.h"
+#include "kernels/conv2d/tiles.h"
 
 enum {
     LANES = 16, POINTS = 16, ROWS = 8, MAX_VECTORS = 3,

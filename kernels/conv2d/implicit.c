@@ -1,12 +1,12 @@
 /* conv2d's implicit-GEMM float32 path (layout and determinism in
- * ops/conv2d/implicit.h; the register tiles in ops/conv2d/tiles.c). */
-#include "ops/conv2d/implicit.h"
+ * kernels/conv2d/implicit.h; the register tiles in kernels/conv2d/tiles.c). */
+#include "kernels/conv2d/implicit.h"
 
 #include <string.h>
 
-#include "ops/conv2d/rows.h"
-#include "ops/conv2d/tiles.h"
-#include "ops/conv2d/winograd.h"
+#include "kernels/conv2d/rows.h"
+#include "kernels/conv2d/tiles.h"
+#include "kernels/conv2d/winograd.h"
 #include "base/parallel.h"
 
 enum {
@@ -63,7 +63,7 @@ bool nb_conv2d_implicit_applies(const nb_conv2d_geometry *g)
 }
 
 /* Sizes and tap offsets; the weights are packed by the caller. */
-static int plan_init(nb_op_ctx *ctx, plan *p, int64_t channels, int64_t height, int64_t width,
+static int plan_init(const nb_workspace *ws, plan *p, int64_t channels, int64_t height, int64_t width,
                      int64_t pad_h, int64_t pad_w, int64_t kh, int64_t kw, int64_t outputs)
 {
     *p = (plan){.channels = channels, .height = height, .width = width, .pad_h = pad_h,
@@ -83,10 +83,10 @@ static int plan_init(nb_op_ctx *ctx, plan *p, int64_t channels, int64_t height, 
     /* Tiles read up to last_offset + wide_rounded: the zero tail covers it. */
     p->input_length = round_up(last_offset + p->wide_rounded, ALIGN_FLOATS);
     int64_t vectors = p->wide_rounded / LANES;
-    p->offset = nb_op_alloc(ctx, (size_t)p->depth * sizeof *p->offset);
-    p->packed = nb_op_alloc(ctx, (size_t)(p->row_blocks * p->depth * p->rows) * sizeof(float));
-    p->lane_mask = nb_op_alloc(ctx, (size_t)vectors * sizeof *p->lane_mask);
-    p->lane_dense = nb_op_alloc(ctx, (size_t)vectors * sizeof *p->lane_dense);
+    p->offset = nb_workspace_alloc(ws, (size_t)p->depth * sizeof *p->offset);
+    p->packed = nb_workspace_alloc(ws, (size_t)(p->row_blocks * p->depth * p->rows) * sizeof(float));
+    p->lane_mask = nb_workspace_alloc(ws, (size_t)vectors * sizeof *p->lane_mask);
+    p->lane_dense = nb_workspace_alloc(ws, (size_t)vectors * sizeof *p->lane_dense);
     if (!p->offset || !p->packed || !p->lane_mask || !p->lane_dense) return NB_ERR_NOMEM;
     /* Wide position q is output (q / Wp, q % Wp) when that column is real. */
     for (int64_t v = 0; v < vectors; v++) {
@@ -135,12 +135,12 @@ static void pack_transposed(plan *p, const float *w)
 }
 
 /* Winograd instead of the direct tiles, for 3x3 kernels with enough
- * channels (ops/conv2d/winograd.h); w as for pack_forward/pack_transposed. */
-static int plan_winograd(nb_op_ctx *ctx, plan *p, const float *w, bool transposed, bool allowed)
+ * channels (kernels/conv2d/winograd.h); w as for pack_forward/pack_transposed. */
+static int plan_winograd(const nb_workspace *ws, plan *p, const float *w, bool transposed, bool allowed)
 {
     p->winograd = allowed && nb_winograd_applies(p->kh, p->kw, p->channels, p->outputs);
     if (!p->winograd) return NB_OK;
-    return nb_winograd_init(ctx, &p->wg, p->channels, p->height, p->width, p->pad_h, p->pad_w,
+    return nb_winograd_init(ws, &p->wg, p->channels, p->height, p->width, p->pad_h, p->pad_w,
                             p->outputs, p->rows, p->vectors, w, transposed);
 }
 
@@ -238,16 +238,16 @@ int64_t nb_conv2d_relu_bit_words(const nb_conv2d_geometry *g)
     return (g->K * g->OH * g->OW + LANES - 1) / LANES + 1;
 }
 
-int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+int nb_conv2d_implicit_forward(const nb_workspace *ws, const nb_conv2d_geometry *g,
                                const nb_conv2d_implicit_options *options, const float *x,
                                const float *w, const float *bias, bool relu, uint16_t *bits,
                                const nb_pool2d_geometry *pool, int32_t *argmax, float *y)
 {
     plan p;
-    if (plan_init(ctx, &p, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
+    if (plan_init(ws, &p, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     pack_forward(&p, w);
-    if (plan_winograd(ctx, &p, w, false, options->winograd) != NB_OK) return NB_ERR_NOMEM;
+    if (plan_winograd(ws, &p, w, false, options->winograd) != NB_OK) return NB_ERR_NOMEM;
     int workers = nb_parallel_slots();
     forward_job job = {.p = &p, .images = g->N, .x = x, .bias = bias, .relu = relu, .bits = bits,
                        .bit_words = nb_conv2d_relu_bit_words(g), .y = y,
@@ -260,7 +260,7 @@ int nb_conv2d_implicit_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
         job.convolved = round_up(job.per_worker, ALIGN_FLOATS);
         job.per_worker = job.convolved + round_up(g->K * g->OH * g->OW, ALIGN_FLOATS);
     }
-    job.scratch = nb_op_alloc(ctx, (size_t)(workers * job.per_worker) * sizeof(float));
+    job.scratch = nb_workspace_alloc(ws, (size_t)(workers * job.per_worker) * sizeof(float));
     if (!job.scratch) return NB_ERR_NOMEM;
     nb_parallel_tasks(g->N, workers, forward_task, &job);
     return NB_OK;
@@ -489,7 +489,7 @@ bool nb_conv2d_unfold_pays(const nb_conv2d_geometry *g)
     return dcol_floats <= UNFOLD_MAX_FLOATS && nb_conv_unfold_cost(g) < transposed_cost(g);
 }
 
-int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+int nb_conv2d_implicit_backward(const nb_workspace *ws, const nb_conv2d_geometry *g,
                                 const nb_conv2d_implicit_options *options, const float *x,
                                 const float *w, const nb_conv_output_gradient *source,
                                 float *dx, bool assign_dx, float *dw, float *db)
@@ -505,17 +505,17 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
         job.pool = *source->pool;
         job.pool.N = 1;
     }
-    if (plan_init(ctx, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
+    if (plan_init(ws, &forward, g->C, g->H, g->W, g->pad_h, g->pad_w, g->kh, g->kw, g->K) != NB_OK)
         return NB_ERR_NOMEM;
     if (dx && !options->unfold_dx) {
-        if (plan_init(ctx, &transposed, g->K, g->OH, g->OW, g->kh - 1 - g->pad_h,
+        if (plan_init(ws, &transposed, g->K, g->OH, g->OW, g->kh - 1 - g->pad_h,
                       g->kw - 1 - g->pad_w, g->kh, g->kw, g->C) != NB_OK)
             return NB_ERR_NOMEM;
         pack_transposed(&transposed, w);
-        if (plan_winograd(ctx, &transposed, w, true, options->winograd) != NB_OK) return NB_ERR_NOMEM;
+        if (plan_winograd(ws, &transposed, w, true, options->winograd) != NB_OK) return NB_ERR_NOMEM;
         job.transposed = &transposed;
     } else if (dx) {
-        if (nb_conv_unfold_init(ctx, &unfold, g, w) != NB_OK) return NB_ERR_NOMEM;
+        if (nb_conv_unfold_init(ws, &unfold, g, w) != NB_OK) return NB_ERR_NOMEM;
         job.unfold = &unfold;
     }
     /* The weight tile shape that pads K and the depth least (ties: 4 x 6,
@@ -554,9 +554,9 @@ int nb_conv2d_implicit_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
     job.per_worker = job.mask_scratch +
                      (masks_into_scratch(&job) ? job.partition_images * g->K * g->OH * g->OW : 0);
     int workers = nb_parallel_slots();
-    job.tap_offset = nb_op_alloc(ctx, (size_t)(job.tap_tiles * job.weight_taps) * sizeof(int64_t));
-    job.partial = nb_op_alloc(ctx, (size_t)(partitions * partial_size) * sizeof(float));
-    job.scratch = nb_op_alloc(ctx, (size_t)(workers * job.per_worker + 1) * sizeof(float));
+    job.tap_offset = nb_workspace_alloc(ws, (size_t)(job.tap_tiles * job.weight_taps) * sizeof(int64_t));
+    job.partial = nb_workspace_alloc(ws, (size_t)(partitions * partial_size) * sizeof(float));
+    job.scratch = nb_workspace_alloc(ws, (size_t)(workers * job.per_worker + 1) * sizeof(float));
     if (!job.tap_offset || !job.partial || !job.scratch) return NB_ERR_NOMEM;
     for (int64_t i = 0; i < job.tap_tiles * job.weight_taps; i++)
         job.tap_offset[i] = forward.offset[min64(i, forward.depth - 1)];
