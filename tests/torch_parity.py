@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch parity for nabla's CNN ops (conv2d, max_pool2d, avg_pool2d,
-batch_norm, dropout, cat).
+"""PyTorch parity for nabla's ops: conv2d, max_pool2d, avg_pool2d,
+batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
+sin, cos.
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -226,6 +227,26 @@ def cat_cases(rng, count):
         yield "cat %d" % dim, inputs, (lambda t, _, d=dim: torch.cat(t, d)), ()
 
 
+# Element-wise math: inputs drawn where each function is smooth (sqrt and
+# rsqrt on positive numbers, abs away from its kink at 0).
+UNARY = {
+    "sqrt": (torch.sqrt, 0.1, 3.0), "rsqrt": (torch.rsqrt, 0.2, 3.0),
+    "abs": (torch.abs, -3.0, 3.0), "square": (torch.square, -3.0, 3.0),
+    "sin": (torch.sin, -4.0, 4.0), "cos": (torch.cos, -4.0, 4.0),
+}
+
+
+def unary_cases(rng, count):
+    for index in range(count):
+        name = sorted(UNARY)[index % len(UNARY)]
+        fn, low, high = UNARY[name]
+        shape = [rng.randint(1, 4) for _ in range(rng.randint(0, 3))]
+        x = torch.rand(tuple(shape)) * (high - low) + low
+        if name == "abs":
+            x = torch.where(x.abs() < 0.1, torch.full_like(x, 0.5), x)
+        yield name, [x], (lambda t, _, f=fn: f(t[0])), ()
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -251,7 +272,8 @@ def main():
     torch.manual_seed(20240611)
     passed, failed = 0, 0
     generators = [("conv2d", conv2d_cases), ("max_pool2d", max_pool_cases),
-                  ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases)]
+                  ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
+                  ("unary", unary_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -1,5 +1,6 @@
-/* Driver for tests/torch_parity.py: runs one CNN op (conv2d, max_pool2d,
- * avg_pool2d, batch_norm, dropout, cat) on inputs read from stdin and
+/* Driver for tests/torch_parity.py: runs one op (conv2d, max_pool2d,
+ * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
+ * abs, square, sin, cos) on inputs read from stdin and
  * prints the output and every input's gradient for a given output seed.
  *
  * Input, whitespace-separated tokens:
@@ -68,6 +69,21 @@ static void print_tensor(const char *label, const nb_tensor *t)
     printf("\n");
 }
 
+typedef nb_tensor *(*unary_fn)(nb_tape *tape, nb_tensor *x);
+
+/* The element-wise ops that take no params, by name; NULL for others. */
+static unary_fn unary_op(const char *name)
+{
+    static const struct {
+        const char *name;
+        unary_fn fn;
+    } OPS[] = {{"sqrt", nb_sqrt}, {"rsqrt", nb_rsqrt}, {"abs", nb_abs},
+               {"square", nb_square}, {"sin", nb_sin}, {"cos", nb_cos}};
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (strcmp(OPS[i].name, name) == 0) return OPS[i].fn;
+    return NULL;
+}
+
 int main(void)
 {
     char word[32], dtype_name[8], op[32];
@@ -110,7 +126,7 @@ int main(void)
         dropout.seed = (uint64_t)read_int();
     } else if (strcmp(op, "cat") == 0) {
         cat_dim = read_int();
-    } else {
+    } else if (!unary_op(op)) {
         fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
         return 3;
     }
@@ -137,6 +153,7 @@ int main(void)
     else if (strcmp(op, "batch_norm") == 0)
         y = nb_batch_norm(tape, inputs[0], affine ? inputs[1] : NULL, affine ? inputs[2] : NULL, &norm);
     else if (strcmp(op, "dropout") == 0) y = nb_dropout(tape, inputs[0], &dropout);
+    else if (unary_op(op)) y = unary_op(op)(tape, inputs[0]);
     else y = nb_cat(tape, n, inputs, cat_dim);
 
     int status = 0;

@@ -25,6 +25,12 @@ NB_API nb_tensor *nb_div(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y
 NB_API nb_tensor *nb_neg(nb_tape *tape, nb_tensor *x);                      /* y = -x */
 NB_API nb_tensor *nb_exp(nb_tape *tape, nb_tensor *x);                      /* y = e^x */
 NB_API nb_tensor *nb_log(nb_tape *tape, nb_tensor *x);                      /* y = ln x */
+NB_API nb_tensor *nb_sqrt(nb_tape *tape, nb_tensor *x);                     /* y = sqrt(x) */
+NB_API nb_tensor *nb_rsqrt(nb_tape *tape, nb_tensor *x);                    /* y = 1 / sqrt(x) */
+NB_API nb_tensor *nb_abs(nb_tape *tape, nb_tensor *x);                      /* y = |x|, dy/dx(0) = 0 */
+NB_API nb_tensor *nb_square(nb_tape *tape, nb_tensor *x);                   /* y = x^2 */
+NB_API nb_tensor *nb_sin(nb_tape *tape, nb_tensor *x);                      /* y = sin x */
+NB_API nb_tensor *nb_cos(nb_tape *tape, nb_tensor *x);                      /* y = cos x */
 
 /* ---- activations -------------------------------------------------------- */
 NB_API nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x);                     /* y = max(x, 0) */

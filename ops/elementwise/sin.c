@@ -1,0 +1,50 @@
+/* sin: y = sin(x) (radians); dy/dx = cos(x). */
+#include <math.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+#include "ops/elementwise/unary.h"
+
+/* x, y: [n] */
+static void sin_forward(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = sinf(x[i]);
+}
+
+static void sin_forward_ref(const double *x, double *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = sin(x[i]);
+}
+
+/* dx += dy cos(x); x, y, dy, dx: [n] */
+static void sin_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n)
+{
+    (void)y;
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * cosf(x[i]);
+}
+
+static void sin_backward_ref(const double *x, const double *y, const double *dy, double *dx,
+                             int64_t n)
+{
+    (void)y;
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * cos(x[i]);
+}
+
+static const nb_unary_kernels KERNELS = {sin_forward, sin_forward_ref, sin_backward,
+                                         sin_backward_ref};
+
+static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
+static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    s->note = "smooth";
+    return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
+}
+
+const nb_op nb_op_sin = {
+    .name = "sin", .min_inputs = 1, .max_inputs = 1,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_sin(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_sin, 1, &x, NULL); }

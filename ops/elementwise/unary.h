@@ -1,0 +1,26 @@
+/* Internal: the shared driver of element-wise unary ops (sqrt, rsqrt, abs,
+ * square, sin, cos): y = f(x), dx += dy * f'(x). An op gives its plain
+ * kernels; float32 runs them in chunks of about NB_ELEMENTWISE_GRAIN
+ * elements across the threads (each element alone, so the split never
+ * changes a result), float64 on the calling thread. */
+#ifndef NABLA_OPS_ELEMENTWISE_UNARY_H
+#define NABLA_OPS_ELEMENTWISE_UNARY_H
+
+#include <stdint.h>
+
+#include "nabla/op.h"
+
+typedef struct nb_unary_kernels {
+    /* y[i] = f(x[i]), i < n */
+    void (*forward_f32)(const float *x, float *y, int64_t n);
+    void (*forward_f64)(const double *x, double *y, int64_t n);
+    /* dx[i] += dy[i] * f'(x[i]), given x and y = f(x) */
+    void (*backward_f32)(const float *x, const float *y, const float *dy, float *dx, int64_t n);
+    void (*backward_f64)(const double *x, const double *y, const double *dy, double *dx,
+                         int64_t n);
+} nb_unary_kernels;
+
+int nb_unary_forward(nb_op_ctx *ctx, const nb_unary_kernels *kernels);
+int nb_unary_backward(nb_op_ctx *ctx, const nb_unary_kernels *kernels);
+
+#endif

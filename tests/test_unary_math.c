@@ -1,0 +1,107 @@
+/* Element-wise math: sqrt, rsqrt, abs, square, sin, cos at points worked
+ * out by hand (values and gradients, float32 and float64), PyTorch's edge
+ * values (sqrt of 0 and of a negative number, abs at 0), and the threaded
+ * float32 path: a large input gives the same bits on 1 and 2 threads. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+typedef nb_tensor *(*unary_fn)(nb_tape *tape, nb_tensor *x);
+
+/* y = fn(x) and dL/dx for L = sum(y), at the n points x. */
+static void check(unary_fn fn, nb_dtype dtype, int n, const double *x, const double *y,
+                  const double *dx, double tol)
+{
+    nb_tape *tape = nb_tape_new();
+    const int64_t shape[1] = {n};
+    nb_tensor *in = test_tensor(tape, dtype, 1, shape, x, true);
+    nb_tensor *out = fn(tape, in);
+    assert_values(out, y, n, tol);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, out), NULL), NB_OK, "%s", nb_last_error());
+    assert_values(in->grad, dx, n, tol);
+    nb_tape_free(tape);
+}
+
+static void both(unary_fn fn, int n, const double *x, const double *y, const double *dx)
+{
+    check(fn, NB_FLOAT64, n, x, y, dx, 1e-12);
+    check(fn, NB_FLOAT32, n, x, y, dx, 1e-6);
+}
+
+/* sqrt 4 = 2, sqrt 0.25 = 0.5; d/dx = 1 / (2 sqrt x): 0.25, 1. */
+Test(unary_math, sqrt) { both(nb_sqrt, 2, (double[]){4, 0.25}, (double[]){2, 0.5}, (double[]){0.25, 1}); }
+
+/* 1/sqrt 4 = 0.5, 1/sqrt 0.25 = 2; d/dx = -x^(-3/2) / 2: -1/16, -4. */
+Test(unary_math, rsqrt)
+{
+    both(nb_rsqrt, 2, (double[]){4, 0.25}, (double[]){0.5, 2}, (double[]){-0.0625, -4});
+}
+
+/* |-3| = 3, |2| = 2, |0| = 0; sign: -1, 1, and 0 at 0 as in PyTorch. */
+Test(unary_math, abs) { both(nb_abs, 3, (double[]){-3, 2, 0}, (double[]){3, 2, 0}, (double[]){-1, 1, 0}); }
+
+/* (-3)^2 = 9, 0.5^2 = 0.25; d/dx = 2x: -6, 1. */
+Test(unary_math, square)
+{
+    both(nb_square, 2, (double[]){-3, 0.5}, (double[]){9, 0.25}, (double[]){-6, 1});
+}
+
+/* sin 0 = 0, sin pi/2 = 1, sin pi/6 = 1/2; cos: 1, 0, sqrt(3)/2. */
+Test(unary_math, sin_and_cos)
+{
+    const double pi = acos(-1.0), x[3] = {0, pi / 2, pi / 6}, s3 = sqrt(3.0) / 2;
+    both(nb_sin, 3, x, (double[]){0, 1, 0.5}, (double[]){1, 0, s3});
+    both(nb_cos, 3, x, (double[]){1, 0, s3}, (double[]){0, -1, -0.5});
+}
+
+/* sqrt(0) = 0 with an infinite gradient; sqrt(-1) is NaN (PyTorch's
+ * values); rsqrt(0) = inf. */
+Test(unary_math, edge_values)
+{
+    nb_tape *tape = nb_tape_new();
+    const int64_t shape[1] = {2};
+    nb_tensor *x = test_tensor(tape, NB_FLOAT64, 1, shape, (double[]){0, -1}, true);
+    nb_tensor *y = nb_sqrt(tape, x);
+    cr_assert_eq(nb_tensor_get(y, 0), 0.0);
+    cr_assert(isnan(nb_tensor_get(y, 1)));
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK);
+    cr_assert(isinf(nb_tensor_get(x->grad, 0)) && nb_tensor_get(x->grad, 0) > 0);
+    cr_assert(isinf(nb_tensor_get(nb_rsqrt(tape, x), 0)));
+    nb_tape_free(tape);
+}
+
+/* 3 x 10^5 elements: the float32 path splits them across the threads; the
+ * result and the gradient are the same bits for 1 and 2 threads. */
+Test(unary_math, threads_do_not_change_results)
+{
+    enum { N = 300000 };
+    const int64_t shape[1] = {N};
+    nb_rng rng;
+    nb_rng_seed(&rng, 5);
+    nb_tensor *x = nb_tensor_uniform(NB_FLOAT32, 1, shape, 0.1, 3.0, &rng);
+    static const unary_fn FNS[] = {nb_sqrt, nb_rsqrt, nb_abs, nb_square, nb_sin, nb_cos};
+    for (size_t f = 0; f < sizeof FNS / sizeof FNS[0]; f++) {
+        float *first = NULL;
+        for (int threads = 1; threads <= 2; threads++) {
+            nb_set_num_threads(threads);
+            nb_tensor_set_requires_grad(x, true);
+            nb_tensor_zero_grad(x);
+            nb_tape *tape = nb_tape_new();
+            nb_tensor *y = FNS[f](tape, x);
+            cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK);
+            const float *v = y->data, *g = x->grad->data;
+            if (!first) {
+                first = malloc(2 * N * sizeof *first);
+                memcpy(first, v, N * sizeof *first);
+                memcpy(first + N, g, N * sizeof *first);
+            } else {
+                cr_assert(memcmp(first, v, N * sizeof *first) == 0, "function %zu: values", f);
+                cr_assert(memcmp(first + N, g, N * sizeof *first) == 0, "function %zu: gradients", f);
+            }
+            nb_tape_free(tape);
+        }
+        free(first);
+    }
+    nb_tensor_free(x);
+}
