@@ -1,7 +1,10 @@
-/* Element-wise math: sqrt, rsqrt, abs, square, sin, cos at points worked
- * out by hand (values and gradients, float32 and float64), PyTorch's edge
- * values (sqrt of 0 and of a negative number, abs at 0), and the threaded
- * float32 path: a large input gives the same bits on 1 and 2 threads. */
+/* Element-wise math: sqrt, rsqrt, abs, square, sin, cos, and maximum,
+ * minimum, pow (tensor and scalar exponents), add_scalar, mul_scalar,
+ * clamp, at points worked out by hand (values and gradients, float32 and
+ * float64), PyTorch's edge values and tie rules (sqrt of 0 and of a
+ * negative number, abs at 0, ties split evenly, 0^b and x^0, clamp's
+ * inclusive ends, NaN), and the threaded float32 path: a large input gives
+ * the same bits on 1 and 2 threads. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -104,4 +107,92 @@ Test(unary_math, threads_do_not_change_results)
         free(first);
     }
     nb_tensor_free(x);
+}
+
+/* Two inputs of the same shape [n]: y and both gradients of sum(y). */
+typedef nb_tensor *(*binary_fn)(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+
+static void check_binary(binary_fn fn, nb_dtype dtype, int n, const double *a, const double *b,
+                         const double *y, const double *da, const double *db, double tol)
+{
+    nb_tape *tape = nb_tape_new();
+    const int64_t shape[1] = {n};
+    nb_tensor *ta = test_tensor(tape, dtype, 1, shape, a, true);
+    nb_tensor *tb = test_tensor(tape, dtype, 1, shape, b, true);
+    nb_tensor *out = fn(tape, ta, tb);
+    assert_values(out, y, n, tol);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, out), NULL), NB_OK, "%s", nb_last_error());
+    assert_values(ta->grad, da, n, tol);
+    assert_values(tb->grad, db, n, tol);
+    nb_tape_free(tape);
+}
+
+/* max(1,1) = 1 with the gradient split (1/2 each), max(2,5) = 5 to b,
+ * max(3,0) = 3 to a; min mirrors it. */
+Test(math, maximum_and_minimum_split_ties)
+{
+    const double a[3] = {1, 2, 3}, b[3] = {1, 5, 0};
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dtype = d ? NB_FLOAT32 : NB_FLOAT64;
+        check_binary(nb_maximum, dtype, 3, a, b, (double[]){1, 5, 3}, (double[]){0.5, 0, 1},
+                     (double[]){0.5, 1, 0}, 0);
+        check_binary(nb_minimum, dtype, 3, a, b, (double[]){1, 2, 0}, (double[]){0.5, 1, 0},
+                     (double[]){0.5, 0, 1}, 0);
+    }
+}
+
+/* a^b: 2^3 = 8 (d/da = 3 * 2^2 = 12, d/db = 8 ln 2), 0^2 = 0 (d/da =
+ * 2 * 0 = 0, d/db = 0: a = 0 and b >= 0), 4^0 = 1 (d/da = 0: b = 0,
+ * d/db = ln 4). */
+Test(math, pow_of_tensors)
+{
+    const double a[3] = {2, 0, 4}, b[3] = {3, 2, 0};
+    check_binary(nb_pow, NB_FLOAT64, 3, a, b, (double[]){8, 0, 1}, (double[]){12, 0, 0},
+                 (double[]){8 * log(2.0), 0, log(4.0)}, 1e-12);
+    check_binary(nb_pow, NB_FLOAT32, 3, a, b, (double[]){8, 0, 1}, (double[]){12, 0, 0},
+                 (double[]){8 * log(2.0), 0, log(4.0)}, 1e-5);
+}
+
+static nb_tensor *cube(nb_tape *tape, nb_tensor *x) { return nb_pow_scalar(tape, x, 3.0); }
+static nb_tensor *zeroth(nb_tape *tape, nb_tensor *x) { return nb_pow_scalar(tape, x, 0.0); }
+static nb_tensor *plus_half(nb_tape *tape, nb_tensor *x) { return nb_add_scalar(tape, x, 0.5); }
+static nb_tensor *times_minus_3(nb_tape *tape, nb_tensor *x) { return nb_mul_scalar(tape, x, -3.0); }
+
+/* x^3: 8, -1 with 3x^2: 12, 3; x^0: 1 with gradient 0 (PyTorch's rule,
+ * also at x = 0); x + 0.5; -3x with gradient -3. */
+Test(math, scalar_forms)
+{
+    both(cube, 2, (double[]){2, -1}, (double[]){8, -1}, (double[]){12, 3});
+    both(zeroth, 2, (double[]){2, 0}, (double[]){1, 1}, (double[]){0, 0});
+    both(plus_half, 2, (double[]){2, -1}, (double[]){2.5, -0.5}, (double[]){1, 1});
+    both(times_minus_3, 2, (double[]){2, -1}, (double[]){-6, 3}, (double[]){-3, -3});
+}
+
+static nb_tensor *clamp_both(nb_tape *tape, nb_tensor *x)
+{
+    const double low = -0.5, high = 0.5;
+    return nb_clamp(tape, x, &low, &high);
+}
+
+static nb_tensor *clamp_min(nb_tape *tape, nb_tensor *x)
+{
+    const double low = -0.5;
+    return nb_clamp(tape, x, &low, NULL);
+}
+
+/* The gradient passes where min <= x <= max, both ends included. */
+Test(math, clamp)
+{
+    const double x[5] = {-2, -0.5, 0, 0.5, 2};
+    both(clamp_both, 5, x, (double[]){-0.5, -0.5, 0, 0.5, 0.5}, (double[]){0, 1, 1, 1, 0});
+    both(clamp_min, 5, x, (double[]){-0.5, -0.5, 0, 0.5, 2}, (double[]){0, 1, 1, 1, 1});
+    nb_tape *tape = nb_tape_new();
+    const int64_t shape[1] = {5};
+    nb_tensor *t = test_tensor(tape, NB_FLOAT32, 1, shape, x, true);
+    cr_assert_null(nb_clamp(tape, t, NULL, NULL));
+    assert_tape_error(tape, "clamp: input [5]: give min, max or both");
+    nb_tape_reset(tape);
+    t = test_tensor(tape, NB_FLOAT64, 1, shape, (double[]){NAN, 0, 0, 0, 0}, true);
+    cr_assert(isnan(nb_tensor_get(clamp_both(tape, t), 0)), "NaN propagates");
+    nb_tape_free(tape);
 }

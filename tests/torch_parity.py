@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch parity for nabla's ops: conv2d, max_pool2d, avg_pool2d,
 batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
-sin, cos.
+sin, cos, pow (scalar and tensor exponents), maximum, minimum (ties
+included), add_scalar, mul_scalar, clamp.
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -247,6 +248,55 @@ def unary_cases(rng, count):
         yield name, [x], (lambda t, _, f=fn: f(t[0])), ()
 
 
+def random_shape(rng):
+    return tuple(rng.randint(1, 4) for _ in range(rng.randint(0, 3)))
+
+
+def broadcast_pair(rng):
+    """Two shapes that broadcast: b drops leading dims and sets some to 1."""
+    a = random_shape(rng)
+    b = [1 if rng.random() < 0.3 else d for d in a[rng.randint(0, len(a)):]]
+    return (a, tuple(b)) if rng.random() < 0.5 else (tuple(b), a)
+
+
+def scalar_math_cases(rng, count):
+    for index in range(count):
+        kind = index % 7
+        if kind == 0:
+            c = rng.uniform(-3, 3)
+            yield "add_scalar %r" % c, [torch.randn(random_shape(rng))], (lambda t, _, c=c: t[0] + c), ()
+        elif kind == 1:
+            c = rng.uniform(-3, 3)
+            yield "mul_scalar %r" % c, [torch.randn(random_shape(rng))], (lambda t, _, c=c: t[0] * c), ()
+        elif kind == 2:
+            e = rng.choice([2.0, 3.0, 0.5, -1.5, 0.0, 1.0])
+            x = torch.rand(random_shape(rng)) * 1.5 + 0.5
+            yield "pow_scalar %r" % e, [x], (lambda t, _, e=e: torch.pow(t[0], e)), ()
+        elif kind == 3:
+            sa, sb = broadcast_pair(rng)
+            a, b = torch.rand(sa) * 1.5 + 0.5, torch.rand(sb) * 4 - 2
+            yield "pow", [a, b], (lambda t, _: torch.pow(t[0], t[1])), ()
+        elif kind in (4, 5):
+            sa, sb = broadcast_pair(rng)
+            # Small integers half of the time, so ties (gradient split) are common.
+            if rng.random() < 0.5:
+                a, b = torch.randint(-2, 3, sa).double(), torch.randint(-2, 3, sb).double()
+            else:
+                a, b = torch.randn(sa), torch.randn(sb)
+            name = "maximum" if kind == 4 else "minimum"
+            fn = torch.maximum if kind == 4 else torch.minimum
+            yield name, [a, b], (lambda t, _, f=fn: f(t[0], t[1])), ()
+        else:
+            has_min, has_max = rng.choice([(1, 1), (1, 0), (0, 1)])
+            low, high = rng.uniform(-1, 0), rng.uniform(0, 1)
+            x = torch.randn(random_shape(rng))
+            x = torch.where(((x - low).abs() < 0.01) | ((x - high).abs() < 0.01), x + 0.05, x)
+            header = "clamp %d %r %d %r" % (has_min, low, has_max, high)
+            fn = (lambda t, _, lo=low if has_min else None, hi=high if has_max else None:
+                  torch.clamp(t[0], lo, hi))
+            yield header, [x], fn, ()
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -273,7 +323,7 @@ def main():
     passed, failed = 0, 0
     generators = [("conv2d", conv2d_cases), ("max_pool2d", max_pool_cases),
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
-                  ("unary", unary_cases)]
+                  ("unary", unary_cases), ("scalar_math", scalar_math_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

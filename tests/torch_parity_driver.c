@@ -1,6 +1,7 @@
 /* Driver for tests/torch_parity.py: runs one op (conv2d, max_pool2d,
  * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
- * abs, square, sin, cos) on inputs read from stdin and
+ * abs, square, sin, cos, pow, maximum, minimum, add_scalar, mul_scalar,
+ * clamp) on inputs read from stdin and
  * prints the output and every input's gradient for a given output seed.
  *
  * Input, whitespace-separated tokens:
@@ -84,6 +85,20 @@ static unary_fn unary_op(const char *name)
     return NULL;
 }
 
+typedef nb_tensor *(*binary_fn)(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+
+/* The broadcasting ops of two tensors, by name; NULL for others. */
+static binary_fn binary_op(const char *name)
+{
+    static const struct {
+        const char *name;
+        binary_fn fn;
+    } OPS[] = {{"pow", nb_pow}, {"maximum", nb_maximum}, {"minimum", nb_minimum}};
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (strcmp(OPS[i].name, name) == 0) return OPS[i].fn;
+    return NULL;
+}
+
 int main(void)
 {
     char word[32], dtype_name[8], op[32];
@@ -94,7 +109,8 @@ int main(void)
     nb_avg_pool2d_params avg_pool = NB_AVG_POOL2D_PARAMS(1, 1);
     nb_batch_norm_params norm = NB_BATCH_NORM_PARAMS_DEFAULT;
     nb_dropout_params dropout = {0.5, true, 0};
-    int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0;
+    int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0, has_min = 0, has_max = 0;
+    double scalar = 0.0, clamp_min = 0.0, clamp_max = 0.0;
     if (strcmp(op, "conv2d") == 0) {
         for (int a = 0; a < 2; a++) conv.stride[a] = read_int();
         for (int a = 0; a < 2; a++) conv.padding[a] = read_int();
@@ -126,7 +142,15 @@ int main(void)
         dropout.seed = (uint64_t)read_int();
     } else if (strcmp(op, "cat") == 0) {
         cat_dim = read_int();
-    } else if (!unary_op(op)) {
+    } else if (strcmp(op, "add_scalar") == 0 || strcmp(op, "mul_scalar") == 0 ||
+               strcmp(op, "pow_scalar") == 0) {
+        scalar = read_double();
+    } else if (strcmp(op, "clamp") == 0) {
+        has_min = read_int();
+        clamp_min = read_double();
+        has_max = read_int();
+        clamp_max = read_double();
+    } else if (!unary_op(op) && !binary_op(op)) {
         fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
         return 3;
     }
@@ -154,6 +178,12 @@ int main(void)
         y = nb_batch_norm(tape, inputs[0], affine ? inputs[1] : NULL, affine ? inputs[2] : NULL, &norm);
     else if (strcmp(op, "dropout") == 0) y = nb_dropout(tape, inputs[0], &dropout);
     else if (unary_op(op)) y = unary_op(op)(tape, inputs[0]);
+    else if (binary_op(op)) y = binary_op(op)(tape, inputs[0], inputs[1]);
+    else if (strcmp(op, "add_scalar") == 0) y = nb_add_scalar(tape, inputs[0], scalar);
+    else if (strcmp(op, "mul_scalar") == 0) y = nb_mul_scalar(tape, inputs[0], scalar);
+    else if (strcmp(op, "pow_scalar") == 0) y = nb_pow_scalar(tape, inputs[0], scalar);
+    else if (strcmp(op, "clamp") == 0)
+        y = nb_clamp(tape, inputs[0], has_min ? &clamp_min : NULL, has_max ? &clamp_max : NULL);
     else y = nb_cat(tape, n, inputs, cat_dim);
 
     int status = 0;

@@ -31,6 +31,27 @@ NB_API nb_tensor *nb_abs(nb_tape *tape, nb_tensor *x);                      /* y
 NB_API nb_tensor *nb_square(nb_tape *tape, nb_tensor *x);                   /* y = x^2 */
 NB_API nb_tensor *nb_sin(nb_tape *tape, nb_tensor *x);                      /* y = sin x */
 NB_API nb_tensor *nb_cos(nb_tape *tape, nb_tensor *x);                      /* y = cos x */
+/* y = a^b (broadcasting); d/db = a^b ln a, 0 where a = 0 and b >= 0 */
+NB_API nb_tensor *nb_pow(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+/* y = max(a, b), min(a, b) (broadcasting); ties give each dy/2, NaN propagates */
+NB_API nb_tensor *nb_maximum(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_minimum(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+
+/* Element-wise ops with a number: the params of add_scalar, mul_scalar and
+ * pow's one-input form. */
+typedef struct nb_scalar_params {
+    double value;
+} nb_scalar_params;
+NB_API nb_tensor *nb_add_scalar(nb_tape *tape, nb_tensor *x, double c);     /* y = x + c */
+NB_API nb_tensor *nb_mul_scalar(nb_tape *tape, nb_tensor *x, double c);     /* y = c x */
+NB_API nb_tensor *nb_pow_scalar(nb_tape *tape, nb_tensor *x, double e);     /* y = x^e */
+typedef struct nb_clamp_params {
+    double min, max;
+    bool has_min, has_max;   /* at least one */
+} nb_clamp_params;
+/* y = min(max(x, min), max); min or max may be NULL (not both); the
+ * gradient passes where min <= x <= max */
+NB_API nb_tensor *nb_clamp(nb_tape *tape, nb_tensor *x, const double *min, const double *max);
 
 /* ---- activations -------------------------------------------------------- */
 NB_API nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x);                     /* y = max(x, 0) */

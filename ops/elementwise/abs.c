@@ -6,26 +6,31 @@
 #include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
-static void abs_forward(const float *x, float *y, int64_t n)
+static void abs_forward(const float *x, float *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = fabsf(x[i]);
 }
 
-static void abs_forward_ref(const double *x, double *y, int64_t n)
+static void abs_forward_ref(const double *x, double *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = fabs(x[i]);
 }
 
 /* dx += dy sign(x); x, y, dy, dx: [n] */
-static void abs_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n)
+static void abs_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                         const void *params)
 {
+    (void)params;
     (void)y;
     for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : x[i] < 0.0f ? -dy[i] : 0.0f;
 }
 
 static void abs_backward_ref(const double *x, const double *y, const double *dy, double *dx,
-                             int64_t n)
+                             int64_t n, const void *params)
 {
+    (void)params;
     (void)y;
     for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0 ? dy[i] : x[i] < 0.0 ? -dy[i] : 0.0;
 }

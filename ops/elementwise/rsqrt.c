@@ -6,26 +6,31 @@
 #include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
-static void rsqrt_forward(const float *x, float *y, int64_t n)
+static void rsqrt_forward(const float *x, float *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = 1.0f / sqrtf(x[i]);
 }
 
-static void rsqrt_forward_ref(const double *x, double *y, int64_t n)
+static void rsqrt_forward_ref(const double *x, double *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = 1.0 / sqrt(x[i]);
 }
 
 /* dx += -dy y^3 / 2; x, y, dy, dx: [n] */
-static void rsqrt_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n)
+static void rsqrt_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                           const void *params)
 {
+    (void)params;
     (void)x;
     for (int64_t i = 0; i < n; i++) dx[i] += -0.5f * dy[i] * y[i] * y[i] * y[i];
 }
 
 static void rsqrt_backward_ref(const double *x, const double *y, const double *dy, double *dx,
-                               int64_t n)
+                               int64_t n, const void *params)
 {
+    (void)params;
     (void)x;
     for (int64_t i = 0; i < n; i++) dx[i] += -0.5 * dy[i] * y[i] * y[i] * y[i];
 }

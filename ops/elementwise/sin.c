@@ -6,26 +6,31 @@
 #include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
-static void sin_forward(const float *x, float *y, int64_t n)
+static void sin_forward(const float *x, float *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = sinf(x[i]);
 }
 
-static void sin_forward_ref(const double *x, double *y, int64_t n)
+static void sin_forward_ref(const double *x, double *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = sin(x[i]);
 }
 
 /* dx += dy cos(x); x, y, dy, dx: [n] */
-static void sin_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n)
+static void sin_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                         const void *params)
 {
+    (void)params;
     (void)y;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * cosf(x[i]);
 }
 
 static void sin_backward_ref(const double *x, const double *y, const double *dy, double *dx,
-                             int64_t n)
+                             int64_t n, const void *params)
 {
+    (void)params;
     (void)y;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * cos(x[i]);
 }

@@ -7,26 +7,31 @@
 #include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
-static void sqrt_forward(const float *x, float *y, int64_t n)
+static void sqrt_forward(const float *x, float *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = sqrtf(x[i]);
 }
 
-static void sqrt_forward_ref(const double *x, double *y, int64_t n)
+static void sqrt_forward_ref(const double *x, double *y, int64_t n, const void *params)
 {
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = sqrt(x[i]);
 }
 
 /* dx += dy / (2 y); x, y, dy, dx: [n] */
-static void sqrt_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n)
+static void sqrt_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                          const void *params)
 {
+    (void)params;
     (void)x;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] / (2.0f * y[i]);
 }
 
 static void sqrt_backward_ref(const double *x, const double *y, const double *dy, double *dx,
-                              int64_t n)
+                              int64_t n, const void *params)
 {
+    (void)params;
     (void)x;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] / (2.0 * y[i]);
 }

@@ -3,6 +3,7 @@
 
 typedef struct unary_job {
     const nb_unary_kernels *kernels;
+    const void *params;
     const float *x, *y, *dy;
     float *out;                 /* y in the forward, dx in the backward */
     int64_t n, chunk;
@@ -18,7 +19,8 @@ static void forward_chunk(void *context, int64_t chunk, int worker)
     (void)worker;
     const unary_job *job = context;
     int64_t begin = chunk * job->chunk;
-    job->kernels->forward_f32(job->x + begin, job->out + begin, chunk_length(job, begin));
+    job->kernels->forward_f32(job->x + begin, job->out + begin, chunk_length(job, begin),
+                              job->params);
 }
 
 static void backward_chunk(void *context, int64_t chunk, int worker)
@@ -27,7 +29,7 @@ static void backward_chunk(void *context, int64_t chunk, int worker)
     const unary_job *job = context;
     int64_t begin = chunk * job->chunk;
     job->kernels->backward_f32(job->x + begin, job->y + begin, job->dy + begin, job->out + begin,
-                               chunk_length(job, begin));
+                               chunk_length(job, begin), job->params);
 }
 
 static void run(unary_job *job, nb_task_fn fn)
@@ -42,10 +44,11 @@ int nb_unary_forward(nb_op_ctx *ctx, const nb_unary_kernels *kernels)
 {
     const nb_tensor *x = ctx->inputs[0];
     if (x->dtype == NB_FLOAT64) {
-        kernels->forward_f64(x->data, ctx->output->data, x->numel);
+        kernels->forward_f64(x->data, ctx->output->data, x->numel, ctx->params);
         return NB_OK;
     }
-    unary_job job = {.kernels = kernels, .x = x->data, .out = ctx->output->data, .n = x->numel};
+    unary_job job = {.kernels = kernels, .params = ctx->params, .x = x->data,
+                     .out = ctx->output->data, .n = x->numel};
     run(&job, forward_chunk);
     return NB_OK;
 }
@@ -56,10 +59,11 @@ int nb_unary_backward(nb_op_ctx *ctx, const nb_unary_kernels *kernels)
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
     if (x->dtype == NB_FLOAT64) {
-        kernels->backward_f64(x->data, y->data, dy->data, dx->data, x->numel);
+        kernels->backward_f64(x->data, y->data, dy->data, dx->data, x->numel, ctx->params);
         return NB_OK;
     }
-    unary_job job = {.kernels = kernels, .x = x->data, .y = y->data, .dy = dy->data,
+    unary_job job = {.kernels = kernels, .params = ctx->params, .x = x->data, .y = y->data,
+                     .dy = dy->data,
                      .out = dx->data, .n = x->numel};
     run(&job, backward_chunk);
     return NB_OK;

@@ -1,5 +1,6 @@
 /* Internal: the shared driver of element-wise unary ops (sqrt, rsqrt, abs,
- * square, sin, cos): y = f(x), dx += dy * f'(x). An op gives its plain
+ * square, sin, cos, and those with scalar params: add_scalar, mul_scalar,
+ * pow with a scalar exponent, clamp): y = f(x), dx += dy * f'(x). An op gives its plain
  * kernels; float32 runs them in chunks of about NB_ELEMENTWISE_GRAIN
  * elements across the threads (each element alone, so the split never
  * changes a result), float64 on the calling thread. */
@@ -11,13 +12,14 @@
 #include "nabla/op.h"
 
 typedef struct nb_unary_kernels {
-    /* y[i] = f(x[i]), i < n */
-    void (*forward_f32)(const float *x, float *y, int64_t n);
-    void (*forward_f64)(const double *x, double *y, int64_t n);
+    /* y[i] = f(x[i]), i < n; params: the op's (ctx->params), or NULL */
+    void (*forward_f32)(const float *x, float *y, int64_t n, const void *params);
+    void (*forward_f64)(const double *x, double *y, int64_t n, const void *params);
     /* dx[i] += dy[i] * f'(x[i]), given x and y = f(x) */
-    void (*backward_f32)(const float *x, const float *y, const float *dy, float *dx, int64_t n);
+    void (*backward_f32)(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                         const void *params);
     void (*backward_f64)(const double *x, const double *y, const double *dy, double *dx,
-                         int64_t n);
+                         int64_t n, const void *params);
 } nb_unary_kernels;
 
 int nb_unary_forward(nb_op_ctx *ctx, const nb_unary_kernels *kernels);

@@ -1,0 +1,62 @@
+/* mul_scalar: y = c x for a number c (PyTorch's x * c, without building a
+ * constant tensor); dy/dx = c. */
+#include <string.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+#include "ops/elementwise/unary.h"
+
+/* x, y: [n] */
+static void mul_scalar_forward(const float *x, float *y, int64_t n, const void *params)
+{
+    const float c = (float)((const nb_scalar_params *)params)->value;
+    for (int64_t i = 0; i < n; i++) y[i] = c * x[i];
+}
+
+static void mul_scalar_forward_ref(const double *x, double *y, int64_t n, const void *params)
+{
+    const double c = ((const nb_scalar_params *)params)->value;
+    for (int64_t i = 0; i < n; i++) y[i] = c * x[i];
+}
+
+/* dx += c dy; dy, dx: [n] */
+static void mul_scalar_backward(const float *x, const float *y, const float *dy, float *dx,
+                                int64_t n, const void *params)
+{
+    (void)x, (void)y;
+    const float c = (float)((const nb_scalar_params *)params)->value;
+    for (int64_t i = 0; i < n; i++) dx[i] += c * dy[i];
+}
+
+static void mul_scalar_backward_ref(const double *x, const double *y, const double *dy,
+                                    double *dx, int64_t n, const void *params)
+{
+    (void)x, (void)y;
+    const double c = ((const nb_scalar_params *)params)->value;
+    for (int64_t i = 0; i < n; i++) dx[i] += c * dy[i];
+}
+
+static const nb_unary_kernels KERNELS = {mul_scalar_forward, mul_scalar_forward_ref,
+                                         mul_scalar_backward, mul_scalar_backward_ref};
+
+static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
+static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    const nb_scalar_params p = {index % 2 ? -2.5 : 0.75};
+    memcpy(s->params, &p, sizeof p);
+    return nb_sample_elementwise(index, s, rng, -2.0, 2.0, 0.0);
+}
+
+const nb_op nb_op_mul_scalar = {
+    .name = "mul_scalar", .min_inputs = 1, .max_inputs = 1,
+    .params_size = sizeof(nb_scalar_params),
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_mul_scalar(nb_tape *tape, nb_tensor *x, double c)
+{
+    const nb_scalar_params p = {c};
+    return nb_apply(tape, &nb_op_mul_scalar, 1, &x, &p);
+}
