@@ -189,7 +189,12 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                  params[offsetof(nb_conv2d_node_params, pooled)]);
         set_bool(params, pool + offsetof(nb_max_pool2d_params, ceil_mode),
                  params[pool + offsetof(nb_max_pool2d_params, ceil_mode)]);
+    } else if (strcmp(name, "clamp") == 0 && op->params_size == sizeof(nb_clamp_params)) {
+        set_bool(params, offsetof(nb_clamp_params, has_min), params[offsetof(nb_clamp_params, has_min)]);
+        set_bool(params, offsetof(nb_clamp_params, has_max), params[offsetof(nb_clamp_params, has_max)]);
     } else if (op->params_size > 0 && strcmp(name, "cat") != 0 &&
+               strcmp(name, "add_scalar") != 0 && strcmp(name, "mul_scalar") != 0 &&
+               strcmp(name, "pow") != 0 &&
                strcmp(name, "leaky_relu") != 0 && strcmp(name, "softmax") != 0 &&
                strcmp(name, "log_softmax") != 0 && strcmp(name, "flatten") != 0 &&
                strcmp(name, "transpose") != 0) {
