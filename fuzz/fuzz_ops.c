@@ -194,7 +194,8 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
         set_bool(params, offsetof(nb_clamp_params, has_max), params[offsetof(nb_clamp_params, has_max)]);
     } else if (op->params_size > 0 && strcmp(name, "cat") != 0 &&
                strcmp(name, "add_scalar") != 0 && strcmp(name, "mul_scalar") != 0 &&
-               strcmp(name, "pow") != 0 &&
+               strcmp(name, "pow") != 0 && strcmp(name, "elu") != 0 &&
+               strcmp(name, "hardtanh") != 0 && strcmp(name, "gelu") != 0 &&
                strcmp(name, "leaky_relu") != 0 && strcmp(name, "softmax") != 0 &&
                strcmp(name, "log_softmax") != 0 && strcmp(name, "flatten") != 0 &&
                strcmp(name, "transpose") != 0) {

@@ -2,7 +2,8 @@
 """PyTorch parity for nabla's ops: conv2d, max_pool2d, avg_pool2d,
 batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
 sin, cos, pow (scalar and tensor exponents), maximum, minimum (ties
-included), add_scalar, mul_scalar, clamp.
+included), add_scalar, mul_scalar, clamp, and the activations silu,
+logsigmoid, mish, elu, hardtanh, gelu (exact and tanh).
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -234,6 +235,8 @@ UNARY = {
     "sqrt": (torch.sqrt, 0.1, 3.0), "rsqrt": (torch.rsqrt, 0.2, 3.0),
     "abs": (torch.abs, -3.0, 3.0), "square": (torch.square, -3.0, 3.0),
     "sin": (torch.sin, -4.0, 4.0), "cos": (torch.cos, -4.0, 4.0),
+    "silu": (F.silu, -5.0, 5.0), "logsigmoid": (F.logsigmoid, -30.0, 30.0),
+    "mish": (F.mish, -5.0, 25.0),
 }
 
 
@@ -297,6 +300,26 @@ def scalar_math_cases(rng, count):
             yield header, [x], fn, ()
 
 
+def activation_cases(rng, count):
+    """The activations with settings: elu's alpha, hardtanh's bounds (inputs
+    kept off them: the gradient there is a kink) and gelu's two forms."""
+    for index in range(count):
+        x = torch.randn(random_shape(rng)) * 2
+        kind = index % 3
+        if kind == 0:
+            alpha = rng.choice([1.0, 0.5, 2.0])
+            yield "elu %r" % alpha, [x], (lambda t, _, a=alpha: F.elu(t[0], a)), ()
+        elif kind == 1:
+            low, high = rng.uniform(-2, 0), rng.uniform(0, 2)
+            x = torch.where(((x - low).abs() < 0.01) | ((x - high).abs() < 0.01), x + 0.05, x)
+            yield ("hardtanh %r %r" % (low, high), [x],
+                   (lambda t, _, lo=low, hi=high: F.hardtanh(t[0], lo, hi)), ())
+        else:
+            form = rng.choice([0, 1])
+            yield ("gelu %d" % form, [x],
+                   (lambda t, _, f=form: F.gelu(t[0], approximate="tanh" if f else "none")), ())
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -323,7 +346,8 @@ def main():
     passed, failed = 0, 0
     generators = [("conv2d", conv2d_cases), ("max_pool2d", max_pool_cases),
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
-                  ("unary", unary_cases), ("scalar_math", scalar_math_cases)]
+                  ("unary", unary_cases), ("scalar_math", scalar_math_cases),
+                  ("activation", activation_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -1,7 +1,8 @@
 /* Driver for tests/torch_parity.py: runs one op (conv2d, max_pool2d,
  * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
  * abs, square, sin, cos, pow, maximum, minimum, add_scalar, mul_scalar,
- * clamp) on inputs read from stdin and
+ * clamp, and the activations silu, logsigmoid, mish, elu, hardtanh, gelu)
+ * on inputs read from stdin and
  * prints the output and every input's gradient for a given output seed.
  *
  * Input, whitespace-separated tokens:
@@ -79,7 +80,8 @@ static unary_fn unary_op(const char *name)
         const char *name;
         unary_fn fn;
     } OPS[] = {{"sqrt", nb_sqrt}, {"rsqrt", nb_rsqrt}, {"abs", nb_abs},
-               {"square", nb_square}, {"sin", nb_sin}, {"cos", nb_cos}};
+               {"square", nb_square}, {"sin", nb_sin}, {"cos", nb_cos},
+               {"silu", nb_silu}, {"logsigmoid", nb_logsigmoid}, {"mish", nb_mish}};
     for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
         if (strcmp(OPS[i].name, name) == 0) return OPS[i].fn;
     return NULL;
@@ -145,6 +147,11 @@ int main(void)
     } else if (strcmp(op, "add_scalar") == 0 || strcmp(op, "mul_scalar") == 0 ||
                strcmp(op, "pow_scalar") == 0) {
         scalar = read_double();
+    } else if (strcmp(op, "elu") == 0 || strcmp(op, "gelu") == 0) {
+        scalar = read_double();
+    } else if (strcmp(op, "hardtanh") == 0) {
+        clamp_min = read_double();
+        clamp_max = read_double();
     } else if (strcmp(op, "clamp") == 0) {
         has_min = read_int();
         clamp_min = read_double();
@@ -182,6 +189,9 @@ int main(void)
     else if (strcmp(op, "add_scalar") == 0) y = nb_add_scalar(tape, inputs[0], scalar);
     else if (strcmp(op, "mul_scalar") == 0) y = nb_mul_scalar(tape, inputs[0], scalar);
     else if (strcmp(op, "pow_scalar") == 0) y = nb_pow_scalar(tape, inputs[0], scalar);
+    else if (strcmp(op, "elu") == 0) y = nb_elu(tape, inputs[0], scalar);
+    else if (strcmp(op, "gelu") == 0) y = nb_gelu(tape, inputs[0], (nb_gelu_approximate)scalar);
+    else if (strcmp(op, "hardtanh") == 0) y = nb_hardtanh(tape, inputs[0], clamp_min, clamp_max);
     else if (strcmp(op, "clamp") == 0)
         y = nb_clamp(tape, inputs[0], has_min ? &clamp_min : NULL, has_max ? &clamp_max : NULL);
     else y = nb_cat(tape, n, inputs, cat_dim);

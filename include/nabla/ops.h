@@ -58,6 +58,25 @@ NB_API nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x);                     /* y
 NB_API nb_tensor *nb_leaky_relu(nb_tape *tape, nb_tensor *x, double slope); /* y = x > 0 ? x : slope*x */
 NB_API nb_tensor *nb_sigmoid(nb_tape *tape, nb_tensor *x);                  /* y = 1 / (1 + e^-x) */
 NB_API nb_tensor *nb_tanh(nb_tape *tape, nb_tensor *x);                     /* y = tanh x */
+typedef enum nb_gelu_approximate { NB_GELU_NONE = 0, NB_GELU_TANH = 1 } nb_gelu_approximate;
+typedef struct nb_gelu_params {
+    int approximate;         /* nb_gelu_approximate; zero: the exact form */
+} nb_gelu_params;
+/* y = x Phi(x) (NB_GELU_NONE), or x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 */
+NB_API nb_tensor *nb_gelu(nb_tape *tape, nb_tensor *x, nb_gelu_approximate approximate);
+NB_API nb_tensor *nb_silu(nb_tape *tape, nb_tensor *x);                     /* y = x sigmoid(x) */
+NB_API nb_tensor *nb_logsigmoid(nb_tape *tape, nb_tensor *x);               /* y = log sigmoid(x) */
+NB_API nb_tensor *nb_mish(nb_tape *tape, nb_tensor *x);                     /* y = x tanh(log(1 + e^x)) */
+typedef struct nb_elu_params {
+    double alpha;            /* PyTorch's default: 1 */
+} nb_elu_params;
+/* y = x > 0 ? x : alpha (e^x - 1) */
+NB_API nb_tensor *nb_elu(nb_tape *tape, nb_tensor *x, double alpha);
+typedef struct nb_hardtanh_params {
+    double min_val, max_val; /* PyTorch's defaults: -1, 1 */
+} nb_hardtanh_params;
+/* y = min(max(x, min_val), max_val); the gradient passes where min_val < x < max_val */
+NB_API nb_tensor *nb_hardtanh(nb_tape *tape, nb_tensor *x, double min_val, double max_val);
 
 /* ---- reductions ----------------------------------------------------------- */
 NB_API nb_tensor *nb_sum(nb_tape *tape, nb_tensor *x);                      /* y = sum_i x_i (scalar) */

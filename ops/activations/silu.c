@@ -1,0 +1,70 @@
+/* silu: y = x sigmoid(x) (PyTorch's SiLU);
+ * dy/dx = s (1 + x (1 - s)) with s = sigmoid(x). */
+#include <math.h>
+#include <string.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+#include "ops/elementwise/unary.h"
+
+/* x, y: [n] */
+static void silu_forward(const float *x, float *y, int64_t n, const void *params)
+{
+    (void)params;
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = x[i] / (1.0f + expf(-x[i]));
+    }
+}
+
+static void silu_forward_ref(const double *x, double *y, int64_t n, const void *params)
+{
+    (void)params;
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = x[i] / (1.0 + exp(-x[i]));
+    }
+}
+
+/* dx += dy s (1 + x (1 - s)); x, dy, dx: [n] */
+static void silu_backward(const float *x, const float *y, const float *dy, float *dx,
+                            int64_t n, const void *params)
+{
+    (void)y;
+    (void)params;
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-x[i]));
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+static void silu_backward_ref(const double *x, const double *y, const double *dy, double *dx,
+                                int64_t n, const void *params)
+{
+    (void)y;
+    (void)params;
+    for (int64_t i = 0; i < n; i++) {
+        double s = 1.0 / (1.0 + exp(-x[i]));
+        dx[i] += dy[i] * s * (1.0 + x[i] * (1.0 - s));
+    }
+}
+
+static const nb_unary_kernels KERNELS = {silu_forward, silu_forward_ref, silu_backward,
+                                         silu_backward_ref};
+
+static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
+static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    s->note = "smooth";
+    return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
+}
+
+const nb_op nb_op_silu = {
+    .name = "silu", .min_inputs = 1, .max_inputs = 1,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+};
+
+nb_tensor *nb_silu(nb_tape *tape, nb_tensor *x)
+{
+    return nb_apply(tape, &nb_op_silu, 1, &x, NULL);
+}
