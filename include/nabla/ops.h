@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-/* ---- element-wise, NumPy broadcasting ---------------------------------- */
+/* ---- element-wise, NumPy broadcasting (ops/elementwise/) --------------- */
 NB_API nb_tensor *nb_add(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a + b */
 NB_API nb_tensor *nb_sub(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a - b */
 NB_API nb_tensor *nb_mul(nb_tape *tape, nb_tensor *a, nb_tensor *b);        /* y = a * b */
@@ -53,7 +53,7 @@ typedef struct nb_clamp_params {
  * gradient passes where min <= x <= max */
 NB_API nb_tensor *nb_clamp(nb_tape *tape, nb_tensor *x, const double *min, const double *max);
 
-/* ---- activations -------------------------------------------------------- */
+/* ---- activations (ops/activations/) ------------------------------------- */
 NB_API nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x);                     /* y = max(x, 0) */
 NB_API nb_tensor *nb_leaky_relu(nb_tape *tape, nb_tensor *x, double slope); /* y = x > 0 ? x : slope*x */
 NB_API nb_tensor *nb_sigmoid(nb_tape *tape, nb_tensor *x);                  /* y = 1 / (1 + e^-x) */
@@ -78,33 +78,48 @@ typedef struct nb_hardtanh_params {
 /* y = min(max(x, min_val), max_val); the gradient passes where min_val < x < max_val */
 NB_API nb_tensor *nb_hardtanh(nb_tape *tape, nb_tensor *x, double min_val, double max_val);
 
-/* ---- reductions ----------------------------------------------------------- */
+/* ---- reductions (ops/reductions/) ----------------------------------------- */
 NB_API nb_tensor *nb_sum(nb_tape *tape, nb_tensor *x);                      /* y = sum_i x_i (scalar) */
 NB_API nb_tensor *nb_mean(nb_tape *tape, nb_tensor *x);                     /* y = sum_i x_i / n */
 /* Over one dim (negative counts from the end); keepdim keeps it as size 1. */
 NB_API nb_tensor *nb_sum_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
 NB_API nb_tensor *nb_mean_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
 
-/* ---- shape ----------------------------------------------------------------- */
+/* ---- shape (ops/shape/) ---------------------------------------------------- */
 /* y = x viewed as `shape` (one entry may be -1: inferred). */
 NB_API nb_tensor *nb_reshape(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *shape);
 /* y = x with dims start_dim..end_dim merged into one (PyTorch flatten). */
 NB_API nb_tensor *nb_flatten(nb_tape *tape, nb_tensor *x, int start_dim, int end_dim);
 /* y = x with dims dim0 and dim1 swapped (copied, contiguous). */
 NB_API nb_tensor *nb_transpose(nb_tape *tape, nb_tensor *x, int dim0, int dim1);
+typedef struct nb_cat_params {
+    int dim;            /* negative counts from the end */
+} nb_cat_params;
+/* y = [inputs[0] | inputs[1] | ...] along dim; shapes equal elsewhere. */
+NB_API nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
 
-/* ---- linear algebra -------------------------------------------------------- */
+/* ---- linear algebra (ops/linalg/) ----------------------------------------- */
 /* y = a b: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
  * [B,M,K] x [K,N] -> [B,M,N] (b broadcast over the batch). */
 NB_API nb_tensor *nb_matmul(nb_tape *tape, nb_tensor *a, nb_tensor *b);
 /* y = x W^T + b: x [N,in], W [out,in], b [out] or NULL -> [N,out]. */
 NB_API nb_tensor *nb_linear(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
 
-/* ---- softmax (numerically stable: the row max is subtracted) -------------- */
+/* ---- activations over a dim (ops/activations/; numerically stable: the row
+ * max is subtracted) -------------------------------------------------------- */
 NB_API nb_tensor *nb_softmax(nb_tape *tape, nb_tensor *x, int dim);         /* y = e^x / sum e^x */
 NB_API nb_tensor *nb_log_softmax(nb_tape *tape, nb_tensor *x, int dim);     /* y = x - log sum e^x */
 
-/* ---- losses (reduction: mean over all elements / the batch) --------------- */
+typedef struct nb_dropout_params {
+    double p;           /* drop probability in [0, 1]; p == 1 gives zeros */
+    bool training;      /* false: identity */
+    uint64_t seed;      /* the mask is a function of (seed, element index) */
+} nb_dropout_params;
+/* y = x * mask / (1 - p), mask_i ~ Bernoulli(1 - p) from nb_rng seeded with
+ * `seed` (same params, same mask); y = x when !training or p == 0. */
+NB_API nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
+
+/* ---- losses (ops/losses/; reduction: mean over all elements / the batch) -- */
 /* y = mean((x - target)^2) */
 NB_API nb_tensor *nb_mse_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
 /* y = mean_n -log softmax(logits)[n, labels[n]]; logits [N,C], labels int32 [N] */
@@ -116,7 +131,7 @@ NB_API nb_tensor *nb_binary_cross_entropy(nb_tape *tape, nb_tensor *p, nb_tensor
 /* y = mean max(x,0) - x t + log(1 + e^-|x|)  (stable for large |x|) */
 NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tape *tape, nb_tensor *x, nb_tensor *target);
 
-/* ---- convolutional networks ---------------------------------------------
+/* ---- convolution and pooling (ops/conv2d/, ops/pooling/) ---------------
  * NCHW layout; [2] arrays are {height, width}. Output sizes follow PyTorch:
  *   out = floor((H + 2*pad - dilation*(kernel-1) - 1) / stride) + 1,
  * and with ceil_mode: rounded up, then one less if the last window would
@@ -180,15 +195,8 @@ typedef struct nb_avg_pool2d_params {
  * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */
 NB_API nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
 
-typedef struct nb_dropout_params {
-    double p;           /* drop probability in [0, 1]; p == 1 gives zeros */
-    bool training;      /* false: identity */
-    uint64_t seed;      /* the mask is a function of (seed, element index) */
-} nb_dropout_params;
-/* y = x * mask / (1 - p), mask_i ~ Bernoulli(1 - p) from nb_rng seeded with
- * `seed` (same params, same mask); y = x when !training or p == 0. */
-NB_API nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
 
+/* ---- normalisation (ops/normalization/) ---------------------------------- */
 typedef struct nb_batch_norm_params {
     nb_tensor *running_mean;   /* [C] float32/float64, or NULL (both or neither) */
     nb_tensor *running_var;    /* [C]; updated in place in training */
@@ -204,11 +212,6 @@ typedef struct nb_batch_norm_params {
 NB_API nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
                          const nb_batch_norm_params *p);
 
-typedef struct nb_cat_params {
-    int dim;            /* negative counts from the end */
-} nb_cat_params;
-/* y = [inputs[0] | inputs[1] | ...] along dim; shapes equal elsewhere. */
-NB_API nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
 
 
 #ifdef __cplusplus
