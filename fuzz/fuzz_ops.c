@@ -156,7 +156,9 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                  params[offsetof(nb_avg_pool2d_params, count_include_pad)]);
     } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(nb_dropout_params)) {
         set_bool(params, offsetof(nb_dropout_params, training), params[offsetof(nb_dropout_params, training)]);
-    } else if ((strcmp(name, "sum") == 0 || strcmp(name, "mean") == 0) &&
+    } else if ((strcmp(name, "sum") == 0 || strcmp(name, "mean") == 0 ||
+                strcmp(name, "logsumexp") == 0 || strcmp(name, "amax") == 0 ||
+                strcmp(name, "amin") == 0) &&
                op->params_size == sizeof(nb_reduce_params)) {
         set_bool(params, offsetof(nb_reduce_params, keepdim), params[offsetof(nb_reduce_params, keepdim)]);
         set_bool(params, offsetof(nb_reduce_params, all), params[offsetof(nb_reduce_params, all)]);

@@ -3,7 +3,8 @@
 batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
 sin, cos, pow (scalar and tensor exponents), maximum, minimum (ties
 included), add_scalar, mul_scalar, clamp, and the activations silu,
-logsigmoid, mish, elu, hardtanh, gelu (exact and tanh).
+logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
+reductions logsumexp, amax, amin (ties included).
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -320,6 +321,27 @@ def activation_cases(rng, count):
                    (lambda t, _, f=form: F.gelu(t[0], approximate="tanh" if f else "none")), ())
 
 
+def reduction_cases(rng, count):
+    """logsumexp, amax and amin over one dim or (amax, amin) every element;
+    small integers half of the time so ties (an even split) are common."""
+    for index in range(count):
+        shape = tuple(rng.randint(1, 4) for _ in range(rng.randint(1, 3)))
+        dim = rng.randint(-len(shape), len(shape) - 1)
+        keepdim = rng.randint(0, 1)
+        if index % 3 == 0:
+            x = torch.randn(shape) * 3
+            yield ("logsumexp %d %d" % (dim, keepdim), [x],
+                   (lambda t, _, d=dim, k=keepdim: torch.logsumexp(t[0], d, bool(k))), ())
+            continue
+        name = "amax" if index % 3 == 1 else "amin"
+        fn = torch.amax if name == "amax" else torch.amin
+        x = torch.randint(-2, 3, shape).double() if rng.random() < 0.5 else torch.randn(shape)
+        every = rng.random() < 0.25
+        yield ("%s %d %d %d" % (name, dim, keepdim, every), [x],
+               (lambda t, _, f=fn, d=dim, k=keepdim, e=every:
+                f(t[0]) if e else f(t[0], d, bool(k))), ())
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -347,7 +369,7 @@ def main():
     generators = [("conv2d", conv2d_cases), ("max_pool2d", max_pool_cases),
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
                   ("unary", unary_cases), ("scalar_math", scalar_math_cases),
-                  ("activation", activation_cases)]
+                  ("activation", activation_cases), ("reduction", reduction_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -1,8 +1,8 @@
 /* Driver for tests/torch_parity.py: runs one op (conv2d, max_pool2d,
  * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
  * abs, square, sin, cos, pow, maximum, minimum, add_scalar, mul_scalar,
- * clamp, and the activations silu, logsigmoid, mish, elu, hardtanh, gelu)
- * on inputs read from stdin and
+ * clamp, the activations silu, logsigmoid, mish, elu, hardtanh, gelu, and
+ * the reductions logsumexp, amax, amin) on inputs read from stdin and
  * prints the output and every input's gradient for a given output seed.
  *
  * Input, whitespace-separated tokens:
@@ -113,6 +113,7 @@ int main(void)
     nb_dropout_params dropout = {0.5, true, 0};
     int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0, has_min = 0, has_max = 0;
     double scalar = 0.0, clamp_min = 0.0, clamp_max = 0.0;
+    int reduce_dim = 0, keepdim = 0, reduce_all = 0;
     if (strcmp(op, "conv2d") == 0) {
         for (int a = 0; a < 2; a++) conv.stride[a] = read_int();
         for (int a = 0; a < 2; a++) conv.padding[a] = read_int();
@@ -147,6 +148,11 @@ int main(void)
     } else if (strcmp(op, "add_scalar") == 0 || strcmp(op, "mul_scalar") == 0 ||
                strcmp(op, "pow_scalar") == 0) {
         scalar = read_double();
+    } else if (strcmp(op, "logsumexp") == 0 || strcmp(op, "amax") == 0 ||
+               strcmp(op, "amin") == 0) {
+        reduce_dim = read_int();
+        keepdim = read_int();
+        reduce_all = strcmp(op, "logsumexp") != 0 && read_int();
     } else if (strcmp(op, "elu") == 0 || strcmp(op, "gelu") == 0) {
         scalar = read_double();
     } else if (strcmp(op, "hardtanh") == 0) {
@@ -189,6 +195,11 @@ int main(void)
     else if (strcmp(op, "add_scalar") == 0) y = nb_add_scalar(tape, inputs[0], scalar);
     else if (strcmp(op, "mul_scalar") == 0) y = nb_mul_scalar(tape, inputs[0], scalar);
     else if (strcmp(op, "pow_scalar") == 0) y = nb_pow_scalar(tape, inputs[0], scalar);
+    else if (strcmp(op, "logsumexp") == 0) y = nb_logsumexp(tape, inputs[0], reduce_dim, keepdim);
+    else if (strcmp(op, "amax") == 0)
+        y = reduce_all ? nb_amax_all(tape, inputs[0]) : nb_amax(tape, inputs[0], reduce_dim, keepdim);
+    else if (strcmp(op, "amin") == 0)
+        y = reduce_all ? nb_amin_all(tape, inputs[0]) : nb_amin(tape, inputs[0], reduce_dim, keepdim);
     else if (strcmp(op, "elu") == 0) y = nb_elu(tape, inputs[0], scalar);
     else if (strcmp(op, "gelu") == 0) y = nb_gelu(tape, inputs[0], (nb_gelu_approximate)scalar);
     else if (strcmp(op, "hardtanh") == 0) y = nb_hardtanh(tape, inputs[0], clamp_min, clamp_max);

@@ -84,6 +84,14 @@ NB_API nb_tensor *nb_mean(nb_tape *tape, nb_tensor *x);                     /* y
 /* Over one dim (negative counts from the end); keepdim keeps it as size 1. */
 NB_API nb_tensor *nb_sum_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
 NB_API nb_tensor *nb_mean_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+/* y = log sum e^x over dim (stable: the max is taken out); dy/dx = softmax */
+NB_API nb_tensor *nb_logsumexp(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+/* y = max (min) over dim, or over every element (_all); the gradient is
+ * split evenly among the elements equal to y; NaN propagates */
+NB_API nb_tensor *nb_amax(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_amin(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_amax_all(nb_tape *tape, nb_tensor *x);
+NB_API nb_tensor *nb_amin_all(nb_tape *tape, nb_tensor *x);
 
 /* ---- shape (ops/shape/) ---------------------------------------------------- */
 /* y = x viewed as `shape` (one entry may be -1: inferred). */

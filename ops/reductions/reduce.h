@@ -1,4 +1,5 @@
-/* Internal: what sum and mean share. Both reduce either every element to a
+/* Internal: what the reductions share (sum, mean, logsumexp, amax, amin).
+ * Each reduces either every element to a
  * scalar [] (all) or one dim, kept as size 1 when keepdim (PyTorch's
  * x.sum() / x.sum(dim, keepdim)). The kernels live in ops/reductions/sum.c; mean is
  * the same reduction divided by the count. */
@@ -8,6 +9,7 @@
 #include <stdbool.h>
 
 #include "nabla/op.h"
+#include "ops/common.h"
 
 typedef struct nb_reduce_params {
     int dim;          /* negative counts from the end; ignored when all */
@@ -17,6 +19,8 @@ typedef struct nb_reduce_params {
 
 /* Validates dim and describes the output. */
 int nb_reduce_shape(nb_op_ctx *ctx, nb_shape *out);
+/* x as [outer, axis, inner] around the reduced dim; all: [1, numel, 1]. */
+nb_axis_view nb_reduce_view(nb_op_ctx *ctx);
 /* y = sum / count (mean) or sum; backward dx += dy (/ count). */
 int nb_reduce_forward(nb_op_ctx *ctx, bool mean);
 int nb_reduce_backward(nb_op_ctx *ctx, bool mean);

@@ -147,7 +147,7 @@ int nb_reduce_shape(nb_op_ctx *ctx, nb_shape *out)
 }
 
 /* x as [outer, axis, inner] around the reduced dim; all: [1, numel, 1]. */
-static nb_axis_view reduce_view(nb_op_ctx *ctx)
+nb_axis_view nb_reduce_view(nb_op_ctx *ctx)
 {
     const nb_reduce_params *p = ctx->params;
     const nb_tensor *x = ctx->inputs[0];
@@ -160,7 +160,7 @@ static nb_axis_view reduce_view(nb_op_ctx *ctx)
 int nb_reduce_forward(nb_op_ctx *ctx, bool mean)
 {
     const nb_tensor *x = ctx->inputs[0];
-    nb_axis_view v = reduce_view(ctx);
+    nb_axis_view v = nb_reduce_view(ctx);
     /* mean over zero elements is 0/0 = NaN, as in PyTorch */
     double divisor = mean ? (double)v.axis : 1.0;
     if (x->dtype == NB_FLOAT64) {
@@ -178,7 +178,7 @@ int nb_reduce_backward(nb_op_ctx *ctx, bool mean)
     const nb_tensor *x = ctx->inputs[0];
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
-    nb_axis_view v = reduce_view(ctx);
+    nb_axis_view v = nb_reduce_view(ctx);
     double divisor = mean ? (double)v.axis : 1.0;
     if (x->dtype == NB_FLOAT32)
         sum_backward(ctx->output_grad->data, dx->data, v.outer, v.axis, v.inner, divisor);
