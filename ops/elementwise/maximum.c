@@ -1,35 +1,40 @@
-/* maximum: y = max(a, b) element-wise, with NumPy broadcasting. As in
- * PyTorch: NaN in either propagates; where a == b the gradient is split
- * evenly (dy/2 to each); otherwise it goes to the larger one (with a NaN,
- * to both). */
+/* maximum and minimum: y = max(a, b), min(a, b) element-wise, with NumPy
+ * broadcasting. As in PyTorch: NaN in either propagates; where a == b the
+ * gradient is split evenly (dy/2 to each); otherwise it goes to the larger
+ * (smaller) one, and with a NaN to both. The two ops share these kernels,
+ * told apart by `max`. */
 #include "nabla/ops.h"
 #include "ops/common.h"
 
+/* Whether u is the result: u wins, or is NaN. */
+static inline bool picks_a(double u, double v, bool max) { return (max ? u > v : u < v) || u != u; }
+
 /* One run along the output's last dim; a and b step by 0 or 1. */
-static void maximum_forward(const nb_broadcast_run *r, void *user)
+static inline void extreme_forward(const nb_broadcast_run *r, void *user, bool max)
 {
     const nb_binary_args *p = user;
     const float *a = (const float *)p->a + r->a_offset, *b = (const float *)p->b + r->b_offset;
     float *y = (float *)p->y + r->out_offset;
     for (int64_t i = 0; i < r->length; i++) {
         float u = a[i * r->a_step], v = b[i * r->b_step];
-        y[i] = u > v || u != u ? u : v;
+        y[i] = picks_a(u, v, max) ? u : v;
     }
 }
 
-static void maximum_forward_ref(const nb_broadcast_run *r, void *user)
+static inline void extreme_forward_ref(const nb_broadcast_run *r, void *user, bool max)
 {
     const nb_binary_args *p = user;
     const double *a = (const double *)p->a + r->a_offset, *b = (const double *)p->b + r->b_offset;
     double *y = (double *)p->y + r->out_offset;
     for (int64_t i = 0; i < r->length; i++) {
         double u = a[i * r->a_step], v = b[i * r->b_step];
-        y[i] = u > v || u != u ? u : v;
+        y[i] = picks_a(u, v, max) ? u : v;
     }
 }
 
-/* da += dy (a > b), dy / 2 (a == b); db likewise for b. */
-static void maximum_backward(const nb_broadcast_run *r, void *user)
+/* da += dy where a wins (or is NaN, or b is), dy / 2 where a == b; db the
+ * same for b. A side "loses" when the other is strictly better. */
+static inline void extreme_backward(const nb_broadcast_run *r, void *user, bool max)
 {
     const nb_binary_args *p = user;
     const float *a = (const float *)p->a + r->a_offset, *b = (const float *)p->b + r->b_offset;
@@ -38,12 +43,13 @@ static void maximum_backward(const nb_broadcast_run *r, void *user)
     float *db = p->db ? (float *)p->db + r->b_offset : NULL;
     for (int64_t i = 0; i < r->length; i++) {
         float u = a[i * r->a_step], v = b[i * r->b_step];
-        if (da) da[i * r->a_step] += u == v ? 0.5f * dy[i] : u < v ? 0.0f : dy[i];
-        if (db) db[i * r->b_step] += u == v ? 0.5f * dy[i] : u > v ? 0.0f : dy[i];
+        bool a_loses = max ? u < v : u > v, b_loses = max ? u > v : u < v;
+        if (da) da[i * r->a_step] += u == v ? 0.5f * dy[i] : a_loses ? 0.0f : dy[i];
+        if (db) db[i * r->b_step] += u == v ? 0.5f * dy[i] : b_loses ? 0.0f : dy[i];
     }
 }
 
-static void maximum_backward_ref(const nb_broadcast_run *r, void *user)
+static inline void extreme_backward_ref(const nb_broadcast_run *r, void *user, bool max)
 {
     const nb_binary_args *p = user;
     const double *a = (const double *)p->a + r->a_offset, *b = (const double *)p->b + r->b_offset;
@@ -52,9 +58,34 @@ static void maximum_backward_ref(const nb_broadcast_run *r, void *user)
     double *db = p->db ? (double *)p->db + r->b_offset : NULL;
     for (int64_t i = 0; i < r->length; i++) {
         double u = a[i * r->a_step], v = b[i * r->b_step];
-        if (da) da[i * r->a_step] += u == v ? 0.5 * dy[i] : u < v ? 0.0 : dy[i];
-        if (db) db[i * r->b_step] += u == v ? 0.5 * dy[i] : u > v ? 0.0 : dy[i];
+        bool a_loses = max ? u < v : u > v, b_loses = max ? u > v : u < v;
+        if (da) da[i * r->a_step] += u == v ? 0.5 * dy[i] : a_loses ? 0.0 : dy[i];
+        if (db) db[i * r->b_step] += u == v ? 0.5 * dy[i] : b_loses ? 0.0 : dy[i];
     }
+}
+
+static void max_forward(const nb_broadcast_run *r, void *user) { extreme_forward(r, user, true); }
+static void max_forward_ref(const nb_broadcast_run *r, void *user)
+{
+    extreme_forward_ref(r, user, true);
+}
+static void max_backward(const nb_broadcast_run *r, void *user) { extreme_backward(r, user, true); }
+static void max_backward_ref(const nb_broadcast_run *r, void *user)
+{
+    extreme_backward_ref(r, user, true);
+}
+static void min_forward(const nb_broadcast_run *r, void *user) { extreme_forward(r, user, false); }
+static void min_forward_ref(const nb_broadcast_run *r, void *user)
+{
+    extreme_forward_ref(r, user, false);
+}
+static void min_backward(const nb_broadcast_run *r, void *user)
+{
+    extreme_backward(r, user, false);
+}
+static void min_backward_ref(const nb_broadcast_run *r, void *user)
+{
+    extreme_backward_ref(r, user, false);
 }
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
@@ -62,15 +93,27 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     return nb_broadcast_shape(ctx, ctx->inputs[0], ctx->inputs[1], out);
 }
 
-static int forward(nb_op_ctx *ctx)
+static int maximum_forward(nb_op_ctx *ctx)
 {
-    nb_binary_forward(ctx, maximum_forward, maximum_forward_ref);
+    nb_binary_forward(ctx, max_forward, max_forward_ref);
     return NB_OK;
 }
 
-static int backward(nb_op_ctx *ctx)
+static int maximum_backward(nb_op_ctx *ctx)
 {
-    nb_binary_backward(ctx, maximum_backward, maximum_backward_ref);
+    nb_binary_backward(ctx, max_backward, max_backward_ref);
+    return NB_OK;
+}
+
+static int minimum_forward(nb_op_ctx *ctx)
+{
+    nb_binary_forward(ctx, min_forward, min_forward_ref);
+    return NB_OK;
+}
+
+static int minimum_backward(nb_op_ctx *ctx)
+{
+    nb_binary_backward(ctx, min_backward, min_backward_ref);
     return NB_OK;
 }
 
@@ -82,11 +125,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_maximum = {
     .name = "maximum", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = maximum_forward, .backward = maximum_backward, .sample = sample,
+};
+
+const nb_op nb_op_minimum = {
+    .name = "minimum", .min_inputs = 2, .max_inputs = 2,
+    .shape = shape, .forward = minimum_forward, .backward = minimum_backward, .sample = sample,
 };
 
 nb_tensor *nb_maximum(nb_tape *tape, nb_tensor *a, nb_tensor *b)
 {
     nb_tensor *inputs[2] = {a, b};
     return nb_apply(tape, &nb_op_maximum, 2, inputs, NULL);
+}
+
+nb_tensor *nb_minimum(nb_tape *tape, nb_tensor *a, nb_tensor *b)
+{
+    nb_tensor *inputs[2] = {a, b};
+    return nb_apply(tape, &nb_op_minimum, 2, inputs, NULL);
 }
