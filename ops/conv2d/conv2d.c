@@ -182,6 +182,25 @@ const void *nb_conv2d_masked_gradient(const nb_conv2d_call *call)
     return masked;
 }
 
+/* A fused max-pool's argmax: one int32 per output (and a spare). */
+static size_t argmax_bytes(const nb_op_ctx *ctx)
+{
+    return (size_t)(ctx->output->numel + 1) * sizeof(int32_t);
+}
+
+/* A forward or backward call: the node's fused ReLU and pool windows. */
+static nb_conv2d_call call_of(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                              nb_conv2d_state *state, nb_pool2d_geometry *pool)
+{
+    nb_conv2d_call call = {.ctx = ctx, .g = g, .state = state,
+                           .relu = activation_of(ctx) == NB_CONV2D_RELU};
+    if (pool_params_of(ctx)) {
+        pool_geometry(ctx, g, pool);
+        call.pool = pool;
+    }
+    return call;
+}
+
 /* The node's path, and the state it keeps for the backward: a fused
  * max-pool's argmax, an implicit forward's ReLU bits, meProp's resolved
  * setting. Everything in *state is allocated before the scratch mark (it
@@ -202,9 +221,8 @@ static int prepare_state(nb_op_ctx *ctx, const nb_conv2d_geometry *g, nb_conv2d_
     state->path = nb_conv2d_choose_path(ctx, &choice);
     if (!state->path) return NB_ERR_INVALID;
     bool pooled = pool_params_of(ctx) != NULL;
-    size_t argmax_bytes = (size_t)(ctx->output->numel + 1) * sizeof(int32_t);
     if (pooled && records) {
-        state->argmax = nb_op_alloc(ctx, argmax_bytes);
+        state->argmax = nb_op_alloc(ctx, argmax_bytes(ctx));
         if (!state->argmax) return NB_ERR_NOMEM;
     } else if (!pooled && activation_of(ctx) == NB_CONV2D_RELU && records &&
                nb_conv2d_path_is_implicit(state->path)) {
@@ -230,15 +248,9 @@ static int forward(nb_op_ctx *ctx)
     int status = prepare_state(ctx, &g, &state);
     if (status != NB_OK) return status;
     nb_pool2d_geometry pool;
-    nb_conv2d_call call = {.ctx = ctx, .g = &g, .state = &state,
-                           .relu = activation_of(ctx) == NB_CONV2D_RELU};
-    if (pool_params_of(ctx)) {
-        pool_geometry(ctx, &g, &pool);
-        call.pool = &pool;
-    }
+    nb_conv2d_call call = call_of(ctx, &g, &state, &pool);
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
-    if (call.pool && !state.argmax)
-        state.argmax = nb_op_alloc(ctx, (size_t)(ctx->output->numel + 1) * sizeof(int32_t));
+    if (call.pool && !state.argmax) state.argmax = nb_op_alloc(ctx, argmax_bytes(ctx));
     status = call.pool && !state.argmax ? NB_ERR_NOMEM : state.path->forward(&call);
     nb_op_scratch_end(ctx, mark);
     if (ctx->saved) *(nb_conv2d_state *)ctx->saved = state;
@@ -256,12 +268,7 @@ static int backward(nb_op_ctx *ctx)
     nb_grad_zero_fresh(ctx, 2);
     nb_conv2d_geometry g = geometry_of(ctx);
     nb_pool2d_geometry pool;
-    nb_conv2d_call call = {.ctx = ctx, .g = &g, .state = ctx->saved,
-                           .relu = activation_of(ctx) == NB_CONV2D_RELU};
-    if (pool_params_of(ctx)) {
-        pool_geometry(ctx, &g, &pool);
-        call.pool = &pool;
-    }
+    nb_conv2d_call call = call_of(ctx, &g, ctx->saved, &pool);
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     int status = call.state->path->backward(&call);
     nb_op_scratch_end(ctx, mark);
