@@ -49,3 +49,25 @@ void nb_parallel_tasks(int64_t tasks, int slots, nb_task_fn fn, void *ctx)
     int64_t ranges = tasks < job.slots ? tasks : job.slots;
     nb_parallel_for(ranges, 1, claim_tasks, &job);
 }
+
+typedef struct range_job {
+    nb_range_fn fn;
+    void *ctx;
+    int64_t n, chunk;
+} range_job;
+
+static void range_task(void *context, int64_t task, int worker)
+{
+    (void)worker;
+    const range_job *job = context;
+    int64_t begin = task * job->chunk;
+    job->fn(job->ctx, begin, job->n - begin < job->chunk ? job->n - begin : job->chunk);
+}
+
+void nb_parallel_ranges(int64_t n, nb_range_fn fn, void *ctx)
+{
+    int64_t chunks = nb_balanced_tasks((n + NB_ELEMENTWISE_GRAIN - 1) / NB_ELEMENTWISE_GRAIN);
+    if (chunks < 1) return;
+    range_job job = {.fn = fn, .ctx = ctx, .n = n, .chunk = (n + chunks - 1) / chunks};
+    nb_parallel_tasks((n + job.chunk - 1) / job.chunk, nb_parallel_slots(), range_task, &job);
+}

@@ -30,4 +30,12 @@ int64_t nb_balanced_tasks(int64_t tasks);
  * threads costs more than it saves. */
 enum { NB_ELEMENTWISE_GRAIN = 1 << 15 };
 
+/* An element-wise loop over [0, n) across the threads: fn(ctx, begin,
+ * length) on chunks of about NB_ELEMENTWISE_GRAIN elements, as many for
+ * each thread (nb_balanced_tasks). Each element lies in one chunk, so a
+ * loop that computes every element alone gives the same bits for any
+ * thread count. */
+typedef void (*nb_range_fn)(void *ctx, int64_t begin, int64_t length);
+void nb_parallel_ranges(int64_t n, nb_range_fn fn, void *ctx);
+
 #endif

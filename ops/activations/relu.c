@@ -80,51 +80,31 @@ static void relu_backward_ref(const double *x, const double *dy, double *dx, int
     for (int64_t i = 0; i < n; i++) dx[i] = (assign ? 0.0 : dx[i]) + (x[i] > 0.0 ? dy[i] : 0.0);
 }
 
-/* Float32 work in chunks of about NB_ELEMENTWISE_GRAIN elements, as many
- * for each thread, handed out to the threads (each element is computed
- * alone, so the split never changes a result). */
+/* Float32 work split across the threads by nb_parallel_ranges (each
+ * element is computed alone, so the split never changes a result). */
 typedef struct relu_job {
     const float *x, *dy;
     float *y, *dx;
-    int64_t n, chunk;
     bool assign;
 } relu_job;
 
-static int64_t chunk_length(const relu_job *job, int64_t begin)
+static void forward_range(void *context, int64_t begin, int64_t length)
 {
-    return job->n - begin < job->chunk ? job->n - begin : job->chunk;
-}
-
-static void forward_chunk(void *context, int64_t chunk, int worker)
-{
-    (void)worker;
     const relu_job *job = context;
-    int64_t begin = chunk * job->chunk;
-    relu_forward(job->x + begin, job->y + begin, chunk_length(job, begin));
+    relu_forward(job->x + begin, job->y + begin, length);
 }
 
-static void backward_chunk(void *context, int64_t chunk, int worker)
+static void backward_range(void *context, int64_t begin, int64_t length)
 {
-    (void)worker;
     const relu_job *job = context;
-    int64_t begin = chunk * job->chunk;
-    relu_backward(job->x + begin, job->dy + begin, job->dx + begin, chunk_length(job, begin),
-                  job->assign);
-}
-
-static void run(relu_job *job, nb_task_fn fn)
-{
-    int64_t chunks = nb_balanced_tasks((job->n + NB_ELEMENTWISE_GRAIN - 1) / NB_ELEMENTWISE_GRAIN);
-    if (chunks < 1) return;
-    job->chunk = (job->n + chunks - 1) / chunks;
-    nb_parallel_tasks((job->n + job->chunk - 1) / job->chunk, nb_parallel_slots(), fn, job);
+    relu_backward(job->x + begin, job->dy + begin, job->dx + begin, length, job->assign);
 }
 
 static int forward(nb_op_ctx *ctx)
 {
     const nb_tensor *x = ctx->inputs[0];
-    relu_job job = {.x = x->data, .y = ctx->output->data, .n = x->numel};
-    if (x->dtype == NB_FLOAT32) run(&job, forward_chunk);
+    relu_job job = {.x = x->data, .y = ctx->output->data};
+    if (x->dtype == NB_FLOAT32) nb_parallel_ranges(x->numel, forward_range, &job);
     else relu_forward_ref(x->data, ctx->output->data, x->numel);
     return NB_OK;
 }
@@ -134,9 +114,9 @@ static int backward(nb_op_ctx *ctx)
     const nb_tensor *x = ctx->inputs[0];
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
-    relu_job job = {.x = x->data, .dy = ctx->output_grad->data, .dx = dx->data, .n = x->numel,
+    relu_job job = {.x = x->data, .dy = ctx->output_grad->data, .dx = dx->data,
                     .assign = nb_grad_fresh(ctx, 0)};
-    if (x->dtype == NB_FLOAT32) run(&job, backward_chunk);
+    if (x->dtype == NB_FLOAT32) nb_parallel_ranges(x->numel, backward_range, &job);
     else relu_backward_ref(x->data, ctx->output_grad->data, dx->data, x->numel, job.assign);
     return NB_OK;
 }
