@@ -10,52 +10,30 @@
 
 #include "helpers.h"
 
-typedef nb_tensor *(*unary_fn)(nb_tape *tape, nb_tensor *x);
-
-/* y = fn(x) and dL/dx for L = sum(y), at the n points x. */
-static void check(unary_fn fn, nb_dtype dtype, int n, const double *x, const double *y,
-                  const double *dx, double tol)
-{
-    nb_tape *tape = nb_tape_new();
-    const int64_t shape[1] = {n};
-    nb_tensor *in = test_tensor(tape, dtype, 1, shape, x, true);
-    nb_tensor *out = fn(tape, in);
-    assert_values(out, y, n, tol);
-    cr_assert_eq(nb_backward(tape, nb_sum(tape, out), NULL), NB_OK, "%s", nb_last_error());
-    assert_values(in->grad, dx, n, tol);
-    nb_tape_free(tape);
-}
-
-static void both(unary_fn fn, int n, const double *x, const double *y, const double *dx)
-{
-    check(fn, NB_FLOAT64, n, x, y, dx, 1e-12);
-    check(fn, NB_FLOAT32, n, x, y, dx, 1e-6);
-}
-
 /* sqrt 4 = 2, sqrt 0.25 = 0.5; d/dx = 1 / (2 sqrt x): 0.25, 1. */
-Test(unary_math, sqrt) { both(nb_sqrt, 2, (double[]){4, 0.25}, (double[]){2, 0.5}, (double[]){0.25, 1}); }
+Test(unary_math, sqrt) { check_unary(nb_sqrt, 2, (double[]){4, 0.25}, (double[]){2, 0.5}, (double[]){0.25, 1}); }
 
 /* 1/sqrt 4 = 0.5, 1/sqrt 0.25 = 2; d/dx = -x^(-3/2) / 2: -1/16, -4. */
 Test(unary_math, rsqrt)
 {
-    both(nb_rsqrt, 2, (double[]){4, 0.25}, (double[]){0.5, 2}, (double[]){-0.0625, -4});
+    check_unary(nb_rsqrt, 2, (double[]){4, 0.25}, (double[]){0.5, 2}, (double[]){-0.0625, -4});
 }
 
 /* |-3| = 3, |2| = 2, |0| = 0; sign: -1, 1, and 0 at 0 as in PyTorch. */
-Test(unary_math, abs) { both(nb_abs, 3, (double[]){-3, 2, 0}, (double[]){3, 2, 0}, (double[]){-1, 1, 0}); }
+Test(unary_math, abs) { check_unary(nb_abs, 3, (double[]){-3, 2, 0}, (double[]){3, 2, 0}, (double[]){-1, 1, 0}); }
 
 /* (-3)^2 = 9, 0.5^2 = 0.25; d/dx = 2x: -6, 1. */
 Test(unary_math, square)
 {
-    both(nb_square, 2, (double[]){-3, 0.5}, (double[]){9, 0.25}, (double[]){-6, 1});
+    check_unary(nb_square, 2, (double[]){-3, 0.5}, (double[]){9, 0.25}, (double[]){-6, 1});
 }
 
 /* sin 0 = 0, sin pi/2 = 1, sin pi/6 = 1/2; cos: 1, 0, sqrt(3)/2. */
 Test(unary_math, sin_and_cos)
 {
     const double pi = acos(-1.0), x[3] = {0, pi / 2, pi / 6}, s3 = sqrt(3.0) / 2;
-    both(nb_sin, 3, x, (double[]){0, 1, 0.5}, (double[]){1, 0, s3});
-    both(nb_cos, 3, x, (double[]){1, 0, s3}, (double[]){0, -1, -0.5});
+    check_unary(nb_sin, 3, x, (double[]){0, 1, 0.5}, (double[]){1, 0, s3});
+    check_unary(nb_cos, 3, x, (double[]){1, 0, s3}, (double[]){0, -1, -0.5});
 }
 
 /* sqrt(0) = 0 with an infinite gradient; sqrt(-1) is NaN (PyTorch's
@@ -83,7 +61,7 @@ Test(unary_math, threads_do_not_change_results)
     nb_rng rng;
     nb_rng_seed(&rng, 5);
     nb_tensor *x = nb_tensor_uniform(NB_FLOAT32, 1, shape, 0.1, 3.0, &rng);
-    static const unary_fn FNS[] = {nb_sqrt, nb_rsqrt, nb_abs, nb_square, nb_sin, nb_cos};
+    static const test_unary_fn FNS[] = {nb_sqrt, nb_rsqrt, nb_abs, nb_square, nb_sin, nb_cos};
     for (size_t f = 0; f < sizeof FNS / sizeof FNS[0]; f++) {
         float *first = NULL;
         for (int threads = 1; threads <= 2; threads++) {
@@ -162,10 +140,10 @@ static nb_tensor *times_minus_3(nb_tape *tape, nb_tensor *x) { return nb_mul_sca
  * also at x = 0); x + 0.5; -3x with gradient -3. */
 Test(math, scalar_forms)
 {
-    both(cube, 2, (double[]){2, -1}, (double[]){8, -1}, (double[]){12, 3});
-    both(zeroth, 2, (double[]){2, 0}, (double[]){1, 1}, (double[]){0, 0});
-    both(plus_half, 2, (double[]){2, -1}, (double[]){2.5, -0.5}, (double[]){1, 1});
-    both(times_minus_3, 2, (double[]){2, -1}, (double[]){-6, 3}, (double[]){-3, -3});
+    check_unary(cube, 2, (double[]){2, -1}, (double[]){8, -1}, (double[]){12, 3});
+    check_unary(zeroth, 2, (double[]){2, 0}, (double[]){1, 1}, (double[]){0, 0});
+    check_unary(plus_half, 2, (double[]){2, -1}, (double[]){2.5, -0.5}, (double[]){1, 1});
+    check_unary(times_minus_3, 2, (double[]){2, -1}, (double[]){-6, 3}, (double[]){-3, -3});
 }
 
 static nb_tensor *clamp_both(nb_tape *tape, nb_tensor *x)
@@ -184,8 +162,8 @@ static nb_tensor *clamp_min(nb_tape *tape, nb_tensor *x)
 Test(math, clamp)
 {
     const double x[5] = {-2, -0.5, 0, 0.5, 2};
-    both(clamp_both, 5, x, (double[]){-0.5, -0.5, 0, 0.5, 0.5}, (double[]){0, 1, 1, 1, 0});
-    both(clamp_min, 5, x, (double[]){-0.5, -0.5, 0, 0.5, 2}, (double[]){0, 1, 1, 1, 1});
+    check_unary(clamp_both, 5, x, (double[]){-0.5, -0.5, 0, 0.5, 0.5}, (double[]){0, 1, 1, 1, 0});
+    check_unary(clamp_min, 5, x, (double[]){-0.5, -0.5, 0, 0.5, 2}, (double[]){0, 1, 1, 1, 1});
     nb_tape *tape = nb_tape_new();
     const int64_t shape[1] = {5};
     nb_tensor *t = test_tensor(tape, NB_FLOAT32, 1, shape, x, true);
