@@ -60,6 +60,16 @@ int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
     return status;
 }
 
+int nb_tape_check_input(nb_tape *tape, const nb_tensor *x, const char *who)
+{
+    if (!tape) return nb_fail(NB_ERR_INVALID, "%s: tape is NULL", who);
+    if (tape->has_error) return NB_ERR_INVALID;
+    if (!x) return nb_tape_fail(tape, NB_ERR_INVALID, "%s: input is NULL", who);
+    int status = nb_tensor_check_usable(tape, x, who);
+    if (status != NB_OK) nb_tape_record_error(tape);
+    return status;
+}
+
 bool nb_tape_set_grad_enabled(nb_tape *tape, bool enabled)
 {
     if (!tape) return false;

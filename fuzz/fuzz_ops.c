@@ -49,6 +49,12 @@ typedef struct reshape_params_mirror {
     int64_t shape[NB_MAX_DIMS];
 } reshape_params_mirror;
 
+/* ops/shape/squeeze.c's params. */
+typedef struct squeeze_params_mirror {
+    int dim;
+    bool all;
+} squeeze_params_mirror;
+
 typedef struct run_state {
     fuzz_reader reader;
     const uint8_t *values;   /* the value stream */
@@ -142,6 +148,21 @@ static void set_bool(unsigned char *params, size_t offset, uint8_t raw)
     memcpy(params + offset, &value, sizeof value);
 }
 
+/* Ops whose params hold only ints and doubles: random bytes are valid
+ * input for them (their shape rules must refuse what makes no sense). */
+static bool plain_params(const char *name)
+{
+    static const char *const NAMES[] = {
+        "cat", "add_scalar", "mul_scalar", "pow", "elu", "hardtanh", "gelu", "leaky_relu",
+        "softmax", "log_softmax", "flatten", "transpose", "narrow", "select", "slice",
+        "unsqueeze", "permute", "expand", "repeat", "stack", "pad", "index_select", "gather",
+        "scatter_add",
+    };
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcmp(NAMES[i], name) == 0) return true;
+    return false;
+}
+
 /* Random bytes are fine for ints and doubles (ops must validate them) but
  * not for bools and pointers, which no caller could produce: those fields
  * are made valid here, by op name. */
@@ -194,13 +215,12 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
     } else if (strcmp(name, "clamp") == 0 && op->params_size == sizeof(nb_clamp_params)) {
         set_bool(params, offsetof(nb_clamp_params, has_min), params[offsetof(nb_clamp_params, has_min)]);
         set_bool(params, offsetof(nb_clamp_params, has_max), params[offsetof(nb_clamp_params, has_max)]);
-    } else if (op->params_size > 0 && strcmp(name, "cat") != 0 &&
-               strcmp(name, "add_scalar") != 0 && strcmp(name, "mul_scalar") != 0 &&
-               strcmp(name, "pow") != 0 && strcmp(name, "elu") != 0 &&
-               strcmp(name, "hardtanh") != 0 && strcmp(name, "gelu") != 0 &&
-               strcmp(name, "leaky_relu") != 0 && strcmp(name, "softmax") != 0 &&
-               strcmp(name, "log_softmax") != 0 && strcmp(name, "flatten") != 0 &&
-               strcmp(name, "transpose") != 0) {
+    } else if (strcmp(name, "squeeze") == 0 && op->params_size == sizeof(squeeze_params_mirror)) {
+        set_bool(params, offsetof(squeeze_params_mirror, all), params[offsetof(squeeze_params_mirror, all)]);
+    } else if (strcmp(name, "embedding") == 0 && op->params_size == sizeof(nb_embedding_params)) {
+        set_bool(params, offsetof(nb_embedding_params, has_padding_idx),
+                 params[offsetof(nb_embedding_params, has_padding_idx)]);
+    } else if (op->params_size > 0 && !plain_params(name)) {
         return false; /* a params struct we do not know: bools or pointers may hide in it */
     }
     return true;

@@ -4,7 +4,10 @@ batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
 sin, cos, pow (scalar and tensor exponents), maximum, minimum (ties
 included), add_scalar, mul_scalar, clamp, and the activations silu,
 logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
-reductions logsumexp, amax, amin (ties included).
+reductions logsumexp, amax, amin (ties included), the shape ops narrow,
+select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
+stack, pad, and the indexing ops index_select, gather, scatter_add and
+embedding (index inputs carry no gradient).
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -87,7 +90,7 @@ def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, stru
     extra_torch = [t.clone() for t in extra]
     try:
         y = torch_fn(leaves, extra_torch)
-    except (RuntimeError, ValueError) as error:
+    except (RuntimeError, ValueError, IndexError) as error:
         check.rejected += 1
         for dtype in ("f64", "f32"):
             got = run_driver(driver, dtype, header, list(inputs), list(extra), torch.zeros(1))
@@ -109,6 +112,10 @@ def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, stru
         else:
             close(label + " [%s] output" % dtype, got["output"], y.detach(), tolerance, failures)
             for i, leaf in enumerate(leaves):
+                if leaf.grad is None:   # an index input: nabla must give it no gradient
+                    if got["grad %d" % i] is not None and got["grad %d" % i].abs().max() > 0:
+                        failures.append("%s [%s] grad %d: torch gives none" % (label, dtype, i))
+                    continue
                 close(label + " [%s] grad %d" % (dtype, i), got["grad %d" % i], leaf.grad, tolerance, failures)
         for i, name in enumerate(("running_mean", "running_var")):
             if len(extra_torch) == 2:
@@ -342,6 +349,116 @@ def reduction_cases(rng, count):
                 f(t[0]) if e else f(t[0], d, bool(k))), ())
 
 
+def shape_cases(rng, count):
+    """The slicing and shape ops: narrow, select, slice (Python's clamping,
+    steps), split and chunk (joined again), squeeze, unsqueeze, permute,
+    expand, repeat, stack, pad (crops too); some configurations are out of
+    range, and both must refuse them."""
+    for index in range(count):
+        shape = [rng.randint(1, 4) for _ in range(rng.randint(1, 4))]
+        x = torch.randn(shape)
+        nd = len(shape)
+        dim = rng.randint(-nd, nd - 1)
+        size = shape[dim]
+        kind = index % 13
+        if kind == 0:
+            start, length = rng.randint(-size, size), rng.randint(0, size)
+            yield ("narrow 3 %d %d %d" % (dim, start, length), [x],
+                   (lambda t, _, d=dim, a=start, n=length: t[0].narrow(d, a, n)), ())
+        elif kind == 1:
+            at = rng.randint(-size - 1, size)
+            yield "select 2 %d %d" % (dim, at), [x], (lambda t, _, d=dim, i=at: t[0].select(d, i)), ()
+        elif kind == 2:
+            start, end, step = rng.randint(-5, 5), rng.randint(-5, 6), rng.randint(1, 3)
+            index_tuple = [slice(None)] * nd
+            index_tuple[dim] = slice(start, end, step)
+            yield ("slice 4 %d %d %d %d" % (dim, start, end, step), [x],
+                   (lambda t, _, i=tuple(index_tuple): t[0][i]), ())
+        elif kind == 3:
+            piece = rng.randint(1, 3)
+            yield ("split 2 %d %d" % (piece, dim), [x],
+                   (lambda t, _, p=piece, d=dim: torch.cat(torch.split(t[0], p, d), d)), ())
+        elif kind == 4:
+            chunks = rng.randint(1, 4)
+            yield ("chunk 2 %d %d" % (chunks, dim), [x],
+                   (lambda t, _, c=chunks, d=dim: torch.cat(torch.chunk(t[0], c, d), d)), ())
+        elif kind == 5:
+            x = torch.randn([rng.choice([1, 2]) for _ in range(nd)])
+            if rng.random() < 0.3:
+                yield "squeeze_all 0", [x], (lambda t, _: t[0].squeeze()), ()
+            else:
+                yield "squeeze 1 %d" % dim, [x], (lambda t, _, d=dim: t[0].squeeze(d)), ()
+        elif kind == 6:
+            at = rng.randint(-nd - 2, nd + 1)
+            yield "unsqueeze 1 %d" % at, [x], (lambda t, _, d=at: t[0].unsqueeze(d)), ()
+        elif kind == 7:
+            order = list(range(nd))
+            rng.shuffle(order)
+            order = [d - nd if rng.random() < 0.3 else d for d in order]
+            yield ("permute %d %s" % (nd, " ".join(map(str, order))), [x],
+                   (lambda t, _, o=tuple(order): t[0].permute(o)), ())
+        elif kind == 8:
+            x = torch.randn([rng.choice([1, 1, 3]) for _ in range(nd)])
+            sizes = [rng.randint(1, 3)] * rng.randint(0, 1) + [
+                rng.choice([-1, 2, 3]) if s == 1 else rng.choice([-1, s]) for s in x.shape]
+            yield ("expand %d %s" % (len(sizes), " ".join(map(str, sizes))), [x],
+                   (lambda t, _, z=tuple(sizes): t[0].expand(z)), ())
+        elif kind == 9:
+            times = [rng.randint(1, 3) for _ in range(nd + rng.randint(0, 1))]
+            yield ("repeat %d %s" % (len(times), " ".join(map(str, times))), [x],
+                   (lambda t, _, z=tuple(times): t[0].repeat(*z)), ())
+        elif kind == 10:
+            n = rng.randint(1, 3)
+            at = rng.randint(-nd - 1, nd)
+            yield ("stack 1 %d" % at, [torch.randn(shape) for _ in range(n)],
+                   (lambda t, _, d=at: torch.stack(t, d)), ())
+        else:
+            count_pads = 4 if nd >= 2 and rng.random() < 0.6 else 2
+            pads = [rng.randint(-1, 2) for _ in range(count_pads)]
+            value = rng.choice([0.0, 1.5])
+            yield ("pad %d %s %r" % (count_pads, " ".join(map(str, pads)), value), [x],
+                   (lambda t, _, p=tuple(pads), v=value: F.pad(t[0], p, value=v)), ())
+
+
+def index_cases(rng, count):
+    """index_select, gather, scatter_add (repeated indices sum) and
+    embedding (padding_idx rows get no gradient); some indices are out of
+    range, and both must refuse them."""
+    for index in range(count):
+        shape = [rng.randint(1, 4) for _ in range(rng.randint(1, 3))]
+        nd = len(shape)
+        dim = rng.randint(-nd, nd - 1)
+        size = shape[dim]
+        bad = rng.random() < 0.1
+        kind = index % 4
+        if kind == 0:
+            idx = torch.randint(0, size + bad, (rng.randint(1, 5),)).double()
+            yield ("index_select 1 %d" % dim, [torch.randn(shape), idx],
+                   (lambda t, _, d=dim: torch.index_select(t[0], d, t[1].long())), ())
+        elif kind == 1:
+            ishape = [rng.randint(1, s) if i != dim % nd else rng.randint(1, 4)
+                      for i, s in enumerate(shape)]
+            idx = torch.randint(0, size + bad, ishape).double()
+            yield ("gather 1 %d" % dim, [torch.randn(shape), idx],
+                   (lambda t, _, d=dim: torch.gather(t[0], d, t[1].long())), ())
+        elif kind == 2:
+            ishape = [rng.randint(1, s) if i != dim % nd else rng.randint(1, 4)
+                      for i, s in enumerate(shape)]
+            # src the index's shape: torch 1.13 cannot differentiate a larger src.
+            src = torch.randn(ishape)
+            idx = torch.randint(0, size + bad, ishape).double()
+            yield ("scatter_add 1 %d" % dim, [torch.randn(shape), idx, src],
+                   (lambda t, _, d=dim: torch.scatter_add(t[0], d, t[1].long(), t[2])), ())
+        else:
+            V, D = rng.randint(1, 5), rng.randint(1, 4)
+            idx = torch.randint(0, V + bad, shape).double()
+            has_pad = rng.random() < 0.5
+            pad = rng.randint(-V, V - 1)
+            yield ("embedding 2 %d %d" % (has_pad, pad), [idx, torch.randn(V, D)],
+                   (lambda t, _, h=has_pad, p=pad:
+                    F.embedding(t[0].long(), t[1], padding_idx=p if h else None)), ())
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -369,7 +486,8 @@ def main():
     generators = [("conv2d", conv2d_cases), ("max_pool2d", max_pool_cases),
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
                   ("unary", unary_cases), ("scalar_math", scalar_math_cases),
-                  ("activation", activation_cases), ("reduction", reduction_cases)]
+                  ("activation", activation_cases), ("reduction", reduction_cases),
+                  ("shape", shape_cases), ("index", index_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -2,7 +2,9 @@
  * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
  * abs, square, sin, cos, pow, maximum, minimum, add_scalar, mul_scalar,
  * clamp, the activations silu, logsigmoid, mish, elu, hardtanh, gelu, and
- * the reductions logsumexp, amax, amin) on inputs read from stdin and
+ * the reductions logsumexp, amax, amin, the shape and indexing ops narrow,
+ * select, slice, squeeze, unsqueeze, permute, expand, repeat, stack, pad,
+ * index_select, gather, scatter_add, embedding) on inputs read from stdin and
  * prints the output and every input's gradient for a given output seed.
  *
  * Input, whitespace-separated tokens:
@@ -13,11 +15,15 @@
  *   op batch_norm  training momentum eps affine has_running
  *   op dropout     p training seed
  *   op cat         dim
+ *   op NAME COUNT i1 .. iCOUNT   (the shape and indexing ops: their int
+ *                  arguments in the C function's order; pad adds its value)
  *   inputs COUNT, then COUNT tensors; then (batch_norm with has_running)
  *   running_mean and running_var tensors; then the output seed tensor.
  *   A tensor is: ndim d0 .. d(ndim-1) values (row-major).
  * Output lines: "output ndim dims values", "grad I ndim dims values" (or
  * "grad I none"), and for batch_norm "running_mean ..." / "running_var ...".
+ * Inputs that the registered op marks as int32 (index_inputs) are
+ * converted to int32 and get no gradient ("grad I none").
  * A seed whose size differs from the output's skips the backward.
  * On an op error: "error <message>" and exit code 2. */
 #include <stdio.h>
@@ -101,6 +107,51 @@ static binary_fn binary_op(const char *name)
     return NULL;
 }
 
+/* The shape and indexing ops, which take a list of ints. */
+static bool int_args_op(const char *name)
+{
+    static const char *const NAMES[] = {"narrow", "select", "slice", "squeeze", "squeeze_all",
+                                        "unsqueeze", "permute", "expand", "repeat", "stack",
+                                        "pad", "index_select", "gather", "scatter_add",
+                                        "embedding", "split", "chunk"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcmp(NAMES[i], name) == 0) return true;
+    return false;
+}
+
+/* Runs a shape or indexing op with its int arguments (see int_args_op).
+ * split and chunk return their pieces joined along the dim again (cat),
+ * so every piece's values and gradient are compared. */
+static nb_tensor *run_int_args_op(nb_tape *tape, const char *op, nb_tensor **in, int n,
+                                  const int64_t *a, int count, double value)
+{
+    int dims[NB_MAX_DIMS], pads[4];
+    for (int i = 0; i < count && i < NB_MAX_DIMS; i++) dims[i] = (int)a[i];
+    for (int i = 0; i < count && i < 4; i++) pads[i] = (int)a[i];
+    if (strcmp(op, "narrow") == 0) return nb_narrow(tape, in[0], (int)a[0], a[1], a[2]);
+    if (strcmp(op, "select") == 0) return nb_select(tape, in[0], (int)a[0], a[1]);
+    if (strcmp(op, "slice") == 0) return nb_slice(tape, in[0], (int)a[0], a[1], a[2], a[3]);
+    if (strcmp(op, "squeeze") == 0) return nb_squeeze(tape, in[0], (int)a[0]);
+    if (strcmp(op, "squeeze_all") == 0) return nb_squeeze_all(tape, in[0]);
+    if (strcmp(op, "unsqueeze") == 0) return nb_unsqueeze(tape, in[0], (int)a[0]);
+    if (strcmp(op, "permute") == 0) return nb_permute(tape, in[0], count, dims);
+    if (strcmp(op, "expand") == 0) return nb_expand(tape, in[0], count, a);
+    if (strcmp(op, "repeat") == 0) return nb_repeat(tape, in[0], count, a);
+    if (strcmp(op, "stack") == 0) return nb_stack(tape, n, in, (int)a[0]);
+    if (strcmp(op, "pad") == 0) return nb_pad(tape, in[0], count, pads, value);
+    if (strcmp(op, "index_select") == 0) return nb_index_select(tape, in[0], (int)a[0], in[1]);
+    if (strcmp(op, "gather") == 0) return nb_gather(tape, in[0], (int)a[0], in[1]);
+    if (strcmp(op, "scatter_add") == 0) return nb_scatter_add(tape, in[0], (int)a[0], in[1], in[2]);
+    if (strcmp(op, "embedding") == 0) {
+        nb_embedding_params p = {(int)a[1], a[0] != 0};
+        return nb_embedding(tape, in[0], in[1], &p);
+    }
+    nb_tensor *pieces[64];
+    int got = strcmp(op, "split") == 0 ? nb_split(tape, in[0], a[0], (int)a[1], 64, pieces)
+                                       : nb_chunk(tape, in[0], (int)a[0], (int)a[1], pieces);
+    return got < 0 ? NULL : nb_cat(tape, got, pieces, (int)a[1]);
+}
+
 int main(void)
 {
     char word[32], dtype_name[8], op[32];
@@ -113,7 +164,8 @@ int main(void)
     nb_dropout_params dropout = {0.5, true, 0};
     int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0, has_min = 0, has_max = 0;
     double scalar = 0.0, clamp_min = 0.0, clamp_max = 0.0;
-    int reduce_dim = 0, keepdim = 0, reduce_all = 0;
+    int reduce_dim = 0, keepdim = 0, reduce_all = 0, int_count = 0;
+    int64_t int_args[NB_MAX_DIMS] = {0};
     if (strcmp(op, "conv2d") == 0) {
         for (int a = 0; a < 2; a++) conv.stride[a] = read_int();
         for (int a = 0; a < 2; a++) conv.padding[a] = read_int();
@@ -163,6 +215,11 @@ int main(void)
         clamp_min = read_double();
         has_max = read_int();
         clamp_max = read_double();
+    } else if (int_args_op(op)) {
+        int_count = read_int();
+        if (int_count < 0 || int_count > NB_MAX_DIMS) return 3;
+        for (int i = 0; i < int_count; i++) int_args[i] = read_int();
+        if (strcmp(op, "pad") == 0) scalar = read_double();
     } else if (!unary_op(op) && !binary_op(op)) {
         fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
         return 3;
@@ -172,8 +229,17 @@ int main(void)
     int n = read_int();
     if (n < 0 || n > MAX_INPUTS) return 3;
     nb_tensor *inputs[MAX_INPUTS];
+    const nb_op *registered = nb_op_find(op);
+    unsigned index_inputs = registered ? registered->index_inputs : 0;
     for (int i = 0; i < n; i++) {
         inputs[i] = read_tensor(dtype);
+        if (index_inputs >> i & 1u) {
+            nb_tensor *index = nb_tensor_new(NB_INT32, inputs[i]->ndim, inputs[i]->shape);
+            if (!index || nb_tensor_copy(index, inputs[i]) != NB_OK) return 3;
+            nb_tensor_free(inputs[i]);
+            inputs[i] = index;
+            continue;
+        }
         nb_tensor_set_requires_grad(inputs[i], true);
     }
     if (has_running) {
@@ -205,6 +271,7 @@ int main(void)
     else if (strcmp(op, "hardtanh") == 0) y = nb_hardtanh(tape, inputs[0], clamp_min, clamp_max);
     else if (strcmp(op, "clamp") == 0)
         y = nb_clamp(tape, inputs[0], has_min ? &clamp_min : NULL, has_max ? &clamp_max : NULL);
+    else if (int_args_op(op)) y = run_int_args_op(tape, op, inputs, n, int_args, int_count, scalar);
     else y = nb_cat(tape, n, inputs, cat_dim);
 
     int status = 0;

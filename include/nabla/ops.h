@@ -106,6 +106,55 @@ typedef struct nb_cat_params {
 /* y = [inputs[0] | inputs[1] | ...] along dim; shapes equal elsewhere. */
 NB_API nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
 
+/* Slices copy (nabla's tensors are contiguous and aligned, and no op
+ * writes into its inputs, so a copy behaves as PyTorch's view would). */
+/* y = x[..., start:start+length, ...] along dim; start may be negative */
+NB_API nb_tensor *nb_narrow(nb_tape *tape, nb_tensor *x, int dim, int64_t start, int64_t length);
+/* y = x[..., index, ...]: dim removed; index may be negative */
+NB_API nb_tensor *nb_select(nb_tape *tape, nb_tensor *x, int dim, int64_t index);
+/* y = x[..., start:end:step, ...] with Python's clamping; step >= 1 */
+NB_API nb_tensor *nb_slice(nb_tape *tape, nb_tensor *x, int dim, int64_t start, int64_t end,
+                           int64_t step);
+/* out[i] = narrow(x, dim, i*split_size, split_size) (the last may be
+ * shorter); returns the count (<= capacity) or a negative status */
+NB_API int nb_split(nb_tape *tape, nb_tensor *x, int64_t split_size, int dim, int capacity,
+                    nb_tensor **out);
+/* nb_split into pieces of ceil(size / chunks); returns the count (<= chunks) */
+NB_API int nb_chunk(nb_tape *tape, nb_tensor *x, int chunks, int dim, nb_tensor **out);
+/* y = x without dim if its size is 1 (else unchanged); _all: every size-1 dim (views) */
+NB_API nb_tensor *nb_squeeze(nb_tape *tape, nb_tensor *x, int dim);
+NB_API nb_tensor *nb_squeeze_all(nb_tape *tape, nb_tensor *x);
+/* y = x with a size-1 dim inserted at dim in [-ndim-1, ndim] (a view) */
+NB_API nb_tensor *nb_unsqueeze(nb_tape *tape, nb_tensor *x, int dim);
+/* y.shape[d] = x.shape[dims[d]] (copied); dims a permutation of 0..ndim-1 */
+NB_API nb_tensor *nb_permute(nb_tape *tape, nb_tensor *x, int ndim, const int *dims);
+/* y = x stretched to sizes (size-1 dims only; -1 keeps; new leading dims allowed) */
+NB_API nb_tensor *nb_expand(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *sizes);
+/* y = x tiled repeats[d] times along each dim (x.repeat; ndim >= x's dims) */
+NB_API nb_tensor *nb_repeat(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *repeats);
+/* y = the inputs (equal shapes) joined along a new dim */
+NB_API nb_tensor *nb_stack(nb_tape *tape, int n, nb_tensor *const *inputs, int dim);
+/* y = x padded with value: pads (left, right) of the last dim, count 2, or
+ * (left, right, top, bottom) of the last two, count 4; negative crops */
+NB_API nb_tensor *nb_pad(nb_tape *tape, nb_tensor *x, int count, const int *pads, double value);
+
+/* ---- indexing (ops/indexing/; indices int32, in range, never negative) -- */
+/* y = x's slices along dim at index[k] (index int32 [K]) */
+NB_API nb_tensor *nb_index_select(nb_tape *tape, nb_tensor *x, int dim, nb_tensor *index);
+/* y[p] = x[p with dim replaced by index[p]]; index int32, x's rank */
+NB_API nb_tensor *nb_gather(nb_tape *tape, nb_tensor *x, int dim, nb_tensor *index);
+/* y = x; y[p with dim replaced by index[p]] += src[p] */
+NB_API nb_tensor *nb_scatter_add(nb_tape *tape, nb_tensor *x, int dim, nb_tensor *index,
+                                 nb_tensor *src);
+typedef struct nb_embedding_params {
+    int padding_idx;          /* may be negative (counts from V) */
+    bool has_padding_idx;     /* false: none (PyTorch's default) */
+} nb_embedding_params;
+/* y[..., :] = weight[input[...], :]; input int32, weight [V,D]; rows read
+ * at padding_idx get no gradient. p NULL: no padding_idx. */
+NB_API nb_tensor *nb_embedding(nb_tape *tape, nb_tensor *input, nb_tensor *weight,
+                               const nb_embedding_params *p);
+
 /* ---- linear algebra (ops/linalg/) ----------------------------------------- */
 /* y = a b: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
  * [B,M,K] x [K,N] -> [B,M,N] (b broadcast over the batch). */

@@ -46,6 +46,13 @@ NB_API void nb_tape_reset(nb_tape *tape);
 /* The first error recorded on the tape since the last reset, or NULL. */
 NB_API const char *nb_tape_error(const nb_tape *tape);
 
+/* For wrappers that read an input's shape before any nb_apply (ops with
+ * several results, such as nb_split): NB_OK when the tape has no error
+ * and x may be used on it now (see nb_tape_reset); otherwise the error,
+ * recorded on the tape (sticky) and naming `who`. A tape that already
+ * failed returns its status without a new message. */
+NB_API int nb_tape_check_input(nb_tape *tape, const nb_tensor *x, const char *who);
+
 /* Grad mode. Returns the previous setting, so a no-grad scope reads
  *   bool was = nb_tape_set_grad_enabled(tape, false); ...;
  *   nb_tape_set_grad_enabled(tape, was); */

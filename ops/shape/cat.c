@@ -1,5 +1,8 @@
 /* cat: y = the inputs joined along `dim` (torch.cat). Every input has the
  * same rank and the same sizes except along dim; y's size there is the sum.
+ * stack: y = the inputs joined along a new dim (torch.stack): equal
+ * shapes, y has one more dim, of size n; the same copies with each input
+ * one position wide along it.
  * Viewing each tensor as [outer, size_along_dim * inner], input i's block
  * of every outer row sits at a fixed column offset of y's row, so forward
  * copies blocks and backward adds the matching blocks of dy back (+=). */
@@ -59,6 +62,36 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     return NB_OK;
 }
 
+extern const nb_op nb_op_stack;
+
+/* Input i's block width in y's [outer, axis * inner] rows. */
+static int64_t input_width(const nb_op_ctx *ctx, int i, int dim, int64_t inner)
+{
+    return ctx->op == &nb_op_stack ? inner : ctx->inputs[i]->shape[dim] * inner;
+}
+
+static int stack_shape(nb_op_ctx *ctx, nb_shape *out)
+{
+    const nb_cat_params *p = ctx->params;
+    const nb_tensor *first = ctx->inputs[0];
+    char s0[96], si[96];
+    nb_input_shape(ctx, 0, s0, sizeof s0);
+    if (first->ndim >= NB_MAX_DIMS)
+        return nb_op_error(ctx, "input 0 %s already has the most dims (%d)", s0, NB_MAX_DIMS);
+    int dim = p->dim < 0 ? p->dim + first->ndim + 1 : p->dim;
+    if (dim < 0 || dim > first->ndim)
+        return nb_op_error(ctx, "dim %d out of range for inputs %s (expected %d..%d)", p->dim, s0,
+                           -first->ndim - 1, first->ndim);
+    for (int i = 1; i < ctx->n_inputs; i++)
+        if (!nb_shape_equal(ctx->inputs[i], first))
+            return nb_op_error(ctx, "input %d %s and input 0 %s differ (stack needs equal shapes)",
+                               i, nb_input_shape(ctx, i, si, sizeof si), s0);
+    *out = (nb_shape){.dtype = first->dtype, .ndim = first->ndim + 1};
+    for (int d = 0, from = 0; d < out->ndim; d++)
+        out->dims[d] = d == dim ? ctx->n_inputs : first->shape[from++];
+    return NB_OK;
+}
+
 static int forward(nb_op_ctx *ctx)
 {
     const nb_cat_params *p = ctx->params;
@@ -69,7 +102,7 @@ static int forward(nb_op_ctx *ctx)
     size_t element = nb_dtype_size(y->dtype);
     for (int i = 0; i < ctx->n_inputs; i++) {
         const nb_tensor *x = ctx->inputs[i];
-        int64_t width = x->shape[dim] * v.inner;
+        int64_t width = input_width(ctx, i, dim, v.inner);
         cat_forward(x->data, y->data, v.outer, width, row, offset, element);
         offset += width;
     }
@@ -85,7 +118,7 @@ static int backward(nb_op_ctx *ctx)
     int64_t row = v.axis * v.inner, offset = 0;
     for (int i = 0; i < ctx->n_inputs; i++) {
         nb_tensor *dx = ctx->input_grads[i];
-        int64_t width = ctx->inputs[i]->shape[dim] * v.inner;
+        int64_t width = input_width(ctx, i, dim, v.inner);
         if (dx && dx->dtype == NB_FLOAT32)
             cat_backward(dy->data, dx->data, v.outer, width, row, offset);
         else if (dx)
@@ -129,6 +162,40 @@ const nb_op nb_op_cat = {
     .name = "cat", .min_inputs = 1, .max_inputs = -1, .params_size = sizeof(nb_cat_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
+
+static int stack_sample(int index, nb_sample *s, nb_rng *rng)
+{
+    static const struct {
+        const char *label;
+        int n, ndim, dim;
+        int64_t shape[3];
+    } cases[] = {
+        {"two [2,3] at 0", 2, 2, 0, {2, 3}},
+        {"three [2,3] at -1", 3, 2, -1, {2, 3}},
+        {"two [2,1,2] at 1", 2, 3, 1, {2, 1, 2}},
+        {"two [] at 0", 2, 0, 0, {0}},
+    };
+    if (index >= (int)(sizeof cases / sizeof cases[0])) return 0;
+    s->label = cases[index].label;
+    s->note = "a copy: linear, no kinks";
+    for (int i = 0; i < cases[index].n; i++)
+        if (!nb_sample_tensor(s, rng, cases[index].ndim, cases[index].shape, -1.0, 1.0, 0.0, true))
+            return -1;
+    nb_cat_params p = {cases[index].dim};
+    memcpy(s->params, &p, sizeof p);
+    return 1;
+}
+
+const nb_op nb_op_stack = {
+    .name = "stack", .min_inputs = 1, .max_inputs = -1, .params_size = sizeof(nb_cat_params),
+    .shape = stack_shape, .forward = forward, .backward = backward, .sample = stack_sample,
+};
+
+nb_tensor *nb_stack(nb_tape *tape, int n, nb_tensor *const *inputs, int dim)
+{
+    nb_cat_params p = {dim};
+    return nb_apply(tape, &nb_op_stack, n, inputs, &p);
+}
 
 nb_tensor *nb_cat(nb_tape *tape, int n, nb_tensor *const *inputs, int dim)
 {

@@ -12,6 +12,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/shape/view.h"
 
 typedef struct reshape_params {
     int ndim;                      /* as the caller gave it; checked by the shape rule */
@@ -133,13 +134,13 @@ static int flatten_shape(nb_op_ctx *ctx, nb_shape *out)
 }
 
 /* The output already shares x's buffer. */
-static int forward(nb_op_ctx *ctx)
+int nb_view_forward(nb_op_ctx *ctx)
 {
     (void)ctx;
     return NB_OK;
 }
 
-static int backward(nb_op_ctx *ctx)
+int nb_view_backward(nb_op_ctx *ctx)
 {
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
@@ -199,7 +200,7 @@ _Static_assert(sizeof(reshape_params) <= NB_MAX_PARAMS_SIZE,
 const nb_op nb_op_reshape = {
     .name = "reshape", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(reshape_params),
     .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = reshape_shape, .forward = forward, .backward = backward, .sample = reshape_sample,
+    .shape = reshape_shape, .forward = nb_view_forward, .backward = nb_view_backward, .sample = reshape_sample,
 };
 
 _Static_assert(sizeof(flatten_params) <= NB_MAX_PARAMS_SIZE,
@@ -208,7 +209,7 @@ _Static_assert(sizeof(flatten_params) <= NB_MAX_PARAMS_SIZE,
 const nb_op nb_op_flatten = {
     .name = "flatten", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(flatten_params),
     .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = flatten_shape, .forward = forward, .backward = backward, .sample = flatten_sample,
+    .shape = flatten_shape, .forward = nb_view_forward, .backward = nb_view_backward, .sample = flatten_sample,
 };
 
 nb_tensor *nb_reshape(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *shape)
