@@ -7,7 +7,8 @@ logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
 reductions logsumexp, amax, amin (ties included), the shape ops narrow,
 select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
 stack, pad, and the indexing ops index_select, gather, scatter_add and
-embedding (index inputs carry no gradient).
+embedding (index inputs carry no gradient), and layer_norm, rms_norm,
+group_norm.
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -459,6 +460,50 @@ def index_cases(rng, count):
                     F.embedding(t[0].long(), t[1], padding_idx=p if h else None)), ())
 
 
+def norm_cases(rng, count):
+    """layer_norm (normalized_shape over 1-3 trailing dims, weight and/or
+    bias), rms_norm (PyTorch 2.4's formula, written out: 1.13 has no
+    F.rms_norm) and group_norm, with default and given eps."""
+    for index in range(count):
+        kind = index % 3
+        # 0 is the default eps; rms_norm's is the dtype's epsilon, which a
+        # float64 reference cannot give the float32 run, so it gets a number.
+        eps = rng.choice([0.0, 1e-3] if kind != 1 else [1e-6, 1e-3])
+        if kind == 2:
+            groups = rng.randint(1, 3)
+            shape = [rng.randint(1, 3), groups * rng.randint(1, 3)] + \
+                [rng.randint(1, 4) for _ in range(rng.randint(0, 2))]
+            if rng.random() < 0.1:
+                groups += 1   # sometimes does not divide C: both refuse
+            affine = rng.random() < 0.7
+            x = torch.randn(shape) * 2 + 1
+            extra = [torch.rand(shape[1]) + 0.5, torch.randn(shape[1])] if affine else []
+            yield ("group_norm 1 %d %r" % (groups, eps), [x] + extra,
+                   (lambda t, _, g=groups, e=eps or 1e-5:
+                    F.group_norm(t[0], g, *(t[1:3] if len(t) == 3 else (None, None)), eps=e)), ())
+            continue
+        shape = [rng.randint(1, 4) for _ in range(rng.randint(1, 4))]
+        norm_ndim = rng.randint(1, len(shape))
+        normalized = shape[len(shape) - norm_ndim:]
+        affine = rng.randint(0, 3) if kind == 0 else rng.randint(0, 1)
+        x = torch.randn(shape) * 2 + 1
+        extra = ([torch.rand(normalized) + 0.5] if affine & 1 else []) + \
+            ([torch.randn(normalized)] if affine & 2 else [])
+        header = "%s %d %d %s %r" % ("layer_norm" if kind == 0 else "rms_norm", norm_ndim + 1, affine,
+                                     " ".join(map(str, normalized)), eps)
+        if kind == 0:
+            def fn(t, _, a=affine, z=tuple(normalized), e=eps or 1e-5):
+                weight = t[1] if a & 1 else None
+                bias = t[-1] if a & 2 else None
+                return F.layer_norm(t[0], z, weight, bias, e)
+        else:
+            def fn(t, _, a=affine, k=norm_ndim, e=eps or torch.finfo(torch.float64).eps):
+                dims = tuple(range(-k, 0))
+                y = t[0] * torch.rsqrt(t[0].pow(2).mean(dims, keepdim=True) + e)
+                return y * t[1] if a & 1 else y
+        yield header, [x] + extra, fn, ()
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -487,7 +532,7 @@ def main():
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
                   ("unary", unary_cases), ("scalar_math", scalar_math_cases),
                   ("activation", activation_cases), ("reduction", reduction_cases),
-                  ("shape", shape_cases), ("index", index_cases)]
+                  ("shape", shape_cases), ("index", index_cases), ("norm", norm_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -113,7 +113,8 @@ static bool int_args_op(const char *name)
     static const char *const NAMES[] = {"narrow", "select", "slice", "squeeze", "squeeze_all",
                                         "unsqueeze", "permute", "expand", "repeat", "stack",
                                         "pad", "index_select", "gather", "scatter_add",
-                                        "embedding", "split", "chunk"};
+                                        "embedding", "split", "chunk", "layer_norm",
+                                        "rms_norm", "group_norm"};
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
     return false;
@@ -146,6 +147,16 @@ static nb_tensor *run_int_args_op(nb_tape *tape, const char *op, nb_tensor **in,
         nb_embedding_params p = {(int)a[1], a[0] != 0};
         return nb_embedding(tape, in[0], in[1], &p);
     }
+    if (strcmp(op, "layer_norm") == 0 || strcmp(op, "rms_norm") == 0) {
+        /* a: affine bits (1 weight, 2 bias), then normalized_shape */
+        nb_layer_norm_params p = {count - 1, {0}, value};
+        for (int d = 1; d < count; d++) p.shape[d - 1] = a[d];
+        nb_tensor *weight = a[0] & 1 ? in[1] : NULL, *bias = a[0] & 2 ? in[n - 1] : NULL;
+        return op[0] == 'l' ? nb_layer_norm(tape, in[0], weight, bias, &p)
+                            : nb_rms_norm(tape, in[0], weight, &p);
+    }
+    if (strcmp(op, "group_norm") == 0)
+        return nb_group_norm(tape, in[0], (int)a[0], n == 3 ? in[1] : NULL, n == 3 ? in[2] : NULL, value);
     nb_tensor *pieces[64];
     int got = strcmp(op, "split") == 0 ? nb_split(tape, in[0], a[0], (int)a[1], 64, pieces)
                                        : nb_chunk(tape, in[0], (int)a[0], (int)a[1], pieces);
@@ -219,7 +230,7 @@ int main(void)
         int_count = read_int();
         if (int_count < 0 || int_count > NB_MAX_DIMS) return 3;
         for (int i = 0; i < int_count; i++) int_args[i] = read_int();
-        if (strcmp(op, "pad") == 0) scalar = read_double();
+        if (strcmp(op, "pad") == 0 || strstr(op, "norm")) scalar = read_double();
     } else if (!unary_op(op) && !binary_op(op)) {
         fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
         return 3;

@@ -270,6 +270,24 @@ NB_API nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, n
                          const nb_batch_norm_params *p);
 
 
+typedef struct nb_layer_norm_params {
+    int ndim;                       /* normalized_shape: the last ndim dims of x */
+    int64_t shape[NB_MAX_DIMS];
+    double eps;                     /* 0: PyTorch's default (layer_norm 1e-5;
+                                       rms_norm the dtype's machine epsilon) */
+} nb_layer_norm_params;
+/* y = (x - mean) / sqrt(var + eps) * weight + bias over each row of the
+ * trailing normalized_shape dims (biased var); weight, bias that shape or NULL */
+NB_API nb_tensor *nb_layer_norm(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                                const nb_layer_norm_params *p);
+/* y = x / sqrt(mean(x^2) + eps) * weight over the same rows; weight may be NULL */
+NB_API nb_tensor *nb_rms_norm(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                              const nb_layer_norm_params *p);
+/* y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c], the statistics over
+ * each of num_groups groups of channels of x [N,C,...]; weight, bias [C] or
+ * both NULL; eps 0: 1e-5 */
+NB_API nb_tensor *nb_group_norm(nb_tape *tape, nb_tensor *x, int num_groups, nb_tensor *weight,
+                                nb_tensor *bias, double eps);
 
 #ifdef __cplusplus
 }
