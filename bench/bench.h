@@ -41,5 +41,7 @@ typedef struct bench_options {
 int bench_gemm(int64_t n, const bench_options *o);
 int bench_conv(const char *shape, const bench_options *o);
 int bench_pool(const char *shape, const bench_options *o);
+/* Fused ops at language-model shapes (ops.c). */
+int bench_op(const char *name, const bench_options *o);
 
 #endif

@@ -3,7 +3,7 @@
  *
  *   nabla-bench --model lenet5|convnet|mlp [--threads N] [--batch B]
  *               [--steps S] [--only train|infer] [--data DIR] [--synthetic]
- *   nabla-bench --gemm N | --conv NAME|all | --pool NAME|all [--threads N]
+ *   nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all [--threads N]
  *   add --json for one JSON object per line; --verbose with --conv or
  *   --pool prints the path each shape runs (include/nabla/paths.h).
  *
@@ -159,14 +159,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: nabla-bench --model lenet5|convnet|mlp [--threads N] [--batch B] [--steps S]\n"
             "                   [--only train|infer] [--data DIR] [--synthetic] [--json]\n"
-            "       nabla-bench --gemm N | --conv NAME|all | --pool NAME|all [--threads N]\n"
+            "       nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all\n"
+            "                   [--threads N]"
+            "\n"
             "                   [--steps S] [--json] [--verbose]\n");
 }
 
 int main(int argc, char **argv)
 {
     bench_options o = {.batch = 64, .steps = 0};
-    const char *model = NULL, *only = NULL, *conv = NULL, *pool = NULL;
+    const char *model = NULL, *only = NULL, *conv = NULL, *pool = NULL, *op = NULL;
     const char *data_dir = "/usr/share/datasets/fashion-mnist";
     int64_t gemm = 0;
     bool use_synthetic = false;
@@ -186,6 +188,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--gemm") == 0) gemm = atoll(v);
         else if (strcmp(a, "--conv") == 0) conv = v;
         else if (strcmp(a, "--pool") == 0) pool = v;
+        else if (strcmp(a, "--op") == 0) op = v;
         else return fprintf(stderr, "nabla-bench: unknown option %s\n", a), usage(stderr), 2;
         i++;
     }
@@ -196,6 +199,7 @@ int main(int argc, char **argv)
     if (gemm > 0) return bench_gemm(gemm, &o);
     if (conv) return bench_conv(conv, &o);
     if (pool) return bench_pool(pool, &o);
+    if (op) return bench_op(op, &o);
     if (!model || !bench_model_known(model) ||
         (only && strcmp(only, "train") != 0 && strcmp(only, "infer") != 0))
         return usage(stderr), 2;

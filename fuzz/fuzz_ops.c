@@ -220,6 +220,10 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
     } else if (strcmp(name, "embedding") == 0 && op->params_size == sizeof(nb_embedding_params)) {
         set_bool(params, offsetof(nb_embedding_params, has_padding_idx),
                  params[offsetof(nb_embedding_params, has_padding_idx)]);
+    } else if (strcmp(name, "scaled_dot_product_attention") == 0 &&
+               op->params_size == sizeof(nb_attention_params)) {
+        set_bool(params, offsetof(nb_attention_params, is_causal),
+                 params[offsetof(nb_attention_params, is_causal)]);
     } else if (op->params_size > 0 && !plain_params(name)) {
         return false; /* a params struct we do not know: bools or pointers may hide in it */
     }

@@ -8,7 +8,7 @@ reductions logsumexp, amax, amin (ties included), the shape ops narrow,
 select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
 stack, pad, and the indexing ops index_select, gather, scatter_add and
 embedding (index inputs carry no gradient), and layer_norm, rms_norm,
-group_norm.
+group_norm, and scaled_dot_product_attention.
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -504,6 +504,44 @@ def norm_cases(rng, count):
         yield header, [x] + extra, fn, ()
 
 
+def attention_reference(q, k, v, mask, causal, scale):
+    """PyTorch 2.x's F.scaled_dot_product_attention, written out (1.13 has
+    none): softmax(scale q k^T + mask, top-left causal) v."""
+    scores = q @ k.transpose(-1, -2) * (scale or 1 / q.shape[-1] ** 0.5)
+    if mask is not None:
+        scores = scores + mask
+    if causal:
+        T, S = scores.shape[-2:]
+        hidden = torch.ones(T, S, dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(hidden, float("-inf"))
+    return torch.softmax(scores, -1) @ v
+
+
+def attention_cases(rng, count):
+    """scaled_dot_product_attention: 2-4 dims, T != S, causal or not, masks
+    of every broadcast shape (with gradients), default and given scale,
+    sizes across the float32 path's key tiles (64) and query blocks (32)."""
+    for index in range(count):
+        lead = [rng.randint(1, 3) for _ in range(rng.randint(0, 2))]
+        big = index % 5 == 4
+        T = rng.randint(1, 80 if big else 6)
+        S = T if rng.random() < 0.5 else rng.randint(1, 140 if big else 7)
+        D, Dv = rng.randint(1, 9), rng.randint(1, 9)
+        causal = rng.random() < 0.5
+        scale = rng.choice([0.0, 0.5])
+        inputs = [torch.randn(lead + [T, D]), torch.randn(lead + [S, D]), torch.randn(lead + [S, Dv])]
+        if rng.random() < 0.4:
+            full = lead + [T, S]
+            mshape = [s if rng.random() < 0.6 else 1 for s in full][rng.randint(0, len(lead)):]
+            inputs.append(torch.randn(mshape))
+        if rng.random() < 0.05:
+            inputs[2] = torch.randn(lead + [S + 1, Dv])   # v does not fit: both refuse
+        header = "scaled_dot_product_attention 2 %d %d %r" % (causal, len(inputs) > 3, scale)
+        yield (header, inputs,
+               (lambda t, _, c=causal, s=scale:
+                attention_reference(t[0], t[1], t[2], t[3] if len(t) > 3 else None, c, s)), ())
+
+
 def dropout_structure(p, training):
     def structure(got, inputs, seed, failures, label):
         x, y, grad = inputs[0].reshape(-1), got["output"].reshape(-1), got["grad 0"].reshape(-1)
@@ -532,7 +570,8 @@ def main():
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
                   ("unary", unary_cases), ("scalar_math", scalar_math_cases),
                   ("activation", activation_cases), ("reduction", reduction_cases),
-                  ("shape", shape_cases), ("index", index_cases), ("norm", norm_cases)]
+                  ("shape", shape_cases), ("index", index_cases), ("norm", norm_cases),
+                  ("attention", attention_cases)]
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

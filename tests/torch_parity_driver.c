@@ -114,7 +114,8 @@ static bool int_args_op(const char *name)
                                         "unsqueeze", "permute", "expand", "repeat", "stack",
                                         "pad", "index_select", "gather", "scatter_add",
                                         "embedding", "split", "chunk", "layer_norm",
-                                        "rms_norm", "group_norm"};
+                                        "rms_norm", "group_norm",
+                                        "scaled_dot_product_attention"};
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
     return false;
@@ -157,6 +158,11 @@ static nb_tensor *run_int_args_op(nb_tape *tape, const char *op, nb_tensor **in,
     }
     if (strcmp(op, "group_norm") == 0)
         return nb_group_norm(tape, in[0], (int)a[0], n == 3 ? in[1] : NULL, n == 3 ? in[2] : NULL, value);
+    if (strcmp(op, "scaled_dot_product_attention") == 0) {
+        /* a: is_causal, then whether a mask (the fourth input) is given */
+        const nb_attention_params p = {value, a[0] != 0};
+        return nb_scaled_dot_product_attention_ex(tape, in[0], in[1], in[2], n > 3 ? in[3] : NULL, &p);
+    }
     nb_tensor *pieces[64];
     int got = strcmp(op, "split") == 0 ? nb_split(tape, in[0], a[0], (int)a[1], 64, pieces)
                                        : nb_chunk(tape, in[0], (int)a[0], (int)a[1], pieces);
@@ -230,7 +236,8 @@ int main(void)
         int_count = read_int();
         if (int_count < 0 || int_count > NB_MAX_DIMS) return 3;
         for (int i = 0; i < int_count; i++) int_args[i] = read_int();
-        if (strcmp(op, "pad") == 0 || strstr(op, "norm")) scalar = read_double();
+        if (strcmp(op, "pad") == 0 || strstr(op, "norm") || strstr(op, "attention"))
+            scalar = read_double();
     } else if (!unary_op(op) && !binary_op(op)) {
         fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
         return 3;

@@ -289,6 +289,20 @@ NB_API nb_tensor *nb_rms_norm(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
 NB_API nb_tensor *nb_group_norm(nb_tape *tape, nb_tensor *x, int num_groups, nb_tensor *weight,
                                 nb_tensor *bias, double eps);
 
+/* ---- attention (ops/attention/) -------------------------------------------- */
+typedef struct nb_attention_params {
+    double scale;             /* 0: PyTorch's default 1/sqrt(D) */
+    bool is_causal;           /* query i sees keys j <= i */
+} nb_attention_params;
+/* y = softmax(scale q k^T + mask) v, one fused node: q [..., T, D],
+ * k [..., S, D], v [..., S, Dv] -> [..., T, Dv]; mask (float, added to
+ * the scores, -inf hides) broadcasts to [..., T, S] or is NULL */
+NB_API nb_tensor *nb_scaled_dot_product_attention(nb_tape *tape, nb_tensor *q, nb_tensor *k,
+                                                  nb_tensor *v, nb_tensor *mask, bool is_causal);
+NB_API nb_tensor *nb_scaled_dot_product_attention_ex(nb_tape *tape, nb_tensor *q, nb_tensor *k,
+                                                     nb_tensor *v, nb_tensor *mask,
+                                                     const nb_attention_params *p);
+
 #ifdef __cplusplus
 }
 #endif
