@@ -145,6 +145,16 @@ static void set_bool(unsigned char *params, size_t offset, uint8_t raw)
 /* Random bytes are fine for ints and doubles (ops must validate them) but
  * not for bools and pointers, which no caller could produce: those fields
  * are made valid here, by op name. */
+/* The ops whose params are nb_reduce_params (two bools). */
+static bool reduce_params_op(const char *name)
+{
+    static const char *const NAMES[] = {"sum", "mean", "logsumexp", "amax", "amin", "argmax",
+                                        "argmin", "max_dim", "min_dim", "prod", "norm"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcmp(name, NAMES[i]) == 0) return true;
+    return false;
+}
+
 static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, bool *skip)
 {
     const char *name = op->name;
@@ -156,12 +166,20 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                  params[offsetof(nb_avg_pool2d_params, count_include_pad)]);
     } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(nb_dropout_params)) {
         set_bool(params, offsetof(nb_dropout_params, training), params[offsetof(nb_dropout_params, training)]);
-    } else if ((strcmp(name, "sum") == 0 || strcmp(name, "mean") == 0 ||
-                strcmp(name, "logsumexp") == 0 || strcmp(name, "amax") == 0 ||
-                strcmp(name, "amin") == 0) &&
-               op->params_size == sizeof(nb_reduce_params)) {
+    } else if (reduce_params_op(name) && op->params_size == sizeof(nb_reduce_params)) {
         set_bool(params, offsetof(nb_reduce_params, keepdim), params[offsetof(nb_reduce_params, keepdim)]);
         set_bool(params, offsetof(nb_reduce_params, all), params[offsetof(nb_reduce_params, all)]);
+    } else if ((strcmp(name, "var") == 0 || strcmp(name, "std") == 0) &&
+               op->params_size == sizeof(nb_variance_params)) {
+        size_t reduce = offsetof(nb_variance_params, reduce);
+        set_bool(params, reduce + offsetof(nb_reduce_params, keepdim),
+                 params[reduce + offsetof(nb_reduce_params, keepdim)]);
+        set_bool(params, reduce + offsetof(nb_reduce_params, all),
+                 params[reduce + offsetof(nb_reduce_params, all)]);
+    } else if ((strcmp(name, "sum_dims") == 0 || strcmp(name, "mean_dims") == 0) &&
+               op->params_size == sizeof(nb_reduce_dims_params)) {
+        set_bool(params, offsetof(nb_reduce_dims_params, keepdim),
+                 params[offsetof(nb_reduce_dims_params, keepdim)]);
     } else if (strcmp(name, "reshape") == 0 && op->params_size == sizeof(reshape_params_mirror)) {
         set_bool(params, offsetof(reshape_params_mirror, shape_missing),
                  params[offsetof(reshape_params_mirror, shape_missing)]);
@@ -200,7 +218,8 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                strcmp(name, "hardtanh") != 0 && strcmp(name, "gelu") != 0 &&
                strcmp(name, "leaky_relu") != 0 && strcmp(name, "softmax") != 0 &&
                strcmp(name, "log_softmax") != 0 && strcmp(name, "flatten") != 0 &&
-               strcmp(name, "transpose") != 0) {
+               strcmp(name, "transpose") != 0 && strcmp(name, "cumsum") != 0 &&
+               strcmp(name, "softplus") != 0) {
         return false; /* a params struct we do not know: bools or pointers may hide in it */
     }
     return true;
