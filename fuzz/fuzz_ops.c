@@ -156,7 +156,7 @@ static bool plain_params(const char *name)
         "cat", "add_scalar", "mul_scalar", "pow", "elu", "hardtanh", "gelu", "leaky_relu",
         "softmax", "log_softmax", "flatten", "transpose", "narrow", "select", "slice",
         "unsqueeze", "permute", "expand", "repeat", "stack", "pad", "index_select", "gather",
-        "scatter_add", "layer_norm", "rms_norm", "group_norm",
+        "scatter_add", "layer_norm", "rms_norm", "group_norm", "cumsum", "softplus",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
@@ -166,6 +166,16 @@ static bool plain_params(const char *name)
 /* Random bytes are fine for ints and doubles (ops must validate them) but
  * not for bools and pointers, which no caller could produce: those fields
  * are made valid here, by op name. */
+/* The ops whose params are nb_reduce_params (two bools). */
+static bool reduce_params_op(const char *name)
+{
+    static const char *const NAMES[] = {"sum", "mean", "logsumexp", "amax", "amin", "argmax",
+                                        "argmin", "max_dim", "min_dim", "prod", "norm"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcmp(name, NAMES[i]) == 0) return true;
+    return false;
+}
+
 static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, bool *skip)
 {
     const char *name = op->name;
@@ -177,12 +187,20 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                  params[offsetof(nb_avg_pool2d_params, count_include_pad)]);
     } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(nb_dropout_params)) {
         set_bool(params, offsetof(nb_dropout_params, training), params[offsetof(nb_dropout_params, training)]);
-    } else if ((strcmp(name, "sum") == 0 || strcmp(name, "mean") == 0 ||
-                strcmp(name, "logsumexp") == 0 || strcmp(name, "amax") == 0 ||
-                strcmp(name, "amin") == 0) &&
-               op->params_size == sizeof(nb_reduce_params)) {
+    } else if (reduce_params_op(name) && op->params_size == sizeof(nb_reduce_params)) {
         set_bool(params, offsetof(nb_reduce_params, keepdim), params[offsetof(nb_reduce_params, keepdim)]);
         set_bool(params, offsetof(nb_reduce_params, all), params[offsetof(nb_reduce_params, all)]);
+    } else if ((strcmp(name, "var") == 0 || strcmp(name, "std") == 0) &&
+               op->params_size == sizeof(nb_variance_params)) {
+        size_t reduce = offsetof(nb_variance_params, reduce);
+        set_bool(params, reduce + offsetof(nb_reduce_params, keepdim),
+                 params[reduce + offsetof(nb_reduce_params, keepdim)]);
+        set_bool(params, reduce + offsetof(nb_reduce_params, all),
+                 params[reduce + offsetof(nb_reduce_params, all)]);
+    } else if ((strcmp(name, "sum_dims") == 0 || strcmp(name, "mean_dims") == 0) &&
+               op->params_size == sizeof(nb_reduce_dims_params)) {
+        set_bool(params, offsetof(nb_reduce_dims_params, keepdim),
+                 params[offsetof(nb_reduce_dims_params, keepdim)]);
     } else if (strcmp(name, "reshape") == 0 && op->params_size == sizeof(reshape_params_mirror)) {
         set_bool(params, offsetof(reshape_params_mirror, shape_missing),
                  params[offsetof(reshape_params_mirror, shape_missing)]);

@@ -81,19 +81,43 @@ nb_axis_view nb_axis_split(const nb_tensor *t, int dim)
 
 int nb_broadcast_shape(nb_op_ctx *ctx, const nb_tensor *a, const nb_tensor *b, nb_shape *out)
 {
-    int ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
-    out->dtype = a->dtype;
+    const nb_tensor *operands[2] = {a, b};
+    return nb_broadcast_shape_n(ctx, 2, operands, out);
+}
+
+/* "[2,3], [3] and [4,1]" */
+static const char *shape_list(int n, const nb_tensor *const *operands, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < size; i++) {
+        char s[96];
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ",
+                                 nb_shape_string(operands[i], s, sizeof s));
+    }
+    return buf;
+}
+
+int nb_broadcast_shape_n(nb_op_ctx *ctx, int n, const nb_tensor *const *operands, nb_shape *out)
+{
+    int ndim = 0;
+    for (int i = 0; i < n; i++) ndim = operands[i]->ndim > ndim ? operands[i]->ndim : ndim;
+    out->dtype = operands[0]->dtype;
     out->ndim = ndim;
     for (int d = 0; d < ndim; d++) {
-        int da = d - (ndim - a->ndim), db = d - (ndim - b->ndim);
-        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
-        if (sa != sb && sa != 1 && sb != 1) {
-            char s1[96], s2[96];
-            return nb_op_error(ctx, "%s and %s do not broadcast (dim %d: %lld vs %lld)",
-                               nb_shape_string(a, s1, sizeof s1), nb_shape_string(b, s2, sizeof s2),
-                               d, (long long)sa, (long long)sb);
+        int64_t size = 1;
+        for (int i = 0; i < n; i++) {
+            int di = d - (ndim - operands[i]->ndim);
+            int64_t si = di >= 0 ? operands[i]->shape[di] : 1;
+            if (si != size && si != 1 && size != 1) {
+                char list[400];
+                return nb_op_error(ctx, "%s do not broadcast (dim %d: %lld vs %lld)",
+                                   shape_list(n, operands, list, sizeof list), d, (long long)size,
+                                   (long long)si);
+            }
+            if (si != 1) size = si;
         }
-        out->dims[d] = sa == 1 ? sb : sa;
+        out->dims[d] = size;
     }
     return NB_OK;
 }
@@ -138,6 +162,31 @@ void nb_broadcast_for_each(const nb_tensor *out, const nb_tensor *a, const nb_te
             if (index[d] < out->shape[d]) break;
             run.a_offset -= sa[d] * index[d];
             run.b_offset -= sb[d] * index[d];
+            index[d] = 0;
+        }
+    }
+}
+
+void nb_broadcast_for_each_n(const nb_tensor *out, int n, const nb_tensor *const *operands,
+                             nb_broadcast_n_fn fn, void *user)
+{
+    if (out->numel == 0) return;
+    int64_t strides[NB_BROADCAST_MAX_OPERANDS][NB_MAX_DIMS], index[NB_MAX_DIMS] = {0};
+    int last = out->ndim - 1;
+    nb_broadcast_run_n run = {.length = out->ndim ? out->shape[last] : 1};
+    for (int i = 0; i < n; i++) {
+        broadcast_strides(operands[i], out, strides[i]);
+        run.step[i] = out->ndim ? strides[i][last] : 0;
+    }
+    for (int64_t offset = 0; offset < out->numel; offset += run.length) {
+        run.out_offset = offset;
+        fn(&run, user);
+        /* Odometer over the outer dims. */
+        for (int d = last - 1; d >= 0; d--) {
+            index[d]++;
+            for (int i = 0; i < n; i++) run.offset[i] += strides[i][d];
+            if (index[d] < out->shape[d]) break;
+            for (int i = 0; i < n; i++) run.offset[i] -= strides[i][d] * index[d];
             index[d] = 0;
         }
     }

@@ -68,6 +68,20 @@ int nb_sample_binary(int index, nb_sample *s, nb_rng *rng, double b_low, double 
 void nb_broadcast_for_each(const nb_tensor *out, const nb_tensor *a, const nb_tensor *b,
                            nb_broadcast_fn fn, void *user);
 
+/* The same over n <= NB_BROADCAST_MAX_OPERANDS operands (where: condition,
+ * a and b). The shape error lists every operand; dtype is operand 0's. A
+ * run gives each operand's flat offset and its step along the run (0 when
+ * broadcast, else 1). */
+enum { NB_BROADCAST_MAX_OPERANDS = 4 };
+int nb_broadcast_shape_n(nb_op_ctx *ctx, int n, const nb_tensor *const *operands, nb_shape *out);
+typedef struct nb_broadcast_run_n {
+    int64_t out_offset, length;
+    int64_t offset[NB_BROADCAST_MAX_OPERANDS], step[NB_BROADCAST_MAX_OPERANDS];
+} nb_broadcast_run_n;
+typedef void (*nb_broadcast_n_fn)(const nb_broadcast_run_n *run, void *user);
+void nb_broadcast_for_each_n(const nb_tensor *out, int n, const nb_tensor *const *operands,
+                             nb_broadcast_n_fn fn, void *user);
+
 /* Standard gradcheck shapes for element-wise ops: case `index` of a fixed
  * list (vector, 3-D, a single element, a 5-D with ones). Returns 0 past
  * the end, else fills one input. */

@@ -1,9 +1,9 @@
-/* The activations silu, logsigmoid, mish, elu, hardtanh and gelu (exact
- * and tanh) at points worked out by hand (the constants below are the
- * formulas evaluated in Python's math module), float32 and float64:
- * values and gradients, PyTorch's rules at the kinks (elu's slope alpha at
- * 0, hardtanh's ends excluded), logsigmoid at +-1000 (no overflow), and
- * the errors. */
+/* The activations silu, logsigmoid, mish, elu, hardtanh, gelu (exact and
+ * tanh) and softplus (beta, threshold) at points worked out by hand (the
+ * constants below are the formulas evaluated in Python's math module),
+ * float32 and float64: values and gradients, PyTorch's rules at the kinks
+ * (elu's slope alpha at 0, hardtanh's ends excluded, softplus' threshold),
+ * logsigmoid at +-1000 (no overflow), and the errors. */
 #include <math.h>
 
 #include "helpers.h"
@@ -72,4 +72,27 @@ Test(activations, gelu)
     cr_assert_null(nb_gelu(tape, x, (nb_gelu_approximate)7));
     assert_tape_error(tape, "gelu: input [1]: approximate 7 unknown (0: none, 1: tanh)");
     nb_tape_free(tape);
+}
+
+static nb_tensor *softplus_default(nb_tape *tape, nb_tensor *x) { return nb_softplus(tape, x, 0, 0); }
+static nb_tensor *softplus_2_5(nb_tape *tape, nb_tensor *x) { return nb_softplus(tape, x, 2, 5); }
+static nb_tensor *softplus_negative(nb_tape *tape, nb_tensor *x) { return nb_softplus(tape, x, -1, 20); }
+
+/* Zero params are PyTorch's beta 1, threshold 20: softplus(0) = ln 2 with
+ * slope 1/2; at 20 (not above the threshold) ln(1 + e^20), slope
+ * sigmoid(20); above it y = x, slope 1; at -30 e^-30 to 14 digits.
+ * beta 2, threshold 5: ln(1 + e^2) / 2 with slope sigmoid(2); 2.4 gives
+ * beta x = 4.8 (the log form) and 2.6 gives 5.2 (linear). beta -1: linear
+ * where -x > 20; at 2.4, -ln(1 + e^-2.4) with slope sigmoid(-2.4). */
+Test(activations, softplus)
+{
+    check_unary(softplus_default, 4, (double[]){0, 20, 21, -30},
+                (double[]){log(2.0), 20.000000002061153, 21, 9.357622968839737e-14},
+                (double[]){0.5, 0.9999999979388464, 1, 9.3576229688393e-14});
+    check_unary(softplus_2_5, 3, (double[]){1, 2.4, 2.6},
+                (double[]){1.0634640055214863, 2.404098033669134, 2.6},
+                (double[]){0.8807970779778823, 0.9918374288468401, 1});
+    check_unary(softplus_negative, 3, (double[]){-30, 0, 2.4},
+                (double[]){-30, -log(2.0), -0.08683615215394969},
+                (double[]){1, 0.5, 0.08317269649392238});
 }

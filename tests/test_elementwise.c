@@ -317,3 +317,49 @@ Test(elementwise, null_input_is_an_error)
     cr_assert_null(nb_log(tape, nb_neg(tape, NULL)));
     assert_tape_error(tape, "leaky_relu");
 }
+
+/* where with condition [[1],[0]] (int32), a [1,2,3] and b scalar 5: rows
+ * [1,2,3] and [5,5,5]; a gets dy from the first row, b the sum of the
+ * second (3). */
+Test(elementwise, where_broadcasts_three_ways)
+{
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dtype = d ? NB_FLOAT32 : NB_FLOAT64;
+        nb_tensor *condition = test_tensor(tape, NB_INT32, 2, (int64_t[]){2, 1}, (double[]){1, 0}, false);
+        nb_tensor *a = test_tensor(tape, dtype, 1, (int64_t[]){3}, (double[]){1, 2, 3}, true);
+        nb_tensor *b = test_tensor(tape, dtype, 0, NULL, (double[]){5}, true);
+        nb_tensor *y = nb_where(tape, condition, a, b);
+        cr_assert(y && y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 3, "%s", nb_last_error());
+        assert_values(y, (double[]){1, 2, 3, 5, 5, 5}, 6, 0);
+        cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK, "%s", nb_last_error());
+        assert_values(a->grad, (double[]){1, 1, 1}, 3, 0);
+        assert_values(b->grad, (double[]){3}, 1, 0);
+        nb_tape_reset(tape);
+    }
+}
+
+/* The branch not taken (a NaN, an inf) reaches neither y nor a gradient;
+ * any nonzero condition is true. */
+Test(elementwise, where_ignores_the_branch_not_taken)
+{
+    nb_tensor *condition = test_tensor(tape, NB_INT32, 1, (int64_t[]){3}, (double[]){-7, 0, 1}, false);
+    nb_tensor *a = test_tensor(tape, NB_FLOAT64, 1, (int64_t[]){3}, (double[]){1, NAN, 3}, true);
+    nb_tensor *b = test_tensor(tape, NB_FLOAT64, 1, (int64_t[]){3}, (double[]){INFINITY, 2, NAN}, true);
+    nb_tensor *y = nb_where(tape, condition, a, b);
+    assert_values(y, (double[]){1, 2, 3}, 3, 0);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK);
+    assert_values(a->grad, (double[]){1, 0, 1}, 3, 0);
+    assert_values(b->grad, (double[]){0, 1, 0}, 3, 0);
+}
+
+Test(elementwise, where_errors)
+{
+    nb_tensor *a = test_tensor(tape, NB_FLOAT32, 1, (int64_t[]){3}, (double[]){1, 2, 3}, false);
+    nb_tensor *short_condition = test_tensor(tape, NB_INT32, 1, (int64_t[]){2}, (double[]){1, 0}, false);
+    cr_assert_null(nb_where(tape, short_condition, a, a));
+    assert_tape_error(tape, "where: [2], [3] and [3] do not broadcast (dim 0: 2 vs 3)");
+    nb_tape_reset(tape);
+    a = test_tensor(tape, NB_FLOAT32, 1, (int64_t[]){3}, (double[]){1, 2, 3}, false);
+    cr_assert_null(nb_where(tape, a, a, a));
+    assert_tape_error(tape, "where: input 0 must be int32");
+}

@@ -66,6 +66,22 @@ Test(gradcheck, catches_a_wrong_gradient)
     cr_assert(strstr(r.message, "analytic") != NULL, "%s", r.message);
 }
 
+/* An op without a backward (argmax) has no gradient to check: its cases
+ * run forward only, float64 against float32, and it passes. */
+static const nb_op no_backward = {.name = "cube_no_backward", .min_inputs = 1, .max_inputs = 1,
+                                  .shape = like_input, .forward = cube_forward,
+                                  .sample = cube_sample};
+
+Test(gradcheck, an_op_without_backward_passes_with_no_gradient)
+{
+    nb_gradcheck_result r;
+    int cases = 0;
+    cr_assert_eq(nb_gradcheck_op(&no_backward, NULL, &r, &cases), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(cases, 2);
+    cr_assert(r.passed, "%s", r.message);
+    cr_assert_eq(r.elements_checked, 0);
+}
+
 Test(gradcheck, full_jacobian_for_small_projection_for_large)
 {
     nb_rng rng;

@@ -6,14 +6,19 @@ included), add_scalar, mul_scalar, clamp, and the activations silu,
 logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
 reductions logsumexp, amax, amin (ties included), the shape ops narrow,
 select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
-stack, pad, and the indexing ops index_select, gather, scatter_add and
-embedding (index inputs carry no gradient), and layer_norm, rms_norm,
-group_norm, and scaled_dot_product_attention.
+stack, pad, the indexing ops index_select, gather, scatter_add and
+embedding (index inputs carry no gradient), layer_norm, rms_norm,
+group_norm and scaled_dot_product_attention; and, from
+tests/torch_parity_reductions.py, argmax, argmin, max_dim, min_dim, var,
+std, prod, norm, cumsum, sum_dims, mean_dims, where and softplus.
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
 random output seed) and batch-norm running statistics with torch in
-float64. A configuration torch rejects must be rejected by nabla too.
+float64. A configuration torch rejects must be rejected by nabla too. An
+output without a gradient (argmax's indices) is compared as numbers, and an
+input torch gives no gradient (where's condition) must get none or zeros.
+NaN matches NaN and an infinity the same infinity.
 Max-pool inputs are small integers half of the time, so ties are common
 and the tie rule (first maximum in row-major window order) is compared.
 Dropout cannot share torch's random stream, so its training output is
@@ -40,6 +45,8 @@ except ImportError:
         os.execv(system, [system] + sys.argv)
     print("torch_parity: SKIP (PyTorch is not importable: python3 -c 'import torch' failed)")
     sys.exit(77)  # meson's exit code for a skipped test
+
+import torch_parity_reductions  # noqa: E402  (needs torch, imported above)
 
 torch.set_default_dtype(torch.float64)
 TOLERANCE = {"f64": 1e-9, "f32": 2e-4}
@@ -80,7 +87,10 @@ def close(name, got, want, tolerance, failures):
         failures.append("%s: shape %s vs torch %s" % (name, None if got is None else tuple(got.shape),
                                                        tuple(want.shape)))
         return
-    error = ((got - want).abs() / (1 + want.abs())).max().item() if want.numel() else 0.0
+    want = want.double()
+    same = (got == want) | (got.isnan() & want.isnan())
+    error = torch.where(same, torch.zeros_like(got), (got - want).abs() / (1 + want.abs()))
+    error = error.max().item() if want.numel() else 0.0
     if not error <= tolerance:
         failures.append("%s: max relative error %.3g > %.1g" % (name, error, tolerance))
 
@@ -99,8 +109,9 @@ def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, stru
                 failures.append("%s [%s]: torch rejects (%s) but nabla accepts" %
                                 (label, dtype, str(error).splitlines()[0]))
         return
-    seed = torch.randn(y.shape)
-    y.backward(seed)
+    seed = torch.randn(y.shape) if y.requires_grad else torch.zeros(y.shape)
+    if y.requires_grad:
+        y.backward(seed)
     for dtype in ("f64", "f32"):
         got = run_driver(driver, dtype, header, list(inputs), list(extra), seed)
         if "error" in got:
@@ -113,11 +124,11 @@ def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, stru
         else:
             close(label + " [%s] output" % dtype, got["output"], y.detach(), tolerance, failures)
             for i, leaf in enumerate(leaves):
-                if leaf.grad is None:   # an index input: nabla must give it no gradient
-                    if got["grad %d" % i] is not None and got["grad %d" % i].abs().max() > 0:
-                        failures.append("%s [%s] grad %d: torch gives none" % (label, dtype, i))
-                    continue
-                close(label + " [%s] grad %d" % (dtype, i), got["grad %d" % i], leaf.grad, tolerance, failures)
+                name, grad = label + " [%s] grad %d" % (dtype, i), got["grad %d" % i]
+                if leaf.grad is not None:
+                    close(name, grad, leaf.grad, tolerance, failures)
+                elif grad is not None and grad.abs().max().item() != 0:
+                    failures.append("%s: torch gives no gradient, nabla a nonzero one" % name)
         for i, name in enumerate(("running_mean", "running_var")):
             if len(extra_torch) == 2:
                 close(label + " [%s] %s" % (dtype, name), got[name], extra_torch[i], tolerance, failures)
@@ -572,6 +583,7 @@ def main():
                   ("activation", activation_cases), ("reduction", reduction_cases),
                   ("shape", shape_cases), ("index", index_cases), ("norm", norm_cases),
                   ("attention", attention_cases)]
+    generators += torch_parity_reductions.GENERATORS
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -1,11 +1,14 @@
 /* Driver for tests/torch_parity.py: runs one op (conv2d, max_pool2d,
  * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
  * abs, square, sin, cos, pow, maximum, minimum, add_scalar, mul_scalar,
- * clamp, the activations silu, logsigmoid, mish, elu, hardtanh, gelu, and
- * the reductions logsumexp, amax, amin, the shape and indexing ops narrow,
- * select, slice, squeeze, unsqueeze, permute, expand, repeat, stack, pad,
- * index_select, gather, scatter_add, embedding) on inputs read from stdin and
- * prints the output and every input's gradient for a given output seed.
+ * clamp, where, the activations silu, logsigmoid, mish, elu, hardtanh,
+ * gelu, softplus, the reductions logsumexp, amax, amin, argmax, argmin,
+ * max_dim, min_dim, var, std, prod, norm, cumsum, sum_dims, mean_dims,
+ * the shape and indexing ops narrow, select, slice, split, chunk,
+ * squeeze, unsqueeze, permute, expand, repeat, stack, pad, index_select,
+ * gather, scatter_add, embedding, the norms layer_norm, rms_norm,
+ * group_norm and scaled_dot_product_attention) on inputs read from stdin
+ * and prints the output and every input's gradient for a given output seed.
  *
  * Input, whitespace-separated tokens:
  *   dtype f32|f64
@@ -15,16 +18,24 @@
  *   op batch_norm  training momentum eps affine has_running
  *   op dropout     p training seed
  *   op cat         dim
- *   op NAME COUNT i1 .. iCOUNT   (the shape and indexing ops: their int
- *                  arguments in the C function's order; pad adds its value)
+ *   op amax|amin|argmax|argmin|prod|norm  dim keepdim all
+ *   op max_dim|min_dim|logsumexp          dim keepdim
+ *   op var|std     dim correction keepdim all
+ *   op cumsum      dim
+ *   op sum_dims|mean_dims  keepdim n dim_0 .. dim_(n-1)
+ *   op softplus    beta threshold
+ *   op NAME COUNT i1 .. iCOUNT [number]   (the shape, indexing, norm and
+ *                  attention ops: their int arguments in the C function's
+ *                  order; pad adds its value, the norms eps, attention scale)
  *   inputs COUNT, then COUNT tensors; then (batch_norm with has_running)
  *   running_mean and running_var tensors; then the output seed tensor.
- *   A tensor is: ndim d0 .. d(ndim-1) values (row-major).
+ *   A tensor is: ndim d0 .. d(ndim-1) values (row-major). The inputs the
+ *   op's descriptor marks as index inputs (where's condition) are made
+ *   int32 and need no gradient; the others are float and do.
  * Output lines: "output ndim dims values", "grad I ndim dims values" (or
  * "grad I none"), and for batch_norm "running_mean ..." / "running_var ...".
- * Inputs that the registered op marks as int32 (index_inputs) are
- * converted to int32 and get no gradient ("grad I none").
- * A seed whose size differs from the output's skips the backward.
+ * A seed whose size differs from the output's skips the backward, and so
+ * does an output without a gradient (argmax's int32 indices).
  * On an op error: "error <message>" and exit code 2. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +180,24 @@ static nb_tensor *run_int_args_op(nb_tape *tape, const char *op, nb_tensor **in,
     return got < 0 ? NULL : nb_cat(tape, got, pieces, (int)a[1]);
 }
 
+typedef struct reduce_fns {
+    const char *name;
+    nb_tensor *(*dim)(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+    nb_tensor *(*all)(nb_tape *tape, nb_tensor *x);
+} reduce_fns;
+
+/* The reductions over one dim or every element, by name; NULL for others. */
+static const reduce_fns *reduce_op(const char *name)
+{
+    static const reduce_fns OPS[] = {
+        {"amax", nb_amax, nb_amax_all}, {"amin", nb_amin, nb_amin_all},
+        {"argmax", nb_argmax, nb_argmax_all}, {"argmin", nb_argmin, nb_argmin_all},
+        {"prod", nb_prod, nb_prod_all}, {"norm", nb_norm, nb_norm_all}};
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (strcmp(OPS[i].name, name) == 0) return &OPS[i];
+    return NULL;
+}
+
 int main(void)
 {
     char word[32], dtype_name[8], op[32];
@@ -180,8 +209,9 @@ int main(void)
     nb_batch_norm_params norm = NB_BATCH_NORM_PARAMS_DEFAULT;
     nb_dropout_params dropout = {0.5, true, 0};
     int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0, has_min = 0, has_max = 0;
-    double scalar = 0.0, clamp_min = 0.0, clamp_max = 0.0;
-    int reduce_dim = 0, keepdim = 0, reduce_all = 0, int_count = 0;
+    double scalar = 0.0, clamp_min = 0.0, clamp_max = 0.0, beta = 0.0, threshold = 0.0;
+    int reduce_dim = 0, keepdim = 0, reduce_all = 0, correction = 0, n_dims = 0, int_count = 0;
+    int dims[NB_MAX_DIMS] = {0};
     int64_t int_args[NB_MAX_DIMS] = {0};
     if (strcmp(op, "conv2d") == 0) {
         for (int a = 0; a < 2; a++) conv.stride[a] = read_int();
@@ -217,11 +247,26 @@ int main(void)
     } else if (strcmp(op, "add_scalar") == 0 || strcmp(op, "mul_scalar") == 0 ||
                strcmp(op, "pow_scalar") == 0) {
         scalar = read_double();
-    } else if (strcmp(op, "logsumexp") == 0 || strcmp(op, "amax") == 0 ||
-               strcmp(op, "amin") == 0) {
+    } else if (strcmp(op, "logsumexp") == 0 || strcmp(op, "max_dim") == 0 ||
+               strcmp(op, "min_dim") == 0 || reduce_op(op)) {
         reduce_dim = read_int();
         keepdim = read_int();
-        reduce_all = strcmp(op, "logsumexp") != 0 && read_int();
+        reduce_all = reduce_op(op) && read_int();
+    } else if (strcmp(op, "var") == 0 || strcmp(op, "std") == 0) {
+        reduce_dim = read_int();
+        correction = read_int();
+        keepdim = read_int();
+        reduce_all = read_int();
+    } else if (strcmp(op, "cumsum") == 0) {
+        reduce_dim = read_int();
+    } else if (strcmp(op, "sum_dims") == 0 || strcmp(op, "mean_dims") == 0) {
+        keepdim = read_int();
+        n_dims = read_int();
+        if (n_dims < 0 || n_dims > NB_MAX_DIMS) return 3;
+        for (int k = 0; k < n_dims; k++) dims[k] = read_int();
+    } else if (strcmp(op, "softplus") == 0) {
+        beta = read_double();
+        threshold = read_double();
     } else if (strcmp(op, "elu") == 0 || strcmp(op, "gelu") == 0) {
         scalar = read_double();
     } else if (strcmp(op, "hardtanh") == 0) {
@@ -238,7 +283,7 @@ int main(void)
         for (int i = 0; i < int_count; i++) int_args[i] = read_int();
         if (strcmp(op, "pad") == 0 || strstr(op, "norm") || strstr(op, "attention"))
             scalar = read_double();
-    } else if (!unary_op(op) && !binary_op(op)) {
+    } else if (!unary_op(op) && !binary_op(op) && strcmp(op, "where") != 0) {
         fprintf(stderr, "torch_parity_driver: unknown op %s\n", op);
         return 3;
     }
@@ -247,18 +292,12 @@ int main(void)
     int n = read_int();
     if (n < 0 || n > MAX_INPUTS) return 3;
     nb_tensor *inputs[MAX_INPUTS];
-    const nb_op *registered = nb_op_find(op);
-    unsigned index_inputs = registered ? registered->index_inputs : 0;
+    const nb_op *descriptor = nb_op_find(op);
+    unsigned index_inputs = descriptor ? descriptor->index_inputs : 0u;
     for (int i = 0; i < n; i++) {
-        inputs[i] = read_tensor(dtype);
-        if (index_inputs >> i & 1u) {
-            nb_tensor *index = nb_tensor_new(NB_INT32, inputs[i]->ndim, inputs[i]->shape);
-            if (!index || nb_tensor_copy(index, inputs[i]) != NB_OK) return 3;
-            nb_tensor_free(inputs[i]);
-            inputs[i] = index;
-            continue;
-        }
-        nb_tensor_set_requires_grad(inputs[i], true);
+        bool index = index_inputs >> i & 1u;
+        inputs[i] = read_tensor(index ? NB_INT32 : dtype);
+        nb_tensor_set_requires_grad(inputs[i], !index);
     }
     if (has_running) {
         norm.running_mean = read_tensor(dtype);
@@ -280,10 +319,22 @@ int main(void)
     else if (strcmp(op, "mul_scalar") == 0) y = nb_mul_scalar(tape, inputs[0], scalar);
     else if (strcmp(op, "pow_scalar") == 0) y = nb_pow_scalar(tape, inputs[0], scalar);
     else if (strcmp(op, "logsumexp") == 0) y = nb_logsumexp(tape, inputs[0], reduce_dim, keepdim);
-    else if (strcmp(op, "amax") == 0)
-        y = reduce_all ? nb_amax_all(tape, inputs[0]) : nb_amax(tape, inputs[0], reduce_dim, keepdim);
-    else if (strcmp(op, "amin") == 0)
-        y = reduce_all ? nb_amin_all(tape, inputs[0]) : nb_amin(tape, inputs[0], reduce_dim, keepdim);
+    else if (reduce_op(op))
+        y = reduce_all ? reduce_op(op)->all(tape, inputs[0])
+                       : reduce_op(op)->dim(tape, inputs[0], reduce_dim, keepdim);
+    else if (strcmp(op, "max_dim") == 0) y = nb_max_dim(tape, inputs[0], reduce_dim, keepdim, NULL);
+    else if (strcmp(op, "min_dim") == 0) y = nb_min_dim(tape, inputs[0], reduce_dim, keepdim, NULL);
+    else if (strcmp(op, "var") == 0)
+        y = reduce_all ? nb_var_all(tape, inputs[0], correction)
+                       : nb_var(tape, inputs[0], reduce_dim, correction, keepdim);
+    else if (strcmp(op, "std") == 0)
+        y = reduce_all ? nb_std_all(tape, inputs[0], correction)
+                       : nb_std(tape, inputs[0], reduce_dim, correction, keepdim);
+    else if (strcmp(op, "cumsum") == 0) y = nb_cumsum(tape, inputs[0], reduce_dim);
+    else if (strcmp(op, "sum_dims") == 0) y = nb_sum_dims(tape, inputs[0], n_dims, dims, keepdim);
+    else if (strcmp(op, "mean_dims") == 0) y = nb_mean_dims(tape, inputs[0], n_dims, dims, keepdim);
+    else if (strcmp(op, "where") == 0) y = nb_where(tape, inputs[0], inputs[1], inputs[2]);
+    else if (strcmp(op, "softplus") == 0) y = nb_softplus(tape, inputs[0], beta, threshold);
     else if (strcmp(op, "elu") == 0) y = nb_elu(tape, inputs[0], scalar);
     else if (strcmp(op, "gelu") == 0) y = nb_gelu(tape, inputs[0], (nb_gelu_approximate)scalar);
     else if (strcmp(op, "hardtanh") == 0) y = nb_hardtanh(tape, inputs[0], clamp_min, clamp_max);
@@ -301,6 +352,9 @@ int main(void)
         if (seed->numel != y->numel) {
             /* The caller expected a rejection: report the output only. */
             print_tensor("output", y);
+        } else if (!y->requires_grad) {
+            print_tensor("output", y);
+            for (int i = 0; i < n; i++) printf("grad %d none\n", i);
         } else if (!arena_seed || nb_tensor_copy(arena_seed, seed) != NB_OK ||
                    nb_backward(tape, y, arena_seed) != NB_OK) {
             printf("error backward: %s\n", nb_last_error());

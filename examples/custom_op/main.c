@@ -1,7 +1,8 @@
-/* custom_op: uses the user-defined softplus in a small regression model,
- * then checks its gradient with the same gradcheck as the built-in ops.
- *   custom_op              train, then gradcheck softplus
- *   custom_op --gradcheck  the full nabla-gradcheck table, softplus included */
+/* custom_op: uses the user-defined softplus (user_softplus) in a small
+ * regression model, then checks its gradient with the same gradcheck as the
+ * built-in ops.
+ *   custom_op              train, then gradcheck user_softplus
+ *   custom_op --gradcheck  the full nabla-gradcheck table, user_softplus included */
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ static double train(void)
     for (int step = 0; step < STEPS && adam && tape; step++) {
         nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT32, 2, (int64_t[]){SAMPLES, 1}, xs);
         nb_tensor *y = nb_tape_tensor(tape, NB_FLOAT32, 2, (int64_t[]){SAMPLES, 1}, ys);
-        nb_tensor *h = softplus(tape, nb_linear(tape, x, w1, b1));
+        nb_tensor *h = user_softplus(tape, nb_linear(tape, x, w1, b1));
         nb_tensor *loss = nb_mse_loss(tape, nb_linear(tape, h, w2, b2), y);
         nb_optimizer_zero_grad(adam);
         if (!loss || nb_backward(tape, loss, NULL) != NB_OK || nb_optimizer_step(adam) != NB_OK) {
@@ -52,20 +53,20 @@ static double train(void)
 
 int main(int argc, char **argv)
 {
-    if (nb_op_register(&softplus_op) != NB_OK) {
+    if (nb_op_register(&user_softplus_op) != NB_OK) {
         fprintf(stderr, "custom_op: %s\n", nb_last_error());
         return 1;
     }
     if (argc > 1 && strcmp(argv[1], "--gradcheck") == 0) return nb_gradcheck_main(argc - 1, argv + 1);
     double loss = train();
-    printf("softplus model: final mse %.5f after %d Adam steps\n", loss, STEPS);
+    printf("user_softplus model: final mse %.5f after %d Adam steps\n", loss, STEPS);
     nb_gradcheck_result result;
     int cases = 0;
-    if (nb_gradcheck_op(&softplus_op, NULL, &result, &cases) != NB_OK) {
+    if (nb_gradcheck_op(&user_softplus_op, NULL, &result, &cases) != NB_OK) {
         fprintf(stderr, "custom_op: %s\n", nb_last_error());
         return 1;
     }
-    printf("gradcheck softplus: %d cases, max abs err %.3e, max rel err %.3e: %s\n", cases,
+    printf("gradcheck user_softplus: %d cases, max abs err %.3e, max rel err %.3e: %s\n", cases,
            result.max_abs_error_all, result.max_rel_error_all, result.passed ? "PASS" : "FAIL");
     return result.passed && loss >= 0 && loss < 0.01 ? 0 : 1;
 }

@@ -1,4 +1,4 @@
-/* softplus as a user op: the same descriptor the built-in ops use. */
+/* softplus as a user op (user_softplus): the same descriptor the built-in ops use. */
 #include <math.h>
 
 #include "softplus.h"
@@ -64,9 +64,9 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_tensor(s, rng, 2, shapes[index], -range[index], range[index], 0.0, true) ? 1 : -1;
 }
 
-const nb_op softplus_op = {
-    .name = "softplus", .min_inputs = 1, .max_inputs = 1,
+const nb_op user_softplus_op = {
+    .name = "user_softplus", .min_inputs = 1, .max_inputs = 1,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 
-nb_tensor *softplus(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &softplus_op, 1, &x, NULL); }
+nb_tensor *user_softplus(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &user_softplus_op, 1, &x, NULL); }

@@ -58,7 +58,10 @@ NB_API int nb_gradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor 
                  const nb_gradcheck_options *options, nb_gradcheck_result *result);
 
 /* Checks every sample case of one op; totals go in `result` (max over
- * cases). *cases receives the number of cases run. */
+ * cases). *cases receives the number of cases run. An op without a
+ * backward (argmax) has no gradient: its cases are only run in float64
+ * and float32 and compared, and it passes with elements_checked 0
+ * (nabla-gradcheck lists it as "PASS (no gradient)"). */
 NB_API int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
                     nb_gradcheck_result *result, int *cases);
 

@@ -36,6 +36,9 @@ NB_API nb_tensor *nb_pow(nb_tape *tape, nb_tensor *a, nb_tensor *b);
 /* y = max(a, b), min(a, b) (broadcasting); ties give each dy/2, NaN propagates */
 NB_API nb_tensor *nb_maximum(nb_tape *tape, nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_minimum(nb_tape *tape, nb_tensor *a, nb_tensor *b);
+/* y = condition ? a : b (broadcasting across all three); condition int32,
+ * nonzero is true; gradients to a and b only */
+NB_API nb_tensor *nb_where(nb_tape *tape, nb_tensor *condition, nb_tensor *a, nb_tensor *b);
 
 /* Element-wise ops with a number: the params of add_scalar, mul_scalar and
  * pow's one-input form. */
@@ -77,6 +80,11 @@ typedef struct nb_hardtanh_params {
 } nb_hardtanh_params;
 /* y = min(max(x, min_val), max_val); the gradient passes where min_val < x < max_val */
 NB_API nb_tensor *nb_hardtanh(nb_tape *tape, nb_tensor *x, double min_val, double max_val);
+typedef struct nb_softplus_params {
+    double beta, threshold;  /* zero means PyTorch's defaults: 1, 20 */
+} nb_softplus_params;
+/* y = log(1 + e^(beta x)) / beta, y = x where beta x > threshold */
+NB_API nb_tensor *nb_softplus(nb_tape *tape, nb_tensor *x, double beta, double threshold);
 
 /* ---- reductions (ops/reductions/) ----------------------------------------- */
 NB_API nb_tensor *nb_sum(nb_tape *tape, nb_tensor *x);                      /* y = sum_i x_i (scalar) */
@@ -92,6 +100,42 @@ NB_API nb_tensor *nb_amax(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
 NB_API nb_tensor *nb_amin(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
 NB_API nb_tensor *nb_amax_all(nb_tape *tape, nb_tensor *x);
 NB_API nb_tensor *nb_amin_all(nb_tape *tape, nb_tensor *x);
+/* y = the int32 index of the first maximum (minimum) over dim, or into the
+ * flattened x (_all, as torch.argmax(x)); a NaN counts as the extreme.
+ * No gradient: the op has no backward and is never recorded. */
+NB_API nb_tensor *nb_argmax(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_argmin(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_argmax_all(nb_tape *tape, nb_tensor *x);
+NB_API nb_tensor *nb_argmin_all(nb_tape *tape, nb_tensor *x);
+/* y = max (min) over dim (torch.max(x, dim)); the gradient goes to the one
+ * index argmax (argmin) gives, not split among ties. indices may be NULL;
+ * otherwise it receives that int32 index tensor, made by nb_argmax
+ * (nb_argmin): a second result that carries no gradient comes from its own
+ * op. */
+NB_API nb_tensor *nb_max_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim,
+                             nb_tensor **indices);
+NB_API nb_tensor *nb_min_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim,
+                             nb_tensor **indices);
+/* y = sum (x - mean)^2 / max(0, N - correction) over dim or every element
+ * (_all); std = sqrt(var), gradient 0 where std == 0. correction 1 is
+ * torch's default (unbiased); N - correction <= 0 gives torch's nan/inf. */
+NB_API nb_tensor *nb_var(nb_tape *tape, nb_tensor *x, int dim, int correction, bool keepdim);
+NB_API nb_tensor *nb_std(nb_tape *tape, nb_tensor *x, int dim, int correction, bool keepdim);
+NB_API nb_tensor *nb_var_all(nb_tape *tape, nb_tensor *x, int correction);
+NB_API nb_tensor *nb_std_all(nb_tape *tape, nb_tensor *x, int correction);
+/* y = prod x over dim or every element; dy/dx_i = the product of the others
+ * (exact with zeros) */
+NB_API nb_tensor *nb_prod(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_prod_all(nb_tape *tape, nb_tensor *x);
+/* y = sqrt(sum x^2) over dim or every element (2-norm); dy/dx = x / y, 0 where y == 0 */
+NB_API nb_tensor *nb_norm(nb_tape *tape, nb_tensor *x, int dim, bool keepdim);
+NB_API nb_tensor *nb_norm_all(nb_tape *tape, nb_tensor *x);
+/* y_k = sum_{i <= k} x_i along dim (same shape as x) */
+NB_API nb_tensor *nb_cumsum(nb_tape *tape, nb_tensor *x, int dim);
+/* y = sum (mean) over the n dims listed (n 0: every dim); a dim out of range
+ * or listed twice is an error */
+NB_API nb_tensor *nb_sum_dims(nb_tape *tape, nb_tensor *x, int n, const int *dims, bool keepdim);
+NB_API nb_tensor *nb_mean_dims(nb_tape *tape, nb_tensor *x, int n, const int *dims, bool keepdim);
 
 /* ---- shape (ops/shape/) ---------------------------------------------------- */
 /* y = x viewed as `shape` (one entry may be -1: inferred). */

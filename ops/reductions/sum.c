@@ -188,6 +188,12 @@ int nb_reduce_backward(nb_op_ctx *ctx, bool mean)
 
 int nb_reduce_sample(int index, nb_sample *s, nb_rng *rng)
 {
+    return nb_reduce_sample_range(index, s, rng, -1.0, 1.0, 0.0);
+}
+
+int nb_reduce_sample_range(int index, nb_sample *s, nb_rng *rng, double low, double high,
+                           double margin)
+{
     static const struct {
         int ndim;
         int64_t shape[4];
@@ -213,7 +219,7 @@ int nb_reduce_sample(int index, nb_sample *s, nb_rng *rng)
     if (index >= (int)(sizeof cases / sizeof cases[0])) return 0;
     s->label = cases[index].label;
     memcpy(s->params, &cases[index].params, sizeof cases[index].params);
-    return nb_sample_tensor(s, rng, cases[index].ndim, cases[index].shape, -1.0, 1.0, 0.0, true)
+    return nb_sample_tensor(s, rng, cases[index].ndim, cases[index].shape, low, high, margin, true)
                ? 1 : -1;
 }
 
