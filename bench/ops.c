@@ -12,8 +12,8 @@ static const double MIN_SECONDS = 0.5;
 typedef struct op_case {
     const char *name;
     int n_inputs;
-    int ndim[6];
-    int64_t shape[6][4];
+    int ndim[7];
+    int64_t shape[7][4];
     nb_tensor *(*run)(nb_tape *tape, nb_tensor **in);
 } op_case;
 
@@ -30,11 +30,22 @@ static nb_tensor *run_layer_norm(nb_tape *tape, nb_tensor **in)
 
 static nb_tensor *run_gelu(nb_tape *tape, nb_tensor **in) { return nb_gelu(tape, in[0], NB_GELU_TANH); }
 
+/* h' and c' both feed the loss, as in an unrolled LSTM. */
+static nb_tensor *run_lstm_cell(nb_tape *tape, nb_tensor **in)
+{
+    nb_tensor *h, *c;
+    if (nb_lstm_cell(tape, in[0], in[1], in[2], in[3], in[4], in[5], in[6], &h, &c) != NB_OK)
+        return NULL;
+    return nb_add(tape, h, c);
+}
+
 static const op_case CASES[] = {
     {"attention_t128", 3, {4, 4, 4}, {{32, 4, 128, 32}, {32, 4, 128, 32}, {32, 4, 128, 32}}, run_attention},
     {"attention_t512", 3, {4, 4, 4}, {{8, 4, 512, 32}, {8, 4, 512, 32}, {8, 4, 512, 32}}, run_attention},
     {"layer_norm", 3, {2, 1, 1}, {{4096, 128}, {128}, {128}}, run_layer_norm},
     {"gelu", 1, {2}, {{4096, 512}}, run_gelu},
+    {"lstm_cell", 7, {2, 2, 2, 2, 2, 1, 1},
+     {{32, 64}, {32, 256}, {32, 256}, {1024, 64}, {1024, 256}, {1024}, {1024}}, run_lstm_cell},
 };
 
 /* Seconds per training step of the op. */
@@ -68,7 +79,7 @@ int bench_op(const char *name, const bench_options *o)
         const op_case *c = &CASES[i];
         if (strcmp(name, "all") != 0 && strcmp(name, c->name) != 0) continue;
         found++;
-        nb_tensor *in[6] = {0};
+        nb_tensor *in[7] = {0};
         for (int k = 0; k < c->n_inputs; k++) {
             in[k] = nb_tensor_uniform(NB_FLOAT32, c->ndim[k], c->shape[k], -1, 1, &rng);
             nb_tensor_set_requires_grad(in[k], true);

@@ -126,7 +126,8 @@ static bool int_args_op(const char *name)
                                         "pad", "index_select", "gather", "scatter_add",
                                         "embedding", "split", "chunk", "layer_norm",
                                         "rms_norm", "group_norm",
-                                        "scaled_dot_product_attention"};
+                                        "scaled_dot_product_attention", "lstm_cell",
+                                        "gru_cell"};
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
     return false;
@@ -174,6 +175,15 @@ static nb_tensor *run_int_args_op(nb_tape *tape, const char *op, nb_tensor **in,
         const nb_attention_params p = {value, a[0] != 0};
         return nb_scaled_dot_product_attention_ex(tape, in[0], in[1], in[2], n > 3 ? in[3] : NULL, &p);
     }
+    if (strcmp(op, "lstm_cell") == 0) {   /* h' and c' stacked: [2,B,H] */
+        nb_tensor *next[2];
+        if (nb_lstm_cell(tape, in[0], in[1], in[2], in[3], in[4], n > 5 ? in[5] : NULL,
+                         n > 5 ? in[6] : NULL, &next[0], &next[1]) != NB_OK)
+            return NULL;
+        return nb_stack(tape, 2, next, 0);
+    }
+    if (strcmp(op, "gru_cell") == 0)
+        return nb_gru_cell(tape, in[0], in[1], in[2], in[3], n > 4 ? in[4] : NULL, n > 4 ? in[5] : NULL);
     nb_tensor *pieces[64];
     int got = strcmp(op, "split") == 0 ? nb_split(tape, in[0], a[0], (int)a[1], 64, pieces)
                                        : nb_chunk(tape, in[0], (int)a[0], (int)a[1], pieces);

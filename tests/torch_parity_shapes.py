@@ -1,7 +1,8 @@
 """PyTorch parity configurations for the shape and indexing ops (narrow,
 select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
 stack, pad, index_select, gather, scatter_add, embedding), the norms
-(layer_norm, rms_norm, group_norm) and scaled_dot_product_attention; the
+(layer_norm, rms_norm, group_norm), scaled_dot_product_attention and
+the recurrent cells lstm_cell and gru_cell; the
 generators tests/torch_parity.py runs. Each yields (driver header, inputs,
 torch function, extra tensors), as the generators there do."""
 import torch
@@ -200,5 +201,27 @@ def attention_cases(rng, count):
                 attention_reference(t[0], t[1], t[2], t[3] if len(t) > 3 else None, c, s)), ())
 
 
+def cell_cases(rng, count):
+    """lstm_cell (h' and c' stacked) and gru_cell, with and without biases,
+    against torch's own cells (torch._VF, what nn.LSTMCell runs)."""
+    for index in range(count):
+        B, I, H = rng.randint(1, 4), rng.randint(1, 5), rng.randint(1, 6)
+        bias = rng.random() < 0.7
+        gates = 4 if index % 2 == 0 else 3
+        weights = [torch.randn(gates * H, I) * 0.5, torch.randn(gates * H, H) * 0.5]
+        biases = [torch.randn(gates * H) * 0.5, torch.randn(gates * H) * 0.5] if bias else []
+        if rng.random() < 0.05:
+            weights[1] = torch.randn(gates * H, H + 1)   # does not fit: both refuse
+        if gates == 4:
+            inputs = [torch.randn(B, I), torch.randn(B, H), torch.randn(B, H)] + weights + biases
+            yield ("lstm_cell 0", inputs,
+                   lambda t, _: torch.stack(torch._VF.lstm_cell(t[0], (t[1], t[2]), *t[3:5],
+                                                                *(t[5:7] or [None, None]))), ())
+        else:
+            inputs = [torch.randn(B, I), torch.randn(B, H)] + weights + biases
+            yield ("gru_cell 0", inputs,
+                   lambda t, _: torch._VF.gru_cell(t[0], t[1], *t[2:4], *(t[4:6] or [None, None])), ())
+
+
 GENERATORS = [("shape", shape_cases), ("index", index_cases), ("norm", norm_cases),
-              ("attention", attention_cases)]
+              ("attention", attention_cases), ("cell", cell_cases)]

@@ -347,6 +347,19 @@ NB_API nb_tensor *nb_scaled_dot_product_attention_ex(nb_tape *tape, nb_tensor *q
                                                      nb_tensor *v, nb_tensor *mask,
                                                      const nb_attention_params *p);
 
+/* ---- recurrent cells (ops/recurrent/; PyTorch's gate order and formulas) - */
+/* [i,f,g,o] = x W_ih^T + b_ih + h W_hh^T + b_hh; c' = sig(f) c + sig(i) tanh(g);
+ * h' = sig(o) tanh(c'). x [B,I], h, c [B,H], W_ih [4H,I], W_hh [4H,H],
+ * biases [4H] or both NULL. One node; h' and c' are slices of its [2,B,H]
+ * output. Returns NB_OK or an error (also on the tape). */
+NB_API int nb_lstm_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *c,
+                        nb_tensor *w_ih, nb_tensor *w_hh, nb_tensor *b_ih, nb_tensor *b_hh,
+                        nb_tensor **h_next, nb_tensor **c_next);
+/* r, z = sig(x W_i{r,z}^T + b + h W_h{r,z}^T + b); n = tanh(x W_in^T + b_in +
+ * r (h W_hn^T + b_hn)); h' = (1 - z) n + z h. W_ih [3H,I], W_hh [3H,H] */
+NB_API nb_tensor *nb_gru_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *w_ih,
+                              nb_tensor *w_hh, nb_tensor *b_ih, nb_tensor *b_hh);
+
 #ifdef __cplusplus
 }
 #endif

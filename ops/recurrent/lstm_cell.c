@@ -1,0 +1,206 @@
+/* lstm_cell: one step of PyTorch's LSTMCell, as one node. With gates
+ *   [i, f, g, o] = x W_ih^T + b_ih + h W_hh^T + b_hh   (PyTorch's order),
+ *   i, f, o = sigmoid(.), g = tanh(.),
+ *   c' = f c + i g,  h' = o tanh(c').
+ * x [B,I], h and c [B,H], W_ih [4H,I], W_hh [4H,H], b_ih and b_hh [4H]
+ * (both or neither). The node's output packs h' and c' as [2,B,H];
+ * nb_lstm_cell returns them as nb_select slices (docs/ops.md: ops with
+ * several results). Backward, with dc~ = dc' + dh' o (1 - tanh^2 c'):
+ *   d[i,f,g,o] = [dc~ g i(1-i), dc~ c f(1-f), dc~ i (1-g^2), dh' tanh(c') o(1-o)],
+ *   dc += dc~ f, and the gates' gradient goes back through both products. */
+#include <math.h>
+#include <string.h>
+
+#include "nabla/ops.h"
+#include "ops/common.h"
+#include "ops/recurrent/recurrent.h"
+
+enum { X, H_IN, C_IN, W_IH, W_HH, B_IH, B_HH };
+
+typedef struct lstm_saved {
+    void *gates;      /* [B,4H] after their activations */
+    void *tanh_c;     /* [B,H] tanh(c') */
+} lstm_saved;
+
+/* gates [B,4H] activated in place; c [B,H] -> out [2,B,H], tanh_c [B,H] */
+static void lstm_cell_forward(float *gates, const float *c, float *out, float *tanh_c, int64_t B,
+                              int64_t H)
+{
+    for (int64_t b = 0; b < B; b++) {
+        float *g = gates + b * 4 * H;
+        for (int64_t j = 0; j < H; j++) {
+            float in = 1.0f / (1.0f + expf(-g[j])), forget = 1.0f / (1.0f + expf(-g[H + j]));
+            float cell = tanhf(g[2 * H + j]), output = 1.0f / (1.0f + expf(-g[3 * H + j]));
+            g[j] = in, g[H + j] = forget, g[2 * H + j] = cell, g[3 * H + j] = output;
+            float c_next = forget * c[b * H + j] + in * cell, t = tanhf(c_next);
+            tanh_c[b * H + j] = t;
+            out[b * H + j] = output * t;
+            out[B * H + b * H + j] = c_next;
+        }
+    }
+}
+
+static void lstm_cell_forward_ref(double *gates, const double *c, double *out, double *tanh_c,
+                                  int64_t B, int64_t H)
+{
+    for (int64_t b = 0; b < B; b++) {
+        double *g = gates + b * 4 * H;
+        for (int64_t j = 0; j < H; j++) {
+            double in = 1.0 / (1.0 + exp(-g[j])), forget = 1.0 / (1.0 + exp(-g[H + j]));
+            double cell = tanh(g[2 * H + j]), output = 1.0 / (1.0 + exp(-g[3 * H + j]));
+            g[j] = in, g[H + j] = forget, g[2 * H + j] = cell, g[3 * H + j] = output;
+            double c_next = forget * c[b * H + j] + in * cell, t = tanh(c_next);
+            tanh_c[b * H + j] = t;
+            out[b * H + j] = output * t;
+            out[B * H + b * H + j] = c_next;
+        }
+    }
+}
+
+/* dgates [B,4H] = the pre-activation gradients; dc [B,H] += dc~ f (dc may be NULL) */
+static void lstm_cell_backward(const float *gates, const float *tanh_c, const float *c,
+                               const float *dout, float *dgates, float *dc, int64_t B, int64_t H)
+{
+    for (int64_t b = 0; b < B; b++) {
+        const float *g = gates + b * 4 * H;
+        float *d = dgates + b * 4 * H;
+        for (int64_t j = 0; j < H; j++) {
+            float in = g[j], forget = g[H + j], cell = g[2 * H + j], output = g[3 * H + j];
+            float t = tanh_c[b * H + j], dh = dout[b * H + j];
+            float dct = dout[B * H + b * H + j] + dh * output * (1.0f - t * t);
+            d[j] = dct * cell * in * (1.0f - in);
+            d[H + j] = dct * c[b * H + j] * forget * (1.0f - forget);
+            d[2 * H + j] = dct * in * (1.0f - cell * cell);
+            d[3 * H + j] = dh * t * output * (1.0f - output);
+            if (dc) dc[b * H + j] += dct * forget;
+        }
+    }
+}
+
+static void lstm_cell_backward_ref(const double *gates, const double *tanh_c, const double *c,
+                                   const double *dout, double *dgates, double *dc, int64_t B,
+                                   int64_t H)
+{
+    for (int64_t b = 0; b < B; b++) {
+        const double *g = gates + b * 4 * H;
+        double *d = dgates + b * 4 * H;
+        for (int64_t j = 0; j < H; j++) {
+            double in = g[j], forget = g[H + j], cell = g[2 * H + j], output = g[3 * H + j];
+            double t = tanh_c[b * H + j], dh = dout[b * H + j];
+            double dct = dout[B * H + b * H + j] + dh * output * (1.0 - t * t);
+            d[j] = dct * cell * in * (1.0 - in);
+            d[H + j] = dct * c[b * H + j] * forget * (1.0 - forget);
+            d[2 * H + j] = dct * in * (1.0 - cell * cell);
+            d[3 * H + j] = dh * t * output * (1.0 - output);
+            if (dc) dc[b * H + j] += dct * forget;
+        }
+    }
+}
+
+static int shape(nb_op_ctx *ctx, nb_shape *out)
+{
+    int status = nb_cell_check(ctx, 4, H_IN, W_IH);
+    if (status != NB_OK) return status;
+    const nb_tensor *h = ctx->inputs[H_IN], *c = ctx->inputs[C_IN];
+    if (!nb_shape_equal(h, c)) {
+        char hs[96], cs[96];
+        return nb_op_error(ctx, "h %s and c %s differ", nb_input_shape(ctx, H_IN, hs, sizeof hs),
+                           nb_input_shape(ctx, C_IN, cs, sizeof cs));
+    }
+    *out = (nb_shape){.dtype = h->dtype, .ndim = 3, .dims = {2, h->shape[0], h->shape[1]}};
+    return NB_OK;
+}
+
+static int forward(nb_op_ctx *ctx)
+{
+    nb_tensor *const *in = ctx->inputs;
+    int64_t B = in[X]->shape[0], I = in[X]->shape[1], H = in[H_IN]->shape[1];
+    size_t element = nb_dtype_size(in[X]->dtype);
+    lstm_saved *saved = nb_op_alloc(ctx, sizeof *saved);
+    if (!saved) return NB_ERR_NOMEM;
+    saved->gates = nb_op_alloc(ctx, (size_t)(B * 4 * H + 1) * element);
+    saved->tanh_c = nb_op_alloc(ctx, (size_t)(B * H + 1) * element);
+    if (!saved->gates || !saved->tanh_c) return NB_ERR_NOMEM;
+    ctx->saved = saved;
+    nb_cell_linear(in[X], B, 4 * H, I, in[X]->data, in[W_IH]->data, saved->gates, false);
+    nb_cell_linear(in[X], B, 4 * H, H, in[H_IN]->data, in[W_HH]->data, saved->gates, true);
+    if (ctx->n_inputs > B_IH) {
+        nb_cell_add_bias(in[X], B, 4 * H, in[B_IH]->data, saved->gates);
+        nb_cell_add_bias(in[X], B, 4 * H, in[B_HH]->data, saved->gates);
+    }
+    if (in[X]->dtype == NB_FLOAT32)
+        lstm_cell_forward(saved->gates, in[C_IN]->data, ctx->output->data, saved->tanh_c, B, H);
+    else lstm_cell_forward_ref(saved->gates, in[C_IN]->data, ctx->output->data, saved->tanh_c, B, H);
+    return NB_OK;
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    nb_tensor *const *in = ctx->inputs, *const *grad = ctx->input_grads;
+    const lstm_saved *saved = ctx->saved;
+    int64_t B = in[X]->shape[0], I = in[X]->shape[1], H = in[H_IN]->shape[1];
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
+    void *dgates = nb_op_alloc(ctx, (size_t)(B * 4 * H + 1) * nb_dtype_size(in[X]->dtype));
+    if (!dgates) return NB_ERR_NOMEM;
+    void *dc = grad[C_IN] ? grad[C_IN]->data : NULL;
+    if (in[X]->dtype == NB_FLOAT32)
+        lstm_cell_backward(saved->gates, saved->tanh_c, in[C_IN]->data, ctx->output_grad->data,
+                           dgates, dc, B, H);
+    else lstm_cell_backward_ref(saved->gates, saved->tanh_c, in[C_IN]->data,
+                                ctx->output_grad->data, dgates, dc, B, H);
+    if (grad[X]) nb_cell_linear_input_grad(in[X], B, 4 * H, I, dgates, in[W_IH]->data, grad[X]->data);
+    if (grad[H_IN])
+        nb_cell_linear_input_grad(in[X], B, 4 * H, H, dgates, in[W_HH]->data, grad[H_IN]->data);
+    if (grad[W_IH])
+        nb_cell_linear_weight_grad(in[X], B, 4 * H, I, dgates, in[X]->data, grad[W_IH]->data);
+    if (grad[W_HH])
+        nb_cell_linear_weight_grad(in[X], B, 4 * H, H, dgates, in[H_IN]->data, grad[W_HH]->data);
+    for (int b = B_IH; b < ctx->n_inputs; b++)
+        if (grad[b]) nb_cell_bias_grad(in[X], B, 4 * H, dgates, grad[b]->data);
+    nb_op_scratch_end(ctx, mark);
+    return NB_OK;
+}
+
+static int sample(int index, nb_sample *s, nb_rng *rng)
+{
+    static const struct {
+        const char *label;
+        int64_t B, I, H;
+        bool bias;
+    } cases[] = {
+        {"B 2, I 3, H 4, biases", 2, 3, 4, true},
+        {"B 3, I 2, H 3, no bias", 3, 2, 3, false},
+        {"B 1, I 1, H 2, biases", 1, 1, 2, true},
+    };
+    if (index >= (int)(sizeof cases / sizeof cases[0])) return 0;
+    s->label = cases[index].label;
+    s->note = "smooth: sigmoids and tanh";
+    int64_t B = cases[index].B, I = cases[index].I, H = cases[index].H;
+    const int64_t shapes[7][2] = {{B, I}, {B, H}, {B, H}, {4 * H, I}, {4 * H, H}, {4 * H}, {4 * H}};
+    const int ndims[7] = {2, 2, 2, 2, 2, 1, 1};
+    for (int i = 0; i < (cases[index].bias ? 7 : 5); i++)
+        if (!nb_sample_tensor(s, rng, ndims[i], shapes[i], -1.0, 1.0, 0.0, true)) return -1;
+    return 1;
+}
+
+const nb_op nb_op_lstm_cell = {
+    .name = "lstm_cell", .min_inputs = 5, .max_inputs = 7,
+    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+};
+
+int nb_lstm_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *c, nb_tensor *w_ih,
+                 nb_tensor *w_hh, nb_tensor *b_ih, nb_tensor *b_hh, nb_tensor **h_next,
+                 nb_tensor **c_next)
+{
+    if (!h_next || !c_next)
+        return nb_tape_fail(tape, NB_ERR_INVALID, "lstm_cell: h_next and c_next must not be NULL");
+    *h_next = *c_next = NULL;
+    nb_tensor *inputs[7] = {x, h, c, w_ih, w_hh, b_ih, b_hh};
+    int n = b_ih || b_hh ? 7 : 5;
+    if ((b_ih == NULL) != (b_hh == NULL))
+        return nb_tape_fail(tape, NB_ERR_INVALID, "lstm_cell: give both biases or neither");
+    nb_tensor *packed = nb_apply(tape, &nb_op_lstm_cell, n, inputs, NULL);
+    *h_next = nb_select(tape, packed, 0, 0);
+    *c_next = nb_select(tape, packed, 0, 1);
+    return *h_next && *c_next ? NB_OK : NB_ERR_INVALID;
+}

@@ -1,0 +1,72 @@
+#include "ops/recurrent/recurrent.h"
+
+#include "kernels/gemm.h"
+#include "ops/common.h"
+
+void nb_cell_linear(const nb_tensor *like, int64_t M, int64_t N, int64_t K, const void *A,
+                    const void *B, void *C, bool accumulate)
+{
+    if (like->dtype == NB_FLOAT32)
+        nb_sgemm(false, true, M, N, K, 1.0f, A, K, B, K, accumulate ? 1.0f : 0.0f, C, N);
+    else nb_dgemm(false, true, M, N, K, 1.0, A, K, B, K, accumulate ? 1.0 : 0.0, C, N);
+}
+
+void nb_cell_linear_input_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+                               const void *A, const void *B, void *C)
+{
+    if (like->dtype == NB_FLOAT32) nb_sgemm(false, false, M, K, N, 1.0f, A, N, B, K, 1.0f, C, K);
+    else nb_dgemm(false, false, M, K, N, 1.0, A, N, B, K, 1.0, C, K);
+}
+
+void nb_cell_linear_weight_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+                                const void *A, const void *B, void *C)
+{
+    if (like->dtype == NB_FLOAT32) nb_sgemm(true, false, N, K, M, 1.0f, A, N, B, K, 1.0f, C, K);
+    else nb_dgemm(true, false, N, K, M, 1.0, A, N, B, K, 1.0, C, K);
+}
+
+void nb_cell_add_bias(const nb_tensor *like, int64_t M, int64_t N, const void *bias, void *rows)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            if (like->dtype == NB_FLOAT32) ((float *)rows)[m * N + n] += ((const float *)bias)[n];
+            else ((double *)rows)[m * N + n] += ((const double *)bias)[n];
+        }
+}
+
+void nb_cell_bias_grad(const nb_tensor *like, int64_t M, int64_t N, const void *d, void *dbias)
+{
+    for (int64_t n = 0; n < N; n++) {
+        double sum = 0.0;
+        for (int64_t m = 0; m < M; m++)
+            sum += like->dtype == NB_FLOAT32 ? ((const float *)d)[m * N + n] : ((const double *)d)[m * N + n];
+        if (like->dtype == NB_FLOAT32) ((float *)dbias)[n] += (float)sum;
+        else ((double *)dbias)[n] += sum;
+    }
+}
+
+int nb_cell_check(nb_op_ctx *ctx, int gates, int h_input, int first_weight)
+{
+    const nb_tensor *x = ctx->inputs[0], *h = ctx->inputs[h_input];
+    const nb_tensor *w_ih = ctx->inputs[first_weight], *w_hh = ctx->inputs[first_weight + 1];
+    char xs[96], hs[96], wi[96], wh[96], bs[96];
+    nb_input_shape(ctx, 0, xs, sizeof xs);
+    nb_input_shape(ctx, h_input, hs, sizeof hs);
+    nb_input_shape(ctx, first_weight, wi, sizeof wi);
+    nb_input_shape(ctx, first_weight + 1, wh, sizeof wh);
+    if (x->ndim != 2 || h->ndim != 2 || h->shape[0] != x->shape[0])
+        return nb_op_error(ctx, "input %s and hidden state %s: expected [B,I] and [B,H]", xs, hs);
+    int64_t H = h->shape[1], I = x->shape[1];
+    if (w_ih->ndim != 2 || w_ih->shape[0] != gates * H || w_ih->shape[1] != I ||
+        w_hh->ndim != 2 || w_hh->shape[0] != gates * H || w_hh->shape[1] != H)
+        return nb_op_error(ctx, "weights %s and %s: expected [%lld,%lld] and [%lld,%lld] for "
+                           "input %s and hidden state %s", wi, wh, (long long)(gates * H),
+                           (long long)I, (long long)(gates * H), (long long)H, xs, hs);
+    for (int i = first_weight + 2; i < ctx->n_inputs; i++)
+        if (ctx->inputs[i]->ndim != 1 || ctx->inputs[i]->shape[0] != gates * H)
+            return nb_op_error(ctx, "bias %s: expected [%lld]",
+                               nb_input_shape(ctx, i, bs, sizeof bs), (long long)(gates * H));
+    if (ctx->n_inputs != first_weight + 2 && ctx->n_inputs != first_weight + 4)
+        return nb_op_error(ctx, "give both biases or neither (%d inputs)", ctx->n_inputs);
+    return NB_OK;
+}

@@ -1,0 +1,32 @@
+/* Internal: what the recurrent cells share. Both compute their gates as
+ *   gates = x W_ih^T + b_ih + h W_hh^T + b_hh   ([B, G*H], PyTorch's layout)
+ * and, in the backward, push the gates' gradient back through the same
+ * products. The products run on nabla's GEMM (float32) or its exact
+ * float64 loops. */
+#ifndef NABLA_OPS_RECURRENT_H
+#define NABLA_OPS_RECURRENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nabla/op.h"
+
+/* C [M,N] (+)= A [M,K] B^T where B is [N,K] (accumulate: beta 1); the
+ * dtype is a's. */
+void nb_cell_linear(const nb_tensor *like, int64_t M, int64_t N, int64_t K, const void *A,
+                    const void *B, void *C, bool accumulate);
+/* C [M,K] += A [M,N] B [N,K] (the gradient of an input of nb_cell_linear) */
+void nb_cell_linear_input_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+                               const void *A, const void *B, void *C);
+/* C [N,K] += A^T B with A [M,N], B [M,K] (the weight's gradient) */
+void nb_cell_linear_weight_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+                                const void *A, const void *B, void *C);
+/* rows [M,N] += bias [N] */
+void nb_cell_add_bias(const nb_tensor *like, int64_t M, int64_t N, const void *bias, void *rows);
+/* dbias [N] += sum over rows of d [M,N] */
+void nb_cell_bias_grad(const nb_tensor *like, int64_t M, int64_t N, const void *d, void *dbias);
+/* Checks the shapes of x [B,I], h [B,H], W_ih [G*H,I], W_hh [G*H,H] and
+ * the biases [G*H] (inputs first_bias.. when present); G is the gate count. */
+int nb_cell_check(nb_op_ctx *ctx, int gates, int h_input, int first_weight);
+
+#endif
