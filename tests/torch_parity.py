@@ -4,12 +4,15 @@ batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
 sin, cos, pow (scalar and tensor exponents), maximum, minimum (ties
 included), add_scalar, mul_scalar, clamp, and the activations silu,
 logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
-reductions logsumexp, amax, amin (ties included).
+reductions logsumexp, amax, amin (ties included), and the losses and
+cosine_similarity with all their options (tests/torch_parity_losses.py).
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
 random output seed) and batch-norm running statistics with torch in
-float64. A configuration torch rejects must be rejected by nabla too.
+float64 (NaN where torch has NaN). A configuration torch rejects must be
+rejected by nabla too. Integer inputs are class labels: the driver makes
+them int32 and neither side gives them a gradient.
 Max-pool inputs are small integers half of the time, so ties are common
 and the tie rule (first maximum in row-major window order) is compared.
 Dropout cannot share torch's random stream, so its training output is
@@ -37,6 +40,8 @@ except ImportError:
     print("torch_parity: SKIP (PyTorch is not importable: python3 -c 'import torch' failed)")
     sys.exit(77)  # meson's exit code for a skipped test
 
+import torch_parity_losses  # noqa: E402 (after torch is known to import)
+
 torch.set_default_dtype(torch.float64)
 TOLERANCE = {"f64": 1e-9, "f32": 2e-4}
 
@@ -47,7 +52,11 @@ def tensor_text(t):
 
 
 def run_driver(driver, dtype, header, inputs, extra, seed):
-    lines = ["dtype %s" % dtype, "op " + header, "inputs %d" % len(inputs)]
+    lines = ["dtype %s" % dtype, "op " + header]
+    index_inputs = sum(1 << i for i, t in enumerate(inputs) if not t.is_floating_point())
+    if index_inputs:
+        lines.append("index_inputs %d" % index_inputs)
+    lines.append("inputs %d" % len(inputs))
     lines += [tensor_text(t) for t in inputs + extra + [seed]]
     done = subprocess.run([driver], input="\n".join(lines) + "\n", capture_output=True, text=True)
     if done.returncode == 2:
@@ -76,18 +85,20 @@ def close(name, got, want, tolerance, failures):
         failures.append("%s: shape %s vs torch %s" % (name, None if got is None else tuple(got.shape),
                                                        tuple(want.shape)))
         return
-    error = ((got - want).abs() / (1 + want.abs())).max().item() if want.numel() else 0.0
+    same = (got == want) | (got.isnan() & want.isnan())   # equal infinities, NaN in both
+    error = torch.where(same, torch.zeros_like(want), (got - want).abs() / (1 + want.abs()))
+    error = error.max().item() if want.numel() else 0.0
     if not error <= tolerance:
         failures.append("%s: max relative error %.3g > %.1g" % (name, error, tolerance))
 
 
 def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, structure=None):
     """Runs torch_fn(*clones) in float64 and the driver in both dtypes."""
-    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    leaves = [t.clone().requires_grad_(t.is_floating_point()) for t in inputs]
     extra_torch = [t.clone() for t in extra]
     try:
         y = torch_fn(leaves, extra_torch)
-    except (RuntimeError, ValueError) as error:
+    except (RuntimeError, ValueError, IndexError) as error:
         check.rejected += 1
         for dtype in ("f64", "f32"):
             got = run_driver(driver, dtype, header, list(inputs), list(extra), torch.zeros(1))
@@ -109,9 +120,10 @@ def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, stru
         else:
             close(label + " [%s] output" % dtype, got["output"], y.detach(), tolerance, failures)
             for i, leaf in enumerate(leaves):
-                close(label + " [%s] grad %d" % (dtype, i), got["grad %d" % i], leaf.grad, tolerance, failures)
+                if leaf.is_floating_point():
+                    close(label + " [%s] grad %d" % (dtype, i), got["grad %d" % i], leaf.grad, tolerance, failures)
         for i, name in enumerate(("running_mean", "running_var")):
-            if len(extra_torch) == 2:
+            if header.startswith("batch_norm") and len(extra_torch) == 2:
                 close(label + " [%s] %s" % (dtype, name), got[name], extra_torch[i], tolerance, failures)
         if len(failures) > before:
             failures.append("    config: " + header)
@@ -370,6 +382,7 @@ def main():
                   ("avg_pool2d", avg_pool_cases), ("batch_norm", batch_norm_cases), ("cat", cat_cases),
                   ("unary", unary_cases), ("scalar_math", scalar_math_cases),
                   ("activation", activation_cases), ("reduction", reduction_cases)]
+    generators += torch_parity_losses.GENERATORS
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

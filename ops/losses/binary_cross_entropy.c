@@ -3,7 +3,7 @@
  * optional weight w broadcast to it (params), reduced as the params say.
  * As PyTorch 1.13:
  *   - each log is clamped at -100, so p = 0 or 1 gives a finite loss;
- *   - dp = w (p - t) / max(p (1 - p), 1e-12);
+ *   - dp = w (p - t) / max(p (1 - p), 1e-12), the floor a float even for float64;
  *   - dt = -w logit(p) = w log((1 - p) / p) (unclamped: +-inf at p = 0, 1);
  *   - p outside [0, 1] (or NaN) is an error; pos_weight belongs to
  *     binary_cross_entropy_with_logits and is refused here. */
@@ -15,7 +15,8 @@
 #include "ops/losses/loss.h"
 
 static const double LOG_CLAMP = -100.0;     /* PyTorch's floor for log p */
-static const double GRAD_EPSILON = 1e-12;   /* PyTorch's floor for p (1 - p) */
+/* PyTorch's floor for p (1 - p): a float 1e-12 even in float64 (9.9999999600e-13) */
+static const double GRAD_EPSILON = (double)1e-12f;
 
 /* p, t, l, weight (NULL: 1): [n]; aux: the expanded weight */
 static void bce_forward(const float *p, const float *t, float *l, int64_t n, const void *aux)
