@@ -152,8 +152,8 @@ NB_API nb_tensor *nb_l1_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target,
 
 typedef struct nb_smooth_l1_params {
     int reduction;      /* nb_reduction */
-    double beta;        /* > 0; 0 means PyTorch's default 1 (the beta -> 0 limit
-                           is nb_l1_loss); negative is an error */
+    double beta;        /* 0 means PyTorch's default 1; negative is an error
+                           (the beta -> 0 limit is nb_l1_loss) */
 } nb_smooth_l1_params;
 /* y = mean l, l = |d| < beta ? d^2 / (2 beta) : |d| - beta / 2, d = x - target */
 NB_API nb_tensor *nb_smooth_l1_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
@@ -161,7 +161,7 @@ NB_API nb_tensor *nb_smooth_l1_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *t
                                        const nb_smooth_l1_params *p);
 typedef struct nb_huber_params {
     int reduction;      /* nb_reduction */
-    double delta;       /* > 0; 0 means PyTorch's default 1; negative is an error */
+    double delta;       /* 0 means PyTorch's default 1; negative is an error */
 } nb_huber_params;
 /* y = mean l, l = |d| < delta ? d^2 / 2 : delta (|d| - delta / 2), d = x - target */
 NB_API nb_tensor *nb_huber_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
