@@ -9,7 +9,8 @@
  *   op index, flags, input-count selector,
  *   per input: kind byte, ndim byte, ndim dim bytes,
  *   op->params_size params bytes, then (batch_norm only) a running-stats
- *   mode byte and two tensor descriptions,
+ *   mode byte and two tensor descriptions, (cross_entropy, nll_loss, the
+ *   binary cross-entropies) a weight mode byte and its tensor descriptions,
  *   and the rest: a stream of value bytes used cyclically for every element.
  * Setting NABLA_FUZZ_WRITE_SEEDS=<dir> writes one seed per gradcheck sample
  * of every op into <dir> (fuzz/corpus/ops was made that way) and exits. */
@@ -79,13 +80,16 @@ static double float_value(run_state *s)
     return b >= 224 ? special[b % 16] : ((double)b - 112.0) / 16.0;
 }
 
+/* Label bytes: 240 and up pick one of these (-100 is PyTorch's ignore
+ * index), others give -1..10. */
+static const double SPECIAL_INTS[16] = {INT32_MIN, INT32_MAX, -100, 1000, 10, 11, 12, 255,
+                                        256, -2, 65536, 9, 7, 5, 3, 1};
+
 static double int_value(run_state *s)
 {
-    static const double special[16] = {INT32_MIN, INT32_MAX, -100, 1000, 10, 11, 12, 255,
-                                       256, -2, 65536, 9, 7, 5, 3, 1};
     if (s->value_count == 0) return (double)(s->value_next++ % 3);
     uint8_t b = s->values[s->value_next++ % s->value_count];
-    return b >= 240 ? special[b % 16] : (double)(b % 12) - 1.0;
+    return b >= 240 ? SPECIAL_INTS[b % 16] : (double)(b % 12) - 1.0;
 }
 
 static int64_t decode_dim(uint8_t b) { return b < 200 ? b % 8 : b - 200; }
@@ -157,10 +161,18 @@ static bool plain_params(const char *name)
         "softmax", "log_softmax", "flatten", "transpose", "narrow", "select", "slice",
         "unsqueeze", "permute", "expand", "repeat", "stack", "pad", "index_select", "gather",
         "scatter_add", "layer_norm", "rms_norm", "group_norm", "cumsum", "softplus",
+        "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "margin_ranking_loss",
+        "cosine_similarity",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
     return false;
+}
+
+/* A persistent tensor that params point at: a dtype byte and a shape. */
+static nb_tensor *read_params_tensor(run_state *s, bool *skip)
+{
+    return read_tensor(s, NB_FLOAT32, (fuzz_byte(&s->reader) & KIND_DTYPE) | KIND_PERSISTENT, skip);
 }
 
 /* Random bytes are fine for ints and doubles (ops must validate them) but
@@ -213,8 +225,7 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
         uint8_t mode = fuzz_byte(&s->reader) % 4;
         p.running_mean = p.running_var = NULL;
         for (int i = 0; i < MAX_STATS && mode; i++) {
-            uint8_t kind = (fuzz_byte(&s->reader) & KIND_DTYPE) | KIND_PERSISTENT;
-            nb_tensor *t = read_tensor(s, NB_FLOAT32, kind, skip);
+            nb_tensor *t = read_params_tensor(s, skip);
             if (i == 0) p.running_mean = t;
             else if (mode != 2) p.running_var = mode == 3 ? p.running_mean : t;
         }
@@ -230,6 +241,36 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                  params[offsetof(nb_conv2d_node_params, pooled)]);
         set_bool(params, pool + offsetof(nb_max_pool2d_params, ceil_mode),
                  params[pool + offsetof(nb_max_pool2d_params, ceil_mode)]);
+    } else if (strcmp(name, "kl_div") == 0 && op->params_size == sizeof(nb_kl_div_params)) {
+        set_bool(params, offsetof(nb_kl_div_params, log_target), params[offsetof(nb_kl_div_params, log_target)]);
+    } else if ((strcmp(name, "cross_entropy") == 0 || strcmp(name, "nll_loss") == 0) &&
+               op->params_size == sizeof(nb_cross_entropy_params)) {
+        nb_cross_entropy_params p;
+        memcpy(&p, params, sizeof p);
+        set_bool((unsigned char *)&p, offsetof(nb_cross_entropy_params, has_ignore_index),
+                 params[offsetof(nb_cross_entropy_params, has_ignore_index)]);
+        /* A weight byte: bit 0 gives a class-weight tensor (any shape). */
+        p.weight = fuzz_byte(&s->reader) & 1 ? read_params_tensor(s, skip) : NULL;
+        memcpy(params, &p, sizeof p);
+    } else if ((strcmp(name, "binary_cross_entropy") == 0 ||
+                strcmp(name, "binary_cross_entropy_with_logits") == 0) &&
+               op->params_size == sizeof(nb_bce_params)) {
+        nb_bce_params p;
+        memcpy(&p, params, sizeof p);
+        /* A weight byte: bit 0 a weight, bit 1 a pos_weight, bit 2 the same tensor for both. */
+        uint8_t mode = fuzz_byte(&s->reader);
+        p.weight = p.pos_weight = NULL;
+        for (int i = 0; i < MAX_STATS; i++) {
+            if (!(mode >> i & 1)) continue;
+            if (i == 1 && (mode & 4) && p.weight) {
+                p.pos_weight = p.weight;
+                continue;
+            }
+            nb_tensor *t = read_params_tensor(s, skip);
+            if (i == 0) p.weight = t;
+            else p.pos_weight = t;
+        }
+        memcpy(params, &p, sizeof p);
     } else if (strcmp(name, "clamp") == 0 && op->params_size == sizeof(nb_clamp_params)) {
         set_bool(params, offsetof(nb_clamp_params, has_min), params[offsetof(nb_clamp_params, has_min)]);
         set_bool(params, offsetof(nb_clamp_params, has_max), params[offsetof(nb_clamp_params, has_max)]);
@@ -348,6 +389,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- seeds from the gradcheck samples ------------------------------------- */
 
+/* The byte int_value turns into v (v + 1, or a special value's). */
+static uint8_t encode_int(double v)
+{
+    if (v >= -1.0 && v <= 10.0) return (uint8_t)(v + 1.0);
+    for (int i = 0; i < 16; i++)
+        if (SPECIAL_INTS[i] == v) return (uint8_t)(240 + i);
+    return 0;
+}
+
 static uint8_t encode_float(double v)
 {
     double b = round(v * 16.0) + 112.0;
@@ -359,6 +409,13 @@ static void put_tensor_shape(uint8_t *out, size_t *used, const nb_tensor *t)
     out[(*used)++] = (uint8_t)t->ndim;
     for (int d = 0; d < t->ndim; d++)
         out[(*used)++] = (uint8_t)(t->shape[d] < 8 ? t->shape[d] : 200 + (t->shape[d] < 55 ? t->shape[d] : 55));
+}
+
+/* What read_params_tensor reads back: float64 and the shape. */
+static void put_params_tensor(uint8_t *out, size_t *used, const nb_tensor *t)
+{
+    out[(*used)++] = 1;
+    put_tensor_shape(out, used, t);
 }
 
 static void write_seed(const char *dir, int op_index, int case_index, const nb_sample *sample)
@@ -381,15 +438,26 @@ static void write_seed(const char *dir, int op_index, int case_index, const nb_s
         nb_batch_norm_params p;
         memcpy(&p, sample->params, sizeof p);
         out[used++] = p.running_mean ? 1 : 0;
-        for (int i = 0; i < MAX_STATS && p.running_mean; i++) {
-            out[used++] = 1; /* float64 */
-            put_tensor_shape(out, &used, i == 0 ? p.running_mean : p.running_var);
-        }
+        for (int i = 0; i < MAX_STATS && p.running_mean; i++)
+            put_params_tensor(out, &used, i == 0 ? p.running_mean : p.running_var);
+    }
+    if (strcmp(op->name, "cross_entropy") == 0 || strcmp(op->name, "nll_loss") == 0) {
+        nb_cross_entropy_params p;
+        memcpy(&p, sample->params, sizeof p);
+        out[used++] = p.weight ? 1 : 0;
+        if (p.weight) put_params_tensor(out, &used, p.weight);
+    }
+    if (strncmp(op->name, "binary_cross_entropy", 20) == 0) {
+        nb_bce_params p;
+        memcpy(&p, sample->params, sizeof p);
+        out[used++] = (uint8_t)((p.weight ? 1 : 0) | (p.pos_weight ? 2 : 0));
+        if (p.weight) put_params_tensor(out, &used, p.weight);
+        if (p.pos_weight) put_params_tensor(out, &used, p.pos_weight);
     }
     for (int i = 0; i < sample->n_inputs; i++) {
         const nb_tensor *t = sample->inputs[i];
         for (int64_t k = 0; k < t->numel && used < sizeof out; k++)
-            out[used++] = t->dtype == NB_INT32 ? (uint8_t)(nb_tensor_get(t, k) + 1) : encode_float(nb_tensor_get(t, k));
+            out[used++] = t->dtype == NB_INT32 ? encode_int(nb_tensor_get(t, k)) : encode_float(nb_tensor_get(t, k));
     }
     char path[512];
     snprintf(path, sizeof path, "%s/%s-%d", dir, op->name, case_index);

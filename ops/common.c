@@ -39,38 +39,6 @@ int nb_normalize_dim(nb_op_ctx *ctx, int dim, int ndim, int *out)
     return NB_OK;
 }
 
-int nb_shape_loss_pair(nb_op_ctx *ctx, nb_shape *out)
-{
-    if (!nb_shape_equal(ctx->inputs[0], ctx->inputs[1])) {
-        char sx[96], st[96];
-        return nb_op_error(ctx, "input %s vs target %s: shapes must match (losses do not broadcast)",
-                           nb_input_shape(ctx, 0, sx, sizeof sx), nb_input_shape(ctx, 1, st, sizeof st));
-    }
-    out->dtype = ctx->inputs[0]->dtype;
-    out->ndim = 0;
-    return NB_OK;
-}
-
-int nb_shape_class_loss(nb_op_ctx *ctx, nb_shape *out)
-{
-    const nb_tensor *scores = ctx->inputs[0], *labels = ctx->inputs[1];
-    char sx[96], sl[96];
-    nb_input_shape(ctx, 0, sx, sizeof sx);
-    nb_input_shape(ctx, 1, sl, sizeof sl);
-    if (scores->ndim != 2) return nb_op_error(ctx, "input %s must be 2-D [N,C]", sx);
-    int64_t N = scores->shape[0], C = scores->shape[1];
-    if (labels->ndim != 1 || labels->shape[0] != N)
-        return nb_op_error(ctx, "input %s and labels %s: expected labels [%lld]", sx, sl, (long long)N);
-    const int32_t *label = labels->data;
-    for (int64_t n = 0; n < N; n++)
-        if (label[n] < 0 || label[n] >= C)
-            return nb_op_error(ctx, "label %d at index %lld is out of range [0, %lld) for input %s",
-                               (int)label[n], (long long)n, (long long)C, sx);
-    out->dtype = scores->dtype;
-    out->ndim = 0;
-    return NB_OK;
-}
-
 nb_axis_view nb_axis_split(const nb_tensor *t, int dim)
 {
     nb_axis_view v = {1, t->ndim ? t->shape[dim] : 1, 1};
@@ -190,6 +158,42 @@ void nb_broadcast_for_each_n(const nb_tensor *out, int n, const nb_tensor *const
             index[d] = 0;
         }
     }
+}
+
+bool nb_broadcasts_to(const nb_tensor *t, int ndim, const int64_t *dims)
+{
+    if (t->ndim > ndim) return false;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t size = t->shape[d], want = dims[d + ndim - t->ndim];
+        if (size != 1 && size != want) return false;
+    }
+    return true;
+}
+
+int64_t *nb_broadcast_offsets(nb_op_ctx *ctx, const nb_tensor *t, int ndim, const int64_t *dims)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= dims[d];
+    int64_t *offsets = nb_op_alloc(ctx, (size_t)(numel ? numel : 1) * sizeof *offsets);
+    if (!offsets) return NULL;
+    int64_t strides[NB_MAX_DIMS], index[NB_MAX_DIMS] = {0}, stride = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        int dt = d - (ndim - t->ndim);
+        int64_t size = dt >= 0 ? t->shape[dt] : 1;
+        strides[d] = size == 1 ? 0 : stride;
+        stride *= size;
+    }
+    int64_t offset = 0;
+    for (int64_t k = 0; k < numel; k++) {
+        offsets[k] = offset;
+        for (int d = ndim - 1; d >= 0; d--) {   /* odometer over the output */
+            offset += strides[d];
+            if (++index[d] < dims[d]) break;
+            offset -= strides[d] * dims[d];
+            index[d] = 0;
+        }
+    }
+    return offsets;
 }
 
 int nb_sample_elementwise(int index, nb_sample *s, nb_rng *rng, double low, double high,

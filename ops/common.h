@@ -31,11 +31,6 @@ typedef struct nb_axis_view {
 } nb_axis_view;
 nb_axis_view nb_axis_split(const nb_tensor *t, int dim);
 
-/* Losses over two same-shape inputs (no broadcasting): scalar output. */
-int nb_shape_loss_pair(nb_op_ctx *ctx, nb_shape *out);
-/* Losses over [N,C] scores (input 0) and int32 labels [N] (input 1) in
- * [0, C), checked before any kernel indexes a row; scalar output. */
-int nb_shape_class_loss(nb_op_ctx *ctx, nb_shape *out);
 
 /* Broadcasting (NumPy rules): both shapes right-aligned, a size-1 or
  * missing dim stretches. */
@@ -67,6 +62,15 @@ void nb_binary_backward(nb_op_ctx *ctx, nb_broadcast_fn run32, nb_broadcast_fn r
 int nb_sample_binary(int index, nb_sample *s, nb_rng *rng, double b_low, double b_high);
 void nb_broadcast_for_each(const nb_tensor *out, const nb_tensor *a, const nb_tensor *b,
                            nb_broadcast_fn fn, void *user);
+/* Whether t broadcasts to dims (ndim of them) without growing them: t has
+ * at most ndim dims and each, right-aligned, is 1 or equal. */
+bool nb_broadcasts_to(const nb_tensor *t, int ndim, const int64_t *dims);
+/* For ops of more than two broadcast inputs (or ones that reduce after
+ * broadcasting): the offset into t of every element of the row-major
+ * `dims` that t broadcasts to, in an nb_op_alloc array (NULL when out of
+ * memory; the caller has checked nb_broadcasts_to). A backward that adds
+ * into dt[offsets[k]] sums over the broadcast copies, as it must. */
+int64_t *nb_broadcast_offsets(nb_op_ctx *ctx, const nb_tensor *t, int ndim, const int64_t *dims);
 
 /* The same over n <= NB_BROADCAST_MAX_OPERANDS operands (where: condition,
  * a and b). The shape error lists every operand; dtype is operand 0's. A

@@ -10,7 +10,9 @@ stack, pad, the indexing ops index_select, gather, scatter_add and
 embedding (index inputs carry no gradient), layer_norm, rms_norm,
 group_norm and scaled_dot_product_attention; and, from
 tests/torch_parity_reductions.py, argmax, argmin, max_dim, min_dim, var,
-std, prod, norm, cumsum, sum_dims, mean_dims, where and softplus.
+std, prod, norm, cumsum, sum_dims, mean_dims, where and softplus; and the
+losses and cosine_similarity with all their options
+(tests/torch_parity_losses.py).
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -19,6 +21,8 @@ float64. A configuration torch rejects must be rejected by nabla too. An
 output without a gradient (argmax's indices) is compared as numbers, and an
 input torch gives no gradient (where's condition) must get none or zeros.
 NaN matches NaN and an infinity the same infinity.
+Integer inputs are class labels: the driver makes them int32 and neither
+side gives them a gradient.
 Max-pool inputs are small integers half of the time, so ties are common
 and the tie rule (first maximum in row-major window order) is compared.
 Dropout cannot share torch's random stream, so its training output is
@@ -48,6 +52,7 @@ except ImportError:
 
 import torch_parity_reductions  # noqa: E402  (needs torch, imported above)
 import torch_parity_shapes  # noqa: E402
+import torch_parity_losses  # noqa: E402 (after torch is known to import)
 
 torch.set_default_dtype(torch.float64)
 TOLERANCE = {"f64": 1e-9, "f32": 2e-4}
@@ -59,7 +64,11 @@ def tensor_text(t):
 
 
 def run_driver(driver, dtype, header, inputs, extra, seed):
-    lines = ["dtype %s" % dtype, "op " + header, "inputs %d" % len(inputs)]
+    lines = ["dtype %s" % dtype, "op " + header]
+    index_inputs = sum(1 << i for i, t in enumerate(inputs) if not t.is_floating_point())
+    if index_inputs:
+        lines.append("index_inputs %d" % index_inputs)
+    lines.append("inputs %d" % len(inputs))
     lines += [tensor_text(t) for t in inputs + extra + [seed]]
     done = subprocess.run([driver], input="\n".join(lines) + "\n", capture_output=True, text=True)
     if done.returncode == 2:
@@ -98,7 +107,7 @@ def close(name, got, want, tolerance, failures):
 
 def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, structure=None):
     """Runs torch_fn(*clones) in float64 and the driver in both dtypes."""
-    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    leaves = [t.clone().requires_grad_(t.is_floating_point()) for t in inputs]
     extra_torch = [t.clone() for t in extra]
     try:
         y = torch_fn(leaves, extra_torch)
@@ -125,13 +134,15 @@ def check(driver, label, header, inputs, torch_fn, extra=(), failures=None, stru
         else:
             close(label + " [%s] output" % dtype, got["output"], y.detach(), tolerance, failures)
             for i, leaf in enumerate(leaves):
+                if not leaf.is_floating_point():   # int labels: no gradient either side
+                    continue
                 name, grad = label + " [%s] grad %d" % (dtype, i), got["grad %d" % i]
                 if leaf.grad is not None:
                     close(name, grad, leaf.grad, tolerance, failures)
                 elif grad is not None and grad.abs().max().item() != 0:
                     failures.append("%s: torch gives no gradient, nabla a nonzero one" % name)
         for i, name in enumerate(("running_mean", "running_var")):
-            if len(extra_torch) == 2:
+            if header.startswith("batch_norm") and len(extra_torch) == 2:
                 close(label + " [%s] %s" % (dtype, name), got[name], extra_torch[i], tolerance, failures)
         if len(failures) > before:
             failures.append("    config: " + header)
@@ -392,6 +403,7 @@ def main():
                   ("activation", activation_cases), ("reduction", reduction_cases)]
     generators += torch_parity_shapes.GENERATORS
     generators += torch_parity_reductions.GENERATORS
+    generators += torch_parity_losses.GENERATORS
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

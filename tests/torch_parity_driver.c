@@ -7,8 +7,10 @@
  * the shape and indexing ops narrow, select, slice, split, chunk,
  * squeeze, unsqueeze, permute, expand, repeat, stack, pad, index_select,
  * gather, scatter_add, embedding, the norms layer_norm, rms_norm,
- * group_norm and scaled_dot_product_attention) on inputs read from stdin
- * and prints the output and every input's gradient for a given output seed.
+ * group_norm, scaled_dot_product_attention, lstm_cell, gru_cell, and the
+ * losses and cosine_similarity of tests/torch_parity_losses.c) on inputs
+ * read from stdin and prints the output and every input's gradient for
+ * a given output seed.
  *
  * Input, whitespace-separated tokens:
  *   dtype f32|f64
@@ -27,11 +29,12 @@
  *   op NAME COUNT i1 .. iCOUNT [number]   (the shape, indexing, norm and
  *                  attention ops: their int arguments in the C function's
  *                  order; pad adds its value, the norms eps, attention scale)
+ *   optionally index_inputs MASK: bit i makes input i an int32 tensor
+ *   (class labels; no gradient), besides those the op's descriptor marks,
  *   inputs COUNT, then COUNT tensors; then (batch_norm with has_running)
- *   running_mean and running_var tensors; then the output seed tensor.
- *   A tensor is: ndim d0 .. d(ndim-1) values (row-major). The inputs the
- *   op's descriptor marks as index inputs (where's condition) are made
- *   int32 and need no gradient; the others are float and do.
+ *   running_mean and running_var tensors, or a loss's weight tensors;
+ *   then the output seed tensor.
+ *   A tensor is: ndim d0 .. d(ndim-1) values (row-major).
  * Output lines: "output ndim dims values", "grad I ndim dims values" (or
  * "grad I none"), and for batch_norm "running_mean ..." / "running_var ...".
  * A seed whose size differs from the output's skips the backward, and so
@@ -42,10 +45,11 @@
 #include <string.h>
 
 #include "nabla.h"
+#include "tests/torch_parity.h"
 
 enum { MAX_INPUTS = 8 };
 
-static int read_int(void)
+int parity_read_int(void)
 {
     int v;
     if (scanf("%d", &v) != 1) {
@@ -55,7 +59,7 @@ static int read_int(void)
     return v;
 }
 
-static double read_double(void)
+double parity_read_double(void)
 {
     double v;
     if (scanf("%lf", &v) != 1) {
@@ -66,18 +70,34 @@ static double read_double(void)
 }
 
 /* A persistent tensor (so its gradient outlives nothing but the run). */
-static nb_tensor *read_tensor(nb_dtype dtype)
+nb_tensor *parity_read_tensor(nb_dtype dtype)
 {
-    int ndim = read_int();
+    int ndim = parity_read_int();
     int64_t shape[NB_MAX_DIMS];
-    for (int d = 0; d < ndim; d++) shape[d] = read_int();
+    for (int d = 0; d < ndim; d++) shape[d] = parity_read_int();
     nb_tensor *t = nb_tensor_new(dtype, ndim, shape);
     if (!t) {
         fprintf(stderr, "torch_parity_driver: %s\n", nb_last_error());
         exit(3);
     }
-    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(t, i, read_double());
+    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(t, i, parity_read_double());
     return t;
+}
+
+static int read_int(void) { return parity_read_int(); }
+static double read_double(void) { return parity_read_double(); }
+static nb_tensor *read_tensor(nb_dtype dtype) { return parity_read_tensor(dtype); }
+
+/* A float tensor from the input made an int32 one (labels). */
+static nb_tensor *as_index(nb_tensor *t)
+{
+    nb_tensor *index = nb_tensor_new(NB_INT32, t->ndim, t->shape);
+    if (!index || nb_tensor_copy(index, t) != NB_OK) {
+        fprintf(stderr, "torch_parity_driver: %s\n", nb_last_error());
+        exit(3);
+    }
+    nb_tensor_free(t);
+    return index;
 }
 
 static void print_tensor(const char *label, const nb_tensor *t)
@@ -210,8 +230,8 @@ static const reduce_fns *reduce_op(const char *name)
 
 int main(void)
 {
-    char word[32], dtype_name[8], op[32];
-    if (scanf("%31s %7s %31s %31s", word, dtype_name, word, op) != 4) return 3;
+    char word[32], dtype_name[8], op[48];
+    if (scanf("%31s %7s %31s %47s", word, dtype_name, word, op) != 4) return 3;
     nb_dtype dtype = strcmp(dtype_name, "f32") == 0 ? NB_FLOAT32 : NB_FLOAT64;
     nb_conv2d_params conv = NB_CONV2D_PARAMS_DEFAULT;
     nb_max_pool2d_params max_pool = NB_MAX_POOL2D_PARAMS(1, 1);
@@ -223,7 +243,11 @@ int main(void)
     int reduce_dim = 0, keepdim = 0, reduce_all = 0, correction = 0, n_dims = 0, int_count = 0;
     int dims[NB_MAX_DIMS] = {0};
     int64_t int_args[NB_MAX_DIMS] = {0};
-    if (strcmp(op, "conv2d") == 0) {
+    parity_loss loss;
+    bool is_loss = parity_loss_read_header(op, &loss);
+    if (is_loss) {
+        /* arguments read */
+    } else if (strcmp(op, "conv2d") == 0) {
         for (int a = 0; a < 2; a++) conv.stride[a] = read_int();
         for (int a = 0; a < 2; a++) conv.padding[a] = read_int();
         for (int a = 0; a < 2; a++) conv.dilation[a] = read_int();
@@ -299,25 +323,33 @@ int main(void)
     }
 
     if (scanf("%31s", word) != 1) return 3;
+    unsigned index_inputs = 0;
+    if (strcmp(word, "index_inputs") == 0) {
+        index_inputs = (unsigned)read_int();
+        if (scanf("%31s", word) != 1) return 3;
+    }
     int n = read_int();
     if (n < 0 || n > MAX_INPUTS) return 3;
     nb_tensor *inputs[MAX_INPUTS];
     const nb_op *descriptor = nb_op_find(op);
-    unsigned index_inputs = descriptor ? descriptor->index_inputs : 0u;
+    if (descriptor) index_inputs |= descriptor->index_inputs;
     for (int i = 0; i < n; i++) {
         bool index = index_inputs >> i & 1u;
-        inputs[i] = read_tensor(index ? NB_INT32 : dtype);
-        nb_tensor_set_requires_grad(inputs[i], !index);
+        inputs[i] = read_tensor(dtype);
+        if (index) inputs[i] = as_index(inputs[i]);
+        else nb_tensor_set_requires_grad(inputs[i], true);
     }
     if (has_running) {
         norm.running_mean = read_tensor(dtype);
         norm.running_var = read_tensor(dtype);
     }
+    if (is_loss) parity_loss_read_tensors(&loss, dtype);
     nb_tensor *seed = read_tensor(dtype);
 
     nb_tape *tape = nb_tape_new();
     nb_tensor *y = NULL;
-    if (strcmp(op, "conv2d") == 0) y = nb_conv2d(tape, inputs[0], inputs[1], has_bias ? inputs[2] : NULL, &conv);
+    if (is_loss) y = parity_loss_apply(tape, &loss, inputs, n);
+    else if (strcmp(op, "conv2d") == 0) y = nb_conv2d(tape, inputs[0], inputs[1], has_bias ? inputs[2] : NULL, &conv);
     else if (strcmp(op, "max_pool2d") == 0) y = nb_max_pool2d(tape, inputs[0], &max_pool);
     else if (strcmp(op, "avg_pool2d") == 0) y = nb_avg_pool2d(tape, inputs[0], &avg_pool);
     else if (strcmp(op, "batch_norm") == 0)
@@ -387,6 +419,7 @@ int main(void)
     for (int i = 0; i < n; i++) nb_tensor_free(inputs[i]);
     nb_tensor_free(norm.running_mean);
     nb_tensor_free(norm.running_var);
+    if (is_loss) parity_loss_free(&loss);
     nb_tensor_free(seed);
     return status;
 }

@@ -220,17 +220,119 @@ typedef struct nb_dropout_params {
  * `seed` (same params, same mask); y = x when !training or p == 0. */
 NB_API nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
 
-/* ---- losses (ops/losses/; reduction: mean over all elements / the batch) -- */
+/* ---- losses (ops/losses/) --------------------------------------------------
+ * Each loss has a short form (PyTorch's default reduction, the mean) and,
+ * where it has options, an _ex form (params NULL, or zero-initialised:
+ * PyTorch's defaults). The element-wise losses take an input and a target
+ * of equal shapes: nabla refuses the broadcast PyTorch only warns about
+ * ([N,1] against [N] gives an [N,N] loss). NB_REDUCTION_NONE returns the
+ * per-element losses, shaped as PyTorch's; an empty input's mean is NaN. */
+typedef enum nb_reduction {
+    NB_REDUCTION_MEAN = 0,      /* PyTorch's default: over all elements */
+    NB_REDUCTION_SUM = 1,
+    NB_REDUCTION_NONE = 2,      /* per-element losses, shaped as PyTorch's */
+    NB_REDUCTION_BATCHMEAN = 3  /* kl_div only: sum / N */
+} nb_reduction;
+
 /* y = mean((x - target)^2) */
 NB_API nb_tensor *nb_mse_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
-/* y = mean_n -log softmax(logits)[n, labels[n]]; logits [N,C], labels int32 [N] */
+NB_API nb_tensor *nb_mse_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target,
+                                 nb_reduction reduction);
+/* y = mean |x - target|; the gradient is sign(x - target), 0 where equal */
+NB_API nb_tensor *nb_l1_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
+NB_API nb_tensor *nb_l1_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target,
+                                nb_reduction reduction);
+
+typedef struct nb_smooth_l1_params {
+    int reduction;      /* nb_reduction */
+    double beta;        /* 0 means PyTorch's default 1; negative is an error
+                           (the beta -> 0 limit is nb_l1_loss) */
+} nb_smooth_l1_params;
+/* y = mean l, l = |d| < beta ? d^2 / (2 beta) : |d| - beta / 2, d = x - target */
+NB_API nb_tensor *nb_smooth_l1_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
+NB_API nb_tensor *nb_smooth_l1_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target,
+                                       const nb_smooth_l1_params *p);
+typedef struct nb_huber_params {
+    int reduction;      /* nb_reduction */
+    double delta;       /* 0 means PyTorch's default 1; negative is an error */
+} nb_huber_params;
+/* y = mean l, l = |d| < delta ? d^2 / 2 : delta (|d| - delta / 2), d = x - target */
+NB_API nb_tensor *nb_huber_loss(nb_tape *tape, nb_tensor *x, nb_tensor *target);
+NB_API nb_tensor *nb_huber_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target,
+                                   const nb_huber_params *p);
+
+typedef struct nb_kl_div_params {
+    int reduction;      /* nb_reduction, batchmean too */
+    bool log_target;    /* the target holds log-probabilities */
+} nb_kl_div_params;
+/* y = mean l over all elements (PyTorch's mean; batchmean divides the sum by
+ * N = input's first dim), input x holding log-probabilities:
+ * l = t (log t - x), 0 where t = 0 (PyTorch's xlogy: NaN for t < 0, and the
+ * target's gradient log t + 1 - x is NaN at t = 0); log_target: l = e^t (t - x).
+ * Both inputs get gradients. */
+NB_API nb_tensor *nb_kl_div(nb_tape *tape, nb_tensor *input, nb_tensor *target);
+NB_API nb_tensor *nb_kl_div_ex(nb_tape *tape, nb_tensor *input, nb_tensor *target,
+                               const nb_kl_div_params *p);
+
+typedef struct nb_margin_ranking_params {
+    int reduction;      /* nb_reduction */
+    double margin;      /* PyTorch's default: 0 */
+} nb_margin_ranking_params;
+/* y = mean l, l = max(0, -y (x1 - x2) + margin); x1, x2 and y (float, +-1)
+ * have the same number of dims and broadcast as PyTorch's; each gets a
+ * gradient where -y (x1 - x2) + margin >= 0 (y's is -(x1 - x2), as PyTorch) */
+NB_API nb_tensor *nb_margin_ranking_loss(nb_tape *tape, nb_tensor *x1, nb_tensor *x2,
+                                         nb_tensor *y, double margin);
+NB_API nb_tensor *nb_margin_ranking_loss_ex(nb_tape *tape, nb_tensor *x1, nb_tensor *x2,
+                                            nb_tensor *y, const nb_margin_ranking_params *p);
+
+typedef struct nb_cross_entropy_params {
+    nb_tensor *weight;        /* [C] class weights (float32 or float64) or NULL; no gradient */
+    int reduction;            /* nb_reduction: mean (weighted mean over non-ignored), sum, none */
+    bool has_ignore_index;    /* false: PyTorch's default ignore_index -100 */
+    int ignore_index;         /* labels equal to it add nothing and get no gradient */
+    double label_smoothing;   /* in [0, 1] (cross_entropy only) */
+} nb_cross_entropy_params;
+/* y = mean_n -log softmax(logits)[n, labels[n]]: logits [N,C] or
+ * [N,C,d1,...] (class dim 1) or [C], labels int32 [N] / [N,d1,...] / [],
+ * each in [0, C) or the ignore index (-100 unless set). With params, as
+ * PyTorch 1.13: l_n = (1 - eps) w[y_n] (-logp[n,y_n]) + (eps / C) sum_c w[c]
+ * (-logp[n,c]) (0 where ignored), mean = sum_n l_n / sum_n w[y_n] over the
+ * non-ignored; none gives [N] / [N,d1,...]. */
 NB_API nb_tensor *nb_cross_entropy(nb_tape *tape, nb_tensor *logits, nb_tensor *labels);
-/* y = mean_n -logp[n, labels[n]]; logp [N,C] log-probabilities, labels int32 [N] */
+NB_API nb_tensor *nb_cross_entropy_ex(nb_tape *tape, nb_tensor *logits, nb_tensor *labels,
+                                      const nb_cross_entropy_params *p);
+/* y = mean_n -logp[n, labels[n]] (log-probabilities, shapes as
+ * cross_entropy); with params: l_n = -w[y_n] logp[n,y_n], the same
+ * reductions and ignore index; label_smoothing must be 0. */
 NB_API nb_tensor *nb_nll_loss(nb_tape *tape, nb_tensor *logp, nb_tensor *labels);
-/* y = mean -(t log p + (1-t) log(1-p)); logs clamped at -100 as in PyTorch */
+NB_API nb_tensor *nb_nll_loss_ex(nb_tape *tape, nb_tensor *logp, nb_tensor *labels,
+                                 const nb_cross_entropy_params *p);
+
+typedef struct nb_bce_params {
+    nb_tensor *weight;        /* broadcasts to the input's shape, or NULL; no gradient */
+    nb_tensor *pos_weight;    /* with_logits only: broadcasts to the input's shape
+                                 (usually [C], along the last dim), or NULL */
+    int reduction;            /* nb_reduction */
+} nb_bce_params;
+/* y = mean -w (t log p + (1-t) log(1-p)); logs clamped at -100 as in PyTorch;
+ * p in [0, 1]; the target's gradient is w (log(1-p) - log p) (PyTorch 1.13) */
 NB_API nb_tensor *nb_binary_cross_entropy(nb_tape *tape, nb_tensor *p, nb_tensor *target);
-/* y = mean max(x,0) - x t + log(1 + e^-|x|)  (stable for large |x|) */
+NB_API nb_tensor *nb_binary_cross_entropy_ex(nb_tape *tape, nb_tensor *p, nb_tensor *target,
+                                             const nb_bce_params *o);
+/* y = mean w ((1 - t) x + (1 + (pw - 1) t) log(1 + e^-x)), the log term
+ * computed stably (pw = pos_weight, 1 without) */
 NB_API nb_tensor *nb_binary_cross_entropy_with_logits(nb_tape *tape, nb_tensor *x, nb_tensor *target);
+NB_API nb_tensor *nb_binary_cross_entropy_with_logits_ex(nb_tape *tape, nb_tensor *x,
+                                                         nb_tensor *target, const nb_bce_params *o);
+
+/* ---- distances (ops/distance/) -------------------------------------------- */
+/* y = sum(x1 x2) / (max(||x1||, eps) max(||x2||, eps)) along dim, as PyTorch
+ * 1.13: x1 and x2 broadcast, dim counts in the broadcast shape and is
+ * removed; the clamp passes no gradient of its own (the squared norms are
+ * clamped at eps^2 out of autograd's sight). eps 0 means PyTorch's 1e-8. */
+NB_API nb_tensor *nb_cosine_similarity(nb_tape *tape, nb_tensor *x1, nb_tensor *x2, int dim,
+                                       double eps);
 
 /* ---- convolution and pooling (ops/conv2d/, ops/pooling/) ---------------
  * NCHW layout; [2] arrays are {height, width}. Output sizes follow PyTorch:
