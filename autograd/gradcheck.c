@@ -19,7 +19,7 @@ typedef struct checker {
     nb_gradcheck_fn fn;
     void *user;
     int n;
-    nb_tensor *inputs[NB_SAMPLE_MAX_INPUTS];   /* clones we perturb */
+    nb_tensor *inputs[NB_GRADCHECK_MAX_INPUTS];   /* clones we perturb */
     nb_tape *tape;
     const nb_gradcheck_options *options;
     nb_gradcheck_result *result;
@@ -166,9 +166,9 @@ int nb_gradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *const 
     }
     if (!fn || !result || (n_inputs > 0 && !inputs))
         return nb_fail(NB_ERR_INVALID, "gradcheck: NULL argument");
-    if (n_inputs < 0 || n_inputs > NB_SAMPLE_MAX_INPUTS)
+    if (n_inputs < 0 || n_inputs > NB_GRADCHECK_MAX_INPUTS)
         return nb_fail(NB_ERR_INVALID, "gradcheck: %d inputs, at most %d", n_inputs,
-                       NB_SAMPLE_MAX_INPUTS);
+                       NB_GRADCHECK_MAX_INPUTS);
     memset(result, 0, sizeof *result);
     result->n_inputs = n_inputs;
     result->passed = true;

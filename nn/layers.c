@@ -13,7 +13,15 @@ nb_module *nb_nn_max_pool2d(const nb_max_pool2d_params *p)
 {
     if (!p) return nb_fail(NB_ERR_INVALID, "MaxPool2d: params are NULL"), NULL;
     nb_module *m = nb_module_new("MaxPool2d", max_pool_forward);
-    if (m) m->config.max_pool2d = *p;
+    if (!m) return NULL;
+    m->config.max_pool2d = *p;
+    int stride[2] = {p->stride[0] ? p->stride[0] : p->kernel[0], p->stride[1] ? p->stride[1] : p->kernel[1]};
+    int dilation[2] = {p->dilation[0] ? p->dilation[0] : 1, p->dilation[1] ? p->dilation[1] : 1};
+    char k[32], st[32], pad[32], dil[32];
+    nb_module_describe(m, "kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
+                       nb_pair_string(p->kernel, k, sizeof k), nb_pair_string(stride, st, sizeof st),
+                       nb_pair_string(p->padding, pad, sizeof pad),
+                       nb_pair_string(dilation, dil, sizeof dil), p->ceil_mode ? "True" : "False");
     return m;
 }
 
@@ -26,7 +34,12 @@ nb_module *nb_nn_avg_pool2d(const nb_avg_pool2d_params *p)
 {
     if (!p) return nb_fail(NB_ERR_INVALID, "AvgPool2d: params are NULL"), NULL;
     nb_module *m = nb_module_new("AvgPool2d", avg_pool_forward);
-    if (m) m->config.avg_pool2d = *p;
+    if (!m) return NULL;
+    m->config.avg_pool2d = *p;
+    int stride[2] = {p->stride[0] ? p->stride[0] : p->kernel[0], p->stride[1] ? p->stride[1] : p->kernel[1]};
+    char k[32], st[32], pad[32];
+    nb_module_describe(m, "kernel_size=%s, stride=%s, padding=%s", nb_pair_string(p->kernel, k, sizeof k),
+                       nb_pair_string(stride, st, sizeof st), nb_pair_string(p->padding, pad, sizeof pad));
     return m;
 }
 
@@ -53,6 +66,8 @@ nb_module *nb_nn_batch_norm2d(int64_t channels)
         nb_module_free(m);
         return NULL;
     }
+    nb_module_describe(m, "%lld, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True",
+                       (long long)channels);
     return m;
 }
 
@@ -70,6 +85,7 @@ nb_module *nb_nn_dropout(double p, uint64_t seed)
     if (!(p >= 0.0 && p <= 1.0)) return nb_fail(NB_ERR_INVALID, "Dropout: p %g outside [0, 1]", p), NULL;
     nb_module *m = nb_module_new("Dropout", dropout_forward);
     if (m) m->config.dropout = (nb_dropout_params){.p = p, .training = true, .seed = seed};
+    nb_module_describe(m, "p=%g, inplace=False", p);
     return m;
 }
 
@@ -89,6 +105,7 @@ nb_module *nb_nn_leaky_relu(double slope)
 {
     nb_module *m = nb_module_new("LeakyReLU", leaky_relu_forward);
     if (m) m->config.slope = slope;
+    nb_module_describe(m, "negative_slope=%g", slope);
     return m;
 }
 
@@ -104,6 +121,7 @@ nb_module *nb_nn_flatten(int start_dim, int end_dim)
         m->config.flatten_dims[0] = start_dim;
         m->config.flatten_dims[1] = end_dim;
     }
+    nb_module_describe(m, "start_dim=%d, end_dim=%d", start_dim, end_dim);
     return m;
 }
 

@@ -45,6 +45,8 @@ nb_module *nb_nn_linear(int64_t in_features, int64_t out_features, bool bias)
         nb_module_free(m);
         return NULL;
     }
+    nb_module_describe(m, "in_features=%lld, out_features=%lld, bias=%s", (long long)in_features,
+                       (long long)out_features, bias ? "True" : "False");
     return m;
 }
 
@@ -92,6 +94,18 @@ static nb_module *conv_module(const char *kind, nb_module_forward_fn forward, in
         nb_module_free(m);
         return NULL;
     }
+    /* PyTorch's Conv2d repr: padding, dilation, groups and bias only when
+     * they differ from the defaults. */
+    char stride[32], pad[48] = "", dil[48] = "", groups[32] = "";
+    if (params.padding[0] || params.padding[1])
+        snprintf(pad, sizeof pad, ", padding=(%d, %d)", params.padding[0], params.padding[1]);
+    if (params.dilation[0] != 1 || params.dilation[1] != 1)
+        snprintf(dil, sizeof dil, ", dilation=(%d, %d)", params.dilation[0], params.dilation[1]);
+    if (params.groups != 1) snprintf(groups, sizeof groups, ", groups=%d", params.groups);
+    snprintf(stride, sizeof stride, "(%d, %d)", params.stride[0], params.stride[1]);
+    nb_module_describe(m, "%lld, %lld, kernel_size=(%d, %d), stride=%s%s%s%s%s",
+                       (long long)in_channels, (long long)out_channels, kernel_h, kernel_w, stride,
+                       pad, dil, groups, bias ? "" : ", bias=False");
     return m;
 }
 

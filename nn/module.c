@@ -1,4 +1,5 @@
 /* Modules: naming, parameters, modes, printing and freeing. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,22 @@ nb_module *nb_module_new(const char *kind, nb_module_forward_fn forward)
     m->forward = forward;
     m->training = true;
     return m;
+}
+
+void nb_module_describe(nb_module *m, const char *fmt, ...)
+{
+    if (!m) return;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(m->description, sizeof m->description, fmt, args);
+    va_end(args);
+}
+
+const char *nb_pair_string(const int pair[2], char *buf, size_t size)
+{
+    if (pair[0] == pair[1]) snprintf(buf, size, "%d", pair[0]);
+    else snprintf(buf, size, "(%d, %d)", pair[0], pair[1]);
+    return buf;
 }
 
 /* dst = prefix + "." + name (or name alone); overlong names are cut, as
@@ -34,20 +51,104 @@ static void update_names(nb_module *m)
     }
 }
 
+/* Doubles the tensor arrays; NB_OK or NB_ERR_NOMEM (nothing changed). */
+static int grow_tensors(nb_module *m)
+{
+    int capacity = m->tensors_capacity ? 2 * m->tensors_capacity : 4;
+    nb_tensor **tensors = nb_calloc((size_t)capacity, sizeof *tensors);
+    char (*names)[NB_MODULE_NAME_CAPACITY] = nb_calloc((size_t)capacity, sizeof *names);
+    char (*full)[NB_MODULE_NAME_CAPACITY] = nb_calloc((size_t)capacity, sizeof *full);
+    bool *is_buffer = nb_calloc((size_t)capacity, sizeof *is_buffer);
+    if (!tensors || !names || !full || !is_buffer) {
+        nb_free(tensors), nb_free(names), nb_free(full), nb_free(is_buffer);
+        return NB_ERR_NOMEM;
+    }
+    if (m->n_tensors) {
+        memcpy(tensors, m->tensors, (size_t)m->n_tensors * sizeof *tensors);
+        memcpy(names, m->tensor_names, (size_t)m->n_tensors * sizeof *names);
+        memcpy(full, m->full_names, (size_t)m->n_tensors * sizeof *full);
+        memcpy(is_buffer, m->is_buffer, (size_t)m->n_tensors * sizeof *is_buffer);
+    }
+    nb_free(m->tensors), nb_free(m->tensor_names), nb_free(m->full_names), nb_free(m->is_buffer);
+    m->tensors = tensors;
+    m->tensor_names = names;
+    m->full_names = full;
+    m->is_buffer = is_buffer;
+    m->tensors_capacity = capacity;
+    return NB_OK;
+}
+
 int nb_module_add_tensor(nb_module *m, const char *name, nb_tensor *t, bool is_buffer)
 {
     if (!t) return NB_ERR_NOMEM;
-    if (m->n_tensors == NB_MODULE_MAX_TENSORS) {
+    const char *what = is_buffer ? "nb_module_add_buffer" : "nb_module_add_parameter";
+    int status = NB_OK;
+    if (!m || !name || !name[0] || strlen(name) >= NB_MODULE_NAME_CAPACITY || strchr(name, '.'))
+        status = nb_fail(NB_ERR_INVALID, "%s: NULL module, or a name that is empty, too long or "
+                         "holds a '.'", what);
+    else if (nb_module_tensor(m, name))
+        status = nb_fail(NB_ERR_INVALID, "%s: %s has a tensor named '%s' already", what, m->kind, name);
+    else if (t->tape)
+        status = nb_fail(NB_ERR_INVALID, "%s: '%s' is a tape tensor; modules own persistent ones",
+                         what, name);
+    else if (t->dtype != NB_FLOAT32 && t->dtype != NB_FLOAT64)
+        status = nb_fail(NB_ERR_INVALID, "%s: '%s' has dtype %s; expected float32 or float64", what,
+                         name, nb_dtype_name(t->dtype));
+    else if (m->n_tensors == m->tensors_capacity)
+        status = grow_tensors(m);
+    if (status != NB_OK) {
         nb_tensor_free(t);
-        return nb_fail(NB_ERR_INVALID, "%s: more than %d tensors", m->kind, NB_MODULE_MAX_TENSORS);
+        return status;
     }
     int i = m->n_tensors++;
     m->tensors[i] = t;
-    m->tensor_names[i] = name;
+    snprintf(m->tensor_names[i], NB_MODULE_NAME_CAPACITY, "%s", name);
     m->is_buffer[i] = is_buffer;
     nb_tensor_set_requires_grad(t, !is_buffer);
     update_names(m);
     nb_tensor_set_name(t, m->full_names[i]);
+    return NB_OK;
+}
+
+nb_tensor *nb_module_add_parameter(nb_module *m, const char *name, nb_tensor *t)
+{
+    return nb_module_add_tensor(m, name, t, false) == NB_OK ? t : NULL;
+}
+
+nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_tensor *t)
+{
+    return nb_module_add_tensor(m, name, t, true) == NB_OK ? t : NULL;
+}
+
+nb_tensor *nb_module_tensor(const nb_module *m, const char *name)
+{
+    if (!m || !name) return NULL;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensor_names[i], name) == 0) return m->tensors[i];
+    return NULL;
+}
+
+int nb_module_to_dtype(nb_module *m, nb_dtype dtype)
+{
+    if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_to_dtype: module is NULL");
+    if (dtype != NB_FLOAT32 && dtype != NB_FLOAT64)
+        return nb_fail(NB_ERR_INVALID, "nb_module_to_dtype: dtype %s; expected float32 or float64",
+                       nb_dtype_name(dtype));
+    for (int i = 0; i < m->n_tensors; i++) {
+        nb_tensor *old = m->tensors[i];
+        if (old->dtype == dtype) continue;
+        nb_tensor *t = nb_tensor_new(dtype, old->ndim, old->shape);
+        if (!t) return NB_ERR_NOMEM;
+        nb_tensor_copy(t, old);
+        nb_tensor_set_requires_grad(t, old->requires_grad);
+        nb_tensor_set_name(t, m->full_names[i]);
+        m->tensors[i] = t;
+        nb_tensor_free(old);
+    }
+    for (int c = 0; c < m->n_children; c++) {
+        int status = nb_module_to_dtype(m->children[c], dtype);
+        if (status != NB_OK) return status;
+    }
     return NB_OK;
 }
 
@@ -170,8 +271,8 @@ void nb_module_zero_grad(nb_module *m)
 static void print_tree(const nb_module *m, const char *name, int depth, FILE *out)
 {
     fprintf(out, "%*s%s%s%s", 2 * depth, "", name ? "(" : "", name ? name : "", name ? "): " : "");
-    fprintf(out, "%s(", m->kind);
-    for (int i = 0; i < m->n_tensors; i++) {
+    fprintf(out, "%s(%s", m->kind, m->description);
+    for (int i = 0; !m->description[0] && i < m->n_tensors; i++) {
         char shape[96];
         fprintf(out, "%s%s=%s", i ? ", " : "", m->tensor_names[i],
                 nb_shape_string(m->tensors[i], shape, sizeof shape));
@@ -215,6 +316,8 @@ void nb_module_free(nb_module *m)
     if (!m) return;
     for (int i = 0; i < m->n_tensors; i++) nb_tensor_free(m->tensors[i]);
     for (int c = 0; c < m->n_children; c++) nb_module_free(m->children[c]);
+    if (m->free_user) m->free_user(m->user);
+    nb_free(m->tensors), nb_free(m->tensor_names), nb_free(m->full_names), nb_free(m->is_buffer);
     nb_free(m->children);
     nb_free(m->child_names);
     nb_free(m);

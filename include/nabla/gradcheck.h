@@ -36,10 +36,14 @@ typedef struct nb_gradcheck_options {
     uint64_t seed;                 /* for the projections, default 0 */
 } nb_gradcheck_options;
 
+/* The most inputs one nb_gradcheck call takes: enough for every parameter
+ * of a small model checked end to end. */
+#define NB_GRADCHECK_MAX_INPUTS 64
+
 typedef struct nb_gradcheck_result {
     int n_inputs;
-    double max_abs_error[NB_SAMPLE_MAX_INPUTS];   /* per input; 0 for no-grad inputs */
-    double max_rel_error[NB_SAMPLE_MAX_INPUTS];
+    double max_abs_error[NB_GRADCHECK_MAX_INPUTS];   /* per input; 0 for no-grad inputs */
+    double max_rel_error[NB_GRADCHECK_MAX_INPUTS];
     double max_abs_error_all;
     double max_rel_error_all;
     int64_t elements_checked;

@@ -25,22 +25,29 @@
 extern "C" {
 #endif
 
-enum { NB_MODULE_MAX_TENSORS = 4, NB_MODULE_NAME_CAPACITY = 128 };
+enum { NB_MODULE_NAME_CAPACITY = 128 };
 
 typedef struct nb_module nb_module;
 typedef nb_tensor *(*nb_module_forward_fn)(nb_module *self, nb_tape *tape, nb_tensor *x);
 
 struct nb_module {
-    const char *kind;                      /* "Linear", "Conv2d", ... */
+    const char *kind;                      /* "Linear", "Conv2d", ...: a static string */
     nb_module_forward_fn forward;
     bool training;
-    /* Parameters and buffers (buffers: is_buffer, no gradient). */
-    int n_tensors;
-    nb_tensor *tensors[NB_MODULE_MAX_TENSORS];
-    const char *tensor_names[NB_MODULE_MAX_TENSORS];           /* "weight" */
-    bool is_buffer[NB_MODULE_MAX_TENSORS];
-    char full_names[NB_MODULE_MAX_TENSORS][NB_MODULE_NAME_CAPACITY]; /* "conv1.weight" */
-    char prefix[NB_MODULE_NAME_CAPACITY];                       /* "conv1" */
+    /* Parameters and buffers in the order added (buffers: is_buffer, no
+     * gradient); the arrays grow as tensors are added. */
+    int n_tensors, tensors_capacity;
+    nb_tensor **tensors;
+    char (*tensor_names)[NB_MODULE_NAME_CAPACITY];   /* "weight" */
+    bool *is_buffer;
+    char (*full_names)[NB_MODULE_NAME_CAPACITY];     /* "conv1.weight" */
+    char prefix[NB_MODULE_NAME_CAPACITY];            /* "conv1" */
+    /* The hyper-parameters nb_module_print shows inside Kind(...), as
+     * PyTorch's repr: "1, 6, kernel_size=(5, 5), stride=(1, 1)". */
+    char description[NB_MODULE_NAME_CAPACITY];
+    /* A user layer's own state, freed with free_user (may be NULL). */
+    void *user;
+    void (*free_user)(void *user);
     /* Children, in order. */
     int n_children;
     int children_capacity;
@@ -59,6 +66,23 @@ struct nb_module {
         nb_dropout_params dropout;
         double slope;
         int flatten_dims[2];
+        nb_layer_norm_params layer_norm;
+        struct {
+            int num_groups;
+            double eps;
+        } group_norm;
+        nb_embedding_params embedding;
+        int gelu_approximate;
+        struct {
+            int64_t embed_dim;
+            int num_heads;
+            bool is_causal;
+        } attention;
+        struct {
+            int64_t input_size, hidden_size;
+            int num_layers, gates;     /* gates: 4 (LSTM) or 3 (GRU) */
+            bool bias, batch_first;
+        } recurrent;
     } config;
     /* Linear and Conv2d: the layer's meProp setting (nb_module_set_meprop);
      * zeroed, it follows the tape's. */
@@ -92,11 +116,57 @@ NB_API nb_module *nb_nn_relu(void);
 NB_API nb_module *nb_nn_leaky_relu(double slope);
 NB_API nb_module *nb_nn_sigmoid(void);
 NB_API nb_module *nb_nn_tanh(void);
+NB_API nb_module *nb_nn_gelu(nb_gelu_approximate approximate);
+NB_API nb_module *nb_nn_silu(void);
+/* Layer norm over the last normalized_ndim dims (shape given); weight
+ * (ones) and bias (zeros) when elementwise_affine. eps 0: 1e-5. */
+NB_API nb_module *nb_nn_layer_norm(int normalized_ndim, const int64_t *normalized_shape,
+                                   double eps, bool elementwise_affine);
+/* Group norm of num_channels in num_groups; weight ones, bias zeros when affine. */
+NB_API nb_module *nb_nn_group_norm(int num_groups, int64_t num_channels, double eps, bool affine);
+/* A table [num_embeddings, embedding_dim] ~ N(0, 1) ("weight"); the
+ * padding_idx row (p NULL: none) starts at zero and gets no gradient. The
+ * forward takes int32 indices of any shape. */
+NB_API nb_module *nb_nn_embedding(int64_t num_embeddings, int64_t embedding_dim,
+                                  const nb_embedding_params *p);
+/* Self-attention over x [B, T, E] (batch first): PyTorch's
+ * MultiheadAttention parameters (in_proj_weight [3E,E], in_proj_bias,
+ * out_proj.weight, out_proj.bias) and init; the heads run in one fused
+ * scaled_dot_product_attention node, causal when is_causal. */
+NB_API nb_module *nb_nn_multihead_attention(int64_t embed_dim, int num_heads, bool bias,
+                                            bool is_causal);
+/* num_layers of LSTM / GRU cells unrolled over time through the tape:
+ * x [B, T, I] (batch_first) or [T, B, I] -> the last layer's h at every
+ * step, [B, T, H] or [T, B, H]; zero initial state. Parameters
+ * weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ... as PyTorch,
+ * initialised U(-1/sqrt(H), 1/sqrt(H)). */
+NB_API nb_module *nb_nn_lstm(int64_t input_size, int64_t hidden_size, int num_layers, bool bias,
+                             bool batch_first);
+NB_API nb_module *nb_nn_gru(int64_t input_size, int64_t hidden_size, int num_layers, bool bias,
+                            bool batch_first);
 /* Merges dims start..end (PyTorch nn.Flatten default: 1, -1). */
 NB_API nb_module *nb_nn_flatten(int start_dim, int end_dim);
 /* Sets the meProp setting of a Linear or convolution module (include/nabla/
  * meprop.h; NULL: back to unset, i.e. follow the tape). Other kinds fail. */
 NB_API int nb_module_set_meprop(nb_module *m, const nb_meprop *config);
+
+/* ---- your own layers ------------------------------------------------------- */
+/* An empty module of `kind` (a static string) whose forward is `forward`
+ * (NULL: a container whose children you call). */
+NB_API nb_module *nb_module_new(const char *kind, nb_module_forward_fn forward);
+/* Adds a named parameter (requires_grad set) or buffer (no gradient, saved
+ * in the state_dict) and takes ownership of t, also on failure. Names are
+ * unique within a module; there is no limit on the count. Returns t or
+ * NULL (nb_last_error). */
+NB_API nb_tensor *nb_module_add_parameter(nb_module *m, const char *name, nb_tensor *t);
+NB_API nb_tensor *nb_module_add_buffer(nb_module *m, const char *name, nb_tensor *t);
+/* The module's own parameter or buffer `name` ("weight"), or NULL. */
+NB_API nb_tensor *nb_module_tensor(const nb_module *m, const char *name);
+/* Converts every parameter and buffer of m and its children to `dtype`
+ * (float32 or float64; PyTorch's module.double() / .float()), keeping
+ * values, names and requires_grad; gradients are dropped. Build the
+ * optimizer after converting: it holds the tensors it was given. */
+NB_API int nb_module_to_dtype(nb_module *m, nb_dtype dtype);
 
 /* ---- containers ---------------------------------------------------------- */
 /* Runs children in order. Takes ownership of the modules (also on failure).
