@@ -86,10 +86,16 @@ static void compare(bool causal, int threads)
         for (int k = 0; k < 4; k++) nb_tensor_free(in[d][k]);
 }
 
+/* Every CPU level's version of the tile kernels this machine runs. */
 Test(attention, float32_tiles_match_the_reference)
 {
-    for (int threads = 1; threads <= 2; threads++) {
-        compare(false, threads);
-        compare(true, threads);
+    const char *levels[] = {"portable", "avx2", "avx512"};
+    for (int level = 0; level < 3; level++) {
+        if (nb_cpu_force_level(levels[level]) != NB_OK) continue;   /* above this CPU */
+        for (int threads = 1; threads <= 2; threads++) {
+            compare(false, threads);
+            compare(true, threads);
+        }
     }
+    nb_cpu_force_level(NULL);
 }

@@ -113,13 +113,19 @@ static void compare_dtypes(int op, int ndim, const int64_t *shape, int64_t chann
     }
 }
 
+/* Every CPU level's version (the machine's best and those below it). */
 Test(normalization, float32_kernels_match_the_reference)
 {
-    for (int threads = 1; threads <= 2; threads++) {
-        nb_set_num_threads(threads);
-        compare_dtypes(0, 2, (int64_t[]){301, 67}, 67);
-        compare_dtypes(0, 2, (int64_t[]){5, 1000}, 1000);
-        compare_dtypes(1, 3, (int64_t[]){7, 41, 33}, 33);
-        compare_dtypes(2, 4, (int64_t[]){3, 6, 5, 7}, 6);
+    const char *levels[] = {"portable", "avx2", "avx512"};
+    for (int level = 0; level < 3; level++) {
+        if (nb_cpu_force_level(levels[level]) != NB_OK) continue;   /* above this CPU */
+        for (int threads = 1; threads <= 2; threads++) {
+            nb_set_num_threads(threads);
+            compare_dtypes(0, 2, (int64_t[]){301, 67}, 67);
+            compare_dtypes(0, 2, (int64_t[]){5, 1000}, 1000);
+            compare_dtypes(1, 3, (int64_t[]){7, 41, 33}, 33);
+            compare_dtypes(2, 4, (int64_t[]){3, 6, 5, 7}, 6);
+        }
     }
+    nb_cpu_force_level(NULL);
 }

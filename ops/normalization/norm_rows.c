@@ -2,6 +2,7 @@
 
 #include <math.h>
 
+#include "base/cpu.h"
 #include "base/parallel.h"
 
 enum {
@@ -16,14 +17,14 @@ size_t nb_norm_scratch_floats(const nb_norm_rows *s)
     return (size_t)nb_parallel_slots() * 2 * (size_t)s->length;
 }
 
-static int64_t channel_of(const nb_norm_rows *s, int64_t r, int64_t i)
+NB_KERNEL_BODY int64_t channel_of(const nb_norm_rows *s, int64_t r, int64_t i)
 {
     return (r % s->groups) * (s->length / s->spread) + i / s->spread;
 }
 
 /* sum_i (x[i] - shift)^power over a row, power 1 or 2, in LANES float
  * partial sums (vectorised) added up in double. */
-static double row_sum(const float *x, int64_t n, float shift, int power)
+NB_KERNEL_BODY double row_sum(const float *x, int64_t n, float shift, int power)
 {
     float lane[LANES] = {0};
     int64_t i = 0;
@@ -42,7 +43,7 @@ static double row_sum(const float *x, int64_t n, float shift, int power)
 }
 
 /* sum_i a[i] * b[i] and sum_i a[i], in LANES float partial sums. */
-static void row_dot(const float *a, const float *b, int64_t n, double *dot, double *sum)
+NB_KERNEL_BODY void row_dot(const float *a, const float *b, int64_t n, double *dot, double *sum)
 {
     float lane_dot[LANES] = {0}, lane_sum[LANES] = {0};
     int64_t i = 0;
@@ -70,7 +71,7 @@ typedef struct rows_job {
 } rows_job;
 
 /* x [length] -> y [length], one row */
-static void forward_row(const rows_job *job, int64_t r)
+NB_KERNEL_BODY void forward_row(const rows_job *job, int64_t r)
 {
     const nb_norm_rows *s = job->s;
     int64_t n = s->length;
@@ -95,7 +96,7 @@ static void forward_row(const rows_job *job, int64_t r)
 }
 
 /* dx [length] += ..., one row; g and xhat go through the worker's scratch */
-static void backward_row(const rows_job *job, int64_t r, float *g, float *xhat)
+NB_KERNEL_BODY void backward_row(const rows_job *job, int64_t r, float *g, float *xhat)
 {
     const nb_norm_rows *s = job->s;
     int64_t n = s->length;
@@ -113,7 +114,7 @@ static void backward_row(const rows_job *job, int64_t r, float *g, float *xhat)
     for (int64_t i = 0; i < n; i++) dx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
 }
 
-static void forward_task(void *ctx, int64_t task, int worker)
+NB_KERNEL_BODY void forward_task_body(void *ctx, int64_t task, int worker)
 {
     (void)worker;
     const rows_job *job = ctx;
@@ -121,7 +122,7 @@ static void forward_task(void *ctx, int64_t task, int worker)
     for (int64_t r = task * job->rows_per_task; r < end && r < job->s->rows; r++) forward_row(job, r);
 }
 
-static void backward_task(void *ctx, int64_t task, int worker)
+NB_KERNEL_BODY void backward_task_body(void *ctx, int64_t task, int worker)
 {
     const rows_job *job = ctx;
     float *g = job->scratch + (int64_t)worker * 2 * job->s->length, *xhat = g + job->s->length;
@@ -132,7 +133,7 @@ static void backward_task(void *ctx, int64_t task, int worker)
 
 /* Weight and bias gradients for the channels of one task: the sums over
  * rows run in row order whatever thread runs the task. */
-static void affine_task(void *ctx, int64_t task, int worker)
+NB_KERNEL_BODY void affine_task_body(void *ctx, int64_t task, int worker)
 {
     (void)worker;
     const rows_job *job = ctx;
@@ -140,6 +141,25 @@ static void affine_task(void *ctx, int64_t task, int worker)
     int64_t n = s->length, per_group = n / s->spread;
     int64_t first = task * COLUMN_BLOCK, channels = nb_norm_channels(s);
     int64_t last = first + COLUMN_BLOCK < channels ? first + COLUMN_BLOCK : channels;
+    if (s->spread == 1 && s->groups == 1) {
+        /* Channel = column: rows outer, the block's columns inner, so the
+         * reads are contiguous and the sums vectorise (still row order). */
+        float dw[COLUMN_BLOCK] = {0}, db[COLUMN_BLOCK] = {0};
+        int64_t width = last - first;
+        for (int64_t r = 0; r < s->rows; r++) {
+            const float *x = job->x + r * n + first, *dy = job->dy + r * n + first;
+            float mean = job->mean[r], rstd = job->rstd[r];
+            for (int64_t c = 0; c < width; c++) {
+                dw[c] += dy[c] * ((x[c] - mean) * rstd);
+                db[c] += dy[c];
+            }
+        }
+        for (int64_t c = 0; c < width; c++) {
+            if (job->dweight) job->dweight[first + c] += dw[c];
+            if (job->dbias) job->dbias[first + c] += db[c];
+        }
+        return;
+    }
     for (int64_t c = first; c < last; c++) {
         int64_t group = c / per_group, begin = (c % per_group) * s->spread;
         double dw = 0.0, db = 0.0;
@@ -155,6 +175,23 @@ static void affine_task(void *ctx, int64_t task, int worker)
     }
 }
 
+/* The task bodies compiled for each CPU level (base/cpu.h). */
+NB_TARGET_AVX512 static void forward_avx512(void *c, int64_t t, int w) { forward_task_body(c, t, w); }
+NB_TARGET_AVX2 static void forward_avx2(void *c, int64_t t, int w) { forward_task_body(c, t, w); }
+static void forward_portable(void *c, int64_t t, int w) { forward_task_body(c, t, w); }
+NB_TARGET_AVX512 static void backward_avx512(void *c, int64_t t, int w) { backward_task_body(c, t, w); }
+NB_TARGET_AVX2 static void backward_avx2(void *c, int64_t t, int w) { backward_task_body(c, t, w); }
+static void backward_portable(void *c, int64_t t, int w) { backward_task_body(c, t, w); }
+NB_TARGET_AVX512 static void affine_avx512(void *c, int64_t t, int w) { affine_task_body(c, t, w); }
+NB_TARGET_AVX2 static void affine_avx2(void *c, int64_t t, int w) { affine_task_body(c, t, w); }
+static void affine_portable(void *c, int64_t t, int w) { affine_task_body(c, t, w); }
+
+static nb_task_fn by_level(nb_task_fn portable, nb_task_fn avx2, nb_task_fn avx512)
+{
+    nb_cpu_level level = nb_cpu_level_now();
+    return level == NB_CPU_AVX512 ? avx512 : level == NB_CPU_AVX2 ? avx2 : portable;
+}
+
 static int64_t rows_per_task(const nb_norm_rows *s)
 {
     int64_t per = NB_ELEMENTWISE_GRAIN / (s->length ? s->length : 1);
@@ -167,7 +204,8 @@ void nb_norm_rows_forward(const nb_norm_rows *s, const float *x, const float *we
     rows_job job = {.s = s, .x = x, .weight = weight, .bias = bias, .y = y, .mean_out = mean,
                     .rstd_out = rstd, .rows_per_task = rows_per_task(s)};
     int64_t tasks = (s->rows + job.rows_per_task - 1) / job.rows_per_task;
-    nb_parallel_tasks(tasks, nb_parallel_slots(), forward_task, &job);
+    nb_parallel_tasks(tasks, nb_parallel_slots(),
+                      by_level(forward_portable, forward_avx2, forward_avx512), &job);
 }
 
 void nb_norm_rows_backward(const nb_norm_rows *s, const float *x, const float *weight,
@@ -179,12 +217,13 @@ void nb_norm_rows_backward(const nb_norm_rows *s, const float *x, const float *w
                     .rows_per_task = rows_per_task(s)};
     if (dx) {
         int64_t tasks = (s->rows + job.rows_per_task - 1) / job.rows_per_task;
-        nb_parallel_tasks(tasks, nb_parallel_slots(), backward_task, &job);
+        nb_parallel_tasks(tasks, nb_parallel_slots(),
+                          by_level(backward_portable, backward_avx2, backward_avx512), &job);
     }
     if (dweight || dbias) {
         int64_t channels = nb_norm_channels(s);
         nb_parallel_tasks((channels + COLUMN_BLOCK - 1) / COLUMN_BLOCK, nb_parallel_slots(),
-                          affine_task, &job);
+                          by_level(affine_portable, affine_avx2, affine_avx512), &job);
     }
 }
 
