@@ -156,7 +156,7 @@ static bool plain_params(const char *name)
         "cat", "add_scalar", "mul_scalar", "pow", "elu", "hardtanh", "gelu", "leaky_relu",
         "softmax", "log_softmax", "flatten", "transpose", "narrow", "select", "slice",
         "unsqueeze", "permute", "expand", "repeat", "stack", "pad", "index_select", "gather",
-        "scatter_add",
+        "scatter_add", "conv_transpose2d", "conv1d",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;

@@ -214,6 +214,39 @@ NB_API nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_t
 NB_API nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                           const nb_conv2d_params *p);
 
+/* Zero means PyTorch's default in every field (stride 1, padding 0,
+ * output_padding 0, dilation 1, groups 1), so a zeroed struct is
+ * F.conv_transpose2d's defaults. */
+typedef struct nb_conv_transpose2d_params {
+    int stride[2];          /* >= 1 (0: 1) */
+    int padding[2];         /* >= 0: rows/columns cropped from each border */
+    int output_padding[2];  /* >= 0, < stride or < dilation: added at the bottom/right */
+    int dilation[2];        /* >= 1 (0: 1) */
+    int groups;             /* >= 1 (0: 1), divides C and K */
+} nb_conv_transpose2d_params;
+/* y[n,k,h*s-p+i*d,w*s-p+j*d] += w[c,k',i,j] x[n,c,h,w] (k' = k within c's
+ * group), plus bias[k]: the adjoint of conv2d with the same settings
+ * (PyTorch's F.conv_transpose2d). x [N,C,H,W], weight [C,K/groups,kh,kw],
+ * bias [K] or NULL -> [N,K,OH,OW], OH = (H-1)*s - 2p + d*(kh-1) +
+ * output_padding + 1 (same for OW). p NULL: the defaults. */
+NB_API nb_tensor *nb_conv_transpose2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                      nb_tensor *bias, const nb_conv_transpose2d_params *p);
+
+/* Zero means PyTorch's default in every field (stride 1, padding 0,
+ * dilation 1, groups 1). */
+typedef struct nb_conv1d_params {
+    int stride;             /* >= 1 (0: 1) */
+    int padding;            /* >= 0, zeros at both ends */
+    int dilation;           /* >= 1 (0: 1) */
+    int groups;             /* >= 1 (0: 1), divides C and K */
+} nb_conv1d_params;
+/* y[n,k,o] = bias[k] + sum_{c in group(k),i} w[k,c,i] x[n,c,o*s-p+i*d]
+ * (PyTorch's F.conv1d); x [N,C,L], weight [K,C/groups,k], bias [K] or NULL
+ * -> [N,K,OL], OL = floor((L + 2p - d*(k-1) - 1) / s) + 1. Runs conv2d's
+ * kernels on a height of 1. p NULL: the defaults. */
+NB_API nb_tensor *nb_conv1d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                            const nb_conv1d_params *p);
+
 typedef struct nb_max_pool2d_params {
     int kernel[2];      /* >= 1 */
     int stride[2];      /* 0 means = kernel (PyTorch's default) */
