@@ -156,7 +156,7 @@ static bool plain_params(const char *name)
         "cat", "add_scalar", "mul_scalar", "pow", "elu", "hardtanh", "gelu", "leaky_relu",
         "softmax", "log_softmax", "flatten", "transpose", "narrow", "select", "slice",
         "unsqueeze", "permute", "expand", "repeat", "stack", "pad", "index_select", "gather",
-        "scatter_add", "conv_transpose2d", "conv1d",
+        "scatter_add", "conv_transpose2d", "conv1d", "adaptive_avg_pool2d",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
@@ -220,6 +220,9 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
     } else if (strcmp(name, "embedding") == 0 && op->params_size == sizeof(nb_embedding_params)) {
         set_bool(params, offsetof(nb_embedding_params, has_padding_idx),
                  params[offsetof(nb_embedding_params, has_padding_idx)]);
+    } else if (strcmp(name, "interpolate") == 0 && op->params_size == sizeof(nb_interpolate_params)) {
+        set_bool(params, offsetof(nb_interpolate_params, align_corners),
+                 params[offsetof(nb_interpolate_params, align_corners)]);
     } else if (op->params_size > 0 && !plain_params(name)) {
         return false; /* a params struct we do not know: bools or pointers may hide in it */
     }

@@ -284,6 +284,34 @@ typedef struct nb_avg_pool2d_params {
  * padded input (count_include_pad) or to the real input (otherwise), as in
  * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */
 NB_API nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
+/* y[..,i,j] = mean of x[.., floor(i*H/OH) .. ceil((i+1)*H/OH)-1,
+ * floor(j*W/OW) .. ceil((j+1)*W/OW)-1] (PyTorch's windows, which may
+ * overlap); x [N,C,H,W] or [C,H,W] -> [..,out_h,out_w]; out_h, out_w >= 0. */
+NB_API nb_tensor *nb_adaptive_avg_pool2d(nb_tape *tape, nb_tensor *x, int out_h, int out_w);
+
+/* ---- resampling (ops/resampling/) ---------------------------------------- */
+typedef enum nb_interpolate_mode {
+    NB_INTERPOLATE_NEAREST = 0,   /* PyTorch's 'nearest' (not 'nearest-exact') */
+    NB_INTERPOLATE_BILINEAR = 1
+} nb_interpolate_mode;
+/* Exactly one of size and scale_factor: size all zero means scale_factor
+ * gives the output, floor(H * scale_factor[0]) x floor(W * scale_factor[1]),
+ * and, as in PyTorch without recompute_scale_factor, the source position
+ * uses 1/scale_factor rather than H/OH. */
+typedef struct nb_interpolate_params {
+    int size[2];               /* {OH, OW}, or zeros */
+    double scale_factor[2];    /* used when size is all zero */
+    int mode;                  /* nb_interpolate_mode; 0: nearest (PyTorch's default) */
+    bool align_corners;        /* bilinear only (true with nearest is an error) */
+} nb_interpolate_params;
+/* y = x resampled to [N,C,OH,OW], with scale = 1/scale_factor, or H/OH
+ * when size is given (per axis). nearest: y[..,i,j] = x[..,src(i),src(j)],
+ * src(i) = min(floor(i*scale), H-1). bilinear: the weighted 2x2
+ * neighbours of src(i) = scale*(i+0.5)-0.5 clamped at 0, or
+ * (H-1)/(OH-1)*i with align_corners; an axis with OH = H is copied. As
+ * torch 1.13's CPU forward for NCHW tensors; the gradient scatters dy back
+ * with the same weights. x [N,C,H,W]. */
+NB_API nb_tensor *nb_interpolate(nb_tape *tape, nb_tensor *x, const nb_interpolate_params *p);
 
 
 /* ---- normalisation (ops/normalization/) ---------------------------------- */
