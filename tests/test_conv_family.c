@@ -156,6 +156,25 @@ Test(conv_transpose2d, gemm_path_matches_the_loops_at_odd_sizes)
                   &(nb_conv_transpose2d_params){{3, 1}, {0, 0}, {2, 0}, {1, 1}, 2});
 }
 
+/* An empty batch gives an empty output (PyTorch's too) and gradients of
+ * zeros for the weight and bias. */
+Test(conv_transpose2d, empty_batch)
+{
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dtype = d ? NB_FLOAT32 : NB_FLOAT64;
+        nb_tape *tape = nb_tape_new();
+        nb_tensor *x = nb_tape_tensor(tape, dtype, 4, (int64_t[]){0, 2, 3, 3}, NULL);
+        nb_tensor *w = test_tensor(tape, dtype, 4, (int64_t[]){2, 1, 2, 2},
+                                   (double[]){1, 2, 3, 4, 5, 6, 7, 8}, true);
+        nb_tensor *y = nb_conv_transpose2d(tape, x, w, NULL, NULL);
+        cr_assert(y && y->numel == 0 && y->shape[1] == 1 && y->shape[2] == 4 && y->shape[3] == 4,
+                  "%s", nb_tape_error(tape));
+        backward_of_sum(tape, y);
+        assert_values(w->grad, (double[]){0, 0, 0, 0, 0, 0, 0, 0}, 8, 0);
+        nb_tape_free(tape);
+    }
+}
+
 Test(conv_transpose2d, errors_name_the_op_and_shapes)
 {
     const int64_t sx[4] = {1, 4, 3, 3};

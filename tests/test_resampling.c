@@ -29,7 +29,7 @@ Test(adaptive_avg_pool2d, overlapping_windows_float64) { check_adaptive(NB_FLOAT
 
 /* [C,H,W] input: 1x4 to 1x3 gives windows [0,2), [1,3), [2,4): pairwise
  * means; 2x1 to 3x1 repeats the middle: rows [0,1), [0,2), [1,2). An
- * output size of 0 gives an empty output. */
+ * output size of 0 gives an empty output (PyTorch's forward does too). */
 Test(adaptive_avg_pool2d, three_d_input_upsampling_and_empty_output)
 {
     for (int d = 0; d < 2; d++) {
@@ -43,6 +43,10 @@ Test(adaptive_avg_pool2d, three_d_input_upsampling_and_empty_output)
         assert_values(nb_adaptive_avg_pool2d(tape, column, 3, 1), (double[]){2, 4, 6}, 3, 0);
         nb_tensor *empty = nb_adaptive_avg_pool2d(tape, x, 0, 2);
         cr_assert(empty && empty->numel == 0 && empty->shape[1] == 0 && empty->shape[2] == 2);
+        /* Empty however tall: no loop over the rows of nothing. */
+        nb_tensor *tall = nb_adaptive_avg_pool2d(tape, x, 1 << 30, 0);
+        cr_assert(tall && tall->numel == 0 && tall->shape[1] == 1 << 30, "%s", nb_tape_error(tape));
+        backward_of_sum(tape, tall);
         nb_tape_free(tape);
     }
 }

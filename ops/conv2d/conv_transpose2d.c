@@ -121,8 +121,10 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     return NB_OK;
 }
 
+/* An empty batch (the only empty output) needs no kernel and no scratch. */
 static int forward(nb_op_ctx *ctx)
 {
+    if (ctx->output->numel == 0) return NB_OK;
     nb_conv_transpose2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
@@ -146,7 +148,7 @@ static int backward(nb_op_ctx *ctx)
 {
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
-    if (!dx && !dw && !db) return NB_OK;
+    if ((!dx && !dw && !db) || ctx->output->numel == 0) return NB_OK;
     nb_conv_transpose2d_geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     if (x->dtype == NB_FLOAT64) {

@@ -131,8 +131,10 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     return NB_OK;
 }
 
+/* An empty output may still have a huge OH (with OW = 0): skip the loops. */
 static int forward(nb_op_ctx *ctx)
 {
+    if (ctx->output->numel == 0) return NB_OK;
     geometry g = geometry_of(ctx);
     const nb_tensor *x = ctx->inputs[0];
     if (x->dtype == NB_FLOAT32) adaptive_avg_pool2d_forward(&g, x->data, ctx->output->data);
@@ -143,7 +145,7 @@ static int forward(nb_op_ctx *ctx)
 static int backward(nb_op_ctx *ctx)
 {
     nb_tensor *dx = ctx->input_grads[0];
-    if (!dx) return NB_OK;
+    if (!dx || ctx->output->numel == 0) return NB_OK;
     geometry g = geometry_of(ctx);
     if (dx->dtype == NB_FLOAT32)
         adaptive_avg_pool2d_backward(&g, ctx->output_grad->data, dx->data);
