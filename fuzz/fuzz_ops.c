@@ -163,6 +163,7 @@ static bool plain_params(const char *name)
         "scatter_add", "layer_norm", "rms_norm", "group_norm", "cumsum", "softplus",
         "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "margin_ranking_loss",
         "cosine_similarity",
+        "conv_transpose2d", "conv1d", "adaptive_avg_pool2d",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
@@ -283,6 +284,9 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
                op->params_size == sizeof(nb_attention_params)) {
         set_bool(params, offsetof(nb_attention_params, is_causal),
                  params[offsetof(nb_attention_params, is_causal)]);
+    } else if (strcmp(name, "interpolate") == 0 && op->params_size == sizeof(nb_interpolate_params)) {
+        set_bool(params, offsetof(nb_interpolate_params, align_corners),
+                 params[offsetof(nb_interpolate_params, align_corners)]);
     } else if (op->params_size > 0 && !plain_params(name)) {
         return false; /* a params struct we do not know: bools or pointers may hide in it */
     }

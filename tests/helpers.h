@@ -51,6 +51,19 @@ static inline void assert_tape_error(nb_tape *tape, const char *needle)
     cr_assert(strstr(e, needle) != NULL, "error '%s' does not contain '%s'", e, needle);
 }
 
+/* Runs the backward of y with the given output gradient (y's shape). */
+static inline void backward_seeded(nb_tape *tape, nb_tensor *y, const double *seed)
+{
+    nb_tensor *s = test_tensor(tape, y->dtype, y->ndim, y->shape, seed, false);
+    cr_assert_eq(nb_backward(tape, y, s), NB_OK, "%s", nb_last_error());
+}
+
+/* Runs the backward of sum(y): every output gradient is 1. */
+static inline void backward_of_sum(nb_tape *tape, nb_tensor *y)
+{
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK, "%s", nb_last_error());
+}
+
 /* An op of one input, y = fn(x): asserts y and dL/dx for L = sum(y) at
  * the n points x, in float64 (to 1e-12) and float32 (to 1e-6). */
 typedef nb_tensor *(*test_unary_fn)(nb_tape *tape, nb_tensor *x);

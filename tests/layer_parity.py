@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch parity for nabla's nn layers (LSTM, GRU, MultiheadAttention,
-LayerNorm, GroupNorm, Embedding, GELU, SiLU) in float64: the driver
+LayerNorm, GroupNorm, Embedding, GELU, SiLU, ConvTranspose2d, Conv1d) in
+float64: the driver
 (tests/layer_parity_driver, argv[1]) saves a seeded layer's state_dict and
 one forward/backward; this script loads the state into the same torch.nn
 module by name (load_state_dict, strict), runs the same input and compares
@@ -58,6 +59,9 @@ def torch_layer(name):
         "embedding": lambda: nn.Embedding(6, 3, padding_idx=1),
         "gelu": lambda: nn.GELU(approximate="tanh"),
         "silu": lambda: nn.SiLU(),
+        "conv_transpose2d": lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1,
+                                                       groups=2),
+        "conv1d": lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2),
     }[name]().double()
 
 
@@ -78,8 +82,9 @@ def close(label, got, want, failures):
 
 
 def main():
-    driver, failures, names = sys.argv[1], [], ["lstm", "gru", "mha", "layer_norm",
-                                                "group_norm", "embedding", "gelu", "silu"]
+    driver, failures, names = sys.argv[1], [], ["lstm", "gru", "mha", "layer_norm", "group_norm",
+                                                "embedding", "gelu", "silu", "conv_transpose2d",
+                                                "conv1d"]
     for name in names:
         with tempfile.TemporaryDirectory() as directory:
             done = subprocess.run([driver, name, directory], capture_output=True, text=True)

@@ -15,7 +15,7 @@
 typedef struct layer_case {
     const char *name;
     int ndim;
-    int64_t shape[3];
+    int64_t shape[4];
     bool tokens;          /* int32 input in [0, vocabulary) */
 } layer_case;
 
@@ -29,6 +29,9 @@ static nb_module *build(const char *name)
     if (strcmp(name, "embedding") == 0) return nb_nn_embedding(6, 3, &(nb_embedding_params){1, true});
     if (strcmp(name, "gelu") == 0) return nb_nn_gelu(NB_GELU_TANH);
     if (strcmp(name, "silu") == 0) return nb_nn_silu();
+    if (strcmp(name, "conv_transpose2d") == 0)
+        return nb_nn_conv_transpose2d(4, 6, 3, 3, &(nb_conv_transpose2d_params){{2, 2}, {1, 1}, {1, 1}, {1, 1}, 2}, true);
+    if (strcmp(name, "conv1d") == 0) return nb_nn_conv1d(4, 6, 3, &(nb_conv1d_params){2, 1, 1, 2}, true);
     return NULL;
 }
 
@@ -37,6 +40,7 @@ static const layer_case LAYERS[] = {
     {"mha", 3, {2, 5, 8}, false},        {"layer_norm", 3, {2, 3, 4}, false},
     {"group_norm", 3, {2, 4, 3}, false}, {"embedding", 2, {2, 4}, true},
     {"gelu", 2, {3, 4}, false},          {"silu", 2, {3, 4}, false},
+    {"conv_transpose2d", 4, {2, 4, 5, 5}, false}, {"conv1d", 3, {2, 4, 9}, false},
 };
 
 static int fail(const char *what)

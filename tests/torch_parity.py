@@ -12,7 +12,9 @@ group_norm and scaled_dot_product_attention; and, from
 tests/torch_parity_reductions.py, argmax, argmin, max_dim, min_dim, var,
 std, prod, norm, cumsum, sum_dims, mean_dims, where and softplus; and the
 losses and cosine_similarity with all their options
-(tests/torch_parity_losses.py).
+(tests/torch_parity_losses.py); and conv_transpose2d, conv1d,
+adaptive_avg_pool2d and interpolate (nearest and bilinear, align_corners,
+sizes and scale factors).
 
 For random configurations it runs tests/torch_parity_driver (argv[1]) in
 float64 and float32 and compares the output, every input gradient (for a
@@ -53,6 +55,7 @@ except ImportError:
 import torch_parity_reductions  # noqa: E402  (needs torch, imported above)
 import torch_parity_shapes  # noqa: E402
 import torch_parity_losses  # noqa: E402 (after torch is known to import)
+import torch_parity_conv  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 TOLERANCE = {"f64": 1e-9, "f32": 2e-4}
@@ -404,6 +407,7 @@ def main():
     generators += torch_parity_shapes.GENERATORS
     generators += torch_parity_reductions.GENERATORS
     generators += torch_parity_losses.GENERATORS
+    generators += torch_parity_conv.GENERATORS
     for name, generator in generators:
         for index, (header, inputs, fn, extra) in enumerate(generator(rng, count)):
             failures = []

@@ -8,7 +8,8 @@
  * squeeze, unsqueeze, permute, expand, repeat, stack, pad, index_select,
  * gather, scatter_add, embedding, the norms layer_norm, rms_norm,
  * group_norm, scaled_dot_product_attention, lstm_cell, gru_cell, and the
- * losses and cosine_similarity of tests/torch_parity_losses.c) on inputs
+ * losses and cosine_similarity of tests/torch_parity_losses.c, and
+ * conv_transpose2d, conv1d, adaptive_avg_pool2d, interpolate) on inputs
  * read from stdin and prints the output and every input's gradient for
  * a given output seed.
  *
@@ -20,6 +21,10 @@
  *   op batch_norm  training momentum eps affine has_running
  *   op dropout     p training seed
  *   op cat         dim
+ *   op conv_transpose2d  sh sw ph pw oph opw dh dw groups has_bias
+ *   op conv1d      stride padding dilation groups has_bias
+ *   op adaptive_avg_pool2d  out_h out_w
+ *   op interpolate size_h size_w scale_h scale_w mode align_corners
  *   op amax|amin|argmax|argmin|prod|norm  dim keepdim all
  *   op max_dim|min_dim|logsumexp          dim keepdim
  *   op var|std     dim correction keepdim all
@@ -238,6 +243,10 @@ int main(void)
     nb_avg_pool2d_params avg_pool = NB_AVG_POOL2D_PARAMS(1, 1);
     nb_batch_norm_params norm = NB_BATCH_NORM_PARAMS_DEFAULT;
     nb_dropout_params dropout = {0.5, true, 0};
+    nb_conv_transpose2d_params transpose = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, 0};
+    nb_conv1d_params conv1 = {0, 0, 0, 0};
+    nb_interpolate_params resample = {{0, 0}, {0.0, 0.0}, 0, false};
+    int adaptive[2] = {0, 0};
     int cat_dim = 0, has_bias = 0, affine = 1, has_running = 0, has_min = 0, has_max = 0;
     double scalar = 0.0, clamp_min = 0.0, clamp_max = 0.0, beta = 0.0, threshold = 0.0;
     int reduce_dim = 0, keepdim = 0, reduce_all = 0, correction = 0, n_dims = 0, int_count = 0;
@@ -253,6 +262,27 @@ int main(void)
         for (int a = 0; a < 2; a++) conv.dilation[a] = read_int();
         conv.groups = read_int();
         has_bias = read_int();
+    } else if (strcmp(op, "conv_transpose2d") == 0) {
+        for (int a = 0; a < 2; a++) transpose.stride[a] = read_int();
+        for (int a = 0; a < 2; a++) transpose.padding[a] = read_int();
+        for (int a = 0; a < 2; a++) transpose.output_padding[a] = read_int();
+        for (int a = 0; a < 2; a++) transpose.dilation[a] = read_int();
+        transpose.groups = read_int();
+        has_bias = read_int();
+    } else if (strcmp(op, "conv1d") == 0) {
+        conv1.stride = read_int();
+        conv1.padding = read_int();
+        conv1.dilation = read_int();
+        conv1.groups = read_int();
+        has_bias = read_int();
+    } else if (strcmp(op, "adaptive_avg_pool2d") == 0) {
+        adaptive[0] = read_int();
+        adaptive[1] = read_int();
+    } else if (strcmp(op, "interpolate") == 0) {
+        for (int a = 0; a < 2; a++) resample.size[a] = read_int();
+        for (int a = 0; a < 2; a++) resample.scale_factor[a] = read_double();
+        resample.mode = read_int();
+        resample.align_corners = read_int();
     } else if (strcmp(op, "max_pool2d") == 0) {
         for (int a = 0; a < 2; a++) max_pool.kernel[a] = read_int();
         for (int a = 0; a < 2; a++) max_pool.stride[a] = read_int();
@@ -350,6 +380,13 @@ int main(void)
     nb_tensor *y = NULL;
     if (is_loss) y = parity_loss_apply(tape, &loss, inputs, n);
     else if (strcmp(op, "conv2d") == 0) y = nb_conv2d(tape, inputs[0], inputs[1], has_bias ? inputs[2] : NULL, &conv);
+    else if (strcmp(op, "conv_transpose2d") == 0)
+        y = nb_conv_transpose2d(tape, inputs[0], inputs[1], has_bias ? inputs[2] : NULL, &transpose);
+    else if (strcmp(op, "conv1d") == 0)
+        y = nb_conv1d(tape, inputs[0], inputs[1], has_bias ? inputs[2] : NULL, &conv1);
+    else if (strcmp(op, "adaptive_avg_pool2d") == 0)
+        y = nb_adaptive_avg_pool2d(tape, inputs[0], adaptive[0], adaptive[1]);
+    else if (strcmp(op, "interpolate") == 0) y = nb_interpolate(tape, inputs[0], &resample);
     else if (strcmp(op, "max_pool2d") == 0) y = nb_max_pool2d(tape, inputs[0], &max_pool);
     else if (strcmp(op, "avg_pool2d") == 0) y = nb_avg_pool2d(tape, inputs[0], &avg_pool);
     else if (strcmp(op, "batch_norm") == 0)

@@ -56,6 +56,8 @@ struct nb_module {
     /* Layer settings (op params), by kind. */
     union {
         nb_conv2d_params conv2d;
+        nb_conv_transpose2d_params conv_transpose2d;
+        nb_conv1d_params conv1d;
         nb_max_pool2d_params max_pool2d;
         struct {
             nb_conv2d_params conv2d;    /* first: reads as config.conv2d */
@@ -106,6 +108,15 @@ NB_API nb_module *nb_nn_conv_relu2d(int64_t in_channels, int64_t out_channels, i
 NB_API nb_module *nb_nn_conv_relu_max_pool2d(int64_t in_channels, int64_t out_channels, int kernel_h,
                                       int kernel_w, const nb_conv2d_params *p,
                                       const nb_max_pool2d_params *pool, bool bias);
+/* y = conv_transpose2d(x, W, b); W [in, out/groups, kh, kw] (PyTorch's
+ * ConvTranspose2d layout, so its fan_in, like PyTorch's, is
+ * out/groups * kh * kw); p NULL: the defaults. */
+NB_API nb_module *nb_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels, int kernel_h,
+                                         int kernel_w, const nb_conv_transpose2d_params *p,
+                                         bool bias);
+/* y = conv1d(x, W, b); W [out, in/groups, kernel_size]; p NULL: the defaults. */
+NB_API nb_module *nb_nn_conv1d(int64_t in_channels, int64_t out_channels, int kernel_size,
+                               const nb_conv1d_params *p, bool bias);
 NB_API nb_module *nb_nn_max_pool2d(const nb_max_pool2d_params *p);
 NB_API nb_module *nb_nn_avg_pool2d(const nb_avg_pool2d_params *p);
 /* Per-channel batch norm with gamma/beta and running stats (momentum 0.1, eps 1e-5). */

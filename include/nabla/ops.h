@@ -360,6 +360,39 @@ NB_API nb_tensor *nb_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_t
 NB_API nb_tensor *nb_conv2d_relu(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
                           const nb_conv2d_params *p);
 
+/* Zero means PyTorch's default in every field (stride 1, padding 0,
+ * output_padding 0, dilation 1, groups 1), so a zeroed struct is
+ * F.conv_transpose2d's defaults. */
+typedef struct nb_conv_transpose2d_params {
+    int stride[2];          /* >= 1 (0: 1) */
+    int padding[2];         /* >= 0: rows/columns cropped from each border */
+    int output_padding[2];  /* >= 0, < stride or < dilation: added at the bottom/right */
+    int dilation[2];        /* >= 1 (0: 1) */
+    int groups;             /* >= 1 (0: 1), divides C and K */
+} nb_conv_transpose2d_params;
+/* y[n,k,h*s-p+i*d,w*s-p+j*d] += w[c,k',i,j] x[n,c,h,w] (k' = k within c's
+ * group), plus bias[k]: the adjoint of conv2d with the same settings
+ * (PyTorch's F.conv_transpose2d). x [N,C,H,W], weight [C,K/groups,kh,kw],
+ * bias [K] or NULL -> [N,K,OH,OW], OH = (H-1)*s - 2p + d*(kh-1) +
+ * output_padding + 1 (same for OW). p NULL: the defaults. */
+NB_API nb_tensor *nb_conv_transpose2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight,
+                                      nb_tensor *bias, const nb_conv_transpose2d_params *p);
+
+/* Zero means PyTorch's default in every field (stride 1, padding 0,
+ * dilation 1, groups 1). */
+typedef struct nb_conv1d_params {
+    int stride;             /* >= 1 (0: 1) */
+    int padding;            /* >= 0, zeros at both ends */
+    int dilation;           /* >= 1 (0: 1) */
+    int groups;             /* >= 1 (0: 1), divides C and K */
+} nb_conv1d_params;
+/* y[n,k,o] = bias[k] + sum_{c in group(k),i} w[k,c,i] x[n,c,o*s-p+i*d]
+ * (PyTorch's F.conv1d); x [N,C,L], weight [K,C/groups,k], bias [K] or NULL
+ * -> [N,K,OL], OL = floor((L + 2p - d*(k-1) - 1) / s) + 1. Runs conv2d's
+ * kernels on a height of 1. p NULL: the defaults. */
+NB_API nb_tensor *nb_conv1d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,
+                            const nb_conv1d_params *p);
+
 typedef struct nb_max_pool2d_params {
     int kernel[2];      /* >= 1 */
     int stride[2];      /* 0 means = kernel (PyTorch's default) */
@@ -397,6 +430,34 @@ typedef struct nb_avg_pool2d_params {
  * padded input (count_include_pad) or to the real input (otherwise), as in
  * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */
 NB_API nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
+/* y[..,i,j] = mean of x[.., floor(i*H/OH) .. ceil((i+1)*H/OH)-1,
+ * floor(j*W/OW) .. ceil((j+1)*W/OW)-1] (PyTorch's windows, which may
+ * overlap); x [N,C,H,W] or [C,H,W] -> [..,out_h,out_w]; out_h, out_w >= 0. */
+NB_API nb_tensor *nb_adaptive_avg_pool2d(nb_tape *tape, nb_tensor *x, int out_h, int out_w);
+
+/* ---- resampling (ops/resampling/) ---------------------------------------- */
+typedef enum nb_interpolate_mode {
+    NB_INTERPOLATE_NEAREST = 0,   /* PyTorch's 'nearest' (not 'nearest-exact') */
+    NB_INTERPOLATE_BILINEAR = 1
+} nb_interpolate_mode;
+/* Exactly one of size and scale_factor: size all zero means scale_factor
+ * gives the output, floor(H * scale_factor[0]) x floor(W * scale_factor[1]),
+ * and, as in PyTorch without recompute_scale_factor, the source position
+ * uses 1/scale_factor rather than H/OH. */
+typedef struct nb_interpolate_params {
+    int size[2];               /* {OH, OW}, or zeros */
+    double scale_factor[2];    /* used when size is all zero */
+    int mode;                  /* nb_interpolate_mode; 0: nearest (PyTorch's default) */
+    bool align_corners;        /* bilinear only (true with nearest is an error) */
+} nb_interpolate_params;
+/* y = x resampled to [N,C,OH,OW], with scale = 1/scale_factor, or H/OH
+ * when size is given (per axis). nearest: y[..,i,j] = x[..,src(i),src(j)],
+ * src(i) = min(floor(i*scale), H-1). bilinear: the weighted 2x2
+ * neighbours of src(i) = scale*(i+0.5)-0.5 clamped at 0, or
+ * (H-1)/(OH-1)*i with align_corners; an axis with OH = H is copied. As
+ * torch 1.13's CPU forward for NCHW tensors; the gradient scatters dy back
+ * with the same weights. x [N,C,H,W]. */
+NB_API nb_tensor *nb_interpolate(nb_tape *tape, nb_tensor *x, const nb_interpolate_params *p);
 
 
 /* ---- normalisation (ops/normalization/) ---------------------------------- */

@@ -21,25 +21,21 @@
 #include "kernels/conv2d/rows.h"
 #include "ops/meprop/meprop.h"
 
-static const nb_conv2d_params DEFAULT_PARAMS = NB_CONV2D_PARAMS_DEFAULT;
+/* A conv2d node without params: PyTorch's defaults, no fused layers, the
+ * tape's meProp setting. */
+static const nb_conv2d_node_params DEFAULT_NODE = {.conv = NB_CONV2D_PARAMS_DEFAULT};
 
-static const nb_conv2d_params *params_of(const nb_op_ctx *ctx)
+static const nb_conv2d_node_params *node_of(const nb_op_ctx *ctx)
 {
-    return ctx->params ? ctx->params : &DEFAULT_PARAMS;
+    return ctx->params ? ctx->params : &DEFAULT_NODE;
 }
 
-/* The fused activation (nb_conv2d_relu); plain conv2d without params. */
-static int activation_of(const nb_op_ctx *ctx)
-{
-    return ctx->params ? ((const nb_conv2d_node_params *)ctx->params)->activation
-                       : NB_CONV2D_IDENTITY;
-}
+static const nb_conv2d_params *params_of(const nb_op_ctx *ctx) { return &node_of(ctx)->conv; }
 
 /* The fused max-pool (nb_conv2d_relu_max_pool2d), if any. */
-static const nb_max_pool2d_params *pool_params_of(const nb_op_ctx *ctx)
+static const nb_max_pool2d_params *pool_params_of(const nb_conv2d_node_params *node)
 {
-    const nb_conv2d_node_params *node = ctx->params;
-    return node && node->pooled ? &node->pool : NULL;
+    return node->pooled ? &node->pool : NULL;
 }
 
 static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
@@ -60,9 +56,10 @@ static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
 
 /* The fused max-pool's windows over the convolution's output [N,K,OH,OW];
  * validated (the message names that output) by the shape rule. */
-static int pool_geometry(nb_op_ctx *ctx, const nb_conv2d_geometry *g, nb_pool2d_geometry *pool)
+static int pool_geometry(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                         const nb_conv2d_node_params *node, nb_pool2d_geometry *pool)
 {
-    const nb_max_pool2d_params *p = pool_params_of(ctx);
+    const nb_max_pool2d_params *p = pool_params_of(node);
     const int64_t dims[4] = {g->N, g->K, g->OH, g->OW};
     char described[128];
     snprintf(described, sizeof described, "max-pool of the convolution's output [%lld,%lld,%lld,%lld]",
@@ -128,7 +125,7 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     if (ctx->params && nb_meprop_check_node(ctx, &((const nb_conv2d_node_params *)ctx->params)->meprop,
                                             sx) != NB_OK)
         return NB_ERR_INVALID;
-    int activation = activation_of(ctx);
+    int activation = node_of(ctx)->activation;
     if (activation != NB_CONV2D_IDENTITY && activation != NB_CONV2D_RELU)
         return nb_op_error(ctx, "input %s: activation %d unknown (%d: none, %d: ReLU)", sx,
                            activation, NB_CONV2D_IDENTITY, NB_CONV2D_RELU);
@@ -139,9 +136,9 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
     out->dims[1] = g.K;
     out->dims[2] = g.OH;
     out->dims[3] = g.OW;
-    if (pool_params_of(ctx)) {
+    if (pool_params_of(node_of(ctx))) {
         nb_pool2d_geometry pool;
-        if (pool_geometry(ctx, &g, &pool) != NB_OK) return NB_ERR_INVALID;
+        if (pool_geometry(ctx, &g, node_of(ctx), &pool) != NB_OK) return NB_ERR_INVALID;
         if (g.OH * g.OW > INT32_MAX)
             return nb_op_error(ctx, "input %s: output plane %lldx%lld too large for the "
                                "max-pool's int32 argmax indices", sx, (long long)g.OH,
@@ -190,12 +187,13 @@ static size_t argmax_bytes(const nb_op_ctx *ctx)
 
 /* A forward or backward call: the node's fused ReLU and pool windows. */
 static nb_conv2d_call call_of(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
-                              nb_conv2d_state *state, nb_pool2d_geometry *pool)
+                              const nb_conv2d_node_params *node, nb_conv2d_state *state,
+                              nb_pool2d_geometry *pool)
 {
     nb_conv2d_call call = {.ctx = ctx, .g = g, .state = state,
-                           .relu = activation_of(ctx) == NB_CONV2D_RELU};
-    if (pool_params_of(ctx)) {
-        pool_geometry(ctx, g, pool);
+                           .relu = node->activation == NB_CONV2D_RELU};
+    if (pool_params_of(node)) {
+        pool_geometry(ctx, g, node, pool);
         call.pool = pool;
     }
     return call;
@@ -205,26 +203,26 @@ static nb_conv2d_call call_of(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
  * max-pool's argmax, an implicit forward's ReLU bits, meProp's resolved
  * setting. Everything in *state is allocated before the scratch mark (it
  * outlives the call); argmax of an unrecorded node goes in scratch. */
-static int prepare_state(nb_op_ctx *ctx, const nb_conv2d_geometry *g, nb_conv2d_state *state)
+static int prepare_state(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                         const nb_conv2d_node_params *node, nb_conv2d_state *state)
 {
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     bool records = nb_op_records(ctx);
-    const nb_conv2d_node_params *node = ctx->params;
     nb_conv2d_choice choice = {.g = g, .dtype = x->dtype, .input_grad = records && x->requires_grad};
     *state = (nb_conv2d_state){0};
     if (records && (x->requires_grad || w->requires_grad) && g->N > 0 && g->K > 0 &&
-        nb_meprop_resolve(ctx, node ? &node->meprop : NULL, g->K, &state->meprop,
+        nb_meprop_resolve(ctx, &node->meprop, g->K, &state->meprop,
                           &state->meprop_kept)) {
         choice.meprop = true;
         choice.meprop_mode = state->meprop.mode;
     }
     state->path = nb_conv2d_choose_path(ctx, &choice);
     if (!state->path) return NB_ERR_INVALID;
-    bool pooled = pool_params_of(ctx) != NULL;
+    bool pooled = pool_params_of(node) != NULL;
     if (pooled && records) {
         state->argmax = nb_op_alloc(ctx, argmax_bytes(ctx));
         if (!state->argmax) return NB_ERR_NOMEM;
-    } else if (!pooled && activation_of(ctx) == NB_CONV2D_RELU && records &&
+    } else if (!pooled && node->activation == NB_CONV2D_RELU && records &&
                nb_conv2d_path_is_implicit(state->path)) {
         state->relu_bits =
             nb_op_alloc(ctx, (size_t)(g->N * nb_conv2d_relu_bit_words(g)) * sizeof(uint16_t));
@@ -241,14 +239,14 @@ static int prepare_state(nb_op_ctx *ctx, const nb_conv2d_geometry *g, nb_conv2d_
 /* The unfolded columns, padded images and packed weights live only for
  * the call: handing them back keeps a step's arena at activations and
  * gradients, however many convolutions it runs. */
-static int forward(nb_op_ctx *ctx)
+int nb_conv2d_node_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                           const nb_conv2d_node_params *node)
 {
-    nb_conv2d_geometry g = geometry_of(ctx);
     nb_conv2d_state state;
-    int status = prepare_state(ctx, &g, &state);
+    int status = prepare_state(ctx, g, node, &state);
     if (status != NB_OK) return status;
     nb_pool2d_geometry pool;
-    nb_conv2d_call call = call_of(ctx, &g, &state, &pool);
+    nb_conv2d_call call = call_of(ctx, g, node, &state, &pool);
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     if (call.pool && !state.argmax) state.argmax = nb_op_alloc(ctx, argmax_bytes(ctx));
     status = call.pool && !state.argmax ? NB_ERR_NOMEM : state.path->forward(&call);
@@ -257,7 +255,8 @@ static int forward(nb_op_ctx *ctx)
     return status;
 }
 
-static int backward(nb_op_ctx *ctx)
+int nb_conv2d_node_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                            const nb_conv2d_node_params *node)
 {
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
@@ -266,13 +265,24 @@ static int backward(nb_op_ctx *ctx)
      * (the others zero a fresh one first). */
     nb_grad_zero_fresh(ctx, 1);
     nb_grad_zero_fresh(ctx, 2);
-    nb_conv2d_geometry g = geometry_of(ctx);
     nb_pool2d_geometry pool;
-    nb_conv2d_call call = call_of(ctx, &g, ctx->saved, &pool);
+    nb_conv2d_call call = call_of(ctx, g, node, ctx->saved, &pool);
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     int status = call.state->path->backward(&call);
     nb_op_scratch_end(ctx, mark);
     return status;
+}
+
+static int forward(nb_op_ctx *ctx)
+{
+    nb_conv2d_geometry g = geometry_of(ctx);
+    return nb_conv2d_node_forward(ctx, &g, node_of(ctx));
+}
+
+static int backward(nb_op_ctx *ctx)
+{
+    nb_conv2d_geometry g = geometry_of(ctx);
+    return nb_conv2d_node_backward(ctx, &g, node_of(ctx));
 }
 
 enum { PLAIN, RELU, RELU_POOL_2X2, RELU_POOL_3X3_STRIDE_2 };

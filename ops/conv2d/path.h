@@ -89,6 +89,16 @@ extern const nb_conv2d_path nb_conv2d_path_implicit_winograd;
 extern const nb_conv2d_path nb_conv2d_path_implicit;
 extern const nb_conv2d_path nb_conv2d_path_im2col;
 
+/* A convolution node's forward and backward for geometry g and the node's
+ * settings: conv2d's own, and conv1d's, which runs as a conv2d of height 1
+ * (ops/conv2d/conv1d.c). Inputs are x, weight and an optional bias; only
+ * their data is read, g gives the shapes. The forward chooses the path and
+ * keeps it in ctx->saved for the backward. */
+int nb_conv2d_node_forward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                           const nb_conv2d_node_params *node);
+int nb_conv2d_node_backward(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
+                            const nb_conv2d_node_params *node);
+
 /* The node's path: the forced one (failing the node, message on ctx, when
  * it does not apply or the forced name is unknown), else the first entry
  * that applies and pays. NULL on failure. */
