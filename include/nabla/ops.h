@@ -339,11 +339,13 @@ NB_API nb_tensor *nb_cosine_similarity(nb_tape *tape, nb_tensor *x1, nb_tensor *
  *   out = floor((H + 2*pad - dilation*(kernel-1) - 1) / stride) + 1,
  * and with ceil_mode: rounded up, then one less if the last window would
  * start at or past H + pad (it must start inside the input or left pad). */
+/* Zero means PyTorch's default in every field (stride 1, padding 0,
+ * dilation 1, groups 1), so a zeroed struct is F.conv2d's defaults. */
 typedef struct nb_conv2d_params {
-    int stride[2];      /* >= 1 */
+    int stride[2];      /* >= 1 (0: 1) */
     int padding[2];     /* >= 0, zeros */
-    int dilation[2];    /* >= 1 */
-    int groups;         /* >= 1, divides C and K */
+    int dilation[2];    /* >= 1 (0: 1) */
+    int groups;         /* >= 1 (0: 1), divides C and K */
 } nb_conv2d_params;
 #define NB_CONV2D_PARAMS_DEFAULT {{1, 1}, {0, 0}, {1, 1}, 1}
 /* y[n,k] = bias[k] + sum_{c in group(k),i,j} w[k,c,i,j] x[n,c, oh*s-p+i*d, ow*s-p+j*d]
