@@ -311,3 +311,62 @@ Test(tensor_api, intermediate_grad_after_its_hook)
     assert_values(x->grad, (double[]){4, 4, 4, 4}, 4, 0);
     nb_tape_free(tape);
 }
+
+/* That gradient is only readable as it was if no backward writes into its
+ * output gradient (ctx->output_grad is const, but a kernel could still be
+ * handed its buffer): for every registered op and every sample case, in
+ * float64 and float32 (converted with nb_tensor_to_dtype), the output's
+ * gradient after nb_backward must still equal the seed bit for bit. */
+static int run_case(const nb_op *op, nb_sample *s, nb_dtype dtype)
+{
+    nb_tensor *inputs[NB_SAMPLE_MAX_INPUTS] = {0};
+    int converted = 0;
+    for (int i = 0; i < s->n_inputs; i++) {
+        nb_tensor *x = s->inputs[i];
+        inputs[i] = x;
+        if (x->dtype == NB_INT32 || x->dtype == dtype) continue;
+        inputs[i] = nb_tensor_to_dtype(x, dtype);
+        cr_assert_not_null(inputs[i], "%s", nb_last_error());
+        nb_tensor_set_requires_grad(inputs[i], x->requires_grad);
+        converted |= 1 << i;
+    }
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *y = nb_apply(tape, op, s->n_inputs, inputs, s->params);
+    int checked = 0;
+    /* float32 runs of ops whose params hold float64 tensors may refuse. */
+    if (y && y->requires_grad && (y->dtype == NB_FLOAT32 || y->dtype == NB_FLOAT64)) {
+        nb_tensor *seed = nb_tape_tensor(tape, y->dtype, y->ndim, y->shape, NULL);
+        for (int64_t k = 0; k < seed->numel; k++) nb_tensor_set(seed, k, 0.5 + 0.01 * (double)(k % 97));
+        cr_assert_eq(nb_backward(tape, y, seed), NB_OK, "%s: %s", op->name, nb_last_error());
+        cr_assert(memcmp(y->grad->data, seed->data, (size_t)seed->numel * nb_dtype_size(seed->dtype)) == 0,
+                  "%s (%s, case %s): the backward changed its output's gradient", op->name,
+                  nb_dtype_name(dtype), s->label);
+        checked = 1;
+    }
+    nb_tape_free(tape);
+    for (int i = 0; i < s->n_inputs; i++)
+        if (converted >> i & 1) nb_tensor_free(inputs[i]);
+    return checked;
+}
+
+Test(tensor_api, no_backward_writes_its_output_gradient)
+{
+    int checked = 0;
+    for (int index = 0; index < nb_op_count(); index++) {
+        const nb_op *op = nb_op_at(index);
+        if (!op->backward || !op->sample) continue;
+        for (int d = 0; d < 2; d++) {
+            nb_rng rng;
+            nb_rng_seed(&rng, 7);
+            for (int c = 0; c < 64; c++) {
+                nb_sample s;
+                memset(&s, 0, sizeof s);
+                int produced = op->sample(c, &s, &rng);
+                if (produced == 1) checked += run_case(op, &s, d ? NB_FLOAT32 : NB_FLOAT64);
+                nb_sample_release(&s);
+                if (produced != 1) break;
+            }
+        }
+    }
+    cr_assert_gt(checked, 1000, "only %d cases ran", checked);
+}
