@@ -242,7 +242,7 @@ nb_tensor *nb_tensor_grad(const nb_tensor *tensor) { return tensor ? tensor->gra
 void nb_tensor_zero_grad(nb_tensor *tensor)
 {
     if (tensor && tensor->grad)
-        nb_zero_parallel(tensor->grad->data, (size_t)tensor->grad->numel * nb_dtype_size(tensor->dtype));
+        nb_zero_parallel(tensor->grad->data, (size_t)tensor->grad->numel * nb_dtype_size(tensor->grad->dtype));
 }
 
 /* Whether t's gradient buffer is one nabla made for it (its dtype and
