@@ -44,6 +44,8 @@ nb_tape *nb_tensor_owner(const nb_tensor *tensor);
  * step zeroes every intermediate's gradient buffer (megabytes for a
  * convnet), and one core alone does not saturate the memory bus. */
 void nb_zero_parallel(void *data, size_t bytes);
+/* nb_tensor_new with messages naming `who`. */
+nb_tensor *nb_tensor_new_for(const char *who, nb_dtype dtype, int ndim, const int64_t *shape);
 /* A tape tensor: header from the tape's ring, data from its arena (zeroed
  * when `zero`). */
 nb_tensor *nb_tape_new_tensor(nb_tape *tape, nb_dtype dtype, int ndim, const int64_t *shape,

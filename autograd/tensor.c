@@ -74,12 +74,17 @@ static void init_header(nb_tensor *t, nb_dtype dtype, int ndim, const int64_t *s
 
 nb_tensor *nb_tensor_new(nb_dtype dtype, int ndim, const int64_t *shape)
 {
-    int64_t numel = shape_numel("nb_tensor_new", dtype, ndim, shape);
+    return nb_tensor_new_for("nb_tensor_new", dtype, ndim, shape);
+}
+
+nb_tensor *nb_tensor_new_for(const char *who, nb_dtype dtype, int ndim, const int64_t *shape)
+{
+    int64_t numel = shape_numel(who, dtype, ndim, shape);
     if (numel < 0) return NULL;
     size_t data_bytes = (size_t)numel * nb_dtype_size(dtype);
-    nb_tensor *t = nb_header_pool_take("nb_tensor_new");
+    nb_tensor *t = nb_header_pool_take(who);
     if (!t) return NULL;
-    void *data = nb_malloc(data_bytes);
+    void *data = nb_malloc_for(data_bytes, who);
     if (!data) {
         nb_header_pool_give(t);
         return NULL;
@@ -237,7 +242,54 @@ nb_tensor *nb_tensor_grad(const nb_tensor *tensor) { return tensor ? tensor->gra
 void nb_tensor_zero_grad(nb_tensor *tensor)
 {
     if (tensor && tensor->grad)
-        nb_zero_parallel(tensor->grad->data, (size_t)tensor->grad->numel * nb_dtype_size(tensor->dtype));
+        nb_zero_parallel(tensor->grad->data, (size_t)tensor->grad->numel * nb_dtype_size(tensor->grad->dtype));
+}
+
+/* Whether t's gradient buffer is one nabla made for it (its dtype and
+ * shape), so new values can be written into it in place. */
+static bool grad_matches(const nb_tensor *t)
+{
+    return t->grad && t->grad->dtype == t->dtype && nb_shape_equal(t->grad, t);
+}
+
+int nb_tensor_set_grad(nb_tensor *t, const nb_tensor *grad)
+{
+    const char *who = "nb_tensor_set_grad";
+    nb_tape *tape = nb_tensor_owner(t);
+    int status = nb_tensor_check_usable(tape, t, who);
+    if (status != NB_OK) return status;
+    char st[96], sg[96];
+    nb_shape_str(t, st, sizeof st);
+    if (t->dtype != NB_FLOAT32 && t->dtype != NB_FLOAT64)
+        return nb_fail(NB_ERR_INVALID, "%s: tensor %s is %s; only float tensors have gradients",
+                       who, st, nb_dtype_name(t->dtype));
+    if (!grad) {
+        /* A persistent tensor owns its gradient; a tape tensor's lives in
+         * the arena until nb_tape_reset. */
+        if (!tape && t->grad && nb_header_pool_state(t->grad) == NB_POOL_LIVE) nb_tensor_free(t->grad);
+        t->grad = NULL;
+        return NB_OK;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%s: gradient", who);
+    status = nb_tensor_check_usable(nb_tensor_owner(grad), grad, what);
+    if (status != NB_OK) return status;
+    nb_shape_str(grad, sg, sizeof sg);
+    if (grad->dtype != NB_FLOAT32 && grad->dtype != NB_FLOAT64)
+        return nb_fail(NB_ERR_INVALID, "%s: gradient %s is %s; need float32 or float64", who, sg,
+                       nb_dtype_name(grad->dtype));
+    if (!nb_shape_equal(grad, t))
+        return nb_fail(NB_ERR_INVALID, "%s: gradient %s does not match tensor %s", who, sg, st);
+    if (grad_matches(t)) return nb_tensor_copy(t->grad, grad);
+    nb_tensor *fresh = tape ? nb_tape_new_tensor(tape, t->dtype, t->ndim, t->shape, false)
+                            : nb_tensor_new_for(who, t->dtype, t->ndim, t->shape);
+    if (!fresh) return NB_ERR_NOMEM;
+    nb_tensor_copy(fresh, grad);
+    /* A gradient put in from outside (PyTorch's `t.grad = g` on one of a
+     * wrong dtype or shape) is replaced, and freed when t owns it. */
+    if (!tape && t->grad && nb_header_pool_state(t->grad) == NB_POOL_LIVE) nb_tensor_free(t->grad);
+    t->grad = fresh;
+    return NB_OK;
 }
 
 void nb_tensor_set_hook(nb_tensor *tensor, nb_grad_hook_fn hook, void *user)
@@ -264,23 +316,6 @@ void nb_tensor_set(nb_tensor *t, int64_t i, double value)
     case NB_FLOAT64: ((double *)t->data)[i] = value; break;
     case NB_INT32: ((int32_t *)t->data)[i] = (int32_t)value; break;
     }
-}
-
-int nb_tensor_copy(nb_tensor *dst, const nb_tensor *src)
-{
-    if (!dst || !src) return nb_fail(NB_ERR_INVALID, "nb_tensor_copy: tensor is NULL");
-    if (dst->numel != src->numel) {
-        char a[96], b[96];
-        return nb_fail(NB_ERR_INVALID, "nb_tensor_copy: %s has %lld elements, %s has %lld",
-                       nb_shape_str(dst, a, sizeof a), (long long)dst->numel,
-                       nb_shape_str(src, b, sizeof b), (long long)src->numel);
-    }
-    if (dst->dtype == src->dtype) {
-        memmove(dst->data, src->data, (size_t)src->numel * nb_dtype_size(src->dtype));
-        return NB_OK;
-    }
-    for (int64_t i = 0; i < src->numel; i++) nb_tensor_set(dst, i, nb_tensor_get(src, i));
-    return NB_OK;
 }
 
 void nb_tensor_fill(nb_tensor *t, double value)

@@ -196,8 +196,8 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
         set_bool(params, offsetof(nb_max_pool2d_params, ceil_mode), params[offsetof(nb_max_pool2d_params, ceil_mode)]);
     } else if (strcmp(name, "avg_pool2d") == 0 && op->params_size == sizeof(nb_avg_pool2d_params)) {
         set_bool(params, offsetof(nb_avg_pool2d_params, ceil_mode), params[offsetof(nb_avg_pool2d_params, ceil_mode)]);
-        set_bool(params, offsetof(nb_avg_pool2d_params, count_include_pad),
-                 params[offsetof(nb_avg_pool2d_params, count_include_pad)]);
+        set_bool(params, offsetof(nb_avg_pool2d_params, exclude_pad),
+                 params[offsetof(nb_avg_pool2d_params, exclude_pad)]);
     } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(nb_dropout_params)) {
         set_bool(params, offsetof(nb_dropout_params, training), params[offsetof(nb_dropout_params, training)]);
     } else if (reduce_params_op(name) && op->params_size == sizeof(nb_reduce_params)) {

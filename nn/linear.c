@@ -88,6 +88,13 @@ static nb_module *conv_module(const char *kind, nb_module_forward_fn forward, in
 {
     nb_conv2d_params params = NB_CONV2D_PARAMS_DEFAULT;
     if (p) params = *p;
+    /* conv2d reads a zero stride, dilation or groups as 1 (PyTorch's
+     * defaults); the layer keeps and prints the values in force. */
+    for (int a = 0; a < 2; a++) {
+        if (params.stride[a] == 0) params.stride[a] = 1;
+        if (params.dilation[a] == 0) params.dilation[a] = 1;
+    }
+    if (params.groups == 0) params.groups = 1;
     if (in_channels < 1 || out_channels < 1 || kernel_h < 1 || kernel_w < 1 || params.groups < 1 ||
         in_channels % params.groups || out_channels % params.groups) {
         nb_fail(NB_ERR_INVALID, "%s: bad configuration (in %lld, out %lld, kernel %dx%d, groups %d)",

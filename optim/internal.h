@@ -1,5 +1,5 @@
 /* Internal: the optimizer object shared by optim/ files. Each optimizer
- * file (sgd.c, adam.c, rmsprop.c) validates its options, then asks
+ * file (sgd.c, adam.c, rmsprop.c, adagrad.c) validates its options, then asks
  * optimizer.c to build the common part and supplies an update function
  * that applies one step to one parameter. */
 #ifndef NABLA_OPTIM_INTERNAL_H
@@ -40,6 +40,7 @@ struct nb_optimizer {
         nb_sgd_options sgd;
         nb_adam_options adam;
         nb_rmsprop_options rmsprop;
+        nb_adagrad_options adagrad;
     } options;
     int count;
     optim_slot *slots;

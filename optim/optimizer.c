@@ -1,6 +1,6 @@
 /* The optimizer object: parameter checks, state allocation, the step loop
  * (gradient checks, noise, per-parameter update), LR access and zero_grad.
- * The update rules live in sgd.c, adam.c and rmsprop.c. */
+ * The update rules live in sgd.c, adam.c, rmsprop.c and adagrad.c. */
 #include <math.h>
 
 #include "nabla/threads.h"

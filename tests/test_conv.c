@@ -41,6 +41,23 @@ static void check_basic(nb_dtype dtype)
 Test(conv2d, hand_computed_float32) { check_basic(NB_FLOAT32); }
 Test(conv2d, hand_computed_float64) { check_basic(NB_FLOAT64); }
 
+/* A zeroed struct is F.conv2d's defaults (stride 1, dilation 1, groups 1):
+ * the case above, and only the padding given: with padding 1 the corner
+ * output sees x[0,0] alone, times w[1,1] = 4. */
+Test(conv2d, zeroed_params_mean_pytorch_defaults)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = test_tensor(tape, NB_FLOAT64, 4, X_1133, ONE_TO_NINE, false);
+    nb_tensor *w = test_tensor(tape, NB_FLOAT64, 4, W_1122, (double[]){1, 2, 3, 4}, false);
+    nb_conv2d_params zero = {{0, 0}, {0, 0}, {0, 0}, 0}, padded = {.padding = {1, 1}};
+    assert_values(nb_conv2d(tape, x, w, NULL, &zero), (double[]){37, 47, 67, 77}, 4, 0);
+    nb_tensor *y = nb_conv2d(tape, x, w, NULL, &padded);
+    cr_assert_not_null(y, "%s", nb_last_error());
+    cr_assert(y->shape[2] == 4 && y->shape[3] == 4);
+    cr_assert_eq(nb_tensor_get(y, 0), 4.0);
+    nb_tape_free(tape);
+}
+
 /* 3x3 ones kernel, stride 2, padding 1 on x = 1..9 (3x3): OH = (3+2-3)/2+1
  * = 2. The windows are centred on the corners, so each sums the 2x2 corner
  * block: 1+2+4+5 = 12, 2+3+5+6 = 16, 4+5+7+8 = 24, 5+6+8+9 = 28.
@@ -286,10 +303,10 @@ Test(conv2d, error_weight_rank)
     expect_error(X_OK, 4, sw, 3, NULL, NULL, "weight [4,3,3] must be 4-D");
 }
 
-Test(conv2d, error_stride_zero)
+Test(conv2d, error_stride_negative)
 {
-    nb_conv2d_params p = {{0, 1}, {0, 0}, {1, 1}, 1};
-    expect_error(X_OK, 4, W_OK, 4, NULL, &p, "input [1,3,5,5]: stride [0,1] must be >= 1");
+    nb_conv2d_params p = {{-1, 1}, {0, 0}, {1, 1}, 1};
+    expect_error(X_OK, 4, W_OK, 4, NULL, &p, "input [1,3,5,5]: stride [-1,1] must be >= 1");
 }
 
 Test(conv2d, error_negative_padding)
@@ -298,16 +315,16 @@ Test(conv2d, error_negative_padding)
     expect_error(X_OK, 4, W_OK, 4, NULL, &p, "input [1,3,5,5]: negative padding [0,-1]");
 }
 
-Test(conv2d, error_dilation_zero)
+Test(conv2d, error_dilation_negative)
 {
-    nb_conv2d_params p = {{1, 1}, {0, 0}, {1, 0}, 1};
-    expect_error(X_OK, 4, W_OK, 4, NULL, &p, "dilation [1,0] must be >= 1");
+    nb_conv2d_params p = {{1, 1}, {0, 0}, {1, -2}, 1};
+    expect_error(X_OK, 4, W_OK, 4, NULL, &p, "dilation [1,-2] must be >= 1");
 }
 
-Test(conv2d, error_groups_zero)
+Test(conv2d, error_groups_negative)
 {
-    nb_conv2d_params p = {{1, 1}, {0, 0}, {1, 1}, 0};
-    expect_error(X_OK, 4, W_OK, 4, NULL, &p, "groups 0 must be >= 1");
+    nb_conv2d_params p = {{1, 1}, {0, 0}, {1, 1}, -1};
+    expect_error(X_OK, 4, W_OK, 4, NULL, &p, "groups -1 must be >= 1");
 }
 
 Test(conv2d, error_groups_not_dividing_channels)

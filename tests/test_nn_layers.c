@@ -123,7 +123,7 @@ Test(nn_layers, user_layer_parameters)
 Test(nn_layers, printing_shows_hyper_parameters)
 {
     nb_module *m = nb_nn_sequential(4, (nb_module *[]){
-        nb_nn_conv2d(1, 6, 5, 5, &(nb_conv2d_params){{1, 1}, {2, 2}, {1, 1}, 1}, true),
+        nb_nn_conv2d(1, 6, 5, 5, &(nb_conv2d_params){.padding = {2, 2}}, true),   /* zeros: defaults */
         nb_nn_max_pool2d(&(nb_max_pool2d_params)NB_MAX_POOL2D_PARAMS(2, 2)),
         nb_nn_lstm(64, 256, 2, true, true), nb_nn_layer_norm(1, (int64_t[]){128}, 0.0, true)});
     char text[1024] = "";

@@ -385,7 +385,7 @@ static void counting_free(void *ptr, void *user)
 
 Test(optim, steps_allocate_nothing)
 {
-    enum { OPTIMIZERS = 4 };
+    enum { OPTIMIZERS = 5 };
     nb_tensor *f32 = test_param(NB_FLOAT32, 1, VEC2, (double[]){1, -1});
     nb_tensor *f64 = test_param(NB_FLOAT64, 1, VEC2, (double[]){1, -1});
     nb_tensor *params[2] = {f32, f64};
@@ -395,8 +395,11 @@ Test(optim, steps_allocate_nothing)
     nb_adam_options adam = nb_adam_defaults(0.01);
     adam.amsgrad = true;
     nb_rmsprop_options rmsprop = {.lr = 0.01, .alpha = 0.9, .momentum = 0.5, .centered = true};
+    nb_adagrad_options adagrad = {.lr = 0.01, .lr_decay = 0.1, .weight_decay = 0.1,
+                                  .initial_accumulator_value = 0.1, .eps = 1e-10};
     nb_optimizer *opts[OPTIMIZERS] = {nb_sgd_new(params, 2, &sgd), nb_adam_new(params, 2, &adam),
-                                      nb_adamw_new(params, 2, NULL), nb_rmsprop_new(params, 2, &rmsprop)};
+                                      nb_adamw_new(params, 2, NULL), nb_rmsprop_new(params, 2, &rmsprop),
+                                      nb_adagrad_new(params, 2, &adagrad)};
     for (int k = 0; k < OPTIMIZERS; k++) {
         cr_assert_not_null(opts[k], "%s", nb_last_error());
         cr_assert_eq(nb_optimizer_set_gradient_noise(opts[k], 0.01, 0.55, k), NB_OK);
@@ -669,6 +672,9 @@ static const char TORCH_SCRIPT[] =
     "    lambda ps: O.AdamW(ps, lr=0.01, weight_decay=0.1, foreach=False),\n"
     "    lambda ps: O.RMSprop(ps, lr=0.01, foreach=False),\n"
     "    lambda ps: O.RMSprop(ps, lr=0.01, centered=True, momentum=0.9, weight_decay=0.1, foreach=False),\n"
+    "    lambda ps: O.Adagrad(ps, lr=0.1, foreach=False),\n"
+    "    lambda ps: O.Adagrad(ps, lr=0.05, lr_decay=0.3, weight_decay=0.1, initial_accumulator_value=0.2,\n"
+    "                         eps=1e-6, foreach=False, maximize=True),\n"
     "]\n"
     "for k, make in enumerate(cases):\n"
     "    for bits, dt in ((32, torch.float32), (64, torch.float64)):\n"
@@ -679,7 +685,7 @@ static const char TORCH_SCRIPT[] =
     "            opt.step()\n"
     "        print(k, bits, ' '.join(repr(v) for v in p.detach().double().tolist()))\n";
 
-enum { TORCH_CASES = 7, TORCH_N = 7 };
+enum { TORCH_CASES = 9, TORCH_N = 7 };
 
 static nb_optimizer *torch_case(int k, nb_tensor *p)
 {
@@ -694,9 +700,14 @@ static nb_optimizer *torch_case(int k, nb_tensor *p)
                                                     .weight_decay = 0.1, .amsgrad = true});
     case 4: return nb_adamw_new(&p, 1, &(nb_adam_options){.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1});
     case 5: return nb_rmsprop_new(&p, 1, &(nb_rmsprop_options){.lr = 0.01, .alpha = 0.99, .eps = 1e-8});
-    default:
+    case 6:
         return nb_rmsprop_new(&p, 1, &(nb_rmsprop_options){.lr = 0.01, .alpha = 0.99, .eps = 1e-8, .centered = true,
                                                           .momentum = 0.9, .weight_decay = 0.1});
+    case 7: return nb_adagrad_new(&p, 1, &(nb_adagrad_options){.lr = 0.1, .eps = 1e-10});
+    default:
+        return nb_adagrad_new(&p, 1, &(nb_adagrad_options){.lr = 0.05, .lr_decay = 0.3, .weight_decay = 0.1,
+                                                          .initial_accumulator_value = 0.2, .eps = 1e-6,
+                                                          .maximize = true});
     }
 }
 

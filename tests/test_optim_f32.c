@@ -6,7 +6,7 @@
 
 /* Elements: above the optimizers' 32768-element thread grain and not a
  * multiple of the noise chunk. */
-enum { N = 70001, STEPS = 20, SETTINGS = 9 };
+enum { N = 70001, STEPS = 20, SETTINGS = 11 };
 
 static nb_optimizer *make(int setting, nb_tensor *p)
 {
@@ -30,6 +30,11 @@ static nb_optimizer *make(int setting, nb_tensor *p)
         rmsprop.momentum = 0.5;
         rmsprop.weight_decay = 0.01;
         return nb_rmsprop_new(&p, 1, &rmsprop);
+    case 8: return nb_adagrad_new(&p, 1, NULL);
+    case 9:
+        return nb_adagrad_new(&p, 1, &(nb_adagrad_options){.lr = 0.05, .lr_decay = 0.2, .weight_decay = 0.01,
+                                                          .initial_accumulator_value = 0.1, .eps = 1e-8,
+                                                          .maximize = true});
     default: return nb_sgd_new(&p, 1, &sgd);   /* with gradient noise, below */
     }
 }

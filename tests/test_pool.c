@@ -183,7 +183,7 @@ static void check_avg_padding(nb_dtype dtype, bool include_pad)
 {
     nb_tape *tape = nb_tape_new();
     nb_tensor *x = test_tensor(tape, dtype, 4, X_1133, ONE_TO_NINE, true);
-    nb_avg_pool2d_params p = {{3, 3}, {2, 2}, {1, 1}, false, include_pad, 0};
+    nb_avg_pool2d_params p = {{3, 3}, {2, 2}, {1, 1}, false, !include_pad, 0};
     nb_tensor *y = nb_avg_pool2d(tape, x, &p);
     double d = include_pad ? 9.0 : 4.0;
     assert_values(y, (double[]){12 / d, 16 / d, 24 / d, 28 / d}, 4, 1e-6);
@@ -231,7 +231,7 @@ static void check_avg_ceil_edges(nb_dtype dtype, bool include_pad)
     nb_tape *tape = nb_tape_new();
     const int64_t sx[4] = {1, 1, 1, 6}, sy[4] = {1, 1, 1, 4};
     nb_tensor *x = test_tensor(tape, dtype, 4, sx, one_to(6), true);
-    nb_avg_pool2d_params p = {{1, 3}, {1, 2}, {0, 1}, true, include_pad, 0};
+    nb_avg_pool2d_params p = {{1, 3}, {1, 2}, {0, 1}, true, !include_pad, 0};
     nb_tensor *y = nb_avg_pool2d(tape, x, &p);
     assert_shape4(y, 1, 1, 1, 4);
     if (include_pad) assert_values(y, (double[]){1, 3, 5, 3}, 4, 1e-6);
@@ -252,13 +252,29 @@ Test(avg_pool2d, ceil_mode_edges_include_pad_float64) { check_avg_ceil_edges(NB_
 Test(avg_pool2d, ceil_mode_edges_exclude_pad_float32) { check_avg_ceil_edges(NB_FLOAT32, false); }
 Test(avg_pool2d, ceil_mode_edges_exclude_pad_float64) { check_avg_ceil_edges(NB_FLOAT64, false); }
 
+/* A zeroed struct but the kernel is F.avg_pool2d(x, 2, padding=1): stride =
+ * kernel and the padded cells counted, so every window divides by 4. On
+ * 1..9 the windows hold {1}, {2,3}, {4,7}, {5,6,8,9}. */
+Test(avg_pool2d, zeroed_params_mean_pytorch_defaults)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = test_tensor(tape, NB_FLOAT64, 4, X_1133, ONE_TO_NINE, false);
+    nb_avg_pool2d_params p = {.kernel = {2, 2}, .padding = {1, 1}};
+    nb_tensor *y = nb_avg_pool2d(tape, x, &p);
+    assert_shape4(y, 1, 1, 2, 2);
+    assert_values(y, (double[]){0.25, 1.25, 2.75, 7}, 4, 1e-12);
+    nb_avg_pool2d_params macro = NB_AVG_POOL2D_PARAMS(2, 2);
+    cr_assert(!macro.exclude_pad && !macro.ceil_mode && macro.stride[0] == 0);
+    nb_tape_free(tape);
+}
+
 /* Without ceil_mode the same row gives floor(5/2) + 1 = 3 windows. */
 Test(avg_pool2d, floor_mode_drops_partial_window)
 {
     nb_tape *tape = nb_tape_new();
     const int64_t sx[4] = {1, 1, 1, 6};
     nb_tensor *x = test_tensor(tape, NB_FLOAT64, 4, sx, one_to(6), false);
-    nb_avg_pool2d_params p = {{1, 3}, {1, 2}, {0, 1}, false, true, 0};
+    nb_avg_pool2d_params p = {{1, 3}, {1, 2}, {0, 1}, false, false, 0};
     nb_tensor *y = nb_avg_pool2d(tape, x, &p);
     assert_shape4(y, 1, 1, 1, 3);
     assert_values(y, (double[]){1, 3, 5}, 3, 1e-12);
@@ -298,7 +314,7 @@ static void expect_pool_errors(const pool_case *c, bool max_pool)
         y = nb_max_pool2d(tape, x, &p);
     } else {
         nb_avg_pool2d_params p = {{c->kernel[0], c->kernel[1]}, {c->stride[0], c->stride[1]},
-                                  {c->padding[0], c->padding[1]}, false, true, 0};
+                                  {c->padding[0], c->padding[1]}, false, false, 0};
         y = nb_avg_pool2d(tape, x, &p);
     }
     cr_assert_null(y);

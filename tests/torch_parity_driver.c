@@ -294,7 +294,7 @@ int main(void)
         for (int a = 0; a < 2; a++) avg_pool.stride[a] = read_int();
         for (int a = 0; a < 2; a++) avg_pool.padding[a] = read_int();
         avg_pool.ceil_mode = read_int();
-        avg_pool.count_include_pad = read_int();
+        avg_pool.exclude_pad = !read_int();   /* the header carries torch's count_include_pad */
         avg_pool.divisor_override = read_int();
     } else if (strcmp(op, "batch_norm") == 0) {
         norm.training = read_int();

@@ -117,8 +117,17 @@ struct nb_op {
 NB_API nb_tensor *nb_apply(nb_tape *tape, const nb_op *op, int n_inputs, nb_tensor *const *inputs,
                     const void *params);
 
-/* For use inside shape/forward/backward. */
+/* For use inside shape/forward/backward. nb_op_error fails the op: it
+ * formats fmt (printf-style), prefixes the op's name and ": ", so the
+ * message must not repeat the name ("input [2,3] must be 4-D" becomes
+ * "conv2d: input [2,3] must be 4-D"), makes that the thread's last error
+ * (nb_last_error) and returns NB_ERR_INVALID for the function to return.
+ * A failure in shape or forward becomes the tape's error as nb_apply
+ * returns NULL; one in backward stops the sweep and nb_backward returns
+ * the status with the message as its last error. */
 NB_API int nb_op_error(nb_op_ctx *ctx, const char *fmt, ...) NB_PRINTF(2, 3);
+/* Arena memory for the node (ctx->saved and the like), NB_ALIGN-aligned;
+ * NULL with an out-of-memory error naming the op. */
 NB_API void *nb_op_alloc(nb_op_ctx *ctx, size_t bytes);
 /* In forward: whether the output will be recorded for backward (gradients
  * are on and an input requires one), so state kept only for the backward

@@ -339,11 +339,13 @@ NB_API nb_tensor *nb_cosine_similarity(nb_tape *tape, nb_tensor *x1, nb_tensor *
  *   out = floor((H + 2*pad - dilation*(kernel-1) - 1) / stride) + 1,
  * and with ceil_mode: rounded up, then one less if the last window would
  * start at or past H + pad (it must start inside the input or left pad). */
+/* Zero means PyTorch's default in every field (stride 1, padding 0,
+ * dilation 1, groups 1), so a zeroed struct is F.conv2d's defaults. */
 typedef struct nb_conv2d_params {
-    int stride[2];      /* >= 1 */
+    int stride[2];      /* >= 1 (0: 1) */
     int padding[2];     /* >= 0, zeros */
-    int dilation[2];    /* >= 1 */
-    int groups;         /* >= 1, divides C and K */
+    int dilation[2];    /* >= 1 (0: 1) */
+    int groups;         /* >= 1 (0: 1), divides C and K */
 } nb_conv2d_params;
 #define NB_CONV2D_PARAMS_DEFAULT {{1, 1}, {0, 0}, {1, 1}, 1}
 /* y[n,k] = bias[k] + sum_{c in group(k),i,j} w[k,c,i,j] x[n,c, oh*s-p+i*d, ow*s-p+j*d]
@@ -416,18 +418,22 @@ NB_API nb_tensor *nb_conv2d_relu_max_pool2d(nb_tape *tape, nb_tensor *x, nb_tens
                                      nb_tensor *bias, const nb_conv2d_params *p,
                                      const nb_max_pool2d_params *pool);
 
+/* Zero means PyTorch's default in every field but the kernel: stride =
+ * kernel, no padding, floor mode, padding counted in the divisor
+ * (count_include_pad=True), no divisor override. */
 typedef struct nb_avg_pool2d_params {
     int kernel[2];      /* >= 1 */
     int stride[2];      /* 0 means = kernel */
     int padding[2];     /* 0 <= padding <= kernel/2; zeros */
     bool ceil_mode;
-    bool count_include_pad;  /* PyTorch's default is true: use the macro */
+    bool exclude_pad;        /* PyTorch's count_include_pad=False; false (zero):
+                                padded cells count in the divisor, its default */
     int divisor_override;    /* 0: none; else every window divides by it */
 } nb_avg_pool2d_params;
 #define NB_AVG_POOL2D_PARAMS(kernel_h, kernel_w) \
-    {{kernel_h, kernel_w}, {0, 0}, {0, 0}, false, true, 0}
+    {{kernel_h, kernel_w}, {0, 0}, {0, 0}, false, false, 0}
 /* y = sum(window of x) / divisor; the divisor is the window clipped to the
- * padded input (count_include_pad) or to the real input (otherwise), as in
+ * padded input (the default) or to the real input (exclude_pad), as in
  * PyTorch. x [N,C,H,W] -> [N,C,OH,OW]. */
 NB_API nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p);
 /* y[..,i,j] = mean of x[.., floor(i*H/OH) .. ceil((i+1)*H/OH)-1,

@@ -1,7 +1,8 @@
 /* nabla: optimizers, learning-rate schedules and gradient clipping.
  *
  * The update rules are PyTorch 1.13's single-tensor code paths
- * (torch/optim/{sgd,adam,adamw,rmsprop}.py, foreach=False), step for step:
+ * (torch/optim/{sgd,adam,adamw,rmsprop,adagrad}.py, foreach=False), step
+ * for step:
  *
  *   SGD      g += wd*p;  b = first ? g : momentum*b + (1-dampening)*g;
  *            g = nesterov ? g + momentum*b : b;  p -= lr*g
@@ -11,6 +12,9 @@
  *   RMSprop  g += wd*p;  s = alpha*s + (1-alpha)*g^2;  (centered: a = alpha*a + (1-alpha)*g)
  *            d = sqrt(centered ? s - a^2 : s) + eps
  *            momentum > 0 ? (b = momentum*b + g/d; p -= lr*b) : p -= lr*g/d
+ *   Adagrad  g += wd*p;  t += 1;  clr = lr / (1 + (t-1)*lr_decay)
+ *            s += g^2 (s starts at initial_accumulator_value);
+ *            p -= clr * g / (sqrt(s) + eps)
  * (maximize negates g first.)
  *
  * Parameters are persistent tensors (nb_tensor_new and friends), float32
@@ -60,19 +64,30 @@ typedef struct nb_rmsprop_options {
     bool centered, maximize;
 } nb_rmsprop_options;
 
+/* Zeroed, every field but eps is PyTorch's default (lr_decay, weight_decay
+ * and initial_accumulator_value 0); lr and eps have no zero default, as 0
+ * is a valid value of both: start from nb_adagrad_defaults. */
+typedef struct nb_adagrad_options {
+    double lr, lr_decay, weight_decay, initial_accumulator_value, eps;
+    bool maximize;
+} nb_adagrad_options;
+
 /* PyTorch's defaults. SGD: momentum, dampening, weight decay 0. Adam:
  * betas 0.9, 0.999, eps 1e-8, weight decay 0. AdamW: the same with weight
- * decay 1e-2, decoupled. RMSprop: alpha 0.99, eps 1e-8, the rest 0. */
+ * decay 1e-2, decoupled. RMSprop: alpha 0.99, eps 1e-8, the rest 0.
+ * Adagrad: eps 1e-10, the rest 0. */
 NB_API nb_sgd_options nb_sgd_defaults(double lr);
 NB_API nb_adam_options nb_adam_defaults(double lr);
 NB_API nb_adam_options nb_adamw_defaults(double lr);
 NB_API nb_rmsprop_options nb_rmsprop_defaults(double lr);
+NB_API nb_adagrad_options nb_adagrad_defaults(double lr);
 
 /* The constructors copy the `params` array (count >= 1, no NULL, no
  * duplicates, no op outputs or arena tensors) and the options. The checks
- * are PyTorch's: lr, eps, weight_decay, momentum, alpha >= 0; betas in
- * [0, 1); nesterov needs momentum > 0 and dampening 0. Options NULL means
- * PyTorch's defaults (lr 1e-3 for Adam and AdamW, 1e-2 for RMSprop); SGD
+ * are PyTorch's: lr, eps, weight_decay, momentum, alpha, lr_decay,
+ * initial_accumulator_value >= 0; betas in [0, 1); nesterov needs momentum
+ * > 0 and dampening 0. Options NULL means PyTorch's defaults (lr 1e-3 for
+ * Adam and AdamW, 1e-2 for RMSprop and Adagrad); SGD
  * has no default lr and needs options. nb_adamw_new forces decoupled
  * weight decay; nb_adam_new honours the flag. */
 NB_API nb_optimizer *nb_sgd_new(nb_tensor *const *params, int count, const nb_sgd_options *options);
@@ -80,6 +95,10 @@ NB_API nb_optimizer *nb_adam_new(nb_tensor *const *params, int count, const nb_a
 NB_API nb_optimizer *nb_adamw_new(nb_tensor *const *params, int count, const nb_adam_options *options);
 NB_API nb_optimizer *nb_rmsprop_new(nb_tensor *const *params, int count,
                              const nb_rmsprop_options *options);
+/* Adagrad's state sum is filled with initial_accumulator_value at creation
+ * (rounded to the parameter's dtype), as PyTorch's constructor does. */
+NB_API nb_optimizer *nb_adagrad_new(nb_tensor *const *params, int count,
+                                    const nb_adagrad_options *options);
 
 /* One update of every parameter that has a gradient. Every gradient is
  * checked (dtype and size match the parameter) before any parameter
@@ -93,7 +112,7 @@ NB_API double nb_optimizer_lr(const nb_optimizer *opt);
 NB_API int nb_optimizer_set_lr(nb_optimizer *opt, double lr);
 /* Number of completed nb_optimizer_step calls. */
 NB_API int64_t nb_optimizer_step_count(const nb_optimizer *opt);
-/* "sgd", "adam", "adamw" or "rmsprop". */
+/* "sgd", "adam", "adamw", "rmsprop" or "adagrad". */
 NB_API const char *nb_optimizer_name(const nb_optimizer *opt);
 NB_API void nb_optimizer_free(nb_optimizer *opt);
 

@@ -81,6 +81,10 @@ NB_API nb_tensor *nb_tensor_full(nb_dtype dtype, int ndim, const int64_t *shape,
 /* Copies count = numel elements of `dtype` from data. */
 NB_API nb_tensor *nb_tensor_from_data(nb_dtype dtype, int ndim, const int64_t *shape,
                                const void *data);
+/* The same, from numel elements of data_dtype, converted to dtype while
+ * copying (as nb_tensor_to_dtype converts). */
+NB_API nb_tensor *nb_tensor_from_data_as(nb_dtype dtype, int ndim, const int64_t *shape,
+                                         nb_dtype data_dtype, const void *data);
 /* Uniform in [low, high) and normal(mean, std), from rng (NULL: the global
  * generator seeded by nb_manual_seed). Same seed, same numbers everywhere. */
 NB_API nb_tensor *nb_tensor_uniform(nb_dtype dtype, int ndim, const int64_t *shape,
@@ -89,6 +93,16 @@ NB_API nb_tensor *nb_tensor_normal(nb_dtype dtype, int ndim, const int64_t *shap
                             double mean, double std, nb_rng *rng);
 /* A persistent deep copy (data only; no gradient, same requires_grad). */
 NB_API nb_tensor *nb_tensor_clone(const nb_tensor *src);
+/* A new persistent tensor holding src's values converted to dtype, as
+ * PyTorch's src.to(dtype): float32 <-> float64 rounds to nearest; int32 ->
+ * float is exact in float64 (float32 rounds above 2^24); float -> int32
+ * truncates toward zero, and a value with no int32 result (NaN, an
+ * infinity, outside [-2^31, 2^31) after truncation) is an error. The copy
+ * has no gradient and does not require one (PyTorch's .to() of a leaf is a
+ * non-leaf joined to src's graph; here it is a new leaf, cut from src):
+ * call nb_tensor_set_requires_grad to make it a parameter. src may be a
+ * tape tensor of the current step. */
+NB_API nb_tensor *nb_tensor_to_dtype(const nb_tensor *src, nb_dtype dtype);
 /* Frees a persistent tensor and its gradient; NULL is ignored. A tape
  * tensor is left alone with an NB_ERR_INVALID message, a tensor freed
  * already with an NB_ERR_STATE one (see nb_last_error). */
@@ -96,18 +110,44 @@ NB_API void nb_tensor_free(nb_tensor *tensor);
 
 NB_API void nb_tensor_set_requires_grad(nb_tensor *tensor, bool requires_grad);
 NB_API void nb_tensor_set_name(nb_tensor *tensor, const char *name);
-/* The gradient, or NULL if backward has not reached this tensor. */
+/* The gradient, or NULL if backward has not reached this tensor.
+ *
+ * Leaves (parameters, and tape tensors made by nb_tape_tensor) accumulate
+ * it over backward calls until zeroed, as in PyTorch. An op output (an
+ * intermediate) gets one from every nb_backward that reaches it, without
+ * any retain_grad call: the complete d(output)/d(tensor) of that sweep,
+ * after its hook ran, in an arena buffer that stays readable until
+ * nb_tape_reset. Each sweep that reaches it starts it from zero, so after
+ * two backward calls it holds the second one's gradient (PyTorch's
+ * retain_grad would hold the sum); a sweep that does not reach it leaves it
+ * as it was. */
 NB_API nb_tensor *nb_tensor_grad(const nb_tensor *tensor);
 /* Sets the gradient to zero (keeps the buffer). */
 NB_API void nb_tensor_zero_grad(nb_tensor *tensor);
+/* Sets the gradient to a copy of grad (PyTorch's `t.grad = grad`): same
+ * shape as t, float32 or float64, converted to t's dtype; NULL clears it
+ * (`t.grad = None`). t must be float32 or float64. A gradient t already
+ * has keeps its buffer and takes the new values, so a pointer from
+ * nb_tensor_grad stays valid; clearing frees a persistent tensor's
+ * gradient (t owns it) and drops a tape tensor's (the arena releases it at
+ * nb_tape_reset). grad stays the caller's. A leaf's next backward adds to
+ * the value set here; an intermediate's restarts from zero (see
+ * nb_tensor_grad). NB_OK, or a negative status with nb_last_error set and
+ * nothing changed. */
+NB_API int nb_tensor_set_grad(nb_tensor *t, const nb_tensor *grad);
 /* Registers a gradient hook (one per tensor; NULL removes it). */
 NB_API void nb_tensor_set_hook(nb_tensor *tensor, nb_grad_hook_fn hook, void *user);
 
 /* Element access by flat index, converting to double. */
 NB_API double nb_tensor_get(const nb_tensor *tensor, int64_t index);
 NB_API void nb_tensor_set(nb_tensor *tensor, int64_t index, double value);
-/* Copies src's values into dst (same numel; dtypes may differ). */
+/* Copies src's values into dst (same numel; dtypes may differ, converted
+ * as nb_tensor_to_dtype converts; nothing is written on failure). */
 NB_API int nb_tensor_copy(nb_tensor *dst, const nb_tensor *src);
+/* Writes src's numel values, converted to dtype (float32, float64, or
+ * int32 as nb_tensor_to_dtype converts), into the caller's buffer `out`;
+ * count must equal src's numel. NB_OK or a negative status. */
+NB_API int nb_tensor_copy_to(const nb_tensor *src, nb_dtype dtype, void *out, int64_t count);
 /* Fills with a constant. */
 NB_API void nb_tensor_fill(nb_tensor *tensor, double value);
 

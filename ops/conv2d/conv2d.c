@@ -21,6 +21,19 @@
 #include "kernels/conv2d/rows.h"
 #include "ops/meprop/meprop.h"
 
+/* The settings in force: a zero stride, dilation or groups means 1, so a
+ * zeroed nb_conv2d_params is PyTorch's defaults. */
+static nb_conv2d_params settings_of(const nb_conv2d_params *p)
+{
+    nb_conv2d_params s = *p;
+    for (int a = 0; a < 2; a++) {
+        if (s.stride[a] == 0) s.stride[a] = 1;
+        if (s.dilation[a] == 0) s.dilation[a] = 1;
+    }
+    if (s.groups == 0) s.groups = 1;
+    return s;
+}
+
 /* A conv2d node without params: PyTorch's defaults, no fused layers, the
  * tape's meProp setting. */
 static const nb_conv2d_node_params DEFAULT_NODE = {.conv = NB_CONV2D_PARAMS_DEFAULT};
@@ -40,7 +53,7 @@ static const nb_max_pool2d_params *pool_params_of(const nb_conv2d_node_params *n
 
 static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
 {
-    const nb_conv2d_params *p = params_of(ctx);
+    const nb_conv2d_params settings = settings_of(params_of(ctx)), *p = &settings;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     nb_conv2d_geometry g = {
         .N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
@@ -70,7 +83,7 @@ static int pool_geometry(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
-    const nb_conv2d_params *p = params_of(ctx);
+    const nb_conv2d_params settings = settings_of(params_of(ctx)), *p = &settings;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     char sx[96], sw[96], sb[96];
     nb_input_shape(ctx, 0, sx, sizeof sx);

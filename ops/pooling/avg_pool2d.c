@@ -6,8 +6,9 @@
  *                                            cells past the padded border
  *                                            that ceil_mode windows reach
  *   h0, h1 clamped to [0, H]                 the real cells that are summed
- *   divisor = divisor_override if set, else pool_size if count_include_pad,
- *             else (h1 - h0) * (w1 - w0) (real cells only).
+ *   divisor = divisor_override if set, else pool_size (PyTorch's default
+ *             count_include_pad), else with exclude_pad (h1 - h0) * (w1 - w0)
+ *             (real cells only).
  * Backward spreads dy / divisor over the same real cells (+=). */
 #include <string.h>
 
@@ -35,8 +36,8 @@ static window window_at(const nb_pool2d_geometry *g, const nb_avg_pool2d_params 
     if (r.w1 > g->W) r.w1 = g->W;
     if (r.h0 >= r.h1 || r.w0 >= r.w1) r.divisor = 0;
     else if (p->divisor_override) r.divisor = p->divisor_override;
-    else if (p->count_include_pad) r.divisor = pool_size;
-    else r.divisor = (r.h1 - r.h0) * (r.w1 - r.w0);
+    else if (p->exclude_pad) r.divisor = (r.h1 - r.h0) * (r.w1 - r.w0);
+    else r.divisor = pool_size;
     return r;
 }
 
@@ -154,24 +155,24 @@ static int backward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
-/* {kernel, stride, padding, ceil_mode, count_include_pad, divisor_override} */
+/* {kernel, stride, padding, ceil_mode, exclude_pad, divisor_override} */
 static const struct {
     const char *label;
     int64_t x[4];
     nb_avg_pool2d_params p;
 } CASES[] = {
-    {"2x2 stride 2", {2, 2, 4, 4}, {{2, 2}, {0, 0}, {0, 0}, false, true, 0}},
-    {"3x3 stride 1 (overlapping)", {1, 2, 5, 6}, {{3, 3}, {1, 1}, {0, 0}, false, true, 0}},
-    {"3x3 pad 1, count_include_pad", {1, 1, 5, 4}, {{3, 3}, {2, 1}, {1, 1}, false, true, 0}},
-    {"3x3 pad 1, exclude pad", {1, 1, 5, 4}, {{3, 3}, {2, 1}, {1, 1}, false, false, 0}},
-    {"2x2 ceil_mode, 5x5", {1, 2, 5, 5}, {{2, 2}, {0, 0}, {0, 0}, true, true, 0}},
-    {"3x2 stride 2 pad 1 ceil, include pad", {1, 1, 6, 7}, {{3, 2}, {2, 2}, {1, 1}, true, true, 0}},
+    {"2x2 stride 2", {2, 2, 4, 4}, {{2, 2}, {0, 0}, {0, 0}, false, false, 0}},
+    {"3x3 stride 1 (overlapping)", {1, 2, 5, 6}, {{3, 3}, {1, 1}, {0, 0}, false, false, 0}},
+    {"3x3 pad 1, count_include_pad", {1, 1, 5, 4}, {{3, 3}, {2, 1}, {1, 1}, false, false, 0}},
+    {"3x3 pad 1, exclude pad", {1, 1, 5, 4}, {{3, 3}, {2, 1}, {1, 1}, false, true, 0}},
+    {"2x2 ceil_mode, 5x5", {1, 2, 5, 5}, {{2, 2}, {0, 0}, {0, 0}, true, false, 0}},
+    {"3x2 stride 2 pad 1 ceil, include pad", {1, 1, 6, 7}, {{3, 2}, {2, 2}, {1, 1}, true, false, 0}},
     {"3x2 stride 2 pad 1 ceil, exclude pad", {1, 1, 6, 7},
-     {{3, 2}, {2, 2}, {1, 1}, true, false, 0}},
-    {"kernel = input -> 1x1", {2, 3, 3, 4}, {{3, 4}, {0, 0}, {0, 0}, false, true, 0}},
+     {{3, 2}, {2, 2}, {1, 1}, true, true, 0}},
+    {"kernel = input -> 1x1", {2, 3, 3, 4}, {{3, 4}, {0, 0}, {0, 0}, false, false, 0}},
     {"2x3 stride 3 pad 1, divisor_override 5", {1, 1, 7, 8},
-     {{2, 3}, {3, 3}, {1, 1}, false, true, 5}},
-    {"1x1 stride 2", {1, 2, 3, 5}, {{1, 1}, {2, 2}, {0, 0}, false, true, 0}},
+     {{2, 3}, {3, 3}, {1, 1}, false, false, 5}},
+    {"1x1 stride 2", {1, 2, 3, 5}, {{1, 1}, {2, 2}, {0, 0}, false, false, 0}},
 };
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
