@@ -4,11 +4,18 @@ importable) on the same workloads, alternating them round by round, and
 prints the medians and their ratios as a Markdown table.
 
     /usr/bin/python3 bench/compare.py --nabla build/bench/nabla-bench [--rounds 3]
+    /usr/bin/python3 bench/compare.py --only-ops        # the fused ops alone
 
 Workloads (the same models as bench/models.c, real Fashion-MNIST batches):
 training steps (batch 64: loader batch -> forward -> cross-entropy ->
 backward -> optimizer step) and inference (batch 256, no grad) for lenet5,
-convnet and mlp; square SGEMM (nabla vs numpy.dot). Each PyTorch and NumPy
+convnet and mlp; square SGEMM (nabla vs numpy.dot); and one training step
+(forward + backward of sum(y)) of each fused op of bench/ops.c at the same
+language-model shapes (nabla-bench --op NAME): attention as PyTorch 1.13
+writes it without a fused kernel (softmax(q k^T / sqrt(D) + causal mask) v),
+F.layer_norm with weight and bias, F.gelu(approximate="tanh") and
+torch._VF.lstm_cell with h' + c' summed; for those, torch gets as many
+BLAS threads as intra-op threads. Each PyTorch and NumPy
 measurement runs in its own process with OpenBLAS's AVX-512 kernel forced
 (OPENBLAS_CORETYPE=Cooperlake, OPENBLAS_L2_SIZE unset: Debian's 0.3.21
 misdetects this CPU) and one BLAS thread for torch; torch.set_num_threads is
@@ -25,6 +32,8 @@ import sys
 import time
 
 DATA = "/usr/share/datasets/fashion-mnist"
+OPS = "attention_t128,attention_t512,layer_norm,gelu,lstm_cell"
+OP_SECONDS = 0.5   # as bench/ops.c
 MEAN, STD = 0.2860, 0.3530
 WARMUP = 10
 
@@ -115,6 +124,60 @@ def torch_worker(args):
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+# The fused ops of bench/ops.c, the same shapes (uniform(-1, 1) inputs
+# that require grad). Each builds its inputs and returns the step's output.
+def torch_op_cases():
+    import math
+    import torch
+    import torch.nn.functional as F
+
+    def attention(B, heads, T, D):
+        def make():
+            q, k, v = (torch.rand(B, heads, T, D) * 2 - 1 for _ in range(3))
+            mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+            return [q, k, v], mask
+
+        def run(t, mask):
+            scores = t[0] @ t[1].transpose(-2, -1) * (1.0 / math.sqrt(D))
+            return F.softmax(scores.masked_fill(mask, float("-inf")), dim=-1) @ t[2]
+        return make, run
+
+    def uniform(*shapes):
+        return lambda: ([torch.rand(*s) * 2 - 1 for s in shapes], None)
+
+    return {
+        "attention_t128": attention(32, 4, 128, 32),
+        "attention_t512": attention(8, 4, 512, 32),
+        "layer_norm": (uniform((4096, 128), (128,), (128,)),
+                       lambda t, _: F.layer_norm(t[0], (128,), t[1], t[2])),
+        "gelu": (uniform((4096, 512)), lambda t, _: F.gelu(t[0], approximate="tanh")),
+        "lstm_cell": (uniform((32, 64), (32, 256), (32, 256), (1024, 64), (1024, 256), (1024,), (1024,)),
+                      lambda t, _: sum(torch._VF.lstm_cell(t[0], (t[1], t[2]), t[3], t[4], t[5], t[6]))),
+    }
+
+
+def torch_ops_worker(args):
+    """One training step of each op, timed as nabla-bench --op times it:
+    one untimed step, then steps until OP_SECONDS have passed."""
+    import torch
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(5)
+    cases = torch_op_cases()
+    for name in args.op_names.split(","):
+        make, run = cases[name]
+        inputs, extra = make()
+        for t in inputs:
+            t.requires_grad_(True)
+        run(inputs, extra).sum().backward()
+        reps, start, cpu_start = 0, time.perf_counter(), time.process_time()
+        while reps == 0 or time.perf_counter() - start < OP_SECONDS:
+            run(inputs, extra).sum().backward()
+            reps += 1
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        print(json.dumps({"bench": "op", "op": name, "threads": args.threads,
+                          "us": 1e6 * seconds / reps, "cpu_us": 1e6 * cpu / reps}), flush=True)
+
+
 def openblas_corename():
     import ctypes
     with open("/proc/self/maps") as maps:
@@ -147,12 +210,16 @@ def numpy_worker(args):
 
 
 # ---- the driver ---------------------------------------------------------------
-def run_json(command, env=None):
+def run_json_lines(command, env=None):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     if result.returncode != 0:
         sys.stderr.write(f"failed: {' '.join(command)}\n{result.stderr}\n")
-        return None
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        return []
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def run_json(command, env=None):
+    lines = run_json_lines(command, env)
     return lines[-1] if lines else None
 
 
@@ -168,8 +235,11 @@ def main():
     parser.add_argument("--models", default="lenet5,convnet,mlp")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--gemm-sizes", default="256,512,1024")
+    parser.add_argument("--ops", default=OPS, help="fused ops of nabla-bench --op ('' for none)")
+    parser.add_argument("--only-ops", action="store_true", help="no models, no SGEMM")
     parser.add_argument("--data", default=DATA)
-    parser.add_argument("--worker", choices=["torch", "numpy"])
+    parser.add_argument("--worker", choices=["torch", "numpy", "torch-ops"])
+    parser.add_argument("--op-names", default=OPS)
     parser.add_argument("--model", default="lenet5")
     parser.add_argument("--only", default="train")
     parser.add_argument("--batch", type=int, default=64)
@@ -179,12 +249,17 @@ def main():
     args.threads_list = [int(t) for t in args.threads.split(",")]
     if args.worker:
         args.threads = args.threads_list[0]
-        return torch_worker(args) if args.worker == "torch" else numpy_worker(args)
+        workers = {"torch": torch_worker, "numpy": numpy_worker, "torch-ops": torch_ops_worker}
+        return workers[args.worker](args)
+    if args.only_ops:
+        args.models, args.gemm_sizes = "", ""
+    args.model_list = [m for m in args.models.split(",") if m]
+    args.op_list = [o for o in args.ops.split(",") if o]
 
     use_torch, use_numpy = have("torch"), have("numpy")
     steps = {"lenet5": 200, "convnet": 40, "mlp": 200}
     jobs = []  # (key, implementation, command, env)
-    for model in args.models.split(","):
+    for model in args.model_list:
         for only in ("train", "infer"):
             s = steps[model] if only == "train" else steps[model] // 2
             for t in args.threads_list:
@@ -204,6 +279,14 @@ def main():
             if use_numpy:
                 jobs.append((key, "numpy", [sys.executable, __file__, "--worker", "numpy", "--gemm",
                                             str(n), "--threads", str(t)], blas_env(t)))
+    # Every op in one process per thread count (torch is imported once).
+    for t in args.threads_list if args.op_list else []:
+        key = ("ops", t)
+        names = ",".join(args.op_list)
+        jobs.append((key, "nabla", [args.nabla, "--op", "all", "--threads", str(t), "--json"], None))
+        if use_torch:
+            jobs.append((key, "torch", [sys.executable, __file__, "--worker", "torch-ops", "--op-names",
+                                        names, "--threads", str(t)], blas_env(t)))
     results = {}
     for round_index in range(args.rounds):
         # Alternate which implementation goes first, so neither always runs
@@ -211,6 +294,11 @@ def main():
         ordered = jobs if round_index % 2 == 0 else [
             j for pair in zip(jobs[1::2], jobs[0::2]) for j in pair] + (jobs[-1:] if len(jobs) % 2 else [])
         for key, impl, command, env in ordered:
+            if key[0] == "ops":   # one line per op
+                for out in run_json_lines(command, env):
+                    if out.get("op") in args.op_list:
+                        results.setdefault((("op", out["op"], key[1]), impl), []).append(out)
+                continue
             out = run_json(command, env)
             if out:
                 results.setdefault((key, impl), []).append(out)
@@ -232,11 +320,37 @@ def report(results, args, use_torch, use_numpy):
           f"medians of {args.rounds} alternating rounds. images/s is wall-clock throughput; "
           f"CPU ms/step is the process CPU time (all threads) per step, which other load on "
           f"the machine disturbs less (with 2 threads it includes time spent spinning)\n")
+    if args.model_list:
+        report_models(results, args)
+    if args.op_list:
+        report_ops(results, args)
+    report_gemm(results, args)
+
+
+def report_ops(results, args):
+    print("\nFused ops, one training step (forward + backward of sum(y)) at bench/ops.c's "
+          "shapes; torch/nabla > 1 means nabla is faster\n")
+    print("| op | threads | nabla CPU ms | torch CPU ms | torch/nabla CPU | nabla wall ms "
+          "| torch wall ms | torch/nabla wall |")
+    print("|---|---|---|---|---|---|---|---|")
+    for op in args.op_list:
+        for t in args.threads_list:
+            key = ("op", op, t)
+            cpu, torch_cpu = (median_of(results, key, impl, "cpu_us") for impl in ("nabla", "torch"))
+            wall, torch_wall = (median_of(results, key, impl, "us") for impl in ("nabla", "torch"))
+            cpu_ratio = torch_cpu / cpu if cpu and torch_cpu else None
+            wall_ratio = torch_wall / wall if wall and torch_wall else None
+            ms = [None if v is None else v / 1e3 for v in (cpu, torch_cpu, wall, torch_wall)]
+            print(f"| {op} | {t} | {fmt(ms[0], 2)} | {fmt(ms[1], 2)} | {fmt(cpu_ratio, 2)} "
+                  f"| {fmt(ms[2], 2)} | {fmt(ms[3], 2)} | {fmt(wall_ratio, 2)} |")
+
+
+def report_models(results, args):
     print("| workload | threads | nabla images/s | torch images/s | nabla/torch | nabla CPU ms/step "
           "| torch CPU ms/step | torch/nabla CPU | nabla RSS MiB | torch RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     best = {}
-    for model in args.models.split(","):
+    for model in args.model_list:
         for only in ("train", "infer"):
             for t in args.threads_list:
                 key = (only, model, t)
@@ -257,12 +371,15 @@ def report(results, args, use_torch, use_numpy):
     print("\nBest configuration of each (threads in brackets):\n")
     print("| workload | nabla best | torch best | ratio |")
     print("|---|---|---|---|")
-    for model in args.models.split(","):
+    for model in args.model_list:
         for only in ("train", "infer"):
             ours, theirs = best.get((only, model, "nabla")), best.get((only, model, "torch"))
             ratio = ours[0] / theirs[0] if ours and theirs else None
             print(f"| {only} {model} | {fmt(ours and ours[0])} [{ours and ours[1]}] | "
                   f"{fmt(theirs and theirs[0])} [{theirs and theirs[1]}] | {fmt(ratio, 2)} |")
+
+
+def report_gemm(results, args):
     sizes = [int(x) for x in args.gemm_sizes.split(",") if x]
     if sizes:
         core = next((r[0].get("openblas_core") for k, r in results.items() if k[1] == "numpy"), None)

@@ -48,16 +48,19 @@ static const op_case CASES[] = {
      {{32, 64}, {32, 256}, {32, 256}, {1024, 64}, {1024, 256}, {1024}, {1024}}, run_lstm_cell},
 };
 
-/* Seconds per training step of the op. */
-static int time_step(const op_case *c, nb_tensor **in, const bench_options *o, double *seconds)
+/* Seconds per training step of the op: wall-clock and process CPU time
+ * (all threads), which other load on the machine disturbs less. */
+static int time_step(const op_case *c, nb_tensor **in, const bench_options *o, double *seconds,
+                     double *cpu_seconds)
 {
     nb_tape *tape = nb_tape_new();
     if (!tape) return -1;
     int64_t reps = 0;
-    double start = 0.0;
+    double start = 0.0, cpu_start = 0.0;
     int status = 0;
     for (int64_t r = -1; status == 0; r++) {
-        if (r == 0) start = bench_now();   /* the first step warms the arena */
+        /* the first step warms the arena */
+        if (r == 0) start = bench_now(), cpu_start = bench_cpu_now();
         nb_tensor *y = c->run(tape, in);
         status = y && nb_backward(tape, nb_sum(tape, y), NULL) == NB_OK ? 0 : -1;
         nb_tape_reset(tape);
@@ -66,6 +69,7 @@ static int time_step(const op_case *c, nb_tensor **in, const bench_options *o, d
     }
     if (status != 0) fprintf(stderr, "nabla-bench: %s: %s\n", c->name, nb_last_error());
     *seconds = (bench_now() - start) / (double)(reps ? reps : 1);
+    *cpu_seconds = (bench_cpu_now() - cpu_start) / (double)(reps ? reps : 1);
     nb_tape_free(tape);
     return status;
 }
@@ -84,13 +88,13 @@ int bench_op(const char *name, const bench_options *o)
             in[k] = nb_tensor_uniform(NB_FLOAT32, c->ndim[k], c->shape[k], -1, 1, &rng);
             nb_tensor_set_requires_grad(in[k], true);
         }
-        double seconds = 0.0;
-        if (time_step(c, in, o, &seconds) != 0) failed = 1;
+        double seconds = 0.0, cpu_seconds = 0.0;
+        if (time_step(c, in, o, &seconds, &cpu_seconds) != 0) failed = 1;
         else if (o->json)
-            printf("{\"bench\":\"op\",\"op\":\"%s\",\"threads\":%d,\"us\":%.1f}\n", c->name,
-                   o->threads, 1e6 * seconds);
-        else printf("op    %-16s threads %d: %10.1f us per step (forward + backward)\n", c->name,
-                    o->threads, 1e6 * seconds);
+            printf("{\"bench\":\"op\",\"op\":\"%s\",\"threads\":%d,\"us\":%.1f,\"cpu_us\":%.1f}\n",
+                   c->name, o->threads, 1e6 * seconds, 1e6 * cpu_seconds);
+        else printf("op    %-16s threads %d: %10.1f us per step (forward + backward), "
+                    "CPU %10.1f us\n", c->name, o->threads, 1e6 * seconds, 1e6 * cpu_seconds);
         for (int k = 0; k < c->n_inputs; k++) nb_tensor_free(in[k]);
     }
     if (!found) fprintf(stderr, "nabla-bench: no op benchmark '%s'\n", name);

@@ -1,40 +1,17 @@
 /* Fused float32 attention (see attention.h): key tiles of KEY_TILE rows,
  * transposed once per tile so the scores of a query row are a
- * vectorised sweep over the tile, and a branch-free exp so the
- * probabilities vectorise too. One body per kernel, compiled for each CPU
- * level (base/cpu.h). */
+ * vectorised sweep over the tile, and a branch-free exp
+ * (kernels/fast_math.h) so the probabilities vectorise too. One body per
+ * kernel, compiled for each CPU level (base/cpu.h). */
 #include "kernels/attention.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "base/cpu.h"
+#include "kernels/fast_math.h"
 
 enum { KEY_TILE = 64 };
-
-/* e^x to about 2 ulp without branches (so loops of it vectorise):
- * x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor polynomial,
- * 2^n put in the exponent bits. Below -87.3 the result is 0 (e^x would be
- * subnormal), which keeps masked scores (-inf) exactly out of the sums;
- * NaN stays NaN. */
-NB_KERNEL_BODY float exp_branch_free(float x)
-{
-    const float log2e = 1.44269504f, ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;
-    float clamped = x > 88.3f ? 88.3f : x;
-    float n = floorf(clamped * log2e + 0.5f);
-    float r = clamped - n * ln2_hi - n * ln2_lo;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.3f ? 0.0f : p * scale;
-}
 
 /* kT [D, KEY_TILE] = rows [n, D] transposed */
 NB_KERNEL_BODY void transpose_tile(const float *rows, int64_t D, int64_t n, float *kT)

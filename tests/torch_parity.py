@@ -2,8 +2,8 @@
 """PyTorch parity for nabla's ops: conv2d, max_pool2d, avg_pool2d,
 batch_norm, dropout, cat, and the element-wise sqrt, rsqrt, abs, square,
 sin, cos, pow (scalar and tensor exponents), maximum, minimum (ties
-included), add_scalar, mul_scalar, clamp, and the activations silu,
-logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
+included), add_scalar, mul_scalar, clamp, and the activations sigmoid,
+tanh, silu, logsigmoid, mish, elu, hardtanh, gelu (exact and tanh), and the
 reductions logsumexp, amax, amin (ties included), the shape ops narrow,
 select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
 stack, pad, the indexing ops index_select, gather, scatter_add and
@@ -271,7 +271,8 @@ UNARY = {
     "abs": (torch.abs, -3.0, 3.0), "square": (torch.square, -3.0, 3.0),
     "sin": (torch.sin, -4.0, 4.0), "cos": (torch.cos, -4.0, 4.0),
     "silu": (F.silu, -5.0, 5.0), "logsigmoid": (F.logsigmoid, -30.0, 30.0),
-    "mish": (F.mish, -5.0, 25.0),
+    "mish": (F.mish, -5.0, 25.0), "sigmoid": (torch.sigmoid, -20.0, 20.0),
+    "tanh": (torch.tanh, -10.0, 10.0),
 }
 
 

@@ -1,17 +1,17 @@
 /* Driver for tests/torch_parity.py: runs one op (conv2d, max_pool2d,
  * avg_pool2d, batch_norm, dropout, cat, and the element-wise sqrt, rsqrt,
  * abs, square, sin, cos, pow, maximum, minimum, add_scalar, mul_scalar,
- * clamp, where, the activations silu, logsigmoid, mish, elu, hardtanh,
- * gelu, softplus, the reductions logsumexp, amax, amin, argmax, argmin,
- * max_dim, min_dim, var, std, prod, norm, cumsum, sum_dims, mean_dims,
- * the shape and indexing ops narrow, select, slice, split, chunk,
+ * clamp, where, the activations sigmoid, tanh, silu, logsigmoid, mish, elu,
+ * hardtanh, gelu, softplus, the reductions logsumexp, amax, amin, argmax,
+ * argmin, max_dim, min_dim, var, std, prod, norm, cumsum, sum_dims,
+ * mean_dims, the shape and indexing ops narrow, select, slice, split, chunk,
  * squeeze, unsqueeze, permute, expand, repeat, stack, pad, index_select,
  * gather, scatter_add, embedding, the norms layer_norm, rms_norm,
  * group_norm, scaled_dot_product_attention, lstm_cell, gru_cell, and the
  * losses and cosine_similarity of tests/torch_parity_losses.c, and
- * conv_transpose2d, conv1d, adaptive_avg_pool2d, interpolate) on inputs
- * read from stdin and prints the output and every input's gradient for
- * a given output seed.
+ * conv_transpose2d, conv1d, adaptive_avg_pool2d, interpolate) on inputs read
+ * from stdin and prints the output and every input's gradient for a given
+ * output seed.
  *
  * Input, whitespace-separated tokens:
  *   dtype f32|f64
@@ -123,7 +123,8 @@ static unary_fn unary_op(const char *name)
         unary_fn fn;
     } OPS[] = {{"sqrt", nb_sqrt}, {"rsqrt", nb_rsqrt}, {"abs", nb_abs},
                {"square", nb_square}, {"sin", nb_sin}, {"cos", nb_cos},
-               {"silu", nb_silu}, {"logsigmoid", nb_logsigmoid}, {"mish", nb_mish}};
+               {"sigmoid", nb_sigmoid}, {"tanh", nb_tanh}, {"silu", nb_silu},
+               {"logsigmoid", nb_logsigmoid}, {"mish", nb_mish}};
     for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
         if (strcmp(OPS[i].name, name) == 0) return OPS[i].fn;
     return NULL;

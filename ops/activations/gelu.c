@@ -3,10 +3,15 @@
  *           dy/dx = Phi(x) + x phi(x),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
  *   tanh:   y = x (1 + tanh(u)) / 2,  u = sqrt(2/pi) (x + 0.044715 x^3),
  *           dy/dx = (1 + t) / 2 + x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2) / 2,
- *           t = tanh(u) (the same terms as PyTorch's backward). */
+ *           t = tanh(u) (the same terms as PyTorch's backward).
+ * Float32 runs branch-free kernels per CPU level, across the threads above
+ * NB_ELEMENTWISE_GRAIN elements (ops/elementwise/unary.c); float64 the
+ * plain libm loops, the reference. */
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/elementwise/unary.h"
@@ -20,15 +25,47 @@ static bool tanh_form(const void *params)
     return ((const nb_gelu_params *)params)->approximate == NB_GELU_TANH;
 }
 
-/* x, y: [n] */
-static void gelu_forward(const float *x, float *y, int64_t n, const void *params)
+/* x, y: [n]. The tanh form as x sigmoid(2u) (= x (1 + tanh u) / 2, no
+ * cancellation for x < 0), the exact one as x erfc(-x / sqrt 2) / 2 (the
+ * same); both branch-free (kernels/fast_math.h), so the loops vectorise. */
+NB_KERNEL_BODY void gelu_forward_body(const float *restrict x, float *restrict y, int64_t n,
+                                      bool tanh_approximation)
 {
     const float beta = (float)SQRT_2_OVER_PI, kappa = (float)CUBIC, half = (float)SQRT_HALF;
-    if (tanh_form(params))
-        for (int64_t i = 0; i < n; i++)
-            y[i] = 0.5f * x[i] * (1.0f + tanhf(beta * (x[i] + kappa * x[i] * x[i] * x[i])));
+    if (tanh_approximation)
+        for (int64_t i = 0; i < n; i++) {
+            float u = beta * (x[i] + kappa * x[i] * x[i] * x[i]);
+            y[i] = x[i] * sigmoid_branch_free(2.0f * u);
+        }
     else
-        for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * half));
+        for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * erfc_branch_free(-x[i] * half);
+}
+
+NB_TARGET_AVX512 static void gelu_forward_avx512(const float *restrict x, float *restrict y,
+                                                 int64_t n, bool tanh_approximation)
+{
+    gelu_forward_body(x, y, n, tanh_approximation);
+}
+
+NB_TARGET_AVX2 static void gelu_forward_avx2(const float *restrict x, float *restrict y, int64_t n,
+                                             bool tanh_approximation)
+{
+    gelu_forward_body(x, y, n, tanh_approximation);
+}
+
+static void gelu_forward_portable(const float *restrict x, float *restrict y, int64_t n,
+                                  bool tanh_approximation)
+{
+    gelu_forward_body(x, y, n, tanh_approximation);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void gelu_forward(const float *x, float *y, int64_t n, const void *params)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, float *restrict, int64_t,
+                                                 bool) = {
+        gelu_forward_portable, gelu_forward_avx2, gelu_forward_avx512};
+    by_level[nb_cpu_level_now()](x, y, n, tanh_form(params));
 }
 
 static void gelu_forward_ref(const double *x, double *y, int64_t n, const void *params)
@@ -40,25 +77,60 @@ static void gelu_forward_ref(const double *x, double *y, int64_t n, const void *
         for (int64_t i = 0; i < n; i++) y[i] = 0.5 * x[i] * (1.0 + erf(x[i] * SQRT_HALF));
 }
 
-/* dx += dy dy/dx; x, dy, dx: [n] */
-static void gelu_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
-                          const void *params)
+/* dx += dy dy/dx; x, dy, dx: [n]. With s = sigmoid(2u) = (1 + t) / 2 the
+ * tanh form's slope is s + 2 x s (1 - s) beta (1 + 3 kappa x^2), 1 - s
+ * taken without cancellation. */
+NB_KERNEL_BODY void gelu_backward_body(const float *restrict x, const float *restrict dy,
+                                       float *restrict dx, int64_t n, bool tanh_approximation)
 {
-    (void)y;
     const float beta = (float)SQRT_2_OVER_PI, kappa = (float)CUBIC, half = (float)SQRT_HALF;
     const float density = (float)INV_SQRT_2PI;
-    if (tanh_form(params))
+    if (tanh_approximation)
         for (int64_t i = 0; i < n; i++) {
-            float x2 = x[i] * x[i], t = tanhf(beta * (x[i] + kappa * x2 * x[i]));
-            float slope = 0.5f * (1.0f + t) +
-                          0.5f * x[i] * (1.0f - t * t) * beta * (1.0f + 3.0f * kappa * x2);
+            float x2 = x[i] * x[i], u2 = 2.0f * beta * (x[i] + kappa * x2 * x[i]);
+            float s = sigmoid_branch_free(u2), s_complement = sigmoid_complement_branch_free(u2);
+            /* 1 - s is 0 from |x| ~ 7 on: x (1 - s) first, and x^2 bounded,
+             * so that it never meets an overflowed 2x or x^2 (0 inf: NaN). */
+            float x2_bounded = x2 < 1e30f ? x2 : 1e30f;
+            float slope = s + x[i] * s_complement * (2.0f * beta * s) *
+                                  (1.0f + 3.0f * kappa * x2_bounded);
             dx[i] += dy[i] * slope;
         }
     else
         for (int64_t i = 0; i < n; i++) {
-            float cdf = 0.5f * (1.0f + erff(x[i] * half));
-            dx[i] += dy[i] * (cdf + x[i] * density * expf(-0.5f * x[i] * x[i]));
+            float cdf = 0.5f * erfc_branch_free(-x[i] * half);
+            dx[i] += dy[i] * (cdf + x[i] * density * exp_branch_free(-0.5f * x[i] * x[i]));
         }
+}
+
+NB_TARGET_AVX512 static void gelu_backward_avx512(const float *restrict x, const float *restrict dy,
+                                                  float *restrict dx, int64_t n,
+                                                  bool tanh_approximation)
+{
+    gelu_backward_body(x, dy, dx, n, tanh_approximation);
+}
+
+NB_TARGET_AVX2 static void gelu_backward_avx2(const float *restrict x, const float *restrict dy,
+                                              float *restrict dx, int64_t n,
+                                              bool tanh_approximation)
+{
+    gelu_backward_body(x, dy, dx, n, tanh_approximation);
+}
+
+static void gelu_backward_portable(const float *restrict x, const float *restrict dy,
+                                   float *restrict dx, int64_t n, bool tanh_approximation)
+{
+    gelu_backward_body(x, dy, dx, n, tanh_approximation);
+}
+
+static void gelu_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                          const void *params)
+{
+    (void)y;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
+                                                 float *restrict, int64_t, bool) = {
+        gelu_backward_portable, gelu_backward_avx2, gelu_backward_avx512};
+    by_level[nb_cpu_level_now()](x, dy, dx, n, tanh_form(params));
 }
 
 static void gelu_backward_ref(const double *x, const double *y, const double *dy, double *dx,

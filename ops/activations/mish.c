@@ -1,21 +1,66 @@
 /* mish: y = x tanh(softplus(x)) = x tanh(log(1 + e^x));
  * dy/dx = t + x sigmoid(x) (1 - t^2) with t = tanh(softplus(x)) (PyTorch's
- * formula). */
+ * formula). Float32 runs branch-free kernels per CPU level, across the
+ * threads above NB_ELEMENTWISE_GRAIN elements (ops/elementwise/unary.c);
+ * float64 the libm reference (softplus linear past 20, as PyTorch's). */
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/elementwise/unary.h"
 
+/* t = tanh(softplus(x)) = ((1 + e^x)^2 - 1) / ((1 + e^x)^2 + 1) and 1 - t,
+ * with one branch-free exp of -|x| (kernels/fast_math.h) and no
+ * cancellation: with w = e^-x (x >= 0) t = (1 + 2w) / (1 + 2w + 2w^2),
+ * 1 - t = 2w^2 / (same); with e = e^x (x < 0) t = e (e + 2) / (e (e + 2) + 2),
+ * 1 - t = 2 / (same). Also sigmoid(x) from the same exp. */
+NB_KERNEL_BODY float mish_tanh_softplus(float x, float *complement, float *sigmoid)
+{
+    float e = exp_branch_free(-fabsf(x));
+    float numerator = x >= 0.0f ? 1.0f + 2.0f * e : e * (e + 2.0f);
+    float gap = x >= 0.0f ? 2.0f * e * e : 2.0f;
+    float inverse = 1.0f / (numerator + gap);
+    *complement = gap * inverse;
+    *sigmoid = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+    return numerator * inverse;
+}
+
 /* x, y: [n] */
+NB_KERNEL_BODY void mish_forward_body(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float complement, sigmoid;
+        y[i] = x[i] * mish_tanh_softplus(x[i], &complement, &sigmoid);
+    }
+}
+
+NB_TARGET_AVX512 static void mish_forward_avx512(const float *restrict x, float *restrict y,
+                                                 int64_t n)
+{
+    mish_forward_body(x, y, n);
+}
+
+NB_TARGET_AVX2 static void mish_forward_avx2(const float *restrict x, float *restrict y, int64_t n)
+{
+    mish_forward_body(x, y, n);
+}
+
+static void mish_forward_portable(const float *restrict x, float *restrict y, int64_t n)
+{
+    mish_forward_body(x, y, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
 static void mish_forward(const float *x, float *y, int64_t n, const void *params)
 {
     (void)params;
-    for (int64_t i = 0; i < n; i++) {
-        float softplus = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
-        y[i] = x[i] * tanhf(softplus);
-    }
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, float *restrict,
+                                                 int64_t) = {
+        mish_forward_portable, mish_forward_avx2, mish_forward_avx512};
+    by_level[nb_cpu_level_now()](x, y, n);
 }
 
 static void mish_forward_ref(const double *x, double *y, int64_t n, const void *params)
@@ -28,15 +73,41 @@ static void mish_forward_ref(const double *x, double *y, int64_t n, const void *
 }
 
 /* dx += dy (t + x sigmoid(x) (1 - t^2)); x, dy, dx: [n] */
-static void mish_backward(const float *x, const float *y, const float *dy, float *dx,
-                            int64_t n, const void *params)
+NB_KERNEL_BODY void mish_backward_body(const float *restrict x, const float *restrict dy,
+                                       float *restrict dx, int64_t n)
 {
-    (void)y;
-    (void)params;
     for (int64_t i = 0; i < n; i++) {
-        float t = tanhf(x[i] > 20.0f ? x[i] : log1pf(expf(x[i]))), s = 1.0f / (1.0f + expf(-x[i]));
-        dx[i] += dy[i] * (t + x[i] * s * (1.0f - t * t));
+        float complement, sigmoid, t = mish_tanh_softplus(x[i], &complement, &sigmoid);
+        dx[i] += dy[i] * (t + x[i] * sigmoid * complement * (1.0f + t));
     }
+}
+
+NB_TARGET_AVX512 static void mish_backward_avx512(const float *restrict x, const float *restrict dy,
+                                                  float *restrict dx, int64_t n)
+{
+    mish_backward_body(x, dy, dx, n);
+}
+
+NB_TARGET_AVX2 static void mish_backward_avx2(const float *restrict x, const float *restrict dy,
+                                              float *restrict dx, int64_t n)
+{
+    mish_backward_body(x, dy, dx, n);
+}
+
+static void mish_backward_portable(const float *restrict x, const float *restrict dy,
+                                   float *restrict dx, int64_t n)
+{
+    mish_backward_body(x, dy, dx, n);
+}
+
+static void mish_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                          const void *params)
+{
+    (void)y, (void)params;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
+                                                 float *restrict, int64_t) = {
+        mish_backward_portable, mish_backward_avx2, mish_backward_avx512};
+    by_level[nb_cpu_level_now()](x, dy, dx, n);
 }
 
 static void mish_backward_ref(const double *x, const double *y, const double *dy, double *dx,

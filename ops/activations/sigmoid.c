@@ -1,23 +1,53 @@
 /* sigmoid: y = 1 / (1 + e^-x). Evaluated so that e^t is only taken of
  * t = -|x| <= 0: it never overflows, and y stays in [0, 1] for any x
  * (sigmoid(-1000) = 0, sigmoid(1000) = 1). Backward reuses the output:
- * dy/dx = y (1 - y). */
+ * dy/dx = y (1 - y). Float32 runs branch-free kernels per CPU level
+ * (kernels/fast_math.h), across the threads above NB_ELEMENTWISE_GRAIN
+ * elements (ops/elementwise/unary.c); float64 the libm reference. */
 #include <math.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
-static void sigmoid_forward(const float *x, float *y, int64_t n)
+NB_KERNEL_BODY void sigmoid_forward_body(const float *restrict x, float *restrict y, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float e = expf(-fabsf(x[i]));   /* in (0, 1] */
-        y[i] = x[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    }
+    for (int64_t i = 0; i < n; i++) y[i] = sigmoid_branch_free(x[i]);
 }
 
-static void sigmoid_forward_ref(const double *x, double *y, int64_t n)
+NB_TARGET_AVX512 static void sigmoid_forward_avx512(const float *restrict x, float *restrict y,
+                                                    int64_t n)
 {
+    sigmoid_forward_body(x, y, n);
+}
+
+NB_TARGET_AVX2 static void sigmoid_forward_avx2(const float *restrict x, float *restrict y,
+                                                int64_t n)
+{
+    sigmoid_forward_body(x, y, n);
+}
+
+static void sigmoid_forward_portable(const float *restrict x, float *restrict y, int64_t n)
+{
+    sigmoid_forward_body(x, y, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void sigmoid_forward(const float *x, float *y, int64_t n, const void *params)
+{
+    (void)params;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, float *restrict,
+                                                 int64_t) = {
+        sigmoid_forward_portable, sigmoid_forward_avx2, sigmoid_forward_avx512};
+    by_level[nb_cpu_level_now()](x, y, n);
+}
+
+static void sigmoid_forward_ref(const double *x, double *y, int64_t n, const void *params)
+{
+    (void)params;
     for (int64_t i = 0; i < n; i++) {
         double e = exp(-fabs(x[i]));
         y[i] = x[i] >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
@@ -25,34 +55,53 @@ static void sigmoid_forward_ref(const double *x, double *y, int64_t n)
 }
 
 /* dx += dy * y * (1 - y); y, dy, dx: [n] */
-static void sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n)
+NB_KERNEL_BODY void sigmoid_backward_body(const float *restrict y, const float *restrict dy,
+                                          float *restrict dx, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
-static void sigmoid_backward_ref(const double *y, const double *dy, double *dx, int64_t n)
+NB_TARGET_AVX512 static void sigmoid_backward_avx512(const float *restrict y,
+                                                     const float *restrict dy,
+                                                     float *restrict dx, int64_t n)
 {
+    sigmoid_backward_body(y, dy, dx, n);
+}
+
+NB_TARGET_AVX2 static void sigmoid_backward_avx2(const float *restrict y, const float *restrict dy,
+                                                 float *restrict dx, int64_t n)
+{
+    sigmoid_backward_body(y, dy, dx, n);
+}
+
+static void sigmoid_backward_portable(const float *restrict y, const float *restrict dy,
+                                      float *restrict dx, int64_t n)
+{
+    sigmoid_backward_body(y, dy, dx, n);
+}
+
+static void sigmoid_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                             const void *params)
+{
+    (void)x, (void)params;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
+                                                 float *restrict, int64_t) = {
+        sigmoid_backward_portable, sigmoid_backward_avx2, sigmoid_backward_avx512};
+    by_level[nb_cpu_level_now()](y, dy, dx, n);
+}
+
+static void sigmoid_backward_ref(const double *x, const double *y, const double *dy, double *dx,
+                                 int64_t n, const void *params)
+{
+    (void)x, (void)params;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0 - y[i]);
 }
 
-static int forward(nb_op_ctx *ctx)
-{
-    const nb_tensor *x = ctx->inputs[0];
-    if (x->dtype == NB_FLOAT32) sigmoid_forward(x->data, ctx->output->data, x->numel);
-    else sigmoid_forward_ref(x->data, ctx->output->data, x->numel);
-    return NB_OK;
-}
+static const nb_unary_kernels KERNELS = {sigmoid_forward, sigmoid_forward_ref, sigmoid_backward,
+                                         sigmoid_backward_ref};
 
-static int backward(nb_op_ctx *ctx)
-{
-    const nb_tensor *y = ctx->output;
-    nb_tensor *dx = ctx->input_grads[0];
-    if (!dx) return NB_OK;
-    if (y->dtype == NB_FLOAT32)
-        sigmoid_backward(y->data, ctx->output_grad->data, dx->data, y->numel);
-    else sigmoid_backward_ref(y->data, ctx->output_grad->data, dx->data, y->numel);
-    return NB_OK;
-}
+static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
+static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {

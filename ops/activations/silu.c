@@ -1,19 +1,47 @@
 /* silu: y = x sigmoid(x) (PyTorch's SiLU);
- * dy/dx = s (1 + x (1 - s)) with s = sigmoid(x). */
+ * dy/dx = s (1 + x (1 - s)) with s = sigmoid(x). Float32 runs branch-free
+ * kernels per CPU level (kernels/fast_math.h: s and 1 - s both without
+ * overflow or cancellation), across the threads above NB_ELEMENTWISE_GRAIN
+ * elements (ops/elementwise/unary.c); float64 the libm reference. */
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
+NB_KERNEL_BODY void silu_forward_body(const float *restrict x, float *restrict y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid_branch_free(x[i]);
+}
+
+NB_TARGET_AVX512 static void silu_forward_avx512(const float *restrict x, float *restrict y,
+                                                 int64_t n)
+{
+    silu_forward_body(x, y, n);
+}
+
+NB_TARGET_AVX2 static void silu_forward_avx2(const float *restrict x, float *restrict y, int64_t n)
+{
+    silu_forward_body(x, y, n);
+}
+
+static void silu_forward_portable(const float *restrict x, float *restrict y, int64_t n)
+{
+    silu_forward_body(x, y, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
 static void silu_forward(const float *x, float *y, int64_t n, const void *params)
 {
     (void)params;
-    for (int64_t i = 0; i < n; i++) {
-        y[i] = x[i] / (1.0f + expf(-x[i]));
-    }
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, float *restrict,
+                                                 int64_t) = {
+        silu_forward_portable, silu_forward_avx2, silu_forward_avx512};
+    by_level[nb_cpu_level_now()](x, y, n);
 }
 
 static void silu_forward_ref(const double *x, double *y, int64_t n, const void *params)
@@ -25,15 +53,41 @@ static void silu_forward_ref(const double *x, double *y, int64_t n, const void *
 }
 
 /* dx += dy s (1 + x (1 - s)); x, dy, dx: [n] */
-static void silu_backward(const float *x, const float *y, const float *dy, float *dx,
-                            int64_t n, const void *params)
+NB_KERNEL_BODY void silu_backward_body(const float *restrict x, const float *restrict dy,
+                                       float *restrict dx, int64_t n)
 {
-    (void)y;
-    (void)params;
     for (int64_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-x[i]));
-        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+        float s = sigmoid_branch_free(x[i]), s_complement = sigmoid_complement_branch_free(x[i]);
+        dx[i] += dy[i] * s * (1.0f + x[i] * s_complement);
     }
+}
+
+NB_TARGET_AVX512 static void silu_backward_avx512(const float *restrict x, const float *restrict dy,
+                                                  float *restrict dx, int64_t n)
+{
+    silu_backward_body(x, dy, dx, n);
+}
+
+NB_TARGET_AVX2 static void silu_backward_avx2(const float *restrict x, const float *restrict dy,
+                                              float *restrict dx, int64_t n)
+{
+    silu_backward_body(x, dy, dx, n);
+}
+
+static void silu_backward_portable(const float *restrict x, const float *restrict dy,
+                                   float *restrict dx, int64_t n)
+{
+    silu_backward_body(x, dy, dx, n);
+}
+
+static void silu_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                          const void *params)
+{
+    (void)y, (void)params;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
+                                                 float *restrict, int64_t) = {
+        silu_backward_portable, silu_backward_avx2, silu_backward_avx512};
+    by_level[nb_cpu_level_now()](x, dy, dx, n);
 }
 
 static void silu_backward_ref(const double *x, const double *y, const double *dy, double *dx,

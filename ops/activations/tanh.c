@@ -1,49 +1,101 @@
-/* tanh: y = tanh x. libm's tanh saturates to +-1 without overflow for any
- * |x|. Backward reuses the output: dy/dx = 1 - y^2. */
+/* tanh: y = tanh x, saturating to +-1 without overflow for any |x|.
+ * Backward reuses the output: dy/dx = 1 - y^2. Float32 runs branch-free
+ * kernels per CPU level (kernels/fast_math.h), across the threads above
+ * NB_ELEMENTWISE_GRAIN elements (ops/elementwise/unary.c); float64 libm's
+ * tanh, the reference. */
 #include <math.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/elementwise/unary.h"
 
 /* x, y: [n] */
-static void tanh_forward(const float *x, float *y, int64_t n)
+NB_KERNEL_BODY void tanh_forward_body(const float *restrict x, float *restrict y, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = tanh_branch_free(x[i]);
 }
 
-static void tanh_forward_ref(const double *x, double *y, int64_t n)
+NB_TARGET_AVX512 static void tanh_forward_avx512(const float *restrict x, float *restrict y,
+                                                 int64_t n)
 {
+    tanh_forward_body(x, y, n);
+}
+
+NB_TARGET_AVX2 static void tanh_forward_avx2(const float *restrict x, float *restrict y, int64_t n)
+{
+    tanh_forward_body(x, y, n);
+}
+
+static void tanh_forward_portable(const float *restrict x, float *restrict y, int64_t n)
+{
+    tanh_forward_body(x, y, n);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void tanh_forward(const float *x, float *y, int64_t n, const void *params)
+{
+    (void)params;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, float *restrict,
+                                                 int64_t) = {
+        tanh_forward_portable, tanh_forward_avx2, tanh_forward_avx512};
+    by_level[nb_cpu_level_now()](x, y, n);
+}
+
+static void tanh_forward_ref(const double *x, double *y, int64_t n, const void *params)
+{
+    (void)params;
     for (int64_t i = 0; i < n; i++) y[i] = tanh(x[i]);
 }
 
 /* dx += dy * (1 - y^2); y, dy, dx: [n] */
-static void tanh_backward(const float *y, const float *dy, float *dx, int64_t n)
+NB_KERNEL_BODY void tanh_backward_body(const float *restrict y, const float *restrict dy,
+                                       float *restrict dx, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
 
-static void tanh_backward_ref(const double *y, const double *dy, double *dx, int64_t n)
+NB_TARGET_AVX512 static void tanh_backward_avx512(const float *restrict y, const float *restrict dy,
+                                                  float *restrict dx, int64_t n)
 {
+    tanh_backward_body(y, dy, dx, n);
+}
+
+NB_TARGET_AVX2 static void tanh_backward_avx2(const float *restrict y, const float *restrict dy,
+                                              float *restrict dx, int64_t n)
+{
+    tanh_backward_body(y, dy, dx, n);
+}
+
+static void tanh_backward_portable(const float *restrict y, const float *restrict dy,
+                                   float *restrict dx, int64_t n)
+{
+    tanh_backward_body(y, dy, dx, n);
+}
+
+static void tanh_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                          const void *params)
+{
+    (void)x, (void)params;
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
+                                                 float *restrict, int64_t) = {
+        tanh_backward_portable, tanh_backward_avx2, tanh_backward_avx512};
+    by_level[nb_cpu_level_now()](y, dy, dx, n);
+}
+
+static void tanh_backward_ref(const double *x, const double *y, const double *dy, double *dx,
+                              int64_t n, const void *params)
+{
+    (void)x, (void)params;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0 - y[i] * y[i]);
 }
 
-static int forward(nb_op_ctx *ctx)
-{
-    const nb_tensor *x = ctx->inputs[0];
-    if (x->dtype == NB_FLOAT32) tanh_forward(x->data, ctx->output->data, x->numel);
-    else tanh_forward_ref(x->data, ctx->output->data, x->numel);
-    return NB_OK;
-}
+static const nb_unary_kernels KERNELS = {tanh_forward, tanh_forward_ref, tanh_backward,
+                                         tanh_backward_ref};
 
-static int backward(nb_op_ctx *ctx)
-{
-    const nb_tensor *y = ctx->output;
-    nb_tensor *dx = ctx->input_grads[0];
-    if (!dx) return NB_OK;
-    if (y->dtype == NB_FLOAT32) tanh_backward(y->data, ctx->output_grad->data, dx->data, y->numel);
-    else tanh_backward_ref(y->data, ctx->output_grad->data, dx->data, y->numel);
-    return NB_OK;
-}
+static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
+static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {

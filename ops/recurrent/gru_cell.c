@@ -10,6 +10,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/recurrent/recurrent.h"
@@ -20,21 +22,56 @@ typedef struct gru_saved {
     void *gi, *gh;    /* [B,3H] each; gi keeps r, z, n after the forward */
 } gru_saved;
 
-/* gi [B,3H] becomes [r, z, n]; gh [B,3H] kept; h [B,H] -> y [B,H] */
-static void gru_cell_forward(float *gi, const float *gh, const float *h, float *y, int64_t B,
-                             int64_t H)
+/* gi [B,3H] becomes [r, z, n]; gh [B,3H] kept; h [B,H] -> y [B,H].
+ * Branch-free sigmoid and tanh (kernels/fast_math.h), so the loop over j
+ * vectorises; one version per CPU level. */
+NB_KERNEL_BODY void gru_cell_forward_body(float *restrict gi, const float *restrict gh,
+                                          const float *restrict h, float *restrict y, int64_t B,
+                                          int64_t H)
 {
     for (int64_t b = 0; b < B; b++) {
         float *a = gi + b * 3 * H;
         const float *c = gh + b * 3 * H;
         for (int64_t j = 0; j < H; j++) {
-            float r = 1.0f / (1.0f + expf(-(a[j] + c[j])));
-            float z = 1.0f / (1.0f + expf(-(a[H + j] + c[H + j])));
-            float n = tanhf(a[2 * H + j] + r * c[2 * H + j]);
+            float r = sigmoid_branch_free(a[j] + c[j]);
+            float z = sigmoid_branch_free(a[H + j] + c[H + j]);
+            float n = tanh_branch_free(a[2 * H + j] + r * c[2 * H + j]);
             a[j] = r, a[H + j] = z, a[2 * H + j] = n;
             y[b * H + j] = (1.0f - z) * n + z * h[b * H + j];
         }
     }
+}
+
+NB_TARGET_AVX512 static void gru_cell_forward_avx512(float *restrict gi, const float *restrict gh,
+                                                     const float *restrict h, float *restrict y,
+                                                     int64_t B, int64_t H)
+{
+    gru_cell_forward_body(gi, gh, h, y, B, H);
+}
+
+NB_TARGET_AVX2 static void gru_cell_forward_avx2(float *restrict gi, const float *restrict gh,
+                                                 const float *restrict h, float *restrict y,
+                                                 int64_t B, int64_t H)
+{
+    gru_cell_forward_body(gi, gh, h, y, B, H);
+}
+
+static void gru_cell_forward_portable(float *restrict gi, const float *restrict gh,
+                                      const float *restrict h, float *restrict y, int64_t B,
+                                      int64_t H)
+{
+    gru_cell_forward_body(gi, gh, h, y, B, H);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void gru_cell_forward(float *gi, const float *gh, const float *h, float *y, int64_t B,
+                             int64_t H)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(float *restrict, const float *restrict,
+                                                 const float *restrict, float *restrict, int64_t,
+                                                 int64_t) = {
+        gru_cell_forward_portable, gru_cell_forward_avx2, gru_cell_forward_avx512};
+    by_level[nb_cpu_level_now()](gi, gh, h, y, B, H);
 }
 
 static void gru_cell_forward_ref(double *gi, const double *gh, const double *h, double *y,

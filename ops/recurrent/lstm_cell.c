@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "kernels/fast_math.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/recurrent/recurrent.h"
@@ -22,22 +24,57 @@ typedef struct lstm_saved {
     void *tanh_c;     /* [B,H] tanh(c') */
 } lstm_saved;
 
-/* gates [B,4H] activated in place; c [B,H] -> out [2,B,H], tanh_c [B,H] */
-static void lstm_cell_forward(float *gates, const float *c, float *out, float *tanh_c, int64_t B,
-                              int64_t H)
+/* gates [B,4H] activated in place; c [B,H] -> out [2,B,H], tanh_c [B,H].
+ * Branch-free sigmoid and tanh (kernels/fast_math.h), so the loop over j
+ * vectorises; one version per CPU level. */
+NB_KERNEL_BODY void lstm_cell_forward_body(float *restrict gates, const float *restrict c,
+                                           float *restrict out, float *restrict tanh_c, int64_t B,
+                                           int64_t H)
 {
     for (int64_t b = 0; b < B; b++) {
         float *g = gates + b * 4 * H;
         for (int64_t j = 0; j < H; j++) {
-            float in = 1.0f / (1.0f + expf(-g[j])), forget = 1.0f / (1.0f + expf(-g[H + j]));
-            float cell = tanhf(g[2 * H + j]), output = 1.0f / (1.0f + expf(-g[3 * H + j]));
+            float in = sigmoid_branch_free(g[j]), forget = sigmoid_branch_free(g[H + j]);
+            float cell = tanh_branch_free(g[2 * H + j]), output = sigmoid_branch_free(g[3 * H + j]);
             g[j] = in, g[H + j] = forget, g[2 * H + j] = cell, g[3 * H + j] = output;
-            float c_next = forget * c[b * H + j] + in * cell, t = tanhf(c_next);
+            float c_next = forget * c[b * H + j] + in * cell, t = tanh_branch_free(c_next);
             tanh_c[b * H + j] = t;
             out[b * H + j] = output * t;
             out[B * H + b * H + j] = c_next;
         }
     }
+}
+
+NB_TARGET_AVX512 static void lstm_cell_forward_avx512(float *restrict gates,
+                                                      const float *restrict c, float *restrict out,
+                                                      float *restrict tanh_c, int64_t B, int64_t H)
+{
+    lstm_cell_forward_body(gates, c, out, tanh_c, B, H);
+}
+
+NB_TARGET_AVX2 static void lstm_cell_forward_avx2(float *restrict gates, const float *restrict c,
+                                                  float *restrict out, float *restrict tanh_c,
+                                                  int64_t B, int64_t H)
+{
+    lstm_cell_forward_body(gates, c, out, tanh_c, B, H);
+}
+
+static void lstm_cell_forward_portable(float *restrict gates, const float *restrict c,
+                                       float *restrict out, float *restrict tanh_c, int64_t B,
+                                       int64_t H)
+{
+    lstm_cell_forward_body(gates, c, out, tanh_c, B, H);
+}
+
+/* The version for the CPU level in force (base/cpu.h). */
+static void lstm_cell_forward(float *gates, const float *c, float *out, float *tanh_c, int64_t B,
+                              int64_t H)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(float *restrict, const float *restrict,
+                                                 float *restrict, float *restrict, int64_t,
+                                                 int64_t) = {
+        lstm_cell_forward_portable, lstm_cell_forward_avx2, lstm_cell_forward_avx512};
+    by_level[nb_cpu_level_now()](gates, c, out, tanh_c, B, H);
 }
 
 static void lstm_cell_forward_ref(double *gates, const double *c, double *out, double *tanh_c,
