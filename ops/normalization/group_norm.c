@@ -93,7 +93,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 }
 
 const nb_op nb_op_group_norm = {
-    .name = "group_norm", .min_inputs = 1, .max_inputs = 3,
+    .name = "group_norm", .flags = NB_OP_ASSIGNS_FRESH_GRADS, .min_inputs = 1, .max_inputs = 3,
     .params_size = sizeof(group_norm_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };

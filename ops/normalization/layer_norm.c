@@ -129,12 +129,12 @@ static int rms_norm_sample(int i, nb_sample *s, nb_rng *rng) { return sample_for
 _Static_assert(sizeof(norm_params) <= NB_MAX_PARAMS_SIZE, "norm_params must fit");
 
 const nb_op nb_op_layer_norm = {
-    .name = "layer_norm", .min_inputs = 1, .max_inputs = 3, .params_size = sizeof(norm_params),
+    .name = "layer_norm", .flags = NB_OP_ASSIGNS_FRESH_GRADS, .min_inputs = 1, .max_inputs = 3, .params_size = sizeof(norm_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = layer_norm_sample,
 };
 
 const nb_op nb_op_rms_norm = {
-    .name = "rms_norm", .min_inputs = 1, .max_inputs = 2, .params_size = sizeof(norm_params),
+    .name = "rms_norm", .flags = NB_OP_ASSIGNS_FRESH_GRADS, .min_inputs = 1, .max_inputs = 2, .params_size = sizeof(norm_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = rms_norm_sample,
 };
 

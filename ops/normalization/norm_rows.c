@@ -22,8 +22,17 @@ NB_KERNEL_BODY int64_t channel_of(const nb_norm_rows *s, int64_t r, int64_t i)
     return (r % s->groups) * (s->length / s->spread) + i / s->spread;
 }
 
+/* The LANES partial sums added pairwise (a fixed tree, so a fixed order):
+ * a few vector adds rather than LANES scalar conversions per row. */
+NB_KERNEL_BODY double lanes_total(float *lane)
+{
+    for (int width = LANES / 2; width > 0; width /= 2)
+        for (int j = 0; j < width; j++) lane[j] += lane[j + width];
+    return lane[0];
+}
+
 /* sum_i (x[i] - shift)^power over a row, power 1 or 2, in LANES float
- * partial sums (vectorised) added up in double. */
+ * partial sums (vectorised), the tail added in double. */
 NB_KERNEL_BODY double row_sum(const float *x, int64_t n, float shift, int power)
 {
     float lane[LANES] = {0};
@@ -33,8 +42,7 @@ NB_KERNEL_BODY double row_sum(const float *x, int64_t n, float shift, int power)
             float d = x[i + j] - shift;
             lane[j] += power == 2 ? d * d : d;
         }
-    double total = 0.0;
-    for (int j = 0; j < LANES; j++) total += lane[j];
+    double total = lanes_total(lane);
     for (; i < n; i++) {
         double d = (double)x[i] - shift;
         total += power == 2 ? d * d : d;
@@ -52,11 +60,8 @@ NB_KERNEL_BODY void row_dot(const float *a, const float *b, int64_t n, double *d
             lane_dot[j] += a[i + j] * b[i + j];
             lane_sum[j] += a[i + j];
         }
-    *dot = *sum = 0.0;
-    for (int j = 0; j < LANES; j++) {
-        *dot += lane_dot[j];
-        *sum += lane_sum[j];
-    }
+    *dot = lanes_total(lane_dot);
+    *sum = lanes_total(lane_sum);
     for (; i < n; i++) {
         *dot += (double)a[i] * b[i];
         *sum += a[i];
@@ -68,6 +73,7 @@ typedef struct rows_job {
     const float *x, *weight, *bias, *mean, *rstd, *dy;
     float *y, *mean_out, *rstd_out, *dx, *dweight, *dbias, *scratch;
     int64_t rows_per_task;
+    bool assign_dx;       /* dx is fresh: assign rather than add */
 } rows_job;
 
 /* x [length] -> y [length], one row */
@@ -96,22 +102,60 @@ NB_KERNEL_BODY void forward_row(const rows_job *job, int64_t r)
 }
 
 /* dx [length] += ..., one row; g and xhat go through the worker's scratch */
+/* Layer norm's row (channel = i; weight [n] or NULL): the two sums and
+ * dx straight from x, dy and the weight, with no scratch passes. */
+NB_KERNEL_BODY void backward_row_columns(const rows_job *job, int64_t r)
+{
+    const nb_norm_rows *s = job->s;
+    int64_t n = s->length, i = 0;
+    const float *x = job->x + r * n, *dy = job->dy + r * n, *w = job->weight;
+    float mean = job->mean[r], rstd = job->rstd[r];
+    float lane_g[LANES] = {0}, lane_gx[LANES] = {0};
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float g = w ? dy[i + j] * w[i + j] : dy[i + j];
+            lane_g[j] += g;
+            lane_gx[j] += g * ((x[i + j] - mean) * rstd);
+        }
+    double sum = lanes_total(lane_g), dot = lanes_total(lane_gx);
+    for (; i < n; i++) {
+        float g = w ? dy[i] * w[i] : dy[i];
+        sum += g;
+        dot += (double)g * ((x[i] - mean) * rstd);
+    }
+    float mean_g = s->center ? (float)(sum / (double)n) : 0.0f, mean_gx = (float)(dot / (double)n);
+    float *dx = job->dx + r * n;
+    for (i = 0; i < n; i++) {
+        float g = w ? dy[i] * w[i] : dy[i];
+        float d = rstd * (g - mean_g - (x[i] - mean) * rstd * mean_gx);
+        dx[i] = job->assign_dx ? d : dx[i] + d;   /* a fresh buffer is not read */
+    }
+}
+
+/* Group norm's row (channel = i / spread): g and xhat through scratch. */
 NB_KERNEL_BODY void backward_row(const rows_job *job, int64_t r, float *g, float *xhat)
 {
     const nb_norm_rows *s = job->s;
     int64_t n = s->length;
+    if (s->spread == 1 && s->groups == 1) {
+        backward_row_columns(job, r);
+        return;
+    }
     const float *x = job->x + r * n, *dy = job->dy + r * n;
     float mean = job->mean[r], rstd = job->rstd[r];
-    for (int64_t i = 0; i < n; i++) {
-        xhat[i] = (x[i] - mean) * rstd;
-        float w = !job->weight ? 1.0f : job->weight[s->spread == 1 && s->groups == 1 ? i : channel_of(s, r, i)];
-        g[i] = dy[i] * w;
-    }
+    for (int64_t i = 0; i < n; i++) xhat[i] = (x[i] - mean) * rstd;
+    if (!job->weight)
+        for (int64_t i = 0; i < n; i++) g[i] = dy[i];
+    else
+        for (int64_t i = 0; i < n; i++) g[i] = dy[i] * job->weight[channel_of(s, r, i)];
     double dot, sum;
     row_dot(g, xhat, n, &dot, &sum);
     float mean_g = s->center ? (float)(sum / (double)n) : 0.0f, mean_gx = (float)(dot / (double)n);
     float *dx = job->dx + r * n;
-    for (int64_t i = 0; i < n; i++) dx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
+    if (job->assign_dx)   /* a fresh buffer: no read of its old contents */
+        for (int64_t i = 0; i < n; i++) dx[i] = rstd * (g[i] - mean_g - xhat[i] * mean_gx);
+    else
+        for (int64_t i = 0; i < n; i++) dx[i] += rstd * (g[i] - mean_g - xhat[i] * mean_gx);
 }
 
 NB_KERNEL_BODY void forward_task_body(void *ctx, int64_t task, int worker)
@@ -210,11 +254,11 @@ void nb_norm_rows_forward(const nb_norm_rows *s, const float *x, const float *we
 
 void nb_norm_rows_backward(const nb_norm_rows *s, const float *x, const float *weight,
                            const float *mean, const float *rstd, const float *dy, float *dx,
-                           float *dweight, float *dbias, float *scratch)
+                           float *dweight, float *dbias, float *scratch, bool assign_dx)
 {
     rows_job job = {.s = s, .x = x, .weight = weight, .mean = mean, .rstd = rstd, .dy = dy,
                     .dx = dx, .dweight = dweight, .dbias = dbias, .scratch = scratch,
-                    .rows_per_task = rows_per_task(s)};
+                    .rows_per_task = rows_per_task(s), .assign_dx = assign_dx};
     if (dx) {
         int64_t tasks = (s->rows + job.rows_per_task - 1) / job.rows_per_task;
         nb_parallel_tasks(tasks, nb_parallel_slots(),
@@ -302,6 +346,10 @@ int nb_norm_op_backward(nb_op_ctx *ctx, const nb_norm_rows *s, int weight_input,
     nb_tensor *dx = ctx->input_grads[0];
     nb_tensor *dw = weight_input >= 0 ? ctx->input_grads[weight_input] : NULL;
     nb_tensor *db = bias_input >= 0 ? ctx->input_grads[bias_input] : NULL;
+    /* The ops assign fresh gradient buffers (NB_OP_ASSIGNS_FRESH_GRADS):
+     * the float32 dx loop assigns; every other buffer is zeroed first. */
+    bool assign_dx = dx && x->dtype == NB_FLOAT32 && nb_grad_fresh(ctx, 0);
+    for (int i = assign_dx ? 1 : 0; i < ctx->n_inputs; i++) nb_grad_zero_fresh(ctx, i);
     if (x->dtype == NB_FLOAT64) {
         nb_norm_rows_backward_ref(s, x->data, weight, saved->mean, saved->rstd,
                                   ctx->output_grad->data, dx ? dx->data : NULL,
@@ -313,7 +361,7 @@ int nb_norm_op_backward(nb_op_ctx *ctx, const nb_norm_rows *s, int weight_input,
     if (!scratch) return NB_ERR_NOMEM;
     nb_norm_rows_backward(s, x->data, weight, saved->mean, saved->rstd, ctx->output_grad->data,
                           dx ? dx->data : NULL, dw ? dw->data : NULL, db ? db->data : NULL,
-                          scratch);
+                          scratch, assign_dx);
     nb_op_scratch_end(ctx, mark);
     return NB_OK;
 }

@@ -11,7 +11,7 @@
  *   dx += rstd * (g - xhat * mean(g * xhat))             (rms)
  *   dweight[c] += sum dy * xhat,  dbias[c] += sum dy
  * Statistics are per row in the input's dtype (float32 rows accumulate
- * in 16 float lanes, then in double); rows run across the threads and
+ * in 16 float lanes added pairwise); rows run across the threads and
  * each channel's sums run over rows in order, so the bits do not depend
  * on the thread count. */
 #ifndef NABLA_OPS_NORM_ROWS_H
@@ -40,11 +40,12 @@ void nb_norm_rows_forward(const nb_norm_rows *s, const float *x, const float *we
 void nb_norm_rows_forward_ref(const nb_norm_rows *s, const double *x, const double *weight,
                               const double *bias, double *y, double *mean, double *rstd);
 /* Any of dx, dweight, dbias may be NULL (not needed). scratch holds
- * nb_norm_scratch_floats(s) floats. */
+ * nb_norm_scratch_floats(s) floats. assign_dx: dx is a fresh buffer, so
+ * it is assigned rather than added to. */
 size_t nb_norm_scratch_floats(const nb_norm_rows *s);
 void nb_norm_rows_backward(const nb_norm_rows *s, const float *x, const float *weight,
                            const float *mean, const float *rstd, const float *dy, float *dx,
-                           float *dweight, float *dbias, float *scratch);
+                           float *dweight, float *dbias, float *scratch, bool assign_dx);
 void nb_norm_rows_backward_ref(const nb_norm_rows *s, const double *x, const double *weight,
                                const double *mean, const double *rstd, const double *dy,
                                double *dx, double *dweight, double *dbias);
