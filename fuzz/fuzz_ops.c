@@ -163,7 +163,7 @@ static bool plain_params(const char *name)
         "scatter_add", "layer_norm", "rms_norm", "group_norm", "cumsum", "softplus",
         "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "margin_ranking_loss",
         "cosine_similarity",
-        "conv_transpose2d", "conv1d", "adaptive_avg_pool2d",
+        "conv_transpose2d", "conv1d", "adaptive_avg_pool2d", "split", "chunk",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;

@@ -1,6 +1,8 @@
-/* narrow, select and slice: y = a run of positions of x along one dim
- * (PyTorch's x.narrow(dim, start, length), x.select(dim, index) and
- * x[..., start:end:step, ...]). All three copy: nabla's tensors are
+/* narrow, select, slice, split and chunk: y = a run of positions of x
+ * along one dim (PyTorch's x.narrow(dim, start, length), x.select(dim,
+ * index), x[..., start:end:step, ...], and one piece of x.split(size, dim)
+ * or x.chunk(chunks, dim): nb_split and nb_chunk make one node per piece).
+ * All copy: nabla's tensors are
  * contiguous and NB_ALIGN-aligned, ops never write into their inputs (so
  * a copy behaves exactly as a view would), and one pass over the slice
  * costs far less than the op that consumes it. Backward adds dy back into
@@ -15,14 +17,18 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 
-typedef enum slice_kind { SLICE_NARROW = 0, SLICE_SELECT = 1, SLICE_STEP = 2 } slice_kind;
+typedef enum slice_kind {
+    SLICE_NARROW = 0, SLICE_SELECT = 1, SLICE_STEP = 2,
+    SLICE_SPLIT = 3,    /* piece `start` of split(length) */
+    SLICE_CHUNK = 4     /* piece `start` of chunk(length) */
+} slice_kind;
 
 /* The caller's numbers, checked and resolved by the shape rule. */
 typedef struct slice_params {
     int kind;           /* slice_kind */
     int dim;            /* negative counts from the end */
-    int64_t start;      /* narrow: start; select: index; slice: start */
-    int64_t length;     /* narrow: length; slice: end (exclusive) */
+    int64_t start;      /* narrow: start; select: index; slice: start; split, chunk: piece */
+    int64_t length;     /* narrow: length; slice: end (exclusive); split: split_size; chunk: chunks */
     int64_t step;       /* slice only, >= 1 */
 } slice_params;
 
@@ -38,7 +44,7 @@ static int resolve(nb_op_ctx *ctx, slice_range *r)
     const nb_tensor *x = ctx->inputs[0];
     char xs[96];
     nb_input_shape(ctx, 0, xs, sizeof xs);
-    if (p->kind < SLICE_NARROW || p->kind > SLICE_STEP)
+    if (p->kind < SLICE_NARROW || p->kind > SLICE_CHUNK)
         return nb_op_error(ctx, "%s: unknown slice kind %d", xs, p->kind);
     if (x->ndim == 0) return nb_op_error(ctx, "%s is a scalar; it has no dim to slice", xs);
     int status = nb_normalize_dim(ctx, p->dim, x->ndim, &r->dim);
@@ -59,6 +65,19 @@ static int resolve(nb_op_ctx *ctx, slice_range *r)
                                (long long)size);
         r->start = start;
         r->count = p->length;
+    } else if (p->kind == SLICE_SPLIT || p->kind == SLICE_CHUNK) {
+        if (p->length < 1)
+            return nb_op_error(ctx, "%s: %s %lld must be >= 1", xs,
+                               p->kind == SLICE_SPLIT ? "split_size" : "chunks", (long long)p->length);
+        /* chunk: pieces of ceil(size / chunks), so fewer may come (PyTorch). */
+        int64_t piece = p->kind == SLICE_SPLIT ? p->length
+                        : size ? size / p->length + (size % p->length != 0) : 1;
+        int64_t pieces = size ? size / piece + (size % piece != 0) : 1;
+        if (p->start < 0 || p->start >= pieces)
+            return nb_op_error(ctx, "%s: piece %lld of %lld along dim %d", xs, (long long)p->start,
+                               (long long)pieces, r->dim);
+        r->start = p->start * piece;
+        r->count = size - r->start < piece ? size - r->start : piece;
     } else {
         if (p->step < 1)
             return nb_op_error(ctx, "%s: step %lld must be positive", xs, (long long)p->step);
@@ -159,6 +178,10 @@ static const struct {
     {"select [5] index -1", 1, {5}, {SLICE_SELECT, 0, -1, 0, 0}},
     {"slice [2,7,3] dim 1, 1:7:2", 3, {2, 7, 3}, {SLICE_STEP, 1, 1, 7, 2}},
     {"slice [6,2] dim 0, -4:100:3", 2, {6, 2}, {SLICE_STEP, 0, -4, 100, 3}},
+    {"split [5,3] dim 0 in 2s, piece 2 (the short one)", 2, {5, 3}, {SLICE_SPLIT, 0, 2, 2, 1}},
+    {"split [2,7] dim -1 in 3s, piece 1", 2, {2, 7}, {SLICE_SPLIT, -1, 1, 3, 1}},
+    {"chunk [2,5,2] dim 1 in 3, piece 0", 3, {2, 5, 2}, {SLICE_CHUNK, 1, 0, 3, 1}},
+    {"chunk [7] in 4, piece 3", 1, {7}, {SLICE_CHUNK, 0, 3, 4, 1}},
 };
 
 /* The case list holds all three kinds; each descriptor keeps its own. */
@@ -179,6 +202,8 @@ static int sample_kind(int index, nb_sample *s, nb_rng *rng, slice_kind kind)
 static int narrow_sample(int i, nb_sample *s, nb_rng *rng) { return sample_kind(i, s, rng, SLICE_NARROW); }
 static int select_sample(int i, nb_sample *s, nb_rng *rng) { return sample_kind(i, s, rng, SLICE_SELECT); }
 static int slice_sample(int i, nb_sample *s, nb_rng *rng) { return sample_kind(i, s, rng, SLICE_STEP); }
+static int split_sample(int i, nb_sample *s, nb_rng *rng) { return sample_kind(i, s, rng, SLICE_SPLIT); }
+static int chunk_sample(int i, nb_sample *s, nb_rng *rng) { return sample_kind(i, s, rng, SLICE_CHUNK); }
 
 _Static_assert(sizeof(slice_params) <= NB_MAX_PARAMS_SIZE, "slice_params must fit");
 
@@ -193,6 +218,17 @@ const nb_op nb_op_select = {
 const nb_op nb_op_slice = {
     .name = "slice", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = slice_sample,
+};
+
+/* One node per piece: split and chunk have several results, each its own
+ * slice of x (docs/ops.md). */
+const nb_op nb_op_split = {
+    .name = "split", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
+    .shape = shape, .forward = forward, .backward = backward, .sample = split_sample,
+};
+const nb_op nb_op_chunk = {
+    .name = "chunk", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
+    .shape = shape, .forward = forward, .backward = backward, .sample = chunk_sample,
 };
 
 nb_tensor *nb_narrow(nb_tape *tape, nb_tensor *x, int dim, int64_t start, int64_t length)
@@ -213,8 +249,8 @@ nb_tensor *nb_slice(nb_tape *tape, nb_tensor *x, int dim, int64_t start, int64_t
     return nb_apply(tape, &nb_op_slice, 1, &x, &p);
 }
 
-/* split and chunk: narrow runs of x along dim, written to out[]; they
- * read x's shape, so x is checked first. Returns the number of pieces. */
+/* split and chunk: one node per piece of x along dim, written to out[];
+ * they read x's shape, so x is checked first. Returns the number of pieces. */
 static int pieces_along(nb_tape *tape, nb_tensor *x, int dim, const char *who, int *d)
 {
     int status = nb_tape_check_input(tape, x, who);
@@ -226,12 +262,13 @@ static int pieces_along(nb_tape *tape, nb_tensor *x, int dim, const char *who, i
     return NB_OK;
 }
 
-static int narrow_pieces(nb_tape *tape, nb_tensor *x, int d, int64_t split_size, int64_t pieces,
-                         nb_tensor **out)
+/* out[i] = piece i, one split or chunk node each. */
+static int apply_pieces(nb_tape *tape, nb_tensor *x, const nb_op *op, int kind, int d,
+                        int64_t amount, int64_t pieces, nb_tensor **out)
 {
     for (int64_t i = 0; i < pieces; i++) {
-        int64_t start = i * split_size, rest = x->shape[d] - start;
-        out[i] = nb_narrow(tape, x, d, start, rest < split_size ? rest : split_size);
+        const slice_params p = {kind, d, i, amount, 1};
+        out[i] = nb_apply(tape, op, 1, &x, &p);
         if (!out[i]) return NB_ERR_INVALID;
     }
     return (int)pieces;
@@ -253,7 +290,7 @@ int nb_split(nb_tape *tape, nb_tensor *x, int64_t split_size, int dim, int capac
                             "split: dim %d of size %lld in pieces of %lld makes %lld tensors; "
                             "out holds %d", dim, (long long)size, (long long)split_size,
                             (long long)pieces, capacity);
-    return narrow_pieces(tape, x, d, split_size, pieces, out);
+    return apply_pieces(tape, x, &nb_op_split, SLICE_SPLIT, d, split_size, pieces, out);
 }
 
 int nb_chunk(nb_tape *tape, nb_tensor *x, int chunks, int dim, nb_tensor **out)
@@ -268,5 +305,5 @@ int nb_chunk(nb_tape *tape, nb_tensor *x, int chunks, int dim, nb_tensor **out)
     int64_t size = x->shape[d];
     int64_t split_size = size ? (size + chunks - 1) / chunks : 1;
     int64_t pieces = size == 0 ? 1 : (size + split_size - 1) / split_size;
-    return narrow_pieces(tape, x, d, split_size, pieces, out);
+    return apply_pieces(tape, x, &nb_op_chunk, SLICE_CHUNK, d, chunks, pieces, out);
 }
