@@ -192,24 +192,7 @@ static int backward(nb_op_ctx *ctx)
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
-    static const struct {
-        const char *label;
-        int64_t B, I, H;
-        bool bias;
-    } cases[] = {
-        {"B 2, I 3, H 4, biases", 2, 3, 4, true},
-        {"B 3, I 2, H 3, no bias", 3, 2, 3, false},
-        {"B 1, I 1, H 2, biases", 1, 1, 2, true},
-    };
-    if (index >= (int)(sizeof cases / sizeof cases[0])) return 0;
-    s->label = cases[index].label;
-    s->note = "smooth: sigmoids and tanh";
-    int64_t B = cases[index].B, I = cases[index].I, H = cases[index].H;
-    const int64_t shapes[6][2] = {{B, I}, {B, H}, {3 * H, I}, {3 * H, H}, {3 * H}, {3 * H}};
-    const int ndims[6] = {2, 2, 2, 2, 1, 1};
-    for (int i = 0; i < (cases[index].bias ? 6 : 4); i++)
-        if (!nb_sample_tensor(s, rng, ndims[i], shapes[i], -1.0, 1.0, 0.0, true)) return -1;
-    return 1;
+    return nb_cell_sample(index, s, rng, 3, false);
 }
 
 const nb_op nb_op_gru_cell = {

@@ -70,3 +70,27 @@ int nb_cell_check(nb_op_ctx *ctx, int gates, int h_input, int first_weight)
         return nb_op_error(ctx, "give both biases or neither (%d inputs)", ctx->n_inputs);
     return NB_OK;
 }
+
+int nb_cell_sample(int index, nb_sample *s, nb_rng *rng, int gates, bool with_c)
+{
+    static const struct {
+        const char *label;
+        int64_t B, I, H;
+        bool bias;
+    } cases[] = {
+        {"B 2, I 3, H 4, biases", 2, 3, 4, true},
+        {"B 3, I 2, H 3, no bias", 3, 2, 3, false},
+        {"B 1, I 1, H 2, biases", 1, 1, 2, true},
+    };
+    if (index >= (int)(sizeof cases / sizeof cases[0])) return 0;
+    s->label = cases[index].label;
+    s->note = "smooth: sigmoids and tanh";
+    int64_t B = cases[index].B, I = cases[index].I, H = cases[index].H, G = gates * H;
+    const int64_t shapes[7][2] = {{B, I}, {B, H}, {B, H}, {G, I}, {G, H}, {G}, {G}};
+    const int ndims[7] = {2, 2, 2, 2, 2, 1, 1};
+    for (int i = 0; i < (cases[index].bias ? 7 : 5); i++) {
+        if (i == 2 && !with_c) continue;
+        if (!nb_sample_tensor(s, rng, ndims[i], shapes[i], -1.0, 1.0, 0.0, true)) return -1;
+    }
+    return 1;
+}

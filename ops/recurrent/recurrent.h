@@ -29,4 +29,8 @@ void nb_cell_bias_grad(const nb_tensor *like, int64_t M, int64_t N, const void *
  * the biases [G*H] (inputs first_bias.. when present); G is the gate count. */
 int nb_cell_check(nb_op_ctx *ctx, int gates, int h_input, int first_weight);
 
+/* Gradcheck case `index` of a cell with `gates` gates: x, h, (c when
+ * with_c), W_ih, W_hh and, in two of the three cases, both biases. */
+int nb_cell_sample(int index, nb_sample *s, nb_rng *rng, int gates, bool with_c);
+
 #endif
