@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "fuzz/fuzz_common.h"
+#include "ops/activations/dropout.h"
 #include "ops/conv2d/path.h"
 #include "ops/meprop/meprop.h"
 #include "ops/reductions/reduce.h"
@@ -198,8 +199,8 @@ static bool fix_params(run_state *s, const nb_op *op, unsigned char *params, boo
         set_bool(params, offsetof(nb_avg_pool2d_params, ceil_mode), params[offsetof(nb_avg_pool2d_params, ceil_mode)]);
         set_bool(params, offsetof(nb_avg_pool2d_params, exclude_pad),
                  params[offsetof(nb_avg_pool2d_params, exclude_pad)]);
-    } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(nb_dropout_params)) {
-        set_bool(params, offsetof(nb_dropout_params, training), params[offsetof(nb_dropout_params, training)]);
+    } else if (strcmp(name, "dropout") == 0 && op->params_size == sizeof(dropout_params)) {
+        set_bool(params, offsetof(dropout_params, training), params[offsetof(dropout_params, training)]);
     } else if (reduce_params_op(name) && op->params_size == sizeof(nb_reduce_params)) {
         set_bool(params, offsetof(nb_reduce_params, keepdim), params[offsetof(nb_reduce_params, keepdim)]);
         set_bool(params, offsetof(nb_reduce_params, all), params[offsetof(nb_reduce_params, all)]);

@@ -73,18 +73,20 @@ nb_module *nb_nn_batch_norm2d(int64_t channels)
 
 static nb_tensor *dropout_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
 {
-    nb_dropout_params p = m->config.dropout;
-    p.training = m->training;
+    uint64_t seed = m->config.dropout.seed;
     /* A fresh mask for every training step, reproducible from the seed. */
     if (m->training && nb_module_input_ok(m, tape, x)) m->config.dropout.seed++;
-    return nb_dropout(tape, x, &p);
+    return nb_dropout(tape, x, m->config.dropout.p, m->training, seed);
 }
 
 nb_module *nb_nn_dropout(double p, uint64_t seed)
 {
     if (!(p >= 0.0 && p <= 1.0)) return nb_fail(NB_ERR_INVALID, "Dropout: p %g outside [0, 1]", p), NULL;
     nb_module *m = nb_module_new("Dropout", dropout_forward);
-    if (m) m->config.dropout = (nb_dropout_params){.p = p, .training = true, .seed = seed};
+    if (m) {
+        m->config.dropout.p = p;
+        m->config.dropout.seed = seed;
+    }
     nb_module_describe(m, "p=%g, inplace=False", p);
     return m;
 }

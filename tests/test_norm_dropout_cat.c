@@ -67,10 +67,10 @@ Test(batch_norm, four_d_statistics_over_n_h_w)
     nb_tensor *running_mean = nb_tensor_zeros(NB_FLOAT64, 1, sc);
     nb_tensor *running_var = nb_tensor_ones(NB_FLOAT64, 1, sc);
     nb_tensor *x = test_tensor(tape, NB_FLOAT64, 4, sx, (double[]){1, 2, 0, 0, 3, 6, 4, 4}, false);
-    nb_batch_norm_params p = {running_mean, running_var, 1.0, 0.0, true};
+    nb_batch_norm_params p = {running_mean, running_var, 1.0, 0.0, true};   /* eps 0: 1e-5 */
     nb_tensor *y = nb_batch_norm(tape, x, NULL, NULL, &p);
-    double s = sqrt(3.5);
-    assert_values(y, (double[]){-2 / s, -1 / s, -1, -1, 0, 3 / s, 1, 1}, 8, 1e-12);
+    double s = sqrt(3.5 + 1e-5), t = 2 / sqrt(4 + 1e-5);
+    assert_values(y, (double[]){-2 / s, -1 / s, -t, -t, 0, 3 / s, t, t}, 8, 1e-12);
     assert_values(running_mean, (double[]){3, 2}, 2, 1e-12);
     assert_values(running_var, (double[]){14.0 / 3, 16.0 / 3}, 2, 1e-12);
     nb_tensor_free(running_mean);
@@ -78,11 +78,12 @@ Test(batch_norm, four_d_statistics_over_n_h_w)
     nb_tape_free(tape);
 }
 
-/* Training backward, one channel, x = [0,3,6] ([N=3, C=1]), gamma 2, eps 0:
- * mean 3, var 6, xhat = [-3,0,3]/sqrt(6). With dy = [1,0,0]:
- * mean(dy) = 1/3, mean(dy xhat) = -1/sqrt(6), so
- * dx = 2/sqrt(6) (dy - 1/3 + xhat/sqrt(6)) = 2/sqrt(6) [1/6, -1/3, 1/6];
- * dgamma = sum dy xhat = -3/sqrt(6), dbeta = 1. */
+/* Training backward, one channel, x = [0,3,6] ([N=3, C=1]), gamma 2, eps
+ * 1e-5 (the zero field's default): mean 3, var 6, r = sqrt(6 + eps),
+ * xhat = [-3,0,3]/r. With dy = [1,0,0]: mean(dy) = 1/3,
+ * mean(dy xhat) = -1/r, so dx = 2/r (dy - 1/3 + xhat/r)
+ * = 2/r [2/3 - 3/r^2, -1/3, -1/3 + 3/r^2]; dgamma = sum dy xhat = -3/r,
+ * dbeta = 1. */
 static void check_batch_norm_backward(nb_dtype dtype)
 {
     nb_tape *tape = nb_tape_new();
@@ -92,11 +93,11 @@ static void check_batch_norm_backward(nb_dtype dtype)
     nb_tensor *beta = test_tensor(tape, dtype, 1, sc, (double[]){0}, true);
     nb_batch_norm_params p = {NULL, NULL, 0.1, 0.0, true};
     nb_tensor *y = nb_batch_norm(tape, x, gamma, beta, &p);
-    double r = sqrt(6.0);
+    double r = sqrt(6.0 + 1e-5), q = 3 / (r * r);
     assert_values(y, (double[]){-6 / r, 0, 6 / r}, 3, 1e-6);
     nb_tensor *seed = test_tensor(tape, dtype, 2, sx, (double[]){1, 0, 0}, false);
     cr_assert_eq(nb_backward(tape, y, seed), NB_OK, "%s", nb_last_error());
-    assert_values(x->grad, (double[]){2 / r / 6, -2 / r / 3, 2 / r / 6}, 3, 1e-6);
+    assert_values(x->grad, (double[]){2 / r * (2.0 / 3 - q), -2 / r / 3, 2 / r * (q - 1.0 / 3)}, 3, 1e-6);
     assert_values(gamma->grad, (double[]){-3 / r}, 1, 1e-6);
     assert_values(beta->grad, (double[]){1}, 1, 1e-6);
     nb_tape_free(tape);
@@ -104,6 +105,31 @@ static void check_batch_norm_backward(nb_dtype dtype)
 
 Test(batch_norm, training_backward_float32) { check_batch_norm_backward(NB_FLOAT32); }
 Test(batch_norm, training_backward_float64) { check_batch_norm_backward(NB_FLOAT64); }
+
+/* A zeroed params struct is F.batch_norm's defaults: eval mode (an error
+ * without running statistics, as in PyTorch), momentum 0.1, eps 1e-5.
+ * Training x = [1,3] ([N=2, C=1]): mean 2, biased var 1, unbiased 2, so
+ * running_mean 0.9 * 0 + 0.1 * 2 and running_var 0.9 * 1 + 0.1 * 2. */
+Test(batch_norm, zeroed_params_are_pytorch_defaults)
+{
+    nb_tape *tape = nb_tape_new();
+    const int64_t sx[2] = {2, 1}, sc[1] = {1};
+    nb_tensor *x = test_tensor(tape, NB_FLOAT64, 2, sx, (double[]){1, 3}, false);
+    nb_batch_norm_params p = {0};
+    cr_assert_null(nb_batch_norm(tape, x, NULL, NULL, &p));
+    assert_tape_error(tape, "eval mode needs running_mean");
+    nb_tape_reset(tape);
+    x = test_tensor(tape, NB_FLOAT64, 2, sx, (double[]){1, 3}, false);
+    nb_tensor *rm = nb_tensor_zeros(NB_FLOAT64, 1, sc), *rv = nb_tensor_ones(NB_FLOAT64, 1, sc);
+    p = (nb_batch_norm_params){.running_mean = rm, .running_var = rv, .training = true};
+    double s = sqrt(1 + 1e-5);
+    assert_values(nb_batch_norm(tape, x, NULL, NULL, &p), (double[]){-1 / s, 1 / s}, 2, 1e-12);
+    assert_values(rm, (double[]){0.2}, 1, 1e-12);
+    assert_values(rv, (double[]){1.1}, 1, 1e-12);
+    nb_tensor_free(rm);
+    nb_tensor_free(rv);
+    nb_tape_free(tape);
+}
 
 static void expect_batch_norm_error(int ndim, const int64_t *sx, const int64_t *sgamma,
                                     const int64_t *sbeta, const nb_batch_norm_params *p,
@@ -166,7 +192,7 @@ Test(batch_norm, eval_accepts_one_value_per_channel)
     const int64_t sx[4] = {1, 1, 1, 1}, sc[1] = {1};
     nb_tensor *rm = nb_tensor_full(NB_FLOAT64, 1, sc, 1.0), *rv = nb_tensor_full(NB_FLOAT64, 1, sc, 4.0);
     nb_tensor *x = test_tensor(tape, NB_FLOAT64, 4, sx, (double[]){5}, false);
-    nb_batch_norm_params p = {rm, rv, 0.1, 0.0, false};
+    nb_batch_norm_params p = {rm, rv, 0.1, 1e-300, false};   /* eps negligible */
     assert_values(nb_batch_norm(tape, x, NULL, NULL, &p), (double[]){2}, 1, 1e-12);   /* (5-1)/2 */
     nb_tensor_free(rm);
     nb_tensor_free(rv);
@@ -180,8 +206,7 @@ Test(dropout, eval_is_identity)
     nb_tape *tape = nb_tape_new();
     const int64_t s[1] = {4};
     nb_tensor *x = test_tensor(tape, NB_FLOAT32, 1, s, (double[]){1, -2, 3, -4}, true);
-    nb_dropout_params p = {0.5, false, 1};
-    nb_tensor *y = nb_dropout(tape, x, &p);
+    nb_tensor *y = nb_dropout(tape, x, 0.5, false, 1);
     assert_values(y, (double[]){1, -2, 3, -4}, 4, 0);
     nb_tensor *seed = test_tensor(tape, NB_FLOAT32, 1, s, (double[]){5, 6, 7, 8}, false);
     cr_assert_eq(nb_backward(tape, y, seed), NB_OK, "%s", nb_last_error());
@@ -198,8 +223,7 @@ static void check_dropout_mask(nb_dtype dtype)
     nb_tensor *x = nb_tape_tensor(tape, dtype, 1, s, NULL);
     for (int64_t i = 0; i < 1000; i++) nb_tensor_set(x, i, 1.0 + (double)(i % 5));
     nb_tensor_set_requires_grad(x, true);
-    nb_dropout_params p = {0.5, true, 42};
-    nb_tensor *y = nb_dropout(tape, x, &p);
+    nb_tensor *y = nb_dropout(tape, x, 0.5, true, 42);
     cr_assert_not_null(y);
     int kept = 0;
     for (int64_t i = 0; i < 1000; i++) {
@@ -224,8 +248,8 @@ Test(dropout, mask_is_a_function_of_the_seed)
     nb_tape *tape = nb_tape_new();
     const int64_t small[1] = {64}, large[1] = {256};
     nb_tensor *a = nb_tensor_ones(NB_FLOAT64, 1, small), *b = nb_tensor_ones(NB_FLOAT64, 1, large);
-    nb_dropout_params p = {0.5, true, 7}, q = {0.5, true, 8};
-    nb_tensor *ya = nb_dropout(tape, a, &p), *yb = nb_dropout(tape, b, &p), *yq = nb_dropout(tape, a, &q);
+    nb_tensor *ya = nb_dropout(tape, a, 0.5, true, 7), *yb = nb_dropout(tape, b, 0.5, true, 7);
+    nb_tensor *yq = nb_dropout(tape, a, 0.5, true, 8);
     int differ = 0;
     for (int64_t i = 0; i < 64; i++) {
         cr_assert_eq(nb_tensor_get(ya, i), nb_tensor_get(yb, i), "element %lld", (long long)i);
@@ -245,8 +269,7 @@ Test(dropout, mask_statistics)
     nb_tape *tape = nb_tape_new();
     const int64_t s[1] = {100000};
     nb_tensor *x = nb_tensor_ones(NB_FLOAT64, 1, s);
-    nb_dropout_params p = {0.3, true, 2024};
-    nb_tensor *y = nb_dropout(tape, x, &p);
+    nb_tensor *y = nb_dropout(tape, x, 0.3, true, 2024);
     cr_assert_not_null(y);
     int64_t dropped = 0;
     double sum = 0;
@@ -267,10 +290,9 @@ Test(dropout, p_one_gives_zeros_and_p_zero_identity)
     nb_tape *tape = nb_tape_new();
     const int64_t s[1] = {3};
     nb_tensor *x = test_tensor(tape, NB_FLOAT64, 1, s, (double[]){1, 2, 3}, true);
-    nb_dropout_params all = {1.0, true, 5}, none = {0.0, true, 5};
-    nb_tensor *zeros = nb_dropout(tape, x, &all);
+    nb_tensor *zeros = nb_dropout(tape, x, 1.0, true, 5);
     assert_values(zeros, (double[]){0, 0, 0}, 3, 0);
-    assert_values(nb_dropout(tape, x, &none), (double[]){1, 2, 3}, 3, 0);
+    assert_values(nb_dropout(tape, x, 0.0, true, 5), (double[]){1, 2, 3}, 3, 0);
     cr_assert_eq(nb_backward(tape, nb_sum(tape, zeros), NULL), NB_OK, "%s", nb_last_error());
     assert_values(x->grad, (double[]){0, 0, 0}, 3, 0);
     nb_tape_free(tape);
@@ -285,8 +307,7 @@ Test(dropout, probability_out_of_range)
         nb_tape *tape = nb_tape_new();
         const int64_t s[1] = {3};
         nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT32, 1, s, NULL);
-        nb_dropout_params p = {bad[k], true, 1};
-        cr_assert_null(nb_dropout(tape, x, &p));
+        cr_assert_null(nb_dropout(tape, x, bad[k], true, 1));
         assert_tape_error(tape, needles[k]);
         cr_assert_null(nb_relu(tape, x), "errors are sticky");
         nb_tape_free(tape);

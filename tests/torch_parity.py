@@ -237,7 +237,8 @@ def batch_norm_cases(rng, count):
         shape = [rng.randint(1, 4), rng.randint(1, 3)] + [rng.randint(1, 3) for _ in range(rank - 2)]
         training, affine = rng.random() < 0.6, rng.random() < 0.7
         running = (not training) or rng.random() < 0.6
-        momentum, eps = rng.choice([0.1, 0.3, 1.0, 0.0]), rng.choice([1e-5, 1e-3, 0.1])
+        # A zero momentum or eps is nabla's zeroed field: PyTorch's default.
+        momentum, eps = rng.choice([0.1, 0.3, 1.0, 0.0]), rng.choice([1e-5, 1e-3, 0.1, 0.0])
         C = shape[1]
         inputs = [torch.randn(*shape) * 2 + 0.5]
         if affine:
@@ -245,7 +246,7 @@ def batch_norm_cases(rng, count):
         extra = (torch.randn(C) * 0.3, torch.rand(C) + 0.5) if running else ()
         header = "batch_norm %d %r %r %d %d" % (training, momentum, eps, affine, running)
 
-        def fn(t, e, tr=training, m=momentum, ep=eps, a=affine):
+        def fn(t, e, tr=training, m=momentum or 0.1, ep=eps or 1e-5, a=affine):
             rm, rv = (e[0], e[1]) if e else (None, None)
             return F.batch_norm(t[0], rm, rv, t[1] if a else None, t[2] if a else None, tr, m, ep)
         yield header, inputs, fn, extra

@@ -243,7 +243,9 @@ int main(void)
     nb_max_pool2d_params max_pool = NB_MAX_POOL2D_PARAMS(1, 1);
     nb_avg_pool2d_params avg_pool = NB_AVG_POOL2D_PARAMS(1, 1);
     nb_batch_norm_params norm = NB_BATCH_NORM_PARAMS_DEFAULT;
-    nb_dropout_params dropout = {0.5, true, 0};
+    double dropout_p = 0.5;
+    int dropout_training = 1;
+    uint64_t dropout_seed = 0;
     nb_conv_transpose2d_params transpose = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, 0};
     nb_conv1d_params conv1 = {0, 0, 0, 0};
     nb_interpolate_params resample = {{0, 0}, {0.0, 0.0}, 0, false};
@@ -304,9 +306,9 @@ int main(void)
         affine = read_int();
         has_running = read_int();
     } else if (strcmp(op, "dropout") == 0) {
-        dropout.p = read_double();
-        dropout.training = read_int();
-        dropout.seed = (uint64_t)read_int();
+        dropout_p = read_double();
+        dropout_training = read_int();
+        dropout_seed = (uint64_t)read_int();
     } else if (strcmp(op, "cat") == 0) {
         cat_dim = read_int();
     } else if (strcmp(op, "add_scalar") == 0 || strcmp(op, "mul_scalar") == 0 ||
@@ -392,7 +394,7 @@ int main(void)
     else if (strcmp(op, "avg_pool2d") == 0) y = nb_avg_pool2d(tape, inputs[0], &avg_pool);
     else if (strcmp(op, "batch_norm") == 0)
         y = nb_batch_norm(tape, inputs[0], affine ? inputs[1] : NULL, affine ? inputs[2] : NULL, &norm);
-    else if (strcmp(op, "dropout") == 0) y = nb_dropout(tape, inputs[0], &dropout);
+    else if (strcmp(op, "dropout") == 0) y = nb_dropout(tape, inputs[0], dropout_p, dropout_training != 0, dropout_seed);
     else if (unary_op(op)) y = unary_op(op)(tape, inputs[0]);
     else if (binary_op(op)) y = binary_op(op)(tape, inputs[0], inputs[1]);
     else if (strcmp(op, "add_scalar") == 0) y = nb_add_scalar(tape, inputs[0], scalar);

@@ -65,7 +65,10 @@ struct nb_module {
         } conv_pool;
         nb_avg_pool2d_params avg_pool2d;
         nb_batch_norm_params batch_norm;
-        nb_dropout_params dropout;
+        struct {
+            double p;
+            uint64_t seed;           /* bumped every training step */
+        } dropout;
         double slope;
         int flatten_dims[2];
         nb_layer_norm_params layer_norm;

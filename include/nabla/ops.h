@@ -3,7 +3,9 @@
  * Every op takes the tape first, returns an arena tensor, and follows the
  * error convention of nabla/status.h: NULL on failure with the message on
  * the tape; a NULL input or a tape that already failed gives NULL back.
- * Float inputs of one op must share a dtype (float32 or float64). */
+ * Float inputs of one op must share a dtype (float32 or float64).
+ * Options that are a few plain numbers are arguments; ops with many take a
+ * params struct, where a zero-initialised struct means PyTorch's defaults. */
 #ifndef NABLA_OPS_H
 #define NABLA_OPS_H
 
@@ -70,15 +72,10 @@ NB_API nb_tensor *nb_gelu(nb_tape *tape, nb_tensor *x, nb_gelu_approximate appro
 NB_API nb_tensor *nb_silu(nb_tape *tape, nb_tensor *x);                     /* y = x sigmoid(x) */
 NB_API nb_tensor *nb_logsigmoid(nb_tape *tape, nb_tensor *x);               /* y = log sigmoid(x) */
 NB_API nb_tensor *nb_mish(nb_tape *tape, nb_tensor *x);                     /* y = x tanh(log(1 + e^x)) */
-typedef struct nb_elu_params {
-    double alpha;            /* PyTorch's default: 1 */
-} nb_elu_params;
-/* y = x > 0 ? x : alpha (e^x - 1) */
+/* y = x > 0 ? x : alpha (e^x - 1); PyTorch's default alpha is 1 */
 NB_API nb_tensor *nb_elu(nb_tape *tape, nb_tensor *x, double alpha);
-typedef struct nb_hardtanh_params {
-    double min_val, max_val; /* PyTorch's defaults: -1, 1 */
-} nb_hardtanh_params;
-/* y = min(max(x, min_val), max_val); the gradient passes where min_val < x < max_val */
+/* y = min(max(x, min_val), max_val); the gradient passes where min_val < x < max_val
+ * (PyTorch's defaults -1, 1) */
 NB_API nb_tensor *nb_hardtanh(nb_tape *tape, nb_tensor *x, double min_val, double max_val);
 typedef struct nb_softplus_params {
     double beta, threshold;  /* zero means PyTorch's defaults: 1, 20 */
@@ -211,14 +208,10 @@ NB_API nb_tensor *nb_linear(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_t
 NB_API nb_tensor *nb_softmax(nb_tape *tape, nb_tensor *x, int dim);         /* y = e^x / sum e^x */
 NB_API nb_tensor *nb_log_softmax(nb_tape *tape, nb_tensor *x, int dim);     /* y = x - log sum e^x */
 
-typedef struct nb_dropout_params {
-    double p;           /* drop probability in [0, 1]; p == 1 gives zeros */
-    bool training;      /* false: identity */
-    uint64_t seed;      /* the mask is a function of (seed, element index) */
-} nb_dropout_params;
 /* y = x * mask / (1 - p), mask_i ~ Bernoulli(1 - p) from nb_rng seeded with
- * `seed` (same params, same mask); y = x when !training or p == 0. */
-NB_API nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p);
+ * `seed` (same seed, same mask); y = x when !training or p == 0; p in [0, 1],
+ * p == 1 gives zeros. F.dropout(x, p, training) with the mask's seed. */
+NB_API nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, double p, bool training, uint64_t seed);
 
 /* ---- losses (ops/losses/) --------------------------------------------------
  * Each loss has a short form (PyTorch's default reduction, the mean) and,
@@ -470,15 +463,19 @@ NB_API nb_tensor *nb_interpolate(nb_tape *tape, nb_tensor *x, const nb_interpola
 typedef struct nb_batch_norm_params {
     nb_tensor *running_mean;   /* [C] float32/float64, or NULL (both or neither) */
     nb_tensor *running_var;    /* [C]; updated in place in training */
-    double momentum;           /* running = (1-momentum)*running + momentum*batch */
-    double eps;
-    bool training;             /* batch stats (and running update) vs running stats */
+    double momentum;           /* running = (1-momentum)*running + momentum*batch;
+                                  0: PyTorch's 0.1 (to keep running stats fixed
+                                  while training, pass none) */
+    double eps;                /* 0: PyTorch's 1e-5 */
+    bool training;             /* batch stats (and running update) vs running
+                                  stats; false as in F.batch_norm */
 } nb_batch_norm_params;
 #define NB_BATCH_NORM_PARAMS_DEFAULT {NULL, NULL, 0.1, 1e-5, true}
 /* y = gamma[c] (x - mean_c) / sqrt(var_c + eps) + beta[c], per channel c =
  * dim 1 of x [N,C,...]; training: biased batch var (unbiased n/(n-1) into
- * running_var); eval: running stats. gamma, beta [C] or both NULL (no
- * affine). p NULL: training, momentum 0.1, eps 1e-5, no running stats. */
+ * running_var); eval: running stats (an error without them, as in
+ * PyTorch). gamma, beta [C] or both NULL (no affine). p NULL: training,
+ * momentum 0.1, eps 1e-5, no running stats. */
 NB_API nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
                          const nb_batch_norm_params *p);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nabla/ops.h"
+#include "ops/activations/dropout.h"
 #include "ops/common.h"
 
 /* keep [n] (1 keeps, 0 drops) from the seeded generator */
@@ -49,20 +50,20 @@ static void dropout_backward_ref(const double *dy, const uint8_t *keep, double s
 }
 
 /* The identity cases: eval mode, or nothing to drop. */
-static bool is_identity(const nb_dropout_params *p)
+static bool is_identity(const dropout_params *p)
 {
     return !p->training || p->p == 0.0;
 }
 
 /* Keep-scale 1/(1-p); p == 1 keeps nothing, so the scale is never used. */
-static double keep_scale(const nb_dropout_params *p)
+static double keep_scale(const dropout_params *p)
 {
     return p->p < 1.0 ? 1.0 / (1.0 - p->p) : 0.0;
 }
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
-    const nb_dropout_params *p = ctx->params;
+    const dropout_params *p = ctx->params;
     if (!(p->p >= 0.0 && p->p <= 1.0)) {
         char s[96];
         return nb_op_error(ctx, "input %s: probability p = %g must be in [0, 1]",
@@ -73,7 +74,7 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
 
 static int forward(nb_op_ctx *ctx)
 {
-    const nb_dropout_params *p = ctx->params;
+    const dropout_params *p = ctx->params;
     const nb_tensor *x = ctx->inputs[0];
     size_t bytes = (size_t)x->numel * nb_dtype_size(x->dtype);
     if (is_identity(p)) {
@@ -94,7 +95,7 @@ static int forward(nb_op_ctx *ctx)
 
 static int backward(nb_op_ctx *ctx)
 {
-    const nb_dropout_params *p = ctx->params;
+    const dropout_params *p = ctx->params;
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
     const nb_tensor *dy = ctx->output_grad;
@@ -122,7 +123,7 @@ static const struct {
     const char *label;
     int ndim;
     int64_t shape[4];
-    nb_dropout_params p;
+    dropout_params p;
 } CASES[] = {
     {"[4,5] p 0.3 training", 2, {4, 5}, {0.3, true, 11}},
     {"[2,3,2,2] p 0.5 training", 4, {2, 3, 2, 2}, {0.5, true, 12345}},
@@ -143,15 +144,16 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
-_Static_assert(sizeof(nb_dropout_params) <= NB_MAX_PARAMS_SIZE,
-               "nb_dropout_params must fit NB_MAX_PARAMS_SIZE");
+_Static_assert(sizeof(dropout_params) <= NB_MAX_PARAMS_SIZE,
+               "dropout_params must fit NB_MAX_PARAMS_SIZE");
 
 const nb_op nb_op_dropout = {
-    .name = "dropout", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_dropout_params),
+    .name = "dropout", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(dropout_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 
-nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, const nb_dropout_params *p)
+nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, double p, bool training, uint64_t seed)
 {
-    return nb_apply(tape, &nb_op_dropout, 1, &x, p);
+    const dropout_params params = {p, training, seed};
+    return nb_apply(tape, &nb_op_dropout, 1, &x, &params);
 }

@@ -8,10 +8,14 @@
 #include "ops/common.h"
 #include "ops/elementwise/unary.h"
 
+typedef struct elu_params {
+    double alpha;   /* PyTorch's default 1 (nb_elu takes it as an argument) */
+} elu_params;
+
 /* x, y: [n] */
 static void elu_forward(const float *x, float *y, int64_t n, const void *params)
 {
-    const float alpha = (float)((const nb_elu_params *)params)->alpha;
+    const float alpha = (float)((const elu_params *)params)->alpha;
     for (int64_t i = 0; i < n; i++) {
         y[i] = x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]);
     }
@@ -19,7 +23,7 @@ static void elu_forward(const float *x, float *y, int64_t n, const void *params)
 
 static void elu_forward_ref(const double *x, double *y, int64_t n, const void *params)
 {
-    const double alpha = (double)((const nb_elu_params *)params)->alpha;
+    const double alpha = (double)((const elu_params *)params)->alpha;
     for (int64_t i = 0; i < n; i++) {
         y[i] = x[i] > 0.0 ? x[i] : alpha * expm1(x[i]);
     }
@@ -30,7 +34,7 @@ static void elu_backward(const float *x, const float *y, const float *dy, float 
                            int64_t n, const void *params)
 {
     (void)y;
-    const float alpha = (float)((const nb_elu_params *)params)->alpha;
+    const float alpha = (float)((const elu_params *)params)->alpha;
     for (int64_t i = 0; i < n; i++) {
         dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * alpha * expf(x[i]);
     }
@@ -40,7 +44,7 @@ static void elu_backward_ref(const double *x, const double *y, const double *dy,
                                int64_t n, const void *params)
 {
     (void)y;
-    const double alpha = (double)((const nb_elu_params *)params)->alpha;
+    const double alpha = (double)((const elu_params *)params)->alpha;
     for (int64_t i = 0; i < n; i++) {
         dx[i] += x[i] > 0.0 ? dy[i] : dy[i] * alpha * exp(x[i]);
     }
@@ -56,21 +60,21 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 {
     static const double ALPHAS[] = {1.0, 0.5, 2.0, 1.0};
     if (index >= 4) return 0;
-    const nb_elu_params p = {ALPHAS[index]};
+    const elu_params p = {ALPHAS[index]};
     memcpy(s->params, &p, sizeof p);
     s->note = "|x| >= 0.05, away from the kink at 0 (alpha != 1)";
     return nb_sample_elementwise(index, s, rng, -2.0, 2.0, 0.05);
 }
 
-_Static_assert(sizeof(nb_elu_params) <= NB_MAX_PARAMS_SIZE, "nb_elu_params must fit");
+_Static_assert(sizeof(elu_params) <= NB_MAX_PARAMS_SIZE, "elu_params must fit");
 
 const nb_op nb_op_elu = {
-    .name = "elu", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_elu_params),
+    .name = "elu", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(elu_params),
     .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
 };
 
 nb_tensor *nb_elu(nb_tape *tape, nb_tensor *x, double alpha)
 {
-    const nb_elu_params p = {alpha};
+    const elu_params p = {alpha};
     return nb_apply(tape, &nb_op_elu, 1, &x, &p);
 }

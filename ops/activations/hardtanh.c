@@ -8,10 +8,14 @@
 #include "ops/common.h"
 #include "ops/elementwise/unary.h"
 
+typedef struct hardtanh_params {
+    double min_val, max_val;   /* PyTorch's defaults -1, 1 (nb_hardtanh's arguments) */
+} hardtanh_params;
+
 /* x, y: [n] */
 static void hardtanh_forward(const float *x, float *y, int64_t n, const void *params)
 {
-    const nb_hardtanh_params *p = params;
+    const hardtanh_params *p = params;
     const float low = (float)p->min_val, high = (float)p->max_val;
     for (int64_t i = 0; i < n; i++) {
         y[i] = x[i] < low ? low : x[i] > high ? high : x[i];
@@ -20,7 +24,7 @@ static void hardtanh_forward(const float *x, float *y, int64_t n, const void *pa
 
 static void hardtanh_forward_ref(const double *x, double *y, int64_t n, const void *params)
 {
-    const nb_hardtanh_params *p = params;
+    const hardtanh_params *p = params;
     const double low = (double)p->min_val, high = (double)p->max_val;
     for (int64_t i = 0; i < n; i++) {
         y[i] = x[i] < low ? low : x[i] > high ? high : x[i];
@@ -32,7 +36,7 @@ static void hardtanh_backward(const float *x, const float *y, const float *dy, f
                                 int64_t n, const void *params)
 {
     (void)y;
-    const nb_hardtanh_params *p = params;
+    const hardtanh_params *p = params;
     const float low = (float)p->min_val, high = (float)p->max_val;
     for (int64_t i = 0; i < n; i++) {
         dx[i] += x[i] > low && x[i] < high ? dy[i] : 0;
@@ -43,7 +47,7 @@ static void hardtanh_backward_ref(const double *x, const double *y, const double
                                     int64_t n, const void *params)
 {
     (void)y;
-    const nb_hardtanh_params *p = params;
+    const hardtanh_params *p = params;
     const double low = (double)p->min_val, high = (double)p->max_val;
     for (int64_t i = 0; i < n; i++) {
         dx[i] += x[i] > low && x[i] < high ? dy[i] : 0;
@@ -58,7 +62,7 @@ static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
-    const nb_hardtanh_params *p = ctx->params;
+    const hardtanh_params *p = ctx->params;
     char sx[96];
     if (!(p->min_val <= p->max_val))
         return nb_op_error(ctx, "input %s: min_val %g must not exceed max_val %g",
@@ -68,7 +72,7 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
 
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
-    static const nb_hardtanh_params CASES[] = {{-1.0, 1.0}, {-0.5, 0.25}, {-1.0, 1.0}, {0.0, 0.5}};
+    static const hardtanh_params CASES[] = {{-1.0, 1.0}, {-0.5, 0.25}, {-1.0, 1.0}, {0.0, 0.5}};
     if (index >= 4) return 0;
     int produced = nb_sample_elementwise(index, s, rng, -1.5, 1.5, 0.0);
     if (produced <= 0) return produced;
@@ -83,15 +87,15 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
-_Static_assert(sizeof(nb_hardtanh_params) <= NB_MAX_PARAMS_SIZE, "nb_hardtanh_params must fit");
+_Static_assert(sizeof(hardtanh_params) <= NB_MAX_PARAMS_SIZE, "hardtanh_params must fit");
 
 const nb_op nb_op_hardtanh = {
-    .name = "hardtanh", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_hardtanh_params),
+    .name = "hardtanh", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(hardtanh_params),
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 
 nb_tensor *nb_hardtanh(nb_tape *tape, nb_tensor *x, double min_val, double max_val)
 {
-    const nb_hardtanh_params p = {min_val, max_val};
+    const hardtanh_params p = {min_val, max_val};
     return nb_apply(tape, &nb_op_hardtanh, 1, &x, &p);
 }

@@ -23,6 +23,18 @@
 
 static const nb_batch_norm_params DEFAULT_PARAMS = NB_BATCH_NORM_PARAMS_DEFAULT;
 
+/* A zero momentum or eps means PyTorch's default (a zeroed params struct
+ * is F.batch_norm's defaults). */
+static double momentum_of(const nb_batch_norm_params *p)
+{
+    return p->momentum == 0.0 ? 0.1 : p->momentum;
+}
+
+static double eps_of(const nb_batch_norm_params *p)
+{
+    return p->eps == 0.0 ? 1e-5 : p->eps;
+}
+
 /* x viewed as [N, C, inner] */
 typedef struct layout {
     int64_t N, C, inner;
@@ -217,6 +229,7 @@ static int forward(nb_op_ctx *ctx)
     if (!mean) return NB_ERR_NOMEM;
     double *invstd = mean + l.C;
     ctx->saved = mean;
+    const double momentum = momentum_of(p), eps = eps_of(p);
     if (p->training) {
         if (x->dtype == NB_FLOAT32) batch_norm_stats(x->data, l, mean, invstd);
         else batch_norm_stats_ref(x->data, l, mean, invstd);
@@ -226,16 +239,16 @@ static int forward(nb_op_ctx *ctx)
             if (p->running_mean) {
                 double rm = nb_tensor_get(p->running_mean, c);
                 double rv = nb_tensor_get(p->running_var, c);
-                nb_tensor_set(p->running_mean, c, (1.0 - p->momentum) * rm + p->momentum * mean[c]);
+                nb_tensor_set(p->running_mean, c, (1.0 - momentum) * rm + momentum * mean[c]);
                 nb_tensor_set(p->running_var, c,
-                              (1.0 - p->momentum) * rv + p->momentum * var * m / (m - 1.0));
+                              (1.0 - momentum) * rv + momentum * var * m / (m - 1.0));
             }
-            invstd[c] = 1.0 / sqrt(var + p->eps);
+            invstd[c] = 1.0 / sqrt(var + eps);
         }
     } else {
         for (int64_t c = 0; c < l.C; c++) {
             mean[c] = nb_tensor_get(p->running_mean, c);
-            invstd[c] = 1.0 / sqrt(nb_tensor_get(p->running_var, c) + p->eps);
+            invstd[c] = 1.0 / sqrt(nb_tensor_get(p->running_var, c) + eps);
         }
     }
     if (x->dtype == NB_FLOAT32)
