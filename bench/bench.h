@@ -37,6 +37,14 @@ typedef struct bench_options {
     bool verbose;        /* micro-benchmarks: print the path each op ran */
 } bench_options;
 
+/* The median of times [n] (sorts them). */
+double bench_median(double *times, int64_t n);
+
+/* Training steps of the charlm models gpt and lstm (language_models.c) on
+ * the fortunes text in `dir`, or random bytes when synthetic. */
+bool bench_language_model_known(const char *name);
+int bench_language_model(const char *name, const bench_options *o, const char *dir, bool synthetic);
+
 /* Micro-benchmarks (micro.c); each prints its lines and returns 0 or 1. */
 int bench_gemm(int64_t n, const bench_options *o);
 int bench_conv(const char *shape, const bench_options *o);

@@ -3,6 +3,8 @@
  *
  *   nabla-bench --model lenet5|convnet|mlp [--threads N] [--batch B]
  *               [--steps S] [--only train|infer] [--data DIR] [--synthetic]
+ *   nabla-bench --model gpt|lstm [--threads N] [--batch B] [--steps S]
+ *               [--data DIR] [--synthetic]   (tokens/s; DIR holds fortunes)
  *   nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all [--threads N]
  *   add --json for one JSON object per line; --verbose with --conv or
  *   --pool prints the path each shape runs (include/nabla/paths.h).
@@ -48,6 +50,12 @@ static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+double bench_median(double *times, int64_t n)
+{
+    qsort(times, (size_t)n, sizeof *times, compare_doubles);
+    return times[n / 2];
 }
 
 /* The next batch, starting a new epoch when one ends. */
@@ -126,8 +134,7 @@ static int measure(const char *kind, const char *model, const bench_options *o, 
     }
     double seconds = bench_now() - start, cpu = bench_cpu_now() - cpu_start;
     if (status == 0) {
-        qsort(times, (size_t)o->steps, sizeof *times, compare_doubles);
-        report(kind, model, o, batch, o->steps, seconds, times[o->steps / 2], cpu);
+        report(kind, model, o, batch, o->steps, seconds, bench_median(times, o->steps), cpu);
     } else {
         const char *error = tape ? nb_tape_error(tape) : NULL;
         fprintf(stderr, "nabla-bench: %s %s: %s\n", kind, model, error ? error : nb_last_error());
@@ -157,7 +164,7 @@ static int synthetic(int64_t count, nb_dataset *out)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: nabla-bench --model lenet5|convnet|mlp [--threads N] [--batch B] [--steps S]\n"
+            "usage: nabla-bench --model lenet5|convnet|mlp|gpt|lstm [--threads N] [--batch B] [--steps S]\n"
             "                   [--only train|infer] [--data DIR] [--synthetic] [--json]\n"
             "       nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all\n"
             "                   [--threads N]"
@@ -169,9 +176,9 @@ int main(int argc, char **argv)
 {
     bench_options o = {.batch = 64, .steps = 0};
     const char *model = NULL, *only = NULL, *conv = NULL, *pool = NULL, *op = NULL;
-    const char *data_dir = "/usr/share/datasets/fashion-mnist";
+    const char *data_dir = NULL;
     int64_t gemm = 0;
-    bool use_synthetic = false;
+    bool use_synthetic = false, batch_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) { o.json = true; continue; }
@@ -181,7 +188,7 @@ int main(int argc, char **argv)
         if (!v) return fprintf(stderr, "nabla-bench: %s needs a value\n", a), usage(stderr), 2;
         if (strcmp(a, "--model") == 0) model = v;
         else if (strcmp(a, "--threads") == 0) o.threads = atoi(v);
-        else if (strcmp(a, "--batch") == 0) o.batch = atoll(v);
+        else if (strcmp(a, "--batch") == 0) o.batch = atoll(v), batch_given = true;
         else if (strcmp(a, "--steps") == 0) o.steps = atoll(v);
         else if (strcmp(a, "--only") == 0) only = v;
         else if (strcmp(a, "--data") == 0) data_dir = v;
@@ -200,6 +207,13 @@ int main(int argc, char **argv)
     if (conv) return bench_conv(conv, &o);
     if (pool) return bench_pool(pool, &o);
     if (op) return bench_op(op, &o);
+    if (model && bench_language_model_known(model)) {
+        if (o.batch == 64 && !batch_given) o.batch = 32;
+        if (o.steps == 0) o.steps = 20;
+        return bench_language_model(model, &o, data_dir ? data_dir : "/usr/share/games/fortunes",
+                                    use_synthetic);
+    }
+    if (!data_dir) data_dir = "/usr/share/datasets/fashion-mnist";
     if (!model || !bench_model_known(model) ||
         (only && strcmp(only, "train") != 0 && strcmp(only, "infer") != 0))
         return usage(stderr), 2;

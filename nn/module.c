@@ -154,9 +154,10 @@ int nb_module_to_dtype(nb_module *m, nb_dtype dtype)
 
 nb_module *nb_module_add(nb_module *parent, const char *name, nb_module *child)
 {
-    if (!parent || !child || !name || !name[0] || strlen(name) >= NB_MODULE_NAME_CAPACITY) {
+    if (!child) return NULL;   /* the child's constructor failed: its error stands */
+    if (!parent || !name || !name[0] || strlen(name) >= NB_MODULE_NAME_CAPACITY) {
         nb_module_free(child);
-        nb_fail(NB_ERR_INVALID, "nb_module_add: NULL parent, child or name (or name too long)");
+        nb_fail(NB_ERR_INVALID, "nb_module_add: NULL parent or name (or name too long)");
         return NULL;
     }
     if (nb_module_child(parent, name)) {

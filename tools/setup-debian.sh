@@ -8,6 +8,7 @@
 #
 # run:  build-essential meson ninja-build pkg-config zlib1g-dev
 #       dataset-fashion-mnist (installs the data in /usr/share/datasets)
+#       fortunes (English text for examples/charlm, /usr/share/games/fortunes)
 # test: the run packages, plus libcriterion-dev (the unit tests), python3
 #       (the safetensors and parity helpers), graphviz (the DOT export
 #       test renders with dot), python3-torch and python3-numpy (the
@@ -19,7 +20,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-run_packages=(build-essential meson ninja-build pkg-config zlib1g-dev dataset-fashion-mnist)
+run_packages=(build-essential meson ninja-build pkg-config zlib1g-dev dataset-fashion-mnist fortunes)
 test_packages=(libcriterion-dev python3 graphviz python3-torch python3-numpy)
 
 case "${1:-}" in

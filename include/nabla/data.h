@@ -99,6 +99,36 @@ NB_API void nb_loader_set_epoch(nb_loader *loader, int64_t epoch);
 /* Batches in one epoch (depends on drop_last). */
 NB_API int64_t nb_loader_batches_per_epoch(const nb_loader *loader);
 
+/* ---- Byte-level text (character language models) ---- */
+typedef struct nb_text {
+    uint8_t *bytes;          /* [length], owned; each byte is a token (vocabulary 256) */
+    int64_t length;
+    int64_t train_length;    /* train = bytes [0, floor(0.9 length)), validation the rest */
+} nb_text;
+
+typedef enum nb_text_split { NB_TEXT_TRAIN = 0, NB_TEXT_VALIDATION = 1 } nb_text_split;
+
+/* A copy of `length` bytes as a text. */
+NB_API int nb_text_from_bytes(const void *bytes, size_t length, nb_text *out);
+/* Debian's fortunes package (dir: /usr/share/games/fortunes): every regular
+ * file not ending in .dat or .u8, in sorted name order, concatenated. */
+NB_API int nb_fortunes_load(const char *dir, nb_text *out);
+NB_API void nb_text_free(nb_text *text);
+/* `batch` windows of the split, each start uniform from rng: *inputs int32
+ * [batch, T] and *targets int32 [batch * T] (each input's next byte), as
+ * arena tensors on the tape. */
+NB_API int nb_text_random_batch(const nb_text *text, nb_text_split split, nb_rng *rng,
+                                int64_t batch, int64_t T, nb_tape *tape, nb_tensor **inputs,
+                                nb_tensor **targets);
+/* The split's non-overlapping windows, in order: window w has inputs
+ * [w T, w T + T) of the split and targets one byte further; a window
+ * needs T + 1 bytes. -1 on error. */
+NB_API int64_t nb_text_window_count(const nb_text *text, nb_text_split split, int64_t T);
+/* Windows first .. first + count - 1 as a batch, like nb_text_random_batch. */
+NB_API int nb_text_window_batch(const nb_text *text, nb_text_split split, int64_t first,
+                                int64_t count, int64_t T, nb_tape *tape, nb_tensor **inputs,
+                                nb_tensor **targets);
+
 #ifdef __cplusplus
 }
 #endif

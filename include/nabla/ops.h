@@ -200,7 +200,7 @@ NB_API nb_tensor *nb_embedding(nb_tape *tape, nb_tensor *input, nb_tensor *weigh
 /* y = a b: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
  * [B,M,K] x [K,N] -> [B,M,N] (b broadcast over the batch). */
 NB_API nb_tensor *nb_matmul(nb_tape *tape, nb_tensor *a, nb_tensor *b);
-/* y = x W^T + b: x [N,in], W [out,in], b [out] or NULL -> [N,out]. */
+/* y = x W^T + b: x [..., in], W [out,in], b [out] or NULL -> [..., out]. */
 NB_API nb_tensor *nb_linear(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
 
 /* ---- activations over a dim (ops/activations/; numerically stable: the row
