@@ -1,6 +1,7 @@
 /* MultiheadAttention, LSTM and GRU: PyTorch's parameter names and initial
  * values, forwards composed of ops (the fused attention node, the fused
- * recurrent cells unrolled over time), so the tape differentiates them. */
+ * LSTM layer op, GRU cells unrolled over time), so the tape differentiates
+ * them. */
 #include <math.h>
 #include <stdio.h>
 
@@ -59,23 +60,31 @@ nb_module *nb_nn_multihead_attention(int64_t embed_dim, int num_heads, bool bias
     return m;
 }
 
-/* One layer of cells over time: in [B,T,I] or [T,B,I] -> h at every step. */
+/* One LSTM layer as one node (nb_lstm runs batch first). */
+static nb_tensor *lstm_layer(nb_module *m, nb_tape *tape, nb_tensor *in, nb_tensor *const *w)
+{
+    const bool bias = m->config.recurrent.bias, batch_first = m->config.recurrent.batch_first;
+    const int swap[3] = {1, 0, 2};
+    nb_tensor *x = batch_first ? in : nb_permute(tape, in, 3, swap);
+    nb_tensor *h = nb_lstm(tape, x, w[0], w[1], bias ? w[2] : NULL, bias ? w[3] : NULL);
+    return batch_first ? h : nb_permute(tape, h, 3, swap);
+}
+
+/* One layer over time: in [B,T,I] or [T,B,I] -> h at every step (GRU:
+ * its cells unrolled through the tape). */
 static nb_tensor *recurrent_layer(nb_module *m, nb_tape *tape, nb_tensor *in, int layer)
 {
     const bool lstm = m->config.recurrent.gates == 4, bias = m->config.recurrent.bias;
+    if (lstm) return lstm_layer(m, tape, in, m->tensors + layer * (bias ? 4 : 2));
     int time_dim = m->config.recurrent.batch_first ? 1 : 0;
     int64_t T = in->shape[time_dim], B = in->shape[1 - time_dim], H = m->config.recurrent.hidden_size;
     nb_tensor *const *w = m->tensors + layer * (bias ? 4 : 2);
     nb_tensor **steps = nb_tape_alloc(tape, (size_t)(T ? T : 1) * sizeof *steps);
     nb_tensor *h = nb_tape_tensor(tape, in->dtype, 2, (int64_t[]){B, H}, NULL);
-    nb_tensor *c = nb_tape_tensor(tape, in->dtype, 2, (int64_t[]){B, H}, NULL);
-    if (!steps || !h || !c) return NULL;
+    if (!steps || !h) return NULL;
     for (int64_t t = 0; t < T; t++) {
         nb_tensor *x = nb_select(tape, in, time_dim, t);
-        if (lstm && nb_lstm_cell(tape, x, h, c, w[0], w[1], bias ? w[2] : NULL, bias ? w[3] : NULL,
-                                 &h, &c) != NB_OK)
-            return NULL;
-        if (!lstm) h = nb_gru_cell(tape, x, h, w[0], w[1], bias ? w[2] : NULL, bias ? w[3] : NULL);
+        h = nb_gru_cell(tape, x, h, w[0], w[1], bias ? w[2] : NULL, bias ? w[3] : NULL);
         if (!(steps[t] = h)) return NULL;
     }
     return nb_stack(tape, (int)T, steps, time_dim);

@@ -7,7 +7,7 @@
  * mean_dims, the shape and indexing ops narrow, select, slice, split, chunk,
  * squeeze, unsqueeze, permute, expand, repeat, stack, pad, index_select,
  * gather, scatter_add, embedding, the norms layer_norm, rms_norm,
- * group_norm, scaled_dot_product_attention, lstm_cell, gru_cell, and the
+ * group_norm, scaled_dot_product_attention, lstm_cell, gru_cell, lstm, and the
  * losses and cosine_similarity of tests/torch_parity_losses.c, and
  * conv_transpose2d, conv1d, adaptive_avg_pool2d, interpolate) on inputs read
  * from stdin and prints the output and every input's gradient for a given
@@ -153,7 +153,7 @@ static bool int_args_op(const char *name)
                                         "embedding", "split", "chunk", "layer_norm",
                                         "rms_norm", "group_norm",
                                         "scaled_dot_product_attention", "lstm_cell",
-                                        "gru_cell"};
+                                        "gru_cell", "lstm"};
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (strcmp(NAMES[i], name) == 0) return true;
     return false;
@@ -208,6 +208,8 @@ static nb_tensor *run_int_args_op(nb_tape *tape, const char *op, nb_tensor **in,
             return NULL;
         return nb_stack(tape, 2, next, 0);
     }
+    if (strcmp(op, "lstm") == 0)
+        return nb_lstm(tape, in[0], in[1], in[2], n > 3 ? in[3] : NULL, n > 3 ? in[4] : NULL);
     if (strcmp(op, "gru_cell") == 0)
         return nb_gru_cell(tape, in[0], in[1], in[2], in[3], n > 4 ? in[4] : NULL, n > 4 ? in[5] : NULL);
     nb_tensor *pieces[64];

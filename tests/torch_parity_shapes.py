@@ -2,7 +2,7 @@
 select, slice, split, chunk, squeeze, unsqueeze, permute, expand, repeat,
 stack, pad, index_select, gather, scatter_add, embedding), the norms
 (layer_norm, rms_norm, group_norm), scaled_dot_product_attention and
-the recurrent cells lstm_cell and gru_cell; the
+the recurrent cells lstm_cell and gru_cell, the lstm layer; the
 generators tests/torch_parity.py runs. Each yields (driver header, inputs,
 torch function, extra tensors), as the generators there do."""
 import torch
@@ -223,5 +223,23 @@ def cell_cases(rng, count):
                    lambda t, _: torch._VF.gru_cell(t[0], t[1], *t[2:4], *(t[4:6] or [None, None])), ())
 
 
+def lstm_cases(rng, count):
+    """lstm: one layer over a sequence (batch first, zero initial state),
+    against torch._VF.lstm, what nn.LSTM runs."""
+    for _ in range(count):
+        B, T, I, H = rng.randint(1, 3), rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 5)
+        bias = rng.random() < 0.7
+        inputs = [torch.randn(B, T, I), torch.randn(4 * H, I) * 0.5, torch.randn(4 * H, H) * 0.5]
+        if bias:
+            inputs += [torch.randn(4 * H) * 0.5, torch.randn(4 * H) * 0.5]
+        if rng.random() < 0.05:
+            inputs[1] = torch.randn(4 * H, I + 1)   # does not fit x: both refuse
+
+        def run(t, _, b=bias):
+            zeros = torch.zeros(1, t[0].shape[0], t[2].shape[1], dtype=t[0].dtype)
+            return torch._VF.lstm(t[0], (zeros, zeros), list(t[1:]), b, 1, 0.0, False, False, True)[0]
+        yield ("lstm 0", inputs, run, ())
+
+
 GENERATORS = [("shape", shape_cases), ("index", index_cases), ("norm", norm_cases),
-              ("attention", attention_cases), ("cell", cell_cases)]
+              ("attention", attention_cases), ("cell", cell_cases), ("lstm", lstm_cases)]

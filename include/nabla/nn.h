@@ -149,7 +149,8 @@ NB_API nb_module *nb_nn_embedding(int64_t num_embeddings, int64_t embedding_dim,
  * scaled_dot_product_attention node, causal when is_causal. */
 NB_API nb_module *nb_nn_multihead_attention(int64_t embed_dim, int num_heads, bool bias,
                                             bool is_causal);
-/* num_layers of LSTM / GRU cells unrolled over time through the tape:
+/* num_layers of LSTM layers (one nb_lstm node each) / GRU cells unrolled
+ * over time through the tape:
  * x [B, T, I] (batch_first) or [T, B, I] -> the last layer's h at every
  * step, [B, T, H] or [T, B, H]; zero initial state. Parameters
  * weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ... as PyTorch,

@@ -521,6 +521,12 @@ NB_API nb_tensor *nb_scaled_dot_product_attention_ex(nb_tape *tape, nb_tensor *q
 NB_API int nb_lstm_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *c,
                         nb_tensor *w_ih, nb_tensor *w_hh, nb_tensor *b_ih, nb_tensor *b_hh,
                         nb_tensor **h_next, nb_tensor **c_next);
+/* One LSTM layer over a sequence, one node (nn.LSTM's layer, batch first,
+ * zero initial state): the cell above at t = 0 .. T-1, x [B,T,I],
+ * W_ih [4H,I], W_hh [4H,H], biases [4H] or both NULL -> h_t for every t
+ * [B,T,H]. Input projections and weight gradients span all steps at once. */
+NB_API nb_tensor *nb_lstm(nb_tape *tape, nb_tensor *x, nb_tensor *w_ih, nb_tensor *w_hh,
+                          nb_tensor *b_ih, nb_tensor *b_hh);
 /* r, z = sig(x W_i{r,z}^T + b + h W_h{r,z}^T + b); n = tanh(x W_in^T + b_in +
  * r (h W_hn^T + b_hn)); h' = (1 - z) n + z h. W_ih [3H,I], W_hh [3H,H] */
 NB_API nb_tensor *nb_gru_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *w_ih,

@@ -3,6 +3,15 @@
 #include "kernels/gemm.h"
 #include "ops/common.h"
 
+void nb_cell_gemm(const nb_tensor *like, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                  int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb, double beta,
+                  void *C, int64_t ldc)
+{
+    if (like->dtype == NB_FLOAT32)
+        nb_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
+    else nb_dgemm(trans_a, trans_b, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+}
+
 void nb_cell_linear(const nb_tensor *like, int64_t M, int64_t N, int64_t K, const void *A,
                     const void *B, void *C, bool accumulate)
 {
@@ -27,21 +36,33 @@ void nb_cell_linear_weight_grad(const nb_tensor *like, int64_t M, int64_t N, int
 
 void nb_cell_add_bias(const nb_tensor *like, int64_t M, int64_t N, const void *bias, void *rows)
 {
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            if (like->dtype == NB_FLOAT32) ((float *)rows)[m * N + n] += ((const float *)bias)[n];
-            else ((double *)rows)[m * N + n] += ((const double *)bias)[n];
-        }
+    if (like->dtype == NB_FLOAT32) {
+        float *r = rows;
+        const float *b = bias;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) r[m * N + n] += b[n];
+    } else {
+        double *r = rows;
+        const double *b = bias;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) r[m * N + n] += b[n];
+    }
 }
 
+/* Row by row, so the inner loop runs along memory and vectorises; each
+ * column still sums its rows in order. */
 void nb_cell_bias_grad(const nb_tensor *like, int64_t M, int64_t N, const void *d, void *dbias)
 {
-    for (int64_t n = 0; n < N; n++) {
-        double sum = 0.0;
+    if (like->dtype == NB_FLOAT32) {
+        float *out = dbias;
+        const float *rows = d;
         for (int64_t m = 0; m < M; m++)
-            sum += like->dtype == NB_FLOAT32 ? ((const float *)d)[m * N + n] : ((const double *)d)[m * N + n];
-        if (like->dtype == NB_FLOAT32) ((float *)dbias)[n] += (float)sum;
-        else ((double *)dbias)[n] += sum;
+            for (int64_t n = 0; n < N; n++) out[n] += rows[m * N + n];
+    } else {
+        double *out = dbias;
+        const double *rows = d;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) out[n] += rows[m * N + n];
     }
 }
 

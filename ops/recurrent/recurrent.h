@@ -11,6 +11,11 @@
 
 #include "nabla/op.h"
 
+/* C = op(A) op(B) + beta C with strides, on nabla's GEMM (float32) or its
+ * float64 loops (kernels/gemm.h's arguments); the dtype is like's. */
+void nb_cell_gemm(const nb_tensor *like, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                  int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb, double beta,
+                  void *C, int64_t ldc);
 /* C [M,N] (+)= A [M,K] B^T where B is [N,K] (accumulate: beta 1); the
  * dtype is a's. */
 void nb_cell_linear(const nb_tensor *like, int64_t M, int64_t N, int64_t K, const void *A,
