@@ -3,6 +3,7 @@
  * (only layers and ops, so the tape makes the whole backward), input
  * errors, and training steps that lower the loss on a repeating text. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "models/charlm.h"
@@ -172,3 +173,49 @@ static void check_training(const char *model)
 
 Test(charlm, gpt_training_lowers_the_loss, .timeout = 120) { check_training("gpt"); }
 Test(charlm, lstm_training_lowers_the_loss, .timeout = 120) { check_training("lstm"); }
+
+/* Steady state: once the first steps have grown the arena, a training step
+ * (batch, forward, backward, clipping, schedule, optimizer) allocates
+ * nothing, counted through the allocator hook as tests/test_memory.c does
+ * for LeNet-5. */
+static long allocations;
+
+static void *counting_malloc(size_t size, void *user)
+{
+    (void)user;
+    allocations++;
+    return malloc(size);
+}
+
+static void plain_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+static void check_no_allocation(const char *model)
+{
+    cr_assert_eq(nb_set_allocator(counting_malloc, plain_free, NULL), NB_OK);
+    cr_assert_eq(nb_set_num_threads(1), NB_OK);
+    char bytes[4096];
+    for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (char)('a' + i * 7 % 26);
+    nb_text text;
+    cr_assert_eq(nb_text_from_bytes(bytes, sizeof bytes, &text), NB_OK);
+    charlm_train_options o = {.model = model, .steps = 20, .batch = 2, .lr = 1e-3, .seed = 3};
+    charlm_trainer t;
+    cr_assert_eq(charlm_trainer_init(&t, &o), NB_OK, "%s", nb_last_error());
+    double loss;
+    for (int64_t step = 0; step < 3; step++) cr_assert_eq(charlm_trainer_step(&t, &text, &o, step, &loss), NB_OK);
+    long before = allocations;
+    for (int64_t step = 3; step < o.steps; step++) {
+        cr_assert_eq(charlm_trainer_step(&t, &text, &o, step, &loss), NB_OK, "%s", nb_last_error());
+        cr_assert_eq(allocations, before, "%s step %lld allocated %ld times", model, (long long)step,
+                     allocations - before);
+    }
+    cr_assert_gt(before, 0, "the counter sees the first steps' allocations");
+    charlm_trainer_free(&t);
+    nb_text_free(&text);
+}
+
+Test(charlm, gpt_steps_allocate_nothing_after_warmup, .timeout = 120) { check_no_allocation("gpt"); }
+Test(charlm, lstm_steps_allocate_nothing_after_warmup, .timeout = 120) { check_no_allocation("lstm"); }
