@@ -17,7 +17,7 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 
-enum { QUERY_BLOCK = 32 };
+enum { QUERY_BLOCK = 64 };
 
 /* The whole call: dims, head count and where each head's data starts. */
 typedef struct attention_call {
