@@ -12,7 +12,7 @@
 #include "helpers.h"
 #include "nabla/op.h"
 
-enum { MAX_INPUTS = 4 };
+enum { MAX_INPUTS = 6 };
 
 typedef nb_tensor *(*apply_fn)(nb_tape *tape, nb_tensor **inputs, const void *context);
 

@@ -51,7 +51,7 @@ static void elu_backward_ref(const double *x, const double *y, const double *dy,
 }
 
 static const nb_unary_kernels KERNELS = {elu_forward, elu_forward_ref, elu_backward,
-                                         elu_backward_ref};
+                                         elu_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -77,60 +77,85 @@ static void gelu_forward_ref(const double *x, double *y, int64_t n, const void *
         for (int64_t i = 0; i < n; i++) y[i] = 0.5 * x[i] * (1.0 + erf(x[i] * SQRT_HALF));
 }
 
-/* dx += dy dy/dx; x, dy, dx: [n]. With s = sigmoid(2u) = (1 + t) / 2 the
- * tanh form's slope is s + 2 x s (1 - s) beta (1 + 3 kappa x^2), 1 - s
- * taken without cancellation. */
-NB_KERNEL_BODY void gelu_backward_body(const float *restrict x, const float *restrict dy,
-                                       float *restrict dx, int64_t n, bool tanh_approximation)
+/* dy/dx of the tanh form. With s = sigmoid(2u) = (1 + t) / 2 the slope
+ * is s + 2 x s (1 - s) beta (1 + 3 kappa x^2), 1 - s taken without
+ * cancellation. */
+NB_KERNEL_BODY float gelu_tanh_slope(float x)
 {
-    const float beta = (float)SQRT_2_OVER_PI, kappa = (float)CUBIC, half = (float)SQRT_HALF;
-    const float density = (float)INV_SQRT_2PI;
-    if (tanh_approximation)
-        for (int64_t i = 0; i < n; i++) {
-            float x2 = x[i] * x[i], u2 = 2.0f * beta * (x[i] + kappa * x2 * x[i]);
-            float s = sigmoid_branch_free(u2), s_complement = sigmoid_complement_branch_free(u2);
-            /* 1 - s is 0 from |x| ~ 7 on: x (1 - s) first, and x^2 bounded,
-             * so that it never meets an overflowed 2x or x^2 (0 inf: NaN). */
-            float x2_bounded = x2 < 1e30f ? x2 : 1e30f;
-            float slope = s + x[i] * s_complement * (2.0f * beta * s) *
-                                  (1.0f + 3.0f * kappa * x2_bounded);
-            dx[i] += dy[i] * slope;
-        }
+    const float beta = (float)SQRT_2_OVER_PI, kappa = (float)CUBIC;
+    float x2 = x * x, u2 = 2.0f * beta * (x + kappa * x2 * x);
+    float s = sigmoid_branch_free(u2), s_complement = sigmoid_complement_branch_free(u2);
+    /* 1 - s is 0 from |x| ~ 7 on: x (1 - s) first, and x^2 bounded, so
+     * that it never meets an overflowed 2x or x^2 (0 inf: NaN). */
+    float x2_bounded = x2 < 1e30f ? x2 : 1e30f;
+    return s + x * s_complement * (2.0f * beta * s) * (1.0f + 3.0f * kappa * x2_bounded);
+}
+
+/* dy/dx of the exact form: Phi(x) + x phi(x). */
+NB_KERNEL_BODY float gelu_exact_slope(float x)
+{
+    const float half = (float)SQRT_HALF, density = (float)INV_SQRT_2PI;
+    return 0.5f * erfc_branch_free(-x * half) + x * density * exp_branch_free(-0.5f * x * x);
+}
+
+/* dx += dy dy/dx, or dx = dy dy/dx into a fresh buffer (assign); x, dy,
+ * dx: [n] */
+NB_KERNEL_BODY void gelu_backward_body(const float *restrict x, const float *restrict dy,
+                                       float *restrict dx, int64_t n, bool tanh_approximation,
+                                       bool assign)
+{
+    if (tanh_approximation && assign)
+        for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_tanh_slope(x[i]);
+    else if (tanh_approximation)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * gelu_tanh_slope(x[i]);
+    else if (assign)
+        for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_exact_slope(x[i]);
     else
-        for (int64_t i = 0; i < n; i++) {
-            float cdf = 0.5f * erfc_branch_free(-x[i] * half);
-            dx[i] += dy[i] * (cdf + x[i] * density * exp_branch_free(-0.5f * x[i] * x[i]));
-        }
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * gelu_exact_slope(x[i]);
 }
 
 NB_TARGET_AVX512 static void gelu_backward_avx512(const float *restrict x, const float *restrict dy,
                                                   float *restrict dx, int64_t n,
-                                                  bool tanh_approximation)
+                                                  bool tanh_approximation, bool assign)
 {
-    gelu_backward_body(x, dy, dx, n, tanh_approximation);
+    gelu_backward_body(x, dy, dx, n, tanh_approximation, assign);
 }
 
 NB_TARGET_AVX2 static void gelu_backward_avx2(const float *restrict x, const float *restrict dy,
                                               float *restrict dx, int64_t n,
-                                              bool tanh_approximation)
+                                              bool tanh_approximation, bool assign)
 {
-    gelu_backward_body(x, dy, dx, n, tanh_approximation);
+    gelu_backward_body(x, dy, dx, n, tanh_approximation, assign);
 }
 
 static void gelu_backward_portable(const float *restrict x, const float *restrict dy,
-                                   float *restrict dx, int64_t n, bool tanh_approximation)
+                                   float *restrict dx, int64_t n, bool tanh_approximation,
+                                   bool assign)
 {
-    gelu_backward_body(x, dy, dx, n, tanh_approximation);
+    gelu_backward_body(x, dy, dx, n, tanh_approximation, assign);
+}
+
+static void gelu_backward_level(const float *x, const float *dy, float *dx, int64_t n,
+                                const void *params, bool assign)
+{
+    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
+                                                 float *restrict, int64_t, bool, bool) = {
+        gelu_backward_portable, gelu_backward_avx2, gelu_backward_avx512};
+    by_level[nb_cpu_level_now()](x, dy, dx, n, tanh_form(params), assign);
 }
 
 static void gelu_backward(const float *x, const float *y, const float *dy, float *dx, int64_t n,
                           const void *params)
 {
     (void)y;
-    static void (*const by_level[NB_CPU_LEVELS])(const float *restrict, const float *restrict,
-                                                 float *restrict, int64_t, bool) = {
-        gelu_backward_portable, gelu_backward_avx2, gelu_backward_avx512};
-    by_level[nb_cpu_level_now()](x, dy, dx, n, tanh_form(params));
+    gelu_backward_level(x, dy, dx, n, params, false);
+}
+
+static void gelu_backward_assign(const float *x, const float *y, const float *dy, float *dx,
+                                 int64_t n, const void *params)
+{
+    (void)y;
+    gelu_backward_level(x, dy, dx, n, params, true);
 }
 
 static void gelu_backward_ref(const double *x, const double *y, const double *dy, double *dx,
@@ -152,7 +177,7 @@ static void gelu_backward_ref(const double *x, const double *y, const double *dy
 }
 
 static const nb_unary_kernels KERNELS = {gelu_forward, gelu_forward_ref, gelu_backward,
-                                         gelu_backward_ref};
+                                         gelu_backward_ref, gelu_backward_assign};
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
@@ -181,6 +206,7 @@ _Static_assert(sizeof(nb_gelu_params) <= NB_MAX_PARAMS_SIZE, "nb_gelu_params mus
 
 const nb_op nb_op_gelu = {
     .name = "gelu", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_gelu_params),
+    .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 

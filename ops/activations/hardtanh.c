@@ -55,7 +55,7 @@ static void hardtanh_backward_ref(const double *x, const double *y, const double
 }
 
 static const nb_unary_kernels KERNELS = {hardtanh_forward, hardtanh_forward_ref, hardtanh_backward,
-                                         hardtanh_backward_ref};
+                                         hardtanh_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

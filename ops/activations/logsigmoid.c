@@ -46,7 +46,7 @@ static void logsigmoid_backward_ref(const double *x, const double *y, const doub
 }
 
 static const nb_unary_kernels KERNELS = {logsigmoid_forward, logsigmoid_forward_ref, logsigmoid_backward,
-                                         logsigmoid_backward_ref};
+                                         logsigmoid_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -122,7 +122,7 @@ static void mish_backward_ref(const double *x, const double *y, const double *dy
 }
 
 static const nb_unary_kernels KERNELS = {mish_forward, mish_forward_ref, mish_backward,
-                                         mish_backward_ref};
+                                         mish_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -98,7 +98,7 @@ static void sigmoid_backward_ref(const double *x, const double *y, const double 
 }
 
 static const nb_unary_kernels KERNELS = {sigmoid_forward, sigmoid_forward_ref, sigmoid_backward,
-                                         sigmoid_backward_ref};
+                                         sigmoid_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -102,7 +102,7 @@ static void silu_backward_ref(const double *x, const double *y, const double *dy
 }
 
 static const nb_unary_kernels KERNELS = {silu_forward, silu_forward_ref, silu_backward,
-                                         silu_backward_ref};
+                                         silu_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -65,7 +65,7 @@ static void softplus_backward_ref(const double *x, const double *y, const double
 }
 
 static const nb_unary_kernels KERNELS = {softplus_forward, softplus_forward_ref,
-                                         softplus_backward, softplus_backward_ref};
+                                         softplus_backward, softplus_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -92,7 +92,7 @@ static void tanh_backward_ref(const double *x, const double *y, const double *dy
 }
 
 static const nb_unary_kernels KERNELS = {tanh_forward, tanh_forward_ref, tanh_backward,
-                                         tanh_backward_ref};
+                                         tanh_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

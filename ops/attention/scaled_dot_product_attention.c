@@ -31,6 +31,7 @@ typedef struct attention_call {
     void *out, *lse;
     const void *dout;
     void *dq, *dk, *dv, *dmask;
+    bool fresh[3];            /* dq, dk, dv unzeroed: each head zeroes its part */
     float *scratch;
     size_t scratch_per_worker;
 } attention_call;
@@ -146,10 +147,15 @@ static void backward_task(void *ctx, int64_t b, int worker)
     const attention_call *c = ctx;
     const nb_attention_dims *d = &c->dims;
     nb_attention_head_f32 h = head_f32(c, b);
-    float *dq = c->dq, *dk = c->dk, *dv = c->dv, *dmask = c->dmask;
-    nb_attention_backward_f32(d, &h, (const float *)c->dout + b * d->T * d->Dv,
-                              dq ? dq + b * d->T * d->D : NULL, dk ? dk + b * d->S * d->D : NULL,
-                              dv ? dv + b * d->S * d->Dv : NULL,
+    float *dq = c->dq ? (float *)c->dq + b * d->T * d->D : NULL;
+    float *dk = c->dk ? (float *)c->dk + b * d->S * d->D : NULL;
+    float *dv = c->dv ? (float *)c->dv + b * d->S * d->Dv : NULL, *dmask = c->dmask;
+    /* The kernel adds tile by tile: a fresh buffer starts at zero, here
+     * where the head's thread uses it next. */
+    if (dq && c->fresh[0]) memset(dq, 0, (size_t)(d->T * d->D) * sizeof(float));
+    if (dk && c->fresh[1]) memset(dk, 0, (size_t)(d->S * d->D) * sizeof(float));
+    if (dv && c->fresh[2]) memset(dv, 0, (size_t)(d->S * d->Dv) * sizeof(float));
+    nb_attention_backward_f32(d, &h, (const float *)c->dout + b * d->T * d->Dv, dq, dk, dv,
                               dmask ? dmask + mask_offset(c, b) : NULL,
                               c->scratch + (size_t)worker * c->scratch_per_worker);
 }
@@ -195,6 +201,11 @@ static int backward(nb_op_ctx *ctx)
     }
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     const nb_attention_dims *d = &c.dims;
+    /* float32 heads zero their own fresh dq, dk, dv; the rest here. */
+    for (int i = 0; i < ctx->n_inputs; i++) {
+        if (i < 3 && ctx->output->dtype == NB_FLOAT32) c.fresh[i] = nb_grad_fresh(ctx, i);
+        else nb_grad_zero_fresh(ctx, i);
+    }
     if (ctx->output->dtype == NB_FLOAT64) {
         double *row = nb_op_alloc(ctx, (size_t)(d->S + 1) * sizeof(double));
         if (!row) return NB_ERR_NOMEM;
@@ -258,7 +269,7 @@ _Static_assert(sizeof(nb_attention_params) <= NB_MAX_PARAMS_SIZE, "nb_attention_
 
 const nb_op nb_op_scaled_dot_product_attention = {
     .name = "scaled_dot_product_attention", .min_inputs = 3, .max_inputs = 4,
-    .params_size = sizeof(nb_attention_params),
+    .params_size = sizeof(nb_attention_params), .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 

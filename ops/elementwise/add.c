@@ -1,5 +1,9 @@
 /* add: y = a + b, with NumPy broadcasting. A broadcast input's gradient is
- * summed over the positions it was stretched to. */
+ * summed over the positions it was stretched to; an input of the output's
+ * shape (a residual connection's) gets dy copied into a fresh buffer, or
+ * added in one vectorised sweep. */
+#include <string.h>
+
 #include "nabla/ops.h"
 #include "ops/common.h"
 
@@ -56,9 +60,42 @@ static int forward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
+/* d (+)= dy over n elements of the given dtype */
+static void pass_through(const void *dy, void *d, int64_t n, nb_dtype dtype, bool assign)
+{
+    if (assign) {
+        memcpy(d, dy, (size_t)n * nb_dtype_size(dtype));
+    } else if (dtype == NB_FLOAT32) {
+        const float *g = dy;
+        float *out = d;
+        for (int64_t i = 0; i < n; i++) out[i] += g[i];
+    } else {
+        const double *g = dy;
+        double *out = d;
+        for (int64_t i = 0; i < n; i++) out[i] += g[i];
+    }
+}
+
 static int backward(nb_op_ctx *ctx)
 {
-    nb_binary_backward(ctx, add_backward, add_backward_ref);
+    const nb_tensor *y = ctx->output;
+    nb_tensor *grads[2] = {ctx->input_grads[0], ctx->input_grads[1]};
+    for (int i = 0; i < 2; i++) {
+        if (!grads[i]) continue;
+        if (nb_shape_equal(ctx->inputs[i], y)) {
+            pass_through(ctx->output_grad->data, grads[i]->data, y->numel, y->dtype,
+                         nb_grad_fresh(ctx, i));
+            grads[i] = NULL;
+        } else {
+            nb_grad_zero_fresh(ctx, i);
+        }
+    }
+    if (!grads[0] && !grads[1]) return NB_OK;
+    /* The broadcast inputs through the strided runs. */
+    nb_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+    nb_binary_args args = {a->data, b->data, y->data, ctx->output_grad->data,
+                           grads[0] ? grads[0]->data : NULL, grads[1] ? grads[1]->data : NULL};
+    nb_broadcast_for_each(y, a, b, y->dtype == NB_FLOAT32 ? add_backward : add_backward_ref, &args);
     return NB_OK;
 }
 
@@ -68,7 +105,7 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 }
 
 const nb_op nb_op_add = {
-    .name = "add", .min_inputs = 2, .max_inputs = 2,
+    .name = "add", .min_inputs = 2, .max_inputs = 2, .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 

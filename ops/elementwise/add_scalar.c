@@ -35,7 +35,7 @@ static void add_scalar_backward_ref(const double *x, const double *y, const doub
 }
 
 static const nb_unary_kernels KERNELS = {add_scalar_forward, add_scalar_forward_ref,
-                                         add_scalar_backward, add_scalar_backward_ref};
+                                         add_scalar_backward, add_scalar_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

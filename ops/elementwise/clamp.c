@@ -59,7 +59,7 @@ static void clamp_backward_ref(const double *x, const double *y, const double *d
 }
 
 static const nb_unary_kernels KERNELS = {clamp_forward, clamp_forward_ref, clamp_backward,
-                                         clamp_backward_ref};
+                                         clamp_backward_ref, NULL};
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {

@@ -36,7 +36,7 @@ static void cos_backward_ref(const double *x, const double *y, const double *dy,
 }
 
 static const nb_unary_kernels KERNELS = {cos_forward, cos_forward_ref, cos_backward,
-                                         cos_backward_ref};
+                                         cos_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

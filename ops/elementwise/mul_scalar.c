@@ -37,7 +37,7 @@ static void mul_scalar_backward_ref(const double *x, const double *y, const doub
 }
 
 static const nb_unary_kernels KERNELS = {mul_scalar_forward, mul_scalar_forward_ref,
-                                         mul_scalar_backward, mul_scalar_backward_ref};
+                                         mul_scalar_backward, mul_scalar_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

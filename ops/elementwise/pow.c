@@ -44,7 +44,7 @@ static void scalar_backward_ref(const double *x, const double *y, const double *
 }
 
 static const nb_unary_kernels SCALAR = {scalar_forward, scalar_forward_ref, scalar_backward,
-                                        scalar_backward_ref};
+                                        scalar_backward_ref, NULL};
 
 /* ---- a^b: one run along the output's last dim; a and b step by 0 or 1 ---- */
 static void tensor_forward(const nb_broadcast_run *r, void *user)

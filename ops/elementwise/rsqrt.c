@@ -36,7 +36,7 @@ static void rsqrt_backward_ref(const double *x, const double *y, const double *d
 }
 
 static const nb_unary_kernels KERNELS = {rsqrt_forward, rsqrt_forward_ref, rsqrt_backward,
-                                         rsqrt_backward_ref};
+                                         rsqrt_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -37,7 +37,7 @@ static void sqrt_backward_ref(const double *x, const double *y, const double *dy
 }
 
 static const nb_unary_kernels KERNELS = {sqrt_forward, sqrt_forward_ref, sqrt_backward,
-                                         sqrt_backward_ref};
+                                         sqrt_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -36,7 +36,7 @@ static void square_backward_ref(const double *x, const double *y, const double *
 }
 
 static const nb_unary_kernels KERNELS = {square_forward, square_forward_ref, square_backward,
-                                         square_backward_ref};
+                                         square_backward_ref, NULL};
 
 static int forward(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &KERNELS); }
 static int backward(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &KERNELS); }

@@ -6,6 +6,7 @@ typedef struct unary_job {
     const void *params;
     const float *x, *y, *dy;
     float *out;                 /* y in the forward, dx in the backward */
+    bool assign;                /* backward into a fresh buffer */
 } unary_job;
 
 static void forward_range(void *context, int64_t begin, int64_t length)
@@ -17,8 +18,8 @@ static void forward_range(void *context, int64_t begin, int64_t length)
 static void backward_range(void *context, int64_t begin, int64_t length)
 {
     const unary_job *job = context;
-    job->kernels->backward_f32(job->x + begin, job->y + begin, job->dy + begin, job->out + begin,
-                               length, job->params);
+    (job->assign ? job->kernels->backward_f32_assign : job->kernels->backward_f32)(
+        job->x + begin, job->y + begin, job->dy + begin, job->out + begin, length, job->params);
 }
 
 int nb_unary_forward(nb_op_ctx *ctx, const nb_unary_kernels *kernels)
@@ -39,12 +40,14 @@ int nb_unary_backward(nb_op_ctx *ctx, const nb_unary_kernels *kernels)
     const nb_tensor *x = ctx->inputs[0], *y = ctx->output, *dy = ctx->output_grad;
     nb_tensor *dx = ctx->input_grads[0];
     if (!dx) return NB_OK;
+    bool assign = nb_grad_fresh(ctx, 0) && x->dtype == NB_FLOAT32 && kernels->backward_f32_assign;
+    if (!assign) nb_grad_zero_fresh(ctx, 0);
     if (x->dtype == NB_FLOAT64) {
         kernels->backward_f64(x->data, y->data, dy->data, dx->data, x->numel, ctx->params);
         return NB_OK;
     }
     unary_job job = {.kernels = kernels, .params = ctx->params, .x = x->data, .y = y->data,
-                     .dy = dy->data, .out = dx->data};
+                     .dy = dy->data, .out = dx->data, .assign = assign};
     nb_parallel_ranges(x->numel, backward_range, &job);
     return NB_OK;
 }

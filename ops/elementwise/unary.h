@@ -20,6 +20,11 @@ typedef struct nb_unary_kernels {
                          const void *params);
     void (*backward_f64)(const double *x, const double *y, const double *dy, double *dx,
                          int64_t n, const void *params);
+    /* Optional, for ops flagged NB_OP_ASSIGNS_FRESH_GRADS: dx[i] = dy[i] *
+     * f'(x[i]) into a fresh (unzeroed) float32 buffer. float64, or an op
+     * without it, has the fresh buffer zeroed and accumulates. */
+    void (*backward_f32_assign)(const float *x, const float *y, const float *dy, float *dx,
+                                int64_t n, const void *params);
 } nb_unary_kernels;
 
 int nb_unary_forward(nb_op_ctx *ctx, const nb_unary_kernels *kernels);

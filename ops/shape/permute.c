@@ -1,7 +1,8 @@
 /* permute: y = x with its dims reordered, y.shape[d] = x.shape[dims[d]]
  * (PyTorch's x.permute(dims).contiguous(); nabla's tensors are always
  * contiguous, so the result is copied). Backward runs the same walk and
- * adds dy into dx at the source positions (+=).
+ * adds dy into dx at the source positions (+=), or copies it there when
+ * dx is a fresh buffer (a permutation writes every element once).
  *
  * The walk: y in row-major order, one row of its last dim at a time; x's
  * offset for y's index i is sum_d i[d] * stride_x[dims[d]]. */
@@ -84,6 +85,23 @@ static void permute_forward(const char *x, char *y, const permute_walk *w, size_
     } while (next_row(&c, w));
 }
 
+/* dx at the permuted offsets = dy (fresh dx); any element size */
+static void permute_backward_assign(const char *dy, char *dx, const permute_walk *w, size_t element)
+{
+    int64_t n = w->size[w->ndim - 1], step = w->step[w->ndim - 1];
+    row_cursor c = first_row(w);
+    if (c.rows_left == 0) return;
+    do {
+        if (step == 1) {
+            memcpy(dx + (size_t)c.x_at * element, dy + (size_t)c.y_at * element, (size_t)n * element);
+            continue;
+        }
+        for (int64_t i = 0; i < n; i++)
+            memcpy(dx + (size_t)(c.x_at + i * step) * element, dy + (size_t)(c.y_at + i) * element,
+                   element);
+    } while (next_row(&c, w));
+}
+
 /* dx at the permuted offsets += dy */
 static void permute_backward(const float *dy, float *dx, const permute_walk *w)
 {
@@ -144,12 +162,14 @@ static int backward(nb_op_ctx *ctx)
     nb_tensor *dx = ctx->input_grads[0];
     const nb_tensor *x = ctx->inputs[0], *dy = ctx->output_grad;
     if (!dx) return NB_OK;
+    bool assign = nb_grad_fresh(ctx, 0);
     if (x->ndim == 0) {
-        nb_tensor_set(dx, 0, nb_tensor_get(dx, 0) + nb_tensor_get(dy, 0));
+        nb_tensor_set(dx, 0, (assign ? 0.0 : nb_tensor_get(dx, 0)) + nb_tensor_get(dy, 0));
         return NB_OK;
     }
     permute_walk w = walk_of(x, ctx->params);
-    if (dx->dtype == NB_FLOAT32) permute_backward(dy->data, dx->data, &w);
+    if (assign) permute_backward_assign(dy->data, dx->data, &w, nb_dtype_size(dx->dtype));
+    else if (dx->dtype == NB_FLOAT32) permute_backward(dy->data, dx->data, &w);
     else permute_backward_ref(dy->data, dx->data, &w);
     return NB_OK;
 }
@@ -182,6 +202,7 @@ _Static_assert(sizeof(permute_params) <= NB_MAX_PARAMS_SIZE, "permute_params mus
 
 const nb_op nb_op_permute = {
     .name = "permute", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(permute_params),
+    .flags = NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = shape, .forward = forward, .backward = backward, .sample = sample,
 };
 
