@@ -207,10 +207,18 @@ static int forward(nb_op_ctx *ctx)
     }
     const bool single = x->dtype == NB_FLOAT32;
     const step_forward_fn step = STEP_FORWARD[nb_cpu_level_now()];
-    /* c_{-1}: one row of zeros read with row stride 0 */
+    /* c_{-1}: one row of zeros read with row stride 0; W_hh^T [H,4H] made
+     * once, so each step's product reads its rows in order (packing a
+     * transposed operand every step costs more than the one transpose). */
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
     void *zeros = nb_op_alloc(ctx, (size_t)H * element);
-    if (!zeros) return NB_ERR_NOMEM;
+    void *w_hh_t = nb_op_alloc(ctx, (size_t)(H * G) * element);
+    if (!zeros || !w_hh_t) return NB_ERR_NOMEM;
     memset(zeros, 0, (size_t)H * element);
+    for (int64_t r = 0; r < G; r++)
+        for (int64_t c = 0; c < H; c++)
+            memcpy((char *)w_hh_t + (size_t)(c * G + r) * element,
+                   (const char *)in[W_HH]->data + (size_t)(r * H + c) * element, element);
     for (int64_t t = 0; t < T; t++) {
         size_t gate_offset = (size_t)(t * G) * element, state = (size_t)(t * H) * element;
         void *gates = (char *)saved->gates + gate_offset, *h = (char *)ctx->output->data + state;
@@ -219,11 +227,12 @@ static int forward(nb_op_ctx *ctx)
         const int64_t ps = t ? T * H : 0;
         /* gates_t += h_{t-1} W_hh^T; rows of batch b are T steps apart. */
         if (t)
-            nb_cell_gemm(x, false, true, B, G, H, (char *)h - H * element, T * H, in[W_HH]->data, H,
-                         1.0, gates, T * G);
+            nb_cell_gemm(x, false, false, B, G, H, (char *)h - H * element, T * H, w_hh_t, G, 1.0,
+                         gates, T * G);
         if (single) step(gates, T * G, c_prev, ps, c, tanh_c, h, T * H, B, H);
         else step_forward_ref(gates, T * G, c_prev, ps, c, tanh_c, h, T * H, B, H);
     }
+    nb_op_scratch_end(ctx, mark);
     return NB_OK;
 }
 
