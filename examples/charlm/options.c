@@ -24,15 +24,27 @@ static void usage(FILE *out)
             "The last line printed is the validation loss, `val loss: X.XXXX`.\n");
 }
 
+static bool known_flag(const char *a)
+{
+    static const char *const FLAGS[] = {"--model", "--steps", "--batch", "--lr", "--threads",
+                                        "--seed", "--data", "--save", "--load", "--eval-every",
+                                        "--val-windows", "--sample", "--temperature", "--prompt"};
+    for (size_t i = 0; i < sizeof FLAGS / sizeof FLAGS[0]; i++)
+        if (strcmp(FLAGS[i], a) == 0) return true;
+    return false;
+}
+
 int options_parse(int argc, char **argv, options *o)
 {
     *o = (options){.train = {.model = "gpt", .steps = 2000, .batch = 32, .lr = -1, .seed = 0},
                    .temperature = 0.8, .eval_every = 500, .sample_bytes = 200,
                    .data = "/usr/share/games/fortunes", .prompt = "\n"};
     charlm_train_options *t = &o->train;
-    for (int i = 1; i < argc; i++) {
+    /* Every flag but --help takes a value: flags sit at odd positions. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+        if (!known_flag(a)) return fprintf(stderr, "charlm: unknown option %s\n", a), usage(stderr), 2;
         if (!v) return fprintf(stderr, "charlm: %s needs a value\n", a), usage(stderr), 2;
         if (strcmp(a, "--model") == 0) t->model = v;
         else if (strcmp(a, "--steps") == 0) t->steps = atoll(v);
@@ -47,9 +59,7 @@ int options_parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--val-windows") == 0) t->val_windows = atoll(v);
         else if (strcmp(a, "--sample") == 0) o->sample_bytes = atoll(v);
         else if (strcmp(a, "--temperature") == 0) o->temperature = atof(v);
-        else if (strcmp(a, "--prompt") == 0) o->prompt = v;
-        else return fprintf(stderr, "charlm: unknown option %s\n", a), usage(stderr), 2;
-        i++;
+        else o->prompt = v;   /* --prompt */
     }
     bool gpt = strcmp(t->model, "gpt") == 0;
     if (!gpt && strcmp(t->model, "lstm") != 0)
