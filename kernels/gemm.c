@@ -230,6 +230,7 @@ typedef struct sgemm_job {
     float *C;
     int64_t ldc;
     bool split_rows; /* threads own row tiles (else column tiles) */
+    const nb_sgemm_packed_b *prepacked; /* op(B) packed by nb_sgemm_pack_b_once, or NULL */
 } sgemm_job;
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
@@ -262,7 +263,7 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
 {
     const nb_sgemm_kernel *kernel = job->kernel;
     const int64_t panel_rows = kernel->rows, panel_cols = kernel->cols;
-    const bool pack_b = job->trans_b || height > PACK_B_MIN_PANELS * panel_rows;
+    const bool pack_b = !job->prepacked && (job->trans_b || height > PACK_B_MIN_PANELS * panel_rows);
     const int64_t row_block = min64(round_up(ROW_BLOCK, panel_rows), round_up(height, panel_rows));
     const int64_t col_block = min64(COLUMN_BLOCK, round_up(width, panel_cols));
     const int64_t depth_block = job->depth_block;
@@ -284,7 +285,12 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
             const float beta = pc == 0 ? job->beta : 1.0f;
             const float *b_base = b_packed;
             int64_t b_stride = panel_cols, b_panel_step = depth * panel_cols;
-            if (pack_b) {
+            if (job->prepacked) {
+                /* depth block pc starts at pc * padded N; its panels follow */
+                b_base = job->prepacked->panels + pc * job->prepacked->padded_n +
+                         (col0 + jc) / panel_cols * depth * panel_cols;
+                b_panel_step = depth * panel_cols;
+            } else if (pack_b) {
                 nb_sgemm_pack_b(job->trans_b, job->B, job->ldb, pc, col0 + jc, depth,
                                 block_width, (int)panel_cols, b_packed);
             } else {
@@ -332,6 +338,17 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
             C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
+/* KC for depth K: near-equal blocks (K = 300 gives 160 + 140, not 256 +
+ * 44), as a thin last block would pay the C load/store for little work;
+ * multiples of 16 suit the packing's 16-step chunks. */
+static int64_t depth_block_for(int64_t K)
+{
+    int64_t depth_blocks = (K + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
+    return min64(round_up((K + depth_blocks - 1) / depth_blocks, 16), DEPTH_BLOCK);
+}
+
+static void run_job(sgemm_job *job);
+
 void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
               float alpha, const float *A, int64_t lda, const float *B,
               int64_t ldb, float beta, float *C, int64_t ldc)
@@ -351,29 +368,65 @@ void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
         nb_sgemm_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const nb_sgemm_kernel *kernel = nb_gemm_kernel_for(M, N);
-    /* Near-equal KC blocks (K = 300 gives 160 + 140, not 256 + 44): a thin
-     * last block would pay the C load/store for little work. Multiples of
-     * 16 suit the packing's 16-step chunks. */
-    int64_t depth_blocks = (K + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
     sgemm_job job = {
-        .kernel = kernel, .trans_a = trans_a, .trans_b = trans_b,
-        .M = M, .N = N, .K = K, .depth_block = round_up((K + depth_blocks - 1) / depth_blocks, 16),
+        .kernel = nb_gemm_kernel_for(M, N), .trans_a = trans_a, .trans_b = trans_b,
+        .M = M, .N = N, .K = K, .depth_block = depth_block_for(K),
         .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
     };
-    job.depth_block = min64(job.depth_block, DEPTH_BLOCK);
+    run_job(&job);
+}
 
+size_t nb_sgemm_packed_b_floats(int64_t M, int64_t N, int64_t K)
+{
+    const nb_sgemm_kernel *kernel = nb_gemm_kernel_for(M, N);
+    return (size_t)(K * round_up(N, kernel->cols));
+}
+
+void nb_sgemm_pack_b_once(nb_sgemm_packed_b *out, int64_t M, bool trans_b, int64_t N, int64_t K,
+                          const float *B, int64_t ldb, float *panels)
+{
+    const nb_sgemm_kernel *kernel = nb_gemm_kernel_for(M, N);
+    *out = (nb_sgemm_packed_b){.kernel = kernel, .trans_b = trans_b, .N = N, .K = K, .B = B,
+                               .ldb = ldb, .depth_block = depth_block_for(K),
+                               .padded_n = round_up(N, kernel->cols), .panels = panels};
+    for (int64_t pc = 0; pc < K; pc += out->depth_block) {
+        int64_t depth = min64(out->depth_block, K - pc);
+        nb_sgemm_pack_b(trans_b, B, ldb, pc, 0, depth, N, kernel->cols, panels + pc * out->padded_n);
+    }
+}
+
+void nb_sgemm_packed(const nb_sgemm_packed_b *b, bool trans_a, int64_t M, float alpha,
+                     const float *A, int64_t lda, float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || b->N <= 0) return;
+    if (b->K <= 0 || alpha == 0.0f) {
+        scale_c(M, b->N, beta, C, ldc);
+        return;
+    }
+    sgemm_job job = {
+        .kernel = b->kernel, .trans_a = trans_a, .trans_b = b->trans_b, .M = M, .N = b->N,
+        .K = b->K, .depth_block = b->depth_block, .alpha = alpha, .beta = beta, .A = A,
+        .lda = lda, .B = b->B, .ldb = b->ldb, .C = C, .ldc = ldc, .prepacked = b,
+    };
+    run_job(&job);
+}
+
+/* Runs job on the calling thread or splits its tiles over the pool. */
+static void run_job(sgemm_job *job)
+{
+    const nb_sgemm_kernel *kernel = job->kernel;
+    const int64_t M = job->M, N = job->N, K = job->K;
     const int threads = nb_get_num_threads();
     const double work = (double)M * (double)N * (double)K;
     if (threads <= 1 || work < PARALLEL_MIN_WORK) {
-        sgemm_block(&job, 0, M, 0, N);
+        sgemm_block(job, 0, M, 0, N);
         return;
     }
     const int64_t row_tiles = (M + kernel->rows - 1) / kernel->rows;
     const int64_t col_tiles = (N + kernel->cols - 1) / kernel->cols;
-    job.split_rows = col_tiles < 2 * threads && row_tiles > col_tiles;
-    const int64_t tiles = job.split_rows ? row_tiles : col_tiles;
+    job->split_rows = col_tiles < 2 * threads && row_tiles > col_tiles;
+    const int64_t tiles = job->split_rows ? row_tiles : col_tiles;
     const double tile_work = work / (double)tiles;
     int64_t grain = (int64_t)(RANGE_MIN_WORK / tile_work) + 1;
-    nb_parallel_for(tiles, grain, sgemm_range, &job);
+    nb_parallel_for(tiles, grain, sgemm_range, job);
 }

@@ -16,11 +16,34 @@
 #define NABLA_KERNELS_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
               float alpha, const float *A, int64_t lda, const float *B,
               int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* op(B) [K,N] packed once for many products with M-row A (a recurrent
+ * weight met at every step): nb_sgemm_packed then skips B's packing. B
+ * must stay unchanged while the packed copy is used (the fallback without
+ * scratch reads it). */
+typedef struct nb_sgemm_packed_b {
+    const struct nb_sgemm_kernel *kernel;
+    bool trans_b;
+    int64_t N, K, depth_block, padded_n;
+    const float *B;
+    int64_t ldb;
+    float *panels;
+} nb_sgemm_packed_b;
+
+/* Floats of `panels` for nb_sgemm_pack_b_once with these sizes. */
+size_t nb_sgemm_packed_b_floats(int64_t M, int64_t N, int64_t K);
+void nb_sgemm_pack_b_once(nb_sgemm_packed_b *out, int64_t M, bool trans_b, int64_t N, int64_t K,
+                          const float *B, int64_t ldb, float *panels);
+/* C[M,N] = alpha op(A) op(B) + beta C with the packed B (any M; its
+ * micro-kernel was picked for the M given when packing). */
+void nb_sgemm_packed(const nb_sgemm_packed_b *b, bool trans_a, int64_t M, float alpha,
+                     const float *A, int64_t lda, float beta, float *C, int64_t ldc);
 
 void nb_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
               double alpha, const double *A, int64_t lda, const double *B,

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The charlm models against the same models written with PyTorch's nn
 modules (bench/charlm.py): examples/charlm trains a few steps on a text,
 saves its weights and prints the validation loss over the first windows;
@@ -6,7 +6,10 @@ the weights load into the PyTorch model by their state_dict names (strict),
 and PyTorch's loss over the same windows (its own loader, split and window
 code) must agree to float32 precision. Exits 77 (skipped) without torch.
 
-    tests/charlm_parity.py CHARLM BENCH_CHARLM_PY TEXT_DIR"""
+    tests/charlm_parity.py CHARLM BENCH_CHARLM_PY TEXT_DIR
+
+Runs under python3, or under Debian's /usr/bin/python3 when only that one
+has torch (as tests/torch_parity.py)."""
 import importlib.util
 import json
 import os
@@ -19,7 +22,11 @@ try:
     import numpy as np
     import torch
 except ImportError:
-    print("charlm_parity: skipped (torch or numpy not importable)")
+    system = "/usr/bin/python3"
+    if (os.path.exists(system) and os.path.realpath(system) != os.path.realpath(sys.executable)
+            and subprocess.run([system, "-c", "import torch"], capture_output=True).returncode == 0):
+        os.execv(system, [system] + sys.argv)
+    print("charlm_parity: SKIP (torch or numpy not importable)")
     sys.exit(77)
 
 WINDOWS, BATCH, STEPS = 8, 4, 3

@@ -357,3 +357,45 @@ Test(gemm, dgemm_matches_naive_loop)
         }
     }
 }
+
+/* op(B) packed once (nb_sgemm_pack_b_once) and used by several products,
+ * as a recurrent layer uses its weight at every step: each result is
+ * bit-identical to nb_sgemm's on the same operands (the same kernel,
+ * blocks and order), at 1 and 2 threads, across depth blocks (K 300, 1024)
+ * and a partial last panel (N 100). */
+Test(gemm, packed_b_matches_sgemm_bit_for_bit)
+{
+    static const struct { int64_t M, N, K; bool trans_a, trans_b; } shapes[] = {
+        {32, 1024, 256, false, false}, {32, 256, 1024, false, true}, {5, 100, 300, true, false},
+        {64, 100, 37, false, true}, {200, 64, 300, true, true}};
+    rng_seed(21);
+    for (int threads = 1; threads <= 2; threads++) {
+        cr_assert_eq(nb_set_num_threads(threads), 0);
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            int64_t M = shapes[c].M, N = shapes[c].N, K = shapes[c].K;
+            bool ta = shapes[c].trans_a, tb = shapes[c].trans_b;
+            int64_t lda = leading(ta, M, K), ldb = leading(tb, K, N), ldc = N + PAD;
+            float *B = random_matrix(stored_rows(tb, K, N), ldb);
+            float *panels = malloc(sizeof(float) * nb_sgemm_packed_b_floats(M, N, K));
+            cr_assert_not_null(panels);
+            nb_sgemm_packed_b packed;
+            nb_sgemm_pack_b_once(&packed, M, tb, N, K, B, ldb, panels);
+            for (int use = 0; use < 3; use++) {
+                float beta = random_beta(use), alpha = use == 2 ? 0.5f : 1.0f;
+                float *A = random_matrix(stored_rows(ta, M, K), lda);
+                float *C = random_matrix(M, ldc), *expected = malloc(sizeof(float) * (size_t)(M * ldc));
+                memcpy(expected, C, sizeof(float) * (size_t)(M * ldc));
+                nb_sgemm_packed(&packed, ta, M, alpha, A, lda, beta, C, ldc);
+                nb_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, expected, ldc);
+                cr_assert_eq(memcmp(C, expected, sizeof(float) * (size_t)(M * ldc)), 0,
+                             "M %lld N %lld K %lld ta %d tb %d, %d threads, use %d", (long long)M,
+                             (long long)N, (long long)K, ta, tb, threads, use);
+                free(A);
+                free(C);
+                free(expected);
+            }
+            free(panels);
+            free(B);
+        }
+    }
+}

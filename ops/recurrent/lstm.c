@@ -13,6 +13,7 @@
 
 #include "base/cpu.h"
 #include "kernels/fast_math.h"
+#include "kernels/gemm.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/recurrent/recurrent.h"
@@ -160,6 +161,36 @@ static void step_backward_ref(const double *gates, int64_t gs, const double *c_p
     }
 }
 
+/* W_hh as the right operand of every step's product (op(W) [K,N]): float32
+ * packs it once (kernels/gemm.h), float64 multiplies in place. */
+typedef struct recurrent_weight {
+    nb_sgemm_packed_b packed;
+    bool trans;
+    int64_t N, K;
+    const void *w;
+    int64_t ldw;
+} recurrent_weight;
+
+static int recurrent_weight_init(recurrent_weight *r, nb_op_ctx *ctx, const nb_tensor *like,
+                                 int64_t M, bool trans, int64_t N, int64_t K, const void *w,
+                                 int64_t ldw)
+{
+    *r = (recurrent_weight){.trans = trans, .N = N, .K = K, .w = w, .ldw = ldw};
+    if (like->dtype != NB_FLOAT32) return NB_OK;
+    float *panels = nb_op_alloc(ctx, (nb_sgemm_packed_b_floats(M, N, K) + 1) * sizeof(float));
+    if (!panels) return NB_ERR_NOMEM;
+    nb_sgemm_pack_b_once(&r->packed, M, trans, N, K, w, ldw, panels);
+    return NB_OK;
+}
+
+/* C [M,N] = A [M,K] op(W) + beta C */
+static void recurrent_weight_product(const recurrent_weight *r, const nb_tensor *like, int64_t M,
+                                     const void *A, int64_t lda, double beta, void *C, int64_t ldc)
+{
+    if (like->dtype == NB_FLOAT32) nb_sgemm_packed(&r->packed, false, M, 1.0f, A, lda, (float)beta, C, ldc);
+    else nb_dgemm(false, r->trans, M, r->N, r->K, 1.0, A, lda, r->w, r->ldw, beta, C, ldc);
+}
+
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
     const nb_tensor *x = ctx->inputs[X], *w_ih = ctx->inputs[W_IH], *w_hh = ctx->inputs[W_HH];
@@ -207,18 +238,14 @@ static int forward(nb_op_ctx *ctx)
     }
     const bool single = x->dtype == NB_FLOAT32;
     const step_forward_fn step = STEP_FORWARD[nb_cpu_level_now()];
-    /* c_{-1}: one row of zeros read with row stride 0; W_hh^T [H,4H] made
-     * once, so each step's product reads its rows in order (packing a
-     * transposed operand every step costs more than the one transpose). */
+    /* c_{-1}: one row of zeros read with row stride 0 */
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     void *zeros = nb_op_alloc(ctx, (size_t)H * element);
-    void *w_hh_t = nb_op_alloc(ctx, (size_t)(H * G) * element);
-    if (!zeros || !w_hh_t) return NB_ERR_NOMEM;
+    if (!zeros) return NB_ERR_NOMEM;
     memset(zeros, 0, (size_t)H * element);
-    for (int64_t r = 0; r < G; r++)
-        for (int64_t c = 0; c < H; c++)
-            memcpy((char *)w_hh_t + (size_t)(c * G + r) * element,
-                   (const char *)in[W_HH]->data + (size_t)(r * H + c) * element, element);
+    recurrent_weight w_hh;
+    if (recurrent_weight_init(&w_hh, ctx, x, B, true, G, H, in[W_HH]->data, H) != NB_OK)
+        return NB_ERR_NOMEM;
     for (int64_t t = 0; t < T; t++) {
         size_t gate_offset = (size_t)(t * G) * element, state = (size_t)(t * H) * element;
         void *gates = (char *)saved->gates + gate_offset, *h = (char *)ctx->output->data + state;
@@ -226,9 +253,7 @@ static int forward(nb_op_ctx *ctx)
         const void *c_prev = t ? (char *)c - H * element : zeros;
         const int64_t ps = t ? T * H : 0;
         /* gates_t += h_{t-1} W_hh^T; rows of batch b are T steps apart. */
-        if (t)
-            nb_cell_gemm(x, false, false, B, G, H, (char *)h - H * element, T * H, w_hh_t, G, 1.0,
-                         gates, T * G);
+        if (t) recurrent_weight_product(&w_hh, x, B, (char *)h - H * element, T * H, 1.0, gates, T * G);
         if (single) step(gates, T * G, c_prev, ps, c, tanh_c, h, T * H, B, H);
         else step_forward_ref(gates, T * G, c_prev, ps, c, tanh_c, h, T * H, B, H);
     }
@@ -251,6 +276,9 @@ static int backward(nb_op_ctx *ctx)
     char *zeros = nb_op_alloc(ctx, (size_t)H * element);
     if (!dgates || !dh_next || !dc_next || !h_prev || !zeros) return NB_ERR_NOMEM;
     memset(zeros, 0, (size_t)H * element);
+    recurrent_weight w_hh;
+    if (recurrent_weight_init(&w_hh, ctx, x, B, false, H, G, in[W_HH]->data, H) != NB_OK)
+        return NB_ERR_NOMEM;
     memset(dh_next, 0, (size_t)(B * H) * element);
     memset(dc_next, 0, (size_t)(B * H) * element);
     const bool single = x->dtype == NB_FLOAT32;
@@ -270,8 +298,7 @@ static int backward(nb_op_ctx *ctx)
             step_backward_ref(gates, T * G, c_prev, ps, tanh_c, dout_t, T * H, (void *)dh_next,
                               (void *)dc_next, dgates_t, B, H);
         /* dh_{t-1} = dgates_t W_hh */
-        if (t)
-            nb_cell_gemm(x, false, false, B, H, G, dgates_t, T * G, in[W_HH]->data, H, 0.0, dh_next, H);
+        if (t) recurrent_weight_product(&w_hh, x, B, dgates_t, T * G, 0.0, dh_next, H);
     }
     /* h_prev [B*T,H]: h_{t-1} beside each step's row, zeros at t = 0. */
     const char *h = ctx->output->data;
