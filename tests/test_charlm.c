@@ -219,3 +219,39 @@ static void check_no_allocation(const char *model)
 
 Test(charlm, gpt_steps_allocate_nothing_after_warmup, .timeout = 120) { check_no_allocation("gpt"); }
 Test(charlm, lstm_steps_allocate_nothing_after_warmup, .timeout = 120) { check_no_allocation("lstm"); }
+
+/* The same steps give bit-identical losses and weights with 1 and 2
+ * threads (every kernel reduces in a fixed order whatever the split). */
+static void train_a_little(const char *model, int threads, double *losses, nb_tensor **weights_out)
+{
+    cr_assert_eq(nb_set_num_threads(threads), NB_OK);
+    char bytes[6000];
+    for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (char)(' ' + (i * 31 + i / 7) % 90);
+    nb_text text;
+    cr_assert_eq(nb_text_from_bytes(bytes, sizeof bytes, &text), NB_OK);
+    charlm_train_options o = {.model = model, .steps = 200, .batch = 8, .lr = 3e-3, .seed = 9};
+    charlm_trainer t;
+    cr_assert_eq(charlm_trainer_init(&t, &o), NB_OK, "%s", nb_last_error());
+    for (int64_t step = 0; step < 4; step++)
+        cr_assert_eq(charlm_trainer_step(&t, &text, &o, step, &losses[step]), NB_OK);
+    const nb_tensor *head = t.params[t.n_params - 2];   /* the head's weight */
+    *weights_out = nb_tensor_new(head->dtype, head->ndim, head->shape);
+    cr_assert_eq(nb_tensor_copy(*weights_out, head), NB_OK);
+    charlm_trainer_free(&t);
+    nb_text_free(&text);
+}
+
+static void check_thread_independence(const char *model)
+{
+    double one[4], two[4];
+    nb_tensor *w1, *w2;
+    train_a_little(model, 1, one, &w1);
+    train_a_little(model, 2, two, &w2);
+    for (int i = 0; i < 4; i++) cr_assert_eq(one[i], two[i], "%s step %d: %.17g vs %.17g", model, i, one[i], two[i]);
+    cr_assert_eq(memcmp(w1->data, w2->data, (size_t)w1->numel * sizeof(float)), 0, "%s weights differ", model);
+    nb_tensor_free(w1);
+    nb_tensor_free(w2);
+}
+
+Test(charlm, gpt_steps_do_not_depend_on_the_thread_count, .timeout = 120) { check_thread_independence("gpt"); }
+Test(charlm, lstm_steps_do_not_depend_on_the_thread_count, .timeout = 120) { check_thread_independence("lstm"); }
