@@ -5,6 +5,7 @@ prints the medians and their ratios as a Markdown table.
 
     /usr/bin/python3 bench/compare.py --nabla build/bench/nabla-bench [--rounds 3]
     /usr/bin/python3 bench/compare.py --only-ops        # the fused ops alone
+    /usr/bin/python3 bench/compare.py --only-lm         # the language models alone
 
 Workloads (the same models as bench/models.c, real Fashion-MNIST batches):
 training steps (batch 64: loader batch -> forward -> cross-entropy ->
@@ -15,12 +16,15 @@ language-model shapes (nabla-bench --op NAME): attention as PyTorch 1.13
 writes it without a fused kernel (softmax(q k^T / sqrt(D) + causal mask) v),
 F.layer_norm with weight and bias, F.gelu(approximate="tanh") and
 torch._VF.lstm_cell with h' + c' summed; for those, torch gets as many
-BLAS threads as intra-op threads. Each PyTorch and NumPy
-measurement runs in its own process with OpenBLAS's AVX-512 kernel forced
-(OPENBLAS_CORETYPE=Cooperlake, OPENBLAS_L2_SIZE unset: Debian's 0.3.21
-misdetects this CPU) and one BLAS thread for torch; torch.set_num_threads is
-tried at 1 and 2 and the best is reported. Those variables are set for
-these child processes only."""
+BLAS threads as intra-op threads; and training steps of the character-level
+language models (nabla-bench --model gpt|lstm against bench/charlm.py
+--bench: the same spec, real batches of the fortunes text, tokens/s).
+
+Each PyTorch and NumPy measurement runs in its own process with OpenBLAS's
+AVX-512 kernel forced (OPENBLAS_CORETYPE=Cooperlake, OPENBLAS_L2_SIZE
+unset: Debian's 0.3.21 misdetects this CPU) and one BLAS thread for torch;
+torch.set_num_threads is tried at 1 and 2 and the best is reported. Those
+variables are set for these child processes only."""
 import argparse
 import gzip
 import json
@@ -33,6 +37,8 @@ import time
 
 DATA = "/usr/share/datasets/fashion-mnist"
 OPS = "attention_t128,attention_t512,layer_norm,gelu,lstm_cell"
+LM_MODELS = "gpt,lstm"
+CHARLM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "charlm.py")
 OP_SECONDS = 0.5   # as bench/ops.c
 MEAN, STD = 0.2860, 0.3530
 WARMUP = 10
@@ -236,7 +242,11 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--gemm-sizes", default="256,512,1024")
     parser.add_argument("--ops", default=OPS, help="fused ops of nabla-bench --op ('' for none)")
-    parser.add_argument("--only-ops", action="store_true", help="no models, no SGEMM")
+    parser.add_argument("--lm-models", default=LM_MODELS,
+                        help="language models of bench/charlm.py ('' for none)")
+    parser.add_argument("--only-ops", action="store_true",
+                        help="no models, no SGEMM, no language models")
+    parser.add_argument("--only-lm", action="store_true", help="the language models alone")
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--worker", choices=["torch", "numpy", "torch-ops"])
     parser.add_argument("--op-names", default=OPS)
@@ -252,9 +262,12 @@ def main():
         workers = {"torch": torch_worker, "numpy": numpy_worker, "torch-ops": torch_ops_worker}
         return workers[args.worker](args)
     if args.only_ops:
-        args.models, args.gemm_sizes = "", ""
+        args.models, args.gemm_sizes, args.lm_models = "", "", ""
+    if args.only_lm:
+        args.models, args.gemm_sizes, args.ops = "", "", ""
     args.model_list = [m for m in args.models.split(",") if m]
     args.op_list = [o for o in args.ops.split(",") if o]
+    args.lm_list = [m for m in args.lm_models.split(",") if m]
 
     use_torch, use_numpy = have("torch"), have("numpy")
     steps = {"lenet5": 200, "convnet": 40, "mlp": 200}
@@ -287,6 +300,14 @@ def main():
         if use_torch:
             jobs.append((key, "torch", [sys.executable, __file__, "--worker", "torch-ops", "--op-names",
                                         names, "--threads", str(t)], blas_env(t)))
+    for model in args.lm_list:
+        for t in args.threads_list:
+            key = ("lm", model, t)
+            jobs.append((key, "nabla", [args.nabla, "--model", model, "--threads", str(t), "--json"],
+                         None))
+            if use_torch:
+                jobs.append((key, "torch", [sys.executable, CHARLM, "--bench", "--model", model,
+                                            "--threads", str(t)], blas_env(1)))
     results = {}
     for round_index in range(args.rounds):
         # Alternate which implementation goes first, so neither always runs
@@ -317,13 +338,15 @@ def fmt(value, digits=0):
 
 def report(results, args, use_torch, use_numpy):
     print(f"nabla vs PyTorch {'(torch found)' if use_torch else '(torch not importable)'}, "
-          f"medians of {args.rounds} alternating rounds. images/s is wall-clock throughput; "
-          f"CPU ms/step is the process CPU time (all threads) per step, which other load on "
-          f"the machine disturbs less (with 2 threads it includes time spent spinning)\n")
+          f"medians of {args.rounds} alternating rounds. images/s and tokens/s are wall-clock "
+          f"throughput; CPU ms/step is the process CPU time (all threads) per step, which other "
+          f"load on the machine disturbs less (with 2 threads it includes time spent spinning)\n")
     if args.model_list:
         report_models(results, args)
     if args.op_list:
         report_ops(results, args)
+    if args.lm_list:
+        report_lm(results, args)
     report_gemm(results, args)
 
 
@@ -343,6 +366,36 @@ def report_ops(results, args):
             ms = [None if v is None else v / 1e3 for v in (cpu, torch_cpu, wall, torch_wall)]
             print(f"| {op} | {t} | {fmt(ms[0], 2)} | {fmt(ms[1], 2)} | {fmt(cpu_ratio, 2)} "
                   f"| {fmt(ms[2], 2)} | {fmt(ms[3], 2)} | {fmt(wall_ratio, 2)} |")
+
+
+def report_lm(results, args):
+    print("\nCharacter-level language models, training steps (bench/charlm.py's spec: "
+          "gpt T=128, lstm T=64, batch 32); nabla/torch > 1 means nabla is faster\n")
+    print("| model | threads | nabla tokens/s | torch tokens/s | nabla/torch | nabla CPU ms/step "
+          "| torch CPU ms/step | nabla RSS MiB | torch RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    best = {}
+    for model in args.lm_list:
+        for t in args.threads_list:
+            key = ("lm", model, t)
+            ours, theirs = (median_of(results, key, impl, "tokens_per_s") for impl in ("nabla", "torch"))
+            cpu, torch_cpu = (median_of(results, key, impl, "cpu_ms_per_step")
+                              for impl in ("nabla", "torch"))
+            rss, torch_rss = (median_of(results, key, impl, "peak_rss_mb") for impl in ("nabla", "torch"))
+            ratio = ours / theirs if ours and theirs else None
+            print(f"| {model} | {t} | {fmt(ours)} | {fmt(theirs)} | {fmt(ratio, 2)} "
+                  f"| {fmt(cpu, 1)} | {fmt(torch_cpu, 1)} | {fmt(rss, 1)} | {fmt(torch_rss, 1)} |")
+            for impl, value in (("nabla", ours), ("torch", theirs)):
+                if value and value > best.get((model, impl), (0, 0))[0]:
+                    best[(model, impl)] = (value, t)
+    print("\nBest thread count of each (in brackets):\n")
+    print("| model | nabla best tokens/s | torch best tokens/s | nabla/torch |")
+    print("|---|---|---|---|")
+    for model in args.lm_list:
+        ours, theirs = best.get((model, "nabla")), best.get((model, "torch"))
+        ratio = ours[0] / theirs[0] if ours and theirs else None
+        print(f"| {model} | {fmt(ours and ours[0])} [{ours and ours[1]}] | "
+              f"{fmt(theirs and theirs[0])} [{theirs and theirs[1]}] | {fmt(ratio, 2)} |")
 
 
 def report_models(results, args):
