@@ -42,6 +42,9 @@ int nb_op_check_descriptor(const nb_op *op, const char *who)
     if ((op->flags & NB_OP_VIEW) && op->min_inputs < 1)
         return nb_fail(NB_ERR_INVALID, "%s: op \"%s\": NB_OP_VIEW needs min_inputs >= 1 (the "
                        "output views input 0)", who, name);
+    if (op->backward_ops && !op->backward)
+        return nb_fail(NB_ERR_INVALID, "%s: op \"%s\": backward_ops without backward (the buffer "
+                       "backward is the one every sweep without a graph runs)", who, name);
     if ((op->index_inputs & 1u) && (op->flags & NB_OP_VIEW))
         return nb_fail(NB_ERR_INVALID, "%s: op \"%s\": NB_OP_VIEW of an int32 index input 0",
                        who, name);

@@ -60,7 +60,17 @@ static int float32_error(const nb_op *op, nb_sample *s, double *error)
     return status;
 }
 
-static int check_cases(const nb_op *op, const nb_gradcheck_options *options,
+/* What a row checks: the first derivative, or the second (order 2, for
+ * ops with backward_ops). */
+static int check_case(const nb_op *op, int order, op_case *c, nb_sample *s,
+                      const nb_gradcheck_options *options, nb_gradcheck_result *r)
+{
+    if (!op->backward) return NB_OK;
+    if (order == 2) return nb_gradgradcheck(apply_case, c, s->n_inputs, s->inputs, options, r);
+    return nb_gradcheck(apply_case, c, s->n_inputs, s->inputs, options, r);
+}
+
+static int check_cases(const nb_op *op, int order, const nb_gradcheck_options *options,
                        nb_gradcheck_result *total, int *cases, double *f32_error, bool verbose)
 {
     memset(total, 0, sizeof *total);
@@ -81,8 +91,7 @@ static int check_cases(const nb_op *op, const nb_gradcheck_options *options,
         }
         op_case c = {op, s.params};
         nb_gradcheck_result r = {.n_inputs = s.n_inputs, .passed = true};
-        int status = op->backward ? nb_gradcheck(apply_case, &c, s.n_inputs, s.inputs, options, &r)
-                                  : NB_OK;
+        int status = check_case(op, order, &c, &s, options, &r);
         double e32 = 0.0;
         if (status == NB_OK) status = float32_error(op, &s, &e32);
         if (verbose)
@@ -128,14 +137,33 @@ int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
     int status = nb_op_check_descriptor(op, "nb_gradcheck_op");
     if (status != NB_OK) return status;
     double f32_error;
-    return check_cases(op, options, result, cases, &f32_error, false);
+    return check_cases(op, 1, options, result, cases, &f32_error, false);
+}
+
+int nb_gradgradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
+                        nb_gradcheck_result *result, int *cases)
+{
+    nb_gradcheck_options defaults;
+    if (!options) {
+        nb_gradcheck_default_options(&defaults);
+        options = &defaults;
+    }
+    if (!op || !result || !cases) return nb_fail(NB_ERR_INVALID, "gradgradcheck: NULL argument");
+    int status = nb_op_check_descriptor(op, "nb_gradgradcheck_op");
+    if (status != NB_OK) return status;
+    if (!op->backward_ops)
+        return nb_fail(NB_ERR_INVALID, "gradgradcheck: op %s has no backward_ops", op->name);
+    double f32_error;
+    return check_cases(op, 2, options, result, cases, &f32_error, false);
 }
 
 static void usage(void)
 {
-    printf("usage: nabla-gradcheck [--list] [--op NAME] [--verbose]\n"
+    printf("usage: nabla-gradcheck [--list] [--op NAME] [--order 1|2] [--verbose]\n"
            "Checks every registered op's backward against central differences in\n"
            "float64: each element must satisfy |analytic - numeric| <= 1e-6 + 1e-5 |numeric|.\n"
+           "--order 2 checks the second derivative instead: the backward recorded\n"
+           "with the op's backward_ops, differentiated again (nb_gradgradcheck).\n"
            "Sample points are kept at least 1e-2 away from kinks (ReLU at 0, max ties).\n");
 }
 
@@ -143,12 +171,20 @@ int nb_gradcheck_main(int argc, char **argv)
 {
     const char *only = NULL;
     bool verbose = false;
+    int order = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--list") == 0) {
             for (int k = 0; k < nb_op_count(); k++) printf("%s\n", nb_op_at(k)->name);
             return 0;
         } else if (strcmp(argv[i], "--op") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(argv[i], "--order") == 0 && i + 1 < argc) {
+            const char *value = argv[++i];
+            if (strcmp(value, "1") != 0 && strcmp(value, "2") != 0) {
+                fprintf(stderr, "nabla-gradcheck: --order takes 1 or 2, got '%s'\n", value);
+                return 2;
+            }
+            order = value[0] - '0';
         } else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) {
             verbose = true;
         } else {
@@ -164,15 +200,21 @@ int nb_gradcheck_main(int argc, char **argv)
     nb_gradcheck_default_options(&options);
     printf("%-36s %5s %12s %12s %10s  %s\n", "op", "cases", "max_abs_err", "max_rel_err",
            "f32_err", "result");
-    int failures = 0;
+    int failures = 0, without_rule = 0;
     for (int k = 0; k < nb_op_count(); k++) {
         const nb_op *op = nb_op_at(k);
         if (only && strcmp(op->name, only) != 0) continue;
+        if (order == 2 && op->backward && !op->backward_ops) {
+            printf("%-36s %5s %12s %12s %10s  %s\n", op->name, "-", "-", "-", "-",
+                   "no second-order rule");
+            without_rule++;
+            continue;
+        }
         if (verbose) printf("%s\n", op->name);
         nb_gradcheck_result r;
         int cases = 0;
         double f32_error = 0.0;
-        int status = check_cases(op, &options, &r, &cases, &f32_error, verbose);
+        int status = check_cases(op, order, &options, &r, &cases, &f32_error, verbose);
         bool pass = status == NB_OK && r.passed && cases > 0;
         printf("%-36s %5d %12.3e %12.3e %10.2e  %s\n", op->name, cases, r.max_abs_error_all,
                r.max_rel_error_all, f32_error,
@@ -182,6 +224,7 @@ int nb_gradcheck_main(int argc, char **argv)
             printf("    %s\n", r.message[0] ? r.message : (cases ? nb_last_error() : "no sample cases"));
         }
     }
+    if (order == 2) printf("%d op(s) without a second-order rule (backward_ops)\n", without_rule);
     printf("%d op(s) failed; tolerance atol %.0e + rtol %.0e x |numeric|, eps %.0e\n", failures,
            options.atol, options.rtol, options.eps);
     return failures ? 1 : 0;

@@ -61,6 +61,14 @@ NB_API void nb_gradcheck_default_options(nb_gradcheck_options *options);
 NB_API int nb_gradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *const *inputs,
                  const nb_gradcheck_options *options, nb_gradcheck_result *result);
 
+/* The second derivative, in float64: nb_gradcheck of the recorded first
+ * derivative (x, u) -> d<u, fn(x)>/dx, with u a random seed of fn's output
+ * shape that is checked as one more input (result's last). Every op on
+ * the path needs backward_ops (see nb_grad). Same options and result. */
+NB_API int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs,
+                            nb_tensor *const *inputs, const nb_gradcheck_options *options,
+                            nb_gradcheck_result *result);
+
 /* Checks every sample case of one op; totals go in `result` (max over
  * cases). *cases receives the number of cases run. An op without a
  * backward (argmax) has no gradient: its cases are only run in float64
@@ -69,8 +77,14 @@ NB_API int nb_gradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor 
 NB_API int nb_gradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
                     nb_gradcheck_result *result, int *cases);
 
-/* The nabla-gradcheck command line (--list, --op NAME, --verbose); link
- * user ops in by calling nb_op_register before it. Returns the exit code. */
+/* The same for the second derivative (nb_gradgradcheck) of an op that has
+ * backward_ops; an op without one fails with NB_ERR_INVALID. */
+NB_API int nb_gradgradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
+                               nb_gradcheck_result *result, int *cases);
+
+/* The nabla-gradcheck command line (--list, --op NAME, --order 1|2,
+ * --verbose); link user ops in by calling nb_op_register before it.
+ * Returns the exit code. */
 NB_API int nb_gradcheck_main(int argc, char **argv);
 
 #ifdef __cplusplus

@@ -15,6 +15,17 @@
  *             NB_OP_ASSIGNS_FRESH_GRADS must instead ASSIGN (=) every
  *             element of input_grads[i] when bit i of ctx->fresh_grads is
  *             set: the buffer is then new in this sweep and not zeroed.
+ *   backward_ops (optional): the same vector-Jacobian product written with
+ *             ops on ctx->tape (nb_mul, nb_matmul, ...), so that it can be
+ *             differentiated again: nb_grad with NB_GRAD_CREATE_GRAPH runs
+ *             it instead of backward. Given grad_output (a tape tensor with
+ *             the output's shape, which may itself require a gradient), set
+ *             grads[i] to input i's contribution, a tensor of input i's
+ *             shape and dtype built from ctx->inputs, ctx->output,
+ *             grad_output and constants; leave it NULL where the
+ *             contribution is zero or nb_grad_wanted(ctx, i) is false. Never
+ *             write into an existing tensor. An op without it is named in
+ *             nb_grad's error when a graph is asked for.
  *   sample:   fill gradcheck case number `index` (float64 inputs with
  *             requires_grad set on the differentiable ones, and params);
  *             return 1, or 0 when there is no such case.
@@ -66,6 +77,9 @@ typedef struct nb_op_ctx {
     /* Bit i: input_grads[i] is uninitialised and the backward assigns it.
      * Only ever set for ops flagged NB_OP_ASSIGNS_FRESH_GRADS. */
     unsigned fresh_grads;
+    /* Set for backward_ops only. Bit i: input i's gradient is wanted (it
+     * leads to an input of nb_grad). Inputs from 32 on are always wanted. */
+    unsigned wanted_grads;
 } nb_op_ctx;
 
 typedef struct nb_sample {
@@ -108,6 +122,7 @@ struct nb_op {
     int (*shape)(nb_op_ctx *ctx, nb_shape *out);
     int (*forward)(nb_op_ctx *ctx);
     int (*backward)(nb_op_ctx *ctx);
+    int (*backward_ops)(nb_op_ctx *ctx, nb_tensor *grad_output, nb_tensor **grads);
     int (*sample)(int index, nb_sample *sample, nb_rng *rng);
 };
 
@@ -153,6 +168,11 @@ NB_API int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
 /* Ops flagged NB_OP_ASSIGNS_FRESH_GRADS: whether input_grads[i] must be
  * assigned rather than added to (bit i of ctx->fresh_grads). */
 static inline bool nb_grad_fresh(const nb_op_ctx *ctx, int i) { return ctx->fresh_grads >> i & 1u; }
+/* In backward_ops: whether input i's gradient is wanted. */
+static inline bool nb_grad_wanted(const nb_op_ctx *ctx, int i)
+{
+    return i >= 32 || (ctx->wanted_grads >> i & 1u);
+}
 /* For a path of such an op that can only accumulate: zeroes
  * input_grads[i] if it is fresh and clears its bit. */
 NB_API void nb_grad_zero_fresh(nb_op_ctx *ctx, int i);

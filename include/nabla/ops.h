@@ -133,6 +133,10 @@ NB_API nb_tensor *nb_cumsum(nb_tape *tape, nb_tensor *x, int dim);
  * or listed twice is an error */
 NB_API nb_tensor *nb_sum_dims(nb_tape *tape, nb_tensor *x, int n, const int *dims, bool keepdim);
 NB_API nb_tensor *nb_mean_dims(nb_tape *tape, nb_tensor *x, int n, const int *dims, bool keepdim);
+/* y = x summed over the dims along which `shape` would broadcast to x's
+ * (leading dims and size-1 dims; PyTorch's sum_to_size): the gradient of
+ * a broadcast input. x itself when the shapes are equal. */
+NB_API nb_tensor *nb_sum_to_size(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *shape);
 
 /* ---- shape (ops/shape/) ---------------------------------------------------- */
 /* y = x viewed as `shape` (one entry may be -1: inferred). */

@@ -68,6 +68,31 @@ NB_API void nb_tape_set_anomaly_mode(nb_tape *tape, bool enabled);
  * `output` and need a gradient are visited. */
 NB_API int nb_backward(nb_tape *tape, nb_tensor *output, const nb_tensor *seed);
 
+/* Gradients as values (PyTorch's torch.autograd.grad): grads[j] receives
+ * d(sum_k <seeds[k], outputs[k]>)/d(inputs[j]), a tape tensor of inputs[j]'s
+ * shape, and no tensor's .grad is touched. seeds may be NULL, or hold NULL
+ * entries, for scalar outputs (seed 1). Every input must require a
+ * gradient; one that no output depends on is an error unless
+ * NB_GRAD_ALLOW_UNUSED is given (then its grads[j] is NULL).
+ *
+ * With NB_GRAD_CREATE_GRAPH the sweep is itself recorded on the tape (with
+ * grad mode on for its duration), using each op's backward_ops: the
+ * gradients require grad and can be differentiated again, to any order
+ * (Hessian-vector products, gradient penalties, MAML). An op on the path
+ * without backward_ops fails the call with an error naming it. Without the
+ * flag the ops' buffer backwards run and the gradients are plain values.
+ * Graphs recorded here are released by nb_tape_reset like any other.
+ * Gradient hooks do not run. NB_OK, or a negative status with
+ * nb_last_error set (an op failing inside a recorded sweep also sets the
+ * tape's error). */
+enum {
+    NB_GRAD_CREATE_GRAPH = 1u << 0,
+    NB_GRAD_ALLOW_UNUSED = 1u << 1
+};
+NB_API int nb_grad(nb_tape *tape, int n_outputs, nb_tensor *const *outputs,
+                   nb_tensor *const *seeds, int n_inputs, nb_tensor *const *inputs,
+                   nb_tensor **grads, unsigned flags);
+
 /* A tensor sharing x's values that never requires a gradient. */
 NB_API nb_tensor *nb_detach(nb_tape *tape, nb_tensor *x);
 

@@ -4,6 +4,7 @@
 #include "ops/common.h"
 #include "base/parallel.h"
 #include "base/cpu.h"
+#include "ops/grad_ops.h"
 
 /* x, y: [n]. Branch-free, so it vectorises (signs are random: a branch
  * would mispredict half the time). */
@@ -127,9 +128,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -1.0, 1.0, 0.1);
 }
 
+static double relu_slope(double x, const void *params)
+{
+    (void)params;
+    return x > 0.0 ? 1.0 : 0.0;
+}
+
+/* dx = dy [x > 0]: the mask is a constant (ReLU's second derivative is 0) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, nb_pointwise_constant(ctx, ctx->inputs[0], relu_slope));
+    return NB_OK;
+}
+
 const nb_op nb_op_relu = {
     .name = "relu", .min_inputs = 1, .max_inputs = 1, .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_relu(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_relu, 1, &x, NULL); }

@@ -6,6 +6,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* One run along the output's last dim; a and b step by 0 or 1. */
 static void add_forward(const nb_broadcast_run *r, void *user)
@@ -104,9 +105,17 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_binary(index, s, rng, -1.0, 1.0);
 }
 
+/* da = dy, db = dy, each summed over its broadcast dims */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    for (int i = 0; i < 2; i++)
+        if (nb_grad_wanted(ctx, i)) grads[i] = nb_sum_to_like(ctx->tape, g, ctx->inputs[i]);
+    return NB_OK;
+}
+
 const nb_op nb_op_add = {
     .name = "add", .min_inputs = 2, .max_inputs = 2, .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_add(nb_tape *tape, nb_tensor *a, nb_tensor *b)

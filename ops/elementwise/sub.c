@@ -3,6 +3,7 @@
  * stretched to (the += at repeated offsets does that). */
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* One run along the output's last dim; a and b step by 0 or 1. */
 static void sub_forward(const nb_broadcast_run *r, void *user)
@@ -68,9 +69,18 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_binary(index, s, rng, -1.0, 1.0);
 }
 
+/* da = dy, db = -dy, each summed over its broadcast dims */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    if (nb_grad_wanted(ctx, 0)) grads[0] = nb_sum_to_like(tape, g, ctx->inputs[0]);
+    if (nb_grad_wanted(ctx, 1)) grads[1] = nb_neg(tape, nb_sum_to_like(tape, g, ctx->inputs[1]));
+    return NB_OK;
+}
+
 const nb_op nb_op_sub = {
     .name = "sub", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_sub(nb_tape *tape, nb_tensor *a, nb_tensor *b)

@@ -18,6 +18,7 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/meprop/meprop.h"
+#include "ops/grad_ops.h"
 
 static const nb_linear_params DEFAULT_PARAMS = {{0}};
 
@@ -263,10 +264,27 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(nb_linear_params) <= NB_MAX_PARAMS_SIZE,
                "nb_linear_params must fit NB_MAX_PARAMS_SIZE");
 
+/* With x and dy as rows [R,in] and [R,out]: dx = dy W, dW = dy^T x,
+ * db = the column sums of dy. meProp does not apply: a recorded backward
+ * is the exact gradient. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+    const int64_t rows_out[2] = {-1, w->shape[0]}, rows_in[2] = {-1, w->shape[1]};
+    nb_tensor *g2 = nb_reshape(tape, g, 2, rows_out);
+    if (nb_grad_wanted(ctx, 0))
+        grads[0] = nb_reshape(tape, nb_matmul(tape, g2, w), x->ndim, x->shape);
+    if (nb_grad_wanted(ctx, 1))
+        grads[1] = nb_matmul(tape, nb_transpose(tape, g2, 0, 1), nb_reshape(tape, x, 2, rows_in));
+    if (ctx->n_inputs > 2 && nb_grad_wanted(ctx, 2)) grads[2] = nb_sum_dim(tape, g2, 0, false);
+    return NB_OK;
+}
+
 const nb_op nb_op_linear = {
     .name = "linear", .min_inputs = 2, .max_inputs = 3, .params_size = sizeof(nb_linear_params),
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_linear_ex(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,

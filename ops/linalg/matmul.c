@@ -11,6 +11,7 @@
 #include "kernels/gemm.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* The problem seen as `batches` products [M,K] x [K,N]; b_shared when b
  * is one [K,N] matrix for all of them. */
@@ -156,9 +157,33 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* The last two dims of t swapped (t 2-D or 3-D). */
+static nb_tensor *swap_last(nb_tape *tape, nb_tensor *t)
+{
+    return nb_transpose(tape, t, -2, -1);
+}
+
+/* da = dy b^T, db = a^T dy; a shared b's gradient sums over the batch,
+ * which folds into one product of the batch-flattened a and dy. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+    if (nb_grad_wanted(ctx, 0)) grads[0] = nb_matmul(tape, g, swap_last(tape, b));
+    if (!nb_grad_wanted(ctx, 1)) return NB_OK;
+    if (a->ndim == 3 && b->ndim == 2) {
+        const int64_t rows_a[2] = {-1, a->shape[2]}, rows_g[2] = {-1, g->shape[2]};
+        nb_tensor *a2 = nb_reshape(tape, a, 2, rows_a), *g2 = nb_reshape(tape, g, 2, rows_g);
+        grads[1] = nb_matmul(tape, swap_last(tape, a2), g2);
+    } else {
+        grads[1] = nb_matmul(tape, swap_last(tape, a), g);
+    }
+    return NB_OK;
+}
+
 const nb_op nb_op_matmul = {
     .name = "matmul", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_matmul(nb_tape *tape, nb_tensor *a, nb_tensor *b)

@@ -41,6 +41,9 @@ nb_axis_view nb_reduce_view(nb_op_ctx *ctx);
 /* y = sum / count (mean) or sum; backward dx += dy (/ count). */
 int nb_reduce_forward(nb_op_ctx *ctx, bool mean);
 int nb_reduce_backward(nb_op_ctx *ctx, bool mean);
+/* The same as backward_ops: dx = dy expanded over the reduced dim(s)
+ * (/ count). */
+int nb_reduce_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool mean);
 /* Gradcheck cases: all-reduce, every dim incl. negative ones, keepdim on
  * and off, size-1 dims and scalars. */
 int nb_reduce_sample(int index, nb_sample *s, nb_rng *rng);

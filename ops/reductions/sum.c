@@ -6,6 +6,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 #include "ops/reductions/reduce.h"
 #include "base/cpu.h"
 
@@ -225,13 +226,18 @@ int nb_reduce_sample_range(int index, nb_sample *s, nb_rng *rng, double low, dou
 
 static int forward(nb_op_ctx *ctx) { return nb_reduce_forward(ctx, false); }
 static int backward(nb_op_ctx *ctx) { return nb_reduce_backward(ctx, false); }
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return nb_reduce_backward_ops(ctx, g, grads, false);
+}
 
 _Static_assert(sizeof(nb_reduce_params) <= NB_MAX_PARAMS_SIZE,
                "nb_reduce_params must fit NB_MAX_PARAMS_SIZE");
 
 const nb_op nb_op_sum = {
     .name = "sum", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
-    .shape = nb_reduce_shape, .forward = forward, .backward = backward, .sample = nb_reduce_sample,
+    .shape = nb_reduce_shape, .forward = forward, .backward = backward,
+    .backward_ops = backward_ops, .sample = nb_reduce_sample,
 };
 
 nb_tensor *nb_sum(nb_tape *tape, nb_tensor *x)
@@ -244,4 +250,18 @@ nb_tensor *nb_sum_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim)
 {
     nb_reduce_params p = {.dim = dim, .keepdim = keepdim, .all = false};
     return nb_apply(tape, &nb_op_sum, 1, &x, &p);
+}
+
+int nb_reduce_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool mean)
+{
+    const nb_tensor *x = ctx->inputs[0];
+    const nb_reduce_params *p = ctx->params;
+    int dim = p->dim < 0 ? p->dim + x->ndim : p->dim;
+    nb_tensor *dx = nb_expand_reduced(ctx->tape, g, x, p->all ? 0 : 1, &dim);
+    if (mean) {
+        nb_axis_view v = nb_reduce_view(ctx);
+        dx = nb_mul_scalar(ctx->tape, dx, 1.0 / (double)v.axis);
+    }
+    grads[0] = dx;
+    return NB_OK;
 }
