@@ -14,6 +14,7 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "ops/conv2d/path.h"
+#include "ops/conv2d/grad.h"
 
 /* The params with PyTorch's defaults for zeros (stride, dilation, groups). */
 static nb_conv1d_params resolved(const nb_op_ctx *ctx)
@@ -143,7 +144,7 @@ const nb_op nb_op_conv1d = {
     .name = "conv1d", .min_inputs = 2, .max_inputs = 3,
     .params_size = sizeof(nb_conv1d_params),
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = nb_conv1d_backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_conv1d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,

@@ -20,6 +20,7 @@
 #include "ops/conv2d/path.h"
 #include "kernels/conv2d/rows.h"
 #include "ops/meprop/meprop.h"
+#include "ops/conv2d/grad.h"
 
 /* The settings in force: a zero stride, dilation or groups means 1, so a
  * zeroed nb_conv2d_params is PyTorch's defaults. */
@@ -374,7 +375,7 @@ const nb_op nb_op_conv2d = {
     .name = "conv2d", .min_inputs = 2, .max_inputs = 3,
     .params_size = sizeof(nb_conv2d_node_params), /* conv settings + meProp */
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = nb_conv2d_backward_ops, .sample = sample,
 };
 
 static nb_tensor *apply_conv2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,

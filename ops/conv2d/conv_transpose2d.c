@@ -15,6 +15,7 @@
 #include "nabla/ops.h"
 #include "ops/common.h"
 #include "kernels/conv2d/transpose.h"
+#include "ops/conv2d/grad.h"
 
 /* The params with PyTorch's defaults for zeros (stride, dilation, groups). */
 static nb_conv_transpose2d_params resolved(const nb_op_ctx *ctx)
@@ -214,7 +215,7 @@ _Static_assert(sizeof(nb_conv_transpose2d_params) <= NB_MAX_PARAMS_SIZE,
 const nb_op nb_op_conv_transpose2d = {
     .name = "conv_transpose2d", .min_inputs = 2, .max_inputs = 3,
     .params_size = sizeof(nb_conv_transpose2d_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = nb_conv_transpose2d_backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_conv_transpose2d(nb_tape *tape, nb_tensor *x, nb_tensor *weight, nb_tensor *bias,

@@ -22,6 +22,7 @@
 #include "ops/common.h"
 #include "ops/dispatch.h"
 #include "ops/pooling/pool2d.h"
+#include "ops/grad_ops.h"
 
 static int geometry(nb_op_ctx *ctx, nb_pool2d_geometry *g)
 {
@@ -222,10 +223,27 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(nb_max_pool2d_params) <= NB_MAX_PARAMS_SIZE,
                "nb_max_pool2d_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx = dy routed to each window's argmax: a scatter-add of dy into zeros
+ * over the flattened plane, the saved argmax as constant indices (the
+ * routing's own derivative is zero, as in PyTorch). */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_tensor *x = ctx->inputs[0], *y = ctx->output;
+    const pool_state *state = ctx->saved;
+    const int64_t planes[3] = {x->shape[0], x->shape[1], x->shape[2] * x->shape[3]};
+    const int64_t windows[3] = {y->shape[0], y->shape[1], y->shape[2] * y->shape[3]};
+    nb_tensor *index = nb_tape_tensor(tape, NB_INT32, 3, windows, state->argmax);
+    nb_tensor *zeros = nb_tape_tensor(tape, x->dtype, 3, planes, NULL);
+    nb_tensor *routed = nb_scatter_add(tape, zeros, 2, index, nb_reshape(tape, g, 3, windows));
+    grads[0] = nb_reshape(tape, routed, x->ndim, x->shape);
+    return NB_OK;
+}
+
 const nb_op nb_op_max_pool2d = {
     .name = "max_pool2d", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_max_pool2d_params), .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_max_pool2d(nb_tape *tape, nb_tensor *x, const nb_max_pool2d_params *p)
