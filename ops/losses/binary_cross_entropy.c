@@ -103,6 +103,25 @@ static int run(nb_op_ctx *ctx, bool backward)
 static int forward(nb_op_ctx *ctx) { return run(ctx, false); }
 static int backward(nb_op_ctx *ctx) { return run(ctx, true); }
 
+/* With G the output gradient scaled by the reduction, times the weight:
+ *   dp = G (p - t) / max(p (1 - p), eps),  dt = -G log(p / (1 - p)) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_bce_params *o = ctx->params;
+    nb_tape *tape = ctx->tape;
+    nb_tensor *p = ctx->inputs[0], *t = ctx->inputs[1];
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, o->reduction, p, p->numel);
+    if (o->weight) scaled = nb_mul(tape, scaled, nb_loss_weight_constant(ctx, o->weight));
+    nb_tensor *q = nb_add_scalar(tape, nb_neg(tape, p), 1.0);   /* 1 - p */
+    if (nb_grad_wanted(ctx, 0))
+        grads[0] = nb_mul(tape, scaled,
+                          nb_div(tape, nb_sub(tape, p, t),
+                                 nb_clamp(tape, nb_mul(tape, p, q), &GRAD_EPSILON, NULL)));
+    if (nb_grad_wanted(ctx, 1))
+        grads[1] = nb_neg(tape, nb_mul(tape, scaled, nb_log(tape, nb_div(tape, p, q))));
+    return NB_OK;
+}
+
 /* Weights for some cases, broadcast from fewer dims (shapes of
  * nb_pointwise_loss_sample's cases). */
 static const struct {
@@ -131,7 +150,8 @@ _Static_assert(sizeof(nb_bce_params) <= NB_MAX_PARAMS_SIZE, "nb_bce_params fits"
 const nb_op nb_op_binary_cross_entropy = {
     .name = "binary_cross_entropy", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_bce_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_binary_cross_entropy_ex(nb_tape *tape, nb_tensor *p, nb_tensor *target,

@@ -139,6 +139,38 @@ static int run(nb_op_ctx *ctx, bool backward)
 static int forward(nb_op_ctx *ctx) { return run(ctx, false); }
 static int backward(nb_op_ctx *ctx) { return run(ctx, true); }
 
+/* With G the output gradient scaled by the reduction, times the weight,
+ * S = sigmoid(x) and pw t = pos_weight t:
+ *   dx = G ((pw t + 1 - t) S - pw t),  dt = G (logsigmoid(-x) - pw logsigmoid(x))
+ * and without pos_weight dx = G (S - t), dt = -G x. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_bce_params *o = ctx->params;
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, o->reduction, x, x->numel);
+    if (o->weight) scaled = nb_mul(tape, scaled, nb_loss_weight_constant(ctx, o->weight));
+    nb_tensor *pw = nb_loss_weight_constant(ctx, o->pos_weight);
+    if (nb_grad_wanted(ctx, 0)) {
+        nb_tensor *s = nb_sigmoid(tape, x);
+        if (!pw) {
+            grads[0] = nb_mul(tape, scaled, nb_sub(tape, s, t));
+        } else {
+            nb_tensor *pt = nb_mul(tape, pw, t);
+            nb_tensor *share = nb_add_scalar(tape, nb_sub(tape, pt, t), 1.0);
+            grads[0] = nb_mul(tape, scaled, nb_sub(tape, nb_mul(tape, share, s), pt));
+        }
+    }
+    if (!nb_grad_wanted(ctx, 1)) return NB_OK;
+    if (!pw) {
+        grads[1] = nb_neg(tape, nb_mul(tape, scaled, x));
+        return NB_OK;
+    }
+    nb_tensor *log_sig = nb_logsigmoid(tape, x), *log_sig_neg = nb_logsigmoid(tape, nb_neg(tape, x));
+    grads[1] = nb_mul(tape, scaled, nb_sub(tape, log_sig_neg, nb_mul(tape, pw, log_sig)));
+    return NB_OK;
+}
+
 /* Weight and pos_weight shapes for nb_pointwise_loss_sample's cases (rank
  * -1: none); pos_weight along the last dim, as PyTorch's [C]. */
 static const struct {
@@ -183,7 +215,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_binary_cross_entropy_with_logits = {
     .name = "binary_cross_entropy_with_logits", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_bce_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_binary_cross_entropy_with_logits_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target,

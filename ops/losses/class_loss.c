@@ -192,3 +192,42 @@ int nb_class_loss_sample(int index, nb_sample *s, nb_rng *rng, bool smoothing, d
     memcpy(s->params, &p, sizeof p);
     return 1;
 }
+
+nb_tensor *nb_class_grad_view(nb_tape *tape, nb_tensor *g, const nb_tensor *scores)
+{
+    if (!g || g->ndim == 0 || scores->ndim < 2) return g;
+    int64_t dims[NB_MAX_DIMS];
+    for (int d = 0; d < scores->ndim; d++) dims[d] = d == 1 ? 1 : scores->shape[d];
+    return nb_reshape(tape, g, scores->ndim, dims);
+}
+
+nb_tensor *nb_class_target(nb_op_ctx *ctx, double eps, double scale, nb_tensor **total)
+{
+    const nb_cross_entropy_params *p = ctx->params;
+    const nb_tensor *scores = ctx->inputs[0], *w = p->weight;
+    const int32_t *label = ctx->inputs[1]->data;
+    nb_class_layout l = nb_class_layout_of(scores);
+    int32_t ignore = nb_class_ignore_index(p);
+    int64_t dims[NB_MAX_DIMS];
+    int class_dim = scores->ndim == 1 ? 0 : 1;
+    for (int d = 0; d < scores->ndim; d++) dims[d] = d == class_dim ? 1 : scores->shape[d];
+    nb_tensor *target = nb_tape_tensor(ctx->tape, scores->dtype, scores->ndim, scores->shape, NULL);
+    nb_tensor *sum = total ? nb_tape_tensor(ctx->tape, scores->dtype, scores->ndim, dims, NULL) : NULL;
+    if (!target || (total && !sum)) return NULL;
+    double share = eps / (double)l.C, weight_sum = 0.0;
+    for (int64_t c = 0; c < l.C; c++) weight_sum += w ? nb_tensor_get(w, c) : 1.0;
+    for (int64_t n = 0; n < l.N; n++)
+        for (int64_t i = 0; i < l.inner; i++) {
+            int64_t at = n * l.inner + i, y = label[at];
+            if (y == ignore) continue;   /* the tensors start as zeros */
+            double wy = (1.0 - eps) * (w ? nb_tensor_get(w, y) : 1.0);
+            for (int64_t c = 0; share != 0.0 && c < l.C; c++)
+                nb_tensor_set(target, (n * l.C + c) * l.inner + i,
+                              scale * share * (w ? nb_tensor_get(w, c) : 1.0));
+            int64_t k = (n * l.C + y) * l.inner + i;
+            nb_tensor_set(target, k, nb_tensor_get(target, k) + scale * wy);
+            if (sum) nb_tensor_set(sum, at, scale * (wy + share * weight_sum));
+        }
+    if (total) *total = sum;
+    return target;
+}

@@ -31,6 +31,18 @@ void *nb_class_weights(nb_op_ctx *ctx, int *status);
 /* sum over non-ignored positions of weight[label] (1 without weights):
  * what the mean divides by, as PyTorch's total_weight. */
 double nb_class_total_weight(const nb_op_ctx *ctx);
+/* For backward_ops. The output gradient g in the scores' layout: a scalar
+ * (reduced) as it is, one per position [N,d1,...] viewed as [N,1,d1,...]
+ * so that it broadcasts over the classes. */
+nb_tensor *nb_class_grad_view(nb_tape *tape, nb_tensor *g, const nb_tensor *scores);
+/* Constants (no gradient) in the scores' dtype built from the labels and
+ * params, times scale and 0 at ignored positions: the target distribution
+ *   T[n,c,i] = (eps / C) w[c] + (1 - eps) w[y] [c == y]   (the scores' shape)
+ * and, when total is not NULL, its sum over the classes
+ *   A[n,i] = (1 - eps) w[y] + (eps / C) sum_c w[c]   (the class dim size 1).
+ * NULL with the error on the tape. */
+nb_tensor *nb_class_target(nb_op_ctx *ctx, double eps, double scale, nb_tensor **total);
+
 /* Gradcheck cases: [N,C] without params as the short forms, then
  * weights, ignored labels (-100 and a class used as ignore_index), [N,C,d]
  * and [C] scores, each reduction, and label smoothing when `smoothing`.

@@ -300,6 +300,25 @@ static int backward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
+/* dz = G (softmax(z) A - T) with G the output gradient (per position,
+ * broadcast over the classes) and the constants of nb_class_target over the
+ * divisor: the target distribution T and its class sum A. softmax is
+ * recorded from the logits, so the rule differentiates again. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_cross_entropy_params *p = ctx->params;
+    nb_tape *tape = ctx->tape;
+    nb_tensor *logits = ctx->inputs[0], *total;
+    if (!nb_grad_wanted(ctx, 0)) return NB_OK;
+    const saved *sv = ctx->saved;
+    nb_tensor *target = nb_class_target(ctx, p->label_smoothing, 1.0 / sv->divisor, &total);
+    if (!target) return NB_OK;
+    nb_tensor *softmax = nb_softmax(tape, logits, logits->ndim == 1 ? 0 : 1);
+    grads[0] = nb_mul(tape, nb_class_grad_view(tape, g, logits),
+                      nb_sub(tape, nb_mul(tape, softmax, total), target));
+    return NB_OK;
+}
+
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
     int produced = nb_class_loss_sample(index, s, rng, true, -3.0, 3.0);
@@ -312,7 +331,8 @@ _Static_assert(sizeof(nb_cross_entropy_params) <= NB_MAX_PARAMS_SIZE, "params fi
 const nb_op nb_op_cross_entropy = {
     .name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .index_inputs = 1u << 1,
     .params_size = sizeof(nb_cross_entropy_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_cross_entropy_ex(nb_tape *tape, nb_tensor *logits, nb_tensor *labels,

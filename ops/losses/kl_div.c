@@ -90,6 +90,28 @@ static int backward(nb_op_ctx *ctx)
     return nb_pointwise_loss_backward(ctx, p->reduction, &KERNELS, p);
 }
 
+/* With G the output gradient scaled by the reduction:
+ *   dx = -G t,  dt = G (log t + t / t - x)   (t / t: NaN at t = 0, as the backward)
+ *   log_target: dx = -G e^t,  dt = G e^t (t - x + 1) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_kl_div_params *p = ctx->params;
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, p->reduction, x, x->numel);
+    nb_tensor *e = p->log_target ? nb_exp(tape, t) : NULL;
+    if (nb_grad_wanted(ctx, 0)) grads[0] = nb_neg(tape, nb_mul(tape, scaled, p->log_target ? e : t));
+    if (!nb_grad_wanted(ctx, 1)) return NB_OK;
+    if (p->log_target) {
+        grads[1] = nb_mul(tape, nb_mul(tape, scaled, e),
+                          nb_add_scalar(tape, nb_sub(tape, t, x), 1.0));
+        return NB_OK;
+    }
+    nb_tensor *log_t = nb_add(tape, nb_log(tape, t), nb_div(tape, t, t));
+    grads[1] = nb_mul(tape, scaled, nb_sub(tape, log_t, x));
+    return NB_OK;
+}
+
 /* Log-probabilities x in [-3, -0.1); targets in [0.05, 1) (probabilities
  * away from 0, where the target's gradient log t blows up), or in
  * [-3, 0) with log_target (every other case). */
@@ -110,7 +132,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_kl_div = {
     .name = "kl_div", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_kl_div_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_kl_div_ex(nb_tape *tape, nb_tensor *input, nb_tensor *target,

@@ -89,10 +89,31 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+static double sign_of_difference(double x, double t, const void *aux)
+{
+    (void)aux;
+    double d = x - t;
+    return (double)((d > 0.0) - (d < 0.0));
+}
+
+/* dx = G sign(x - t), dt = -dx; the sign is a constant (zero second
+ * derivative away from x == t) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0];
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, reduction_of(ctx), x, x->numel);
+    nb_tensor *dx = nb_mul(tape, scaled, nb_loss_pair_constant(ctx, sign_of_difference, NULL));
+    if (nb_grad_wanted(ctx, 0)) grads[0] = dx;
+    if (nb_grad_wanted(ctx, 1)) grads[1] = nb_neg(tape, dx);
+    return NB_OK;
+}
+
 const nb_op nb_op_l1_loss = {
     .name = "l1_loss", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_reduction_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_l1_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target, nb_reduction reduction)

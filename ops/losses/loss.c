@@ -155,3 +155,29 @@ int nb_pointwise_loss_sample(int index, nb_sample *s, nb_rng *rng, bool batchmea
         return -1;
     return 1;
 }
+
+nb_tensor *nb_loss_scaled_grad(nb_tape *tape, nb_tensor *g, int reduction, const nb_tensor *x,
+                               int64_t n)
+{
+    double divisor = nb_loss_divisor(reduction, x, n);
+    return divisor == 1.0 ? g : nb_mul_scalar(tape, g, 1.0 / divisor);
+}
+
+nb_tensor *nb_loss_pair_constant(nb_op_ctx *ctx, nb_loss_pair_fn fn, const void *aux)
+{
+    const nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
+    nb_tensor *c = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+    if (!c) return NULL;
+    for (int64_t i = 0; i < x->numel; i++)
+        nb_tensor_set(c, i, fn(nb_tensor_get(x, i), nb_tensor_get(t, i), aux));
+    return c;
+}
+
+nb_tensor *nb_loss_weight_constant(nb_op_ctx *ctx, const nb_tensor *t)
+{
+    if (!t) return NULL;
+    nb_tensor *c = nb_tape_tensor(ctx->tape, ctx->inputs[0]->dtype, t->ndim, t->shape, NULL);
+    if (!c) return NULL;
+    for (int64_t i = 0; i < t->numel; i++) nb_tensor_set(c, i, nb_tensor_get(t, i));
+    return c;
+}

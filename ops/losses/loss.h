@@ -62,6 +62,23 @@ int nb_loss_check_weight(nb_op_ctx *ctx, const nb_tensor *t, const char *what);
  * nb_op_alloc array of input 0's numel values, or NULL when t is. */
 int nb_loss_expand_weight(nb_op_ctx *ctx, const nb_tensor *t, void **out);
 
+/* ---- backward_ops (the backward written with ops, for nb_grad's
+ * recorded sweeps): the helpers build tape tensors, NULL with the error on
+ * the tape. */
+/* The output gradient g scaled by the reduction: g / divisor (mean,
+ * batchmean; n elements of x), else g itself. A reduced g stays a scalar
+ * and broadcasts against the per-element factors it multiplies. */
+nb_tensor *nb_loss_scaled_grad(nb_tape *tape, nb_tensor *g, int reduction, const nb_tensor *x,
+                               int64_t n);
+/* A constant (no gradient) of input 0's shape and dtype holding
+ * fn(x[i], t[i], aux) for inputs 0 and 1 (equal shapes): a derivative
+ * that is piecewise constant, such as a sign or a mask. */
+typedef double (*nb_loss_pair_fn)(double x, double t, const void *aux);
+nb_tensor *nb_loss_pair_constant(nb_op_ctx *ctx, nb_loss_pair_fn fn, const void *aux);
+/* A constant copy of a weight the params point at (t's shape, input 0's
+ * dtype), or NULL when t is: weights get no gradient. */
+nb_tensor *nb_loss_weight_constant(nb_op_ctx *ctx, const nb_tensor *t);
+
 /* Gradcheck cases for the two-input losses: shapes (a scalar, a vector,
  * 2-D, 3-D) crossed with every reduction (batchmean too when allowed);
  * fills both inputs with values in [low, high), the target's requiring a

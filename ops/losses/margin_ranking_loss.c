@@ -9,6 +9,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 #include "ops/losses/loss.h"
 
 /* The broadcast shape of the three inputs (index k), and where each
@@ -158,6 +159,58 @@ static int backward(nb_op_ctx *ctx)
     return status;
 }
 
+/* u = -y (x1 - x2) + margin at broadcast element k, rounded as the forward's. */
+static double margin_of(const nb_op_ctx *ctx, const layout *v, int64_t k)
+{
+    const nb_margin_ranking_params *p = ctx->params;
+    const nb_tensor *x1 = ctx->inputs[0], *x2 = ctx->inputs[1], *y = ctx->inputs[2];
+    if (x1->dtype == NB_FLOAT64)
+        return -nb_tensor_get(y, v->o3[k]) *
+                   (nb_tensor_get(x1, v->o1[k]) - nb_tensor_get(x2, v->o2[k])) + p->margin;
+    float a = ((const float *)x1->data)[v->o1[k]], b = ((const float *)x2->data)[v->o2[k]];
+    float s = ((const float *)y->data)[v->o3[k]];
+    return (double)(-s * (a - b) + (float)p->margin);
+}
+
+/* The constant [u >= 0] over the broadcast shape, or NULL with the error
+ * on the tape. */
+static nb_tensor *active_mask(nb_op_ctx *ctx)
+{
+    nb_shape full;
+    broadcast_shape_of(ctx, &full);
+    nb_tensor *mask = nb_tape_tensor(ctx->tape, full.dtype, full.ndim, full.dims, NULL);
+    if (!mask) return NULL;
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
+    layout v;
+    int status = layout_of(ctx, &v);
+    for (int64_t k = 0; status == NB_OK && k < v.n; k++)
+        nb_tensor_set(mask, k, margin_of(ctx, &v, k) >= 0.0 ? 1.0 : 0.0);
+    nb_op_scratch_end(ctx, mark);
+    if (status == NB_OK) return mask;
+    nb_tape_fail(ctx->tape, status, "margin_ranking_loss: out of memory in backward_ops");
+    return NULL;
+}
+
+/* With M the constant mask [u >= 0] and G the output gradient scaled by the
+ * reduction: dx1 = -G M y, dx2 = G M y, dy = -G M (x1 - x2), each summed
+ * over its broadcast dims */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_margin_ranking_params *p = ctx->params;
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x1 = ctx->inputs[0], *x2 = ctx->inputs[1], *y = ctx->inputs[2];
+    nb_tensor *mask = active_mask(ctx);
+    if (!mask) return NB_OK;
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, p->reduction, x1, mask->numel);
+    nb_tensor *gm = nb_mul(tape, scaled, mask);
+    nb_tensor *gy = nb_grad_wanted(ctx, 0) || nb_grad_wanted(ctx, 1) ? nb_mul(tape, gm, y) : NULL;
+    if (nb_grad_wanted(ctx, 0)) grads[0] = nb_sum_to_like(tape, nb_neg(tape, gy), x1);
+    if (nb_grad_wanted(ctx, 1)) grads[1] = nb_sum_to_like(tape, gy, x2);
+    if (nb_grad_wanted(ctx, 2))
+        grads[2] = nb_sum_to_like(tape, nb_neg(tape, nb_mul(tape, gm, nb_sub(tape, x1, x2))), y);
+    return NB_OK;
+}
+
 /* Offset in t [rows, cols] of element (i, j) of the 2-D shape it broadcasts to. */
 static int64_t offset_2d(const nb_tensor *t, int64_t i, int64_t j)
 {
@@ -214,7 +267,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_margin_ranking_loss = {
     .name = "margin_ranking_loss", .min_inputs = 3, .max_inputs = 3,
     .params_size = sizeof(nb_margin_ranking_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_margin_ranking_loss_ex(nb_tape *tape, nb_tensor *x1, nb_tensor *x2, nb_tensor *y,

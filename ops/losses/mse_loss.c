@@ -82,10 +82,23 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* dx = 2 G (x - t), dt = -dx, G the output gradient scaled by the reduction */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, reduction_of(ctx), x, x->numel);
+    nb_tensor *dx = nb_mul(tape, nb_mul_scalar(tape, scaled, 2.0), nb_sub(tape, x, t));
+    if (nb_grad_wanted(ctx, 0)) grads[0] = dx;
+    if (nb_grad_wanted(ctx, 1)) grads[1] = nb_neg(tape, dx);
+    return NB_OK;
+}
+
 const nb_op nb_op_mse_loss = {
     .name = "mse_loss", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_reduction_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_mse_loss_ex(nb_tape *tape, nb_tensor *x, nb_tensor *target, nb_reduction reduction)

@@ -111,6 +111,17 @@ static int backward(nb_op_ctx *ctx)
     return status;
 }
 
+/* dlogp = G T with G the output gradient (per position, broadcast over the
+ * classes) and the constant T = -w[y] [c == y] / divisor (0 where ignored):
+ * the loss is linear in logp */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    if (!nb_grad_wanted(ctx, 0)) return NB_OK;
+    nb_tensor *target = nb_class_target(ctx, 0.0, -1.0 / *(const double *)ctx->saved, NULL);
+    grads[0] = nb_mul(ctx->tape, nb_class_grad_view(ctx->tape, g, ctx->inputs[0]), target);
+    return NB_OK;
+}
+
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
     int produced = nb_class_loss_sample(index, s, rng, false, -4.0, -0.1);
@@ -122,7 +133,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_nll_loss = {
     .name = "nll_loss", .min_inputs = 2, .max_inputs = 2, .index_inputs = 1u << 1,
     .params_size = sizeof(nb_cross_entropy_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_nll_loss_ex(nb_tape *tape, nb_tensor *logp, nb_tensor *labels,

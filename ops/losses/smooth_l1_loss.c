@@ -129,6 +129,51 @@ static int huber_backward_op(nb_op_ctx *ctx)
                                       &KERNELS, &k);
 }
 
+/* dl/dd = d A + B with constants A = inside ? (huber ? 1 : 1/c) : 0 and
+ * B = outside ? sign(d) slope : 0, so the recorded rule is linear in d
+ * inside the kink and constant outside (the backward's branches). */
+static bool outside(double d, double c) { return d < -c || d > c; }
+
+static double inside_slope(double x, double t, const void *aux)
+{
+    const kink *k = aux;
+    return outside(x - t, k->at) ? 0.0 : k->huber ? 1.0 : 1.0 / k->at;
+}
+
+static double outside_value(double x, double t, const void *aux)
+{
+    const kink *k = aux;
+    double d = x - t, slope = k->huber ? k->at : 1.0;
+    return !outside(d, k->at) ? 0.0 : d < 0.0 ? -slope : slope;
+}
+
+/* dx = G (d A + B), dt = -dx, d = x - t, G the output gradient scaled by the reduction */
+static int backward_ops_for(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool huber)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0], *t = ctx->inputs[1];
+    kink k = kink_of(ctx, huber);
+    int reduction = ((const nb_smooth_l1_params *)ctx->params)->reduction;
+    nb_tensor *scaled = nb_loss_scaled_grad(tape, g, reduction, x, x->numel);
+    nb_tensor *slope = nb_add(tape, nb_mul(tape, nb_sub(tape, x, t),
+                                           nb_loss_pair_constant(ctx, inside_slope, &k)),
+                              nb_loss_pair_constant(ctx, outside_value, &k));
+    nb_tensor *dx = nb_mul(tape, scaled, slope);
+    if (nb_grad_wanted(ctx, 0)) grads[0] = dx;
+    if (nb_grad_wanted(ctx, 1)) grads[1] = nb_neg(tape, dx);
+    return NB_OK;
+}
+
+static int smooth_l1_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops_for(ctx, g, grads, false);
+}
+
+static int huber_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops_for(ctx, g, grads, true);
+}
+
 /* Inputs in [-2, 2) and [-1, 1), so both sides of the kink at c (the
  * default 1, or 0.5 and 2 in turn) are sampled. The first derivative is
  * continuous there, so no margin is needed. */
@@ -149,6 +194,7 @@ const nb_op nb_op_smooth_l1_loss = {
     .name = "smooth_l1_loss", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_smooth_l1_params),
     .shape = smooth_l1_shape, .forward = smooth_l1_forward_op, .backward = smooth_l1_backward_op,
+    .backward_ops = smooth_l1_backward_ops,
     .sample = sample,
 };
 
@@ -156,6 +202,7 @@ const nb_op nb_op_huber_loss = {
     .name = "huber_loss", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_huber_params),
     .shape = huber_shape, .forward = huber_forward_op, .backward = huber_backward_op,
+    .backward_ops = huber_backward_ops,
     .sample = sample,
 };
 

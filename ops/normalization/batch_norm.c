@@ -20,6 +20,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/normalization/norm_rows.h"
 
 static const nb_batch_norm_params DEFAULT_PARAMS = NB_BATCH_NORM_PARAMS_DEFAULT;
 
@@ -282,6 +283,34 @@ static int backward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
+/* A [1,C,1] constant of x's dtype from the saved per-channel doubles. */
+static nb_tensor *channel_constant(nb_op_ctx *ctx, const double *values, int64_t C)
+{
+    const int64_t dims[3] = {1, C, 1};
+    nb_tensor *c = nb_tape_tensor(ctx->tape, ctx->inputs[0]->dtype, 3, dims, NULL);
+    for (int64_t k = 0; c && k < C; k++) nb_tensor_set(c, k, values[k]);
+    return c;
+}
+
+/* x as [N,C,inner], statistics over dims 0 and 2 (norm_grad.c): training
+ * recomputes the batch's mean and variance with ops, so the rule
+ * differentiates through them; eval's running statistics are constants. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_batch_norm_params *p = ctx->params;
+    layout l = layout_of(ctx->inputs[0]);
+    nb_norm_view v = {.ndim = 3, .dims = {l.N, l.C, l.inner}, .n_stat = 2, .stat = {0, 2},
+                      .n_param = 2, .param = {0, 2}, .center = true, .eps = eps_of(p)};
+    if (!p->training) {
+        const double *mean = ctx->saved;
+        v.mean = channel_constant(ctx, mean, l.C);
+        v.rstd = channel_constant(ctx, mean + l.C, l.C);
+        if (!v.mean || !v.rstd) return NB_OK;   /* the tape holds the error */
+    }
+    bool affine = ctx->n_inputs == 3;
+    return nb_norm_backward_ops(ctx, &v, affine ? 1 : -1, affine ? 2 : -1, g, grads);
+}
+
 static const struct {
     const char *label;
     int ndim;
@@ -326,7 +355,8 @@ _Static_assert(sizeof(nb_batch_norm_params) <= NB_MAX_PARAMS_SIZE,
 const nb_op nb_op_batch_norm = {
     .name = "batch_norm", .min_inputs = 1, .max_inputs = 3,
     .params_size = sizeof(nb_batch_norm_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,

@@ -67,6 +67,15 @@ static int backward(nb_op_ctx *ctx)
     return nb_norm_op_backward(ctx, &s, affine ? 1 : -1, affine ? 2 : -1);
 }
 
+/* the normalisation's gradient with ops (norm_grad.c), statistics recorded from x */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_norm_rows s = rows_of(ctx);
+    nb_norm_view v = nb_norm_rows_view(&s);
+    bool affine = ctx->n_inputs == 3;
+    return nb_norm_backward_ops(ctx, &v, affine ? 1 : -1, affine ? 2 : -1, g, grads);
+}
+
 static int sample(int index, nb_sample *s, nb_rng *rng)
 {
     static const struct {
@@ -95,7 +104,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_group_norm = {
     .name = "group_norm", .flags = NB_OP_ASSIGNS_FRESH_GRADS, .min_inputs = 1, .max_inputs = 3,
     .params_size = sizeof(group_norm_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_group_norm(nb_tape *tape, nb_tensor *x, int num_groups, nb_tensor *weight,

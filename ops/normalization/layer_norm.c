@@ -88,6 +88,14 @@ static int backward(nb_op_ctx *ctx)
     return nb_norm_op_backward(ctx, &s, weight_input(ctx), bias_input(ctx));
 }
 
+/* the normalisation's gradient with ops (norm_grad.c), statistics recorded from x */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_norm_rows s = rows_of(ctx);
+    nb_norm_view v = nb_norm_rows_view(&s);
+    return nb_norm_backward_ops(ctx, &v, weight_input(ctx), bias_input(ctx), g, grads);
+}
+
 static const struct {
     const char *label;
     int ndim, norm_ndim, affine;
@@ -130,12 +138,14 @@ _Static_assert(sizeof(norm_params) <= NB_MAX_PARAMS_SIZE, "norm_params must fit"
 
 const nb_op nb_op_layer_norm = {
     .name = "layer_norm", .flags = NB_OP_ASSIGNS_FRESH_GRADS, .min_inputs = 1, .max_inputs = 3, .params_size = sizeof(norm_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = layer_norm_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = layer_norm_sample,
 };
 
 const nb_op nb_op_rms_norm = {
     .name = "rms_norm", .flags = NB_OP_ASSIGNS_FRESH_GRADS, .min_inputs = 1, .max_inputs = 2, .params_size = sizeof(norm_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = rms_norm_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = rms_norm_sample,
 };
 
 static nb_tensor *apply_norm(nb_tape *tape, const nb_op *op, nb_tensor *x, nb_tensor *weight,

@@ -56,4 +56,26 @@ void nb_norm_rows_backward_ref(const nb_norm_rows *s, const double *x, const dou
 int nb_norm_op_forward(nb_op_ctx *ctx, const nb_norm_rows *s, int weight_input, int bias_input);
 int nb_norm_op_backward(nb_op_ctx *ctx, const nb_norm_rows *s, int weight_input, int bias_input);
 
+/* backward_ops of the normalisations (norm_grad.c): the backward above
+ * written with ops. x (input 0) is viewed as dims[ndim]; its statistics
+ * run over the `stat` dims and weight/bias index the dims outside `param`
+ * (they are x's view with those dims 1). The statistics are recomputed
+ * from x with ops, so the rule differentiates again through mean and
+ * variance; batch_norm's eval mode passes its running statistics as
+ * constants (mean, rstd in the view with the stat dims 1) instead, and
+ * then dx = rstd weight dy. */
+typedef struct nb_norm_view {
+    int ndim;
+    int64_t dims[4];
+    int n_stat, stat[3];
+    int n_param, param[3];
+    bool center;            /* false: rms (no mean taken out) */
+    double eps;
+    nb_tensor *mean, *rstd; /* constants, or NULL: the batch's, recorded */
+} nb_norm_view;
+/* The rows above as a view [rows/groups, groups, length/spread, spread]. */
+nb_norm_view nb_norm_rows_view(const nb_norm_rows *s);
+int nb_norm_backward_ops(nb_op_ctx *ctx, const nb_norm_view *v, int weight_input, int bias_input,
+                         nb_tensor *g, nb_tensor **grads);
+
 #endif
