@@ -11,22 +11,24 @@ static const char *const OPS[] = {
     "avg_pool2d", "adaptive_avg_pool2d", "interpolate",
 };
 
-/* Largest |a - b| / (1 + |b|) over the gradients of one sample case. */
-static double case_error(const nb_op *op, nb_sample *s, nb_dtype dtype)
+/* Largest |a - b| / (1 + |b|) over the gradients of op applied to copies
+ * of the inputs in dtype. */
+static double case_error(const nb_op *op, int n_inputs, nb_tensor *const *inputs,
+                         const void *params, nb_dtype dtype)
 {
     nb_tape *tape = nb_tape_new();
     cr_assert_not_null(tape);
     nb_tensor *in[NB_SAMPLE_MAX_INPUTS], *wrt[NB_SAMPLE_MAX_INPUTS];
     int n = 0;
-    for (int i = 0; i < s->n_inputs; i++) {
-        nb_tensor *x = s->inputs[i];
+    for (int i = 0; i < n_inputs; i++) {
+        nb_tensor *x = inputs[i];
         in[i] = nb_tape_tensor(tape, x->dtype == NB_INT32 ? NB_INT32 : dtype, x->ndim, x->shape, NULL);
         cr_assert_not_null(in[i]);
         cr_assert_eq(nb_tensor_copy(in[i], x), NB_OK);
         nb_tensor_set_requires_grad(in[i], x->requires_grad);
         if (x->requires_grad) wrt[n++] = in[i];
     }
-    nb_tensor *y = nb_apply(tape, op, s->n_inputs, in, s->params);
+    nb_tensor *y = nb_apply(tape, op, n_inputs, in, params);
     cr_assert_not_null(y, "%s: %s", op->name, nb_tape_error(tape));
     nb_tensor *seed = nb_tape_tensor(tape, dtype, y->ndim, y->shape, NULL);
     cr_assert_not_null(seed);
@@ -68,12 +70,41 @@ Test(grad_ops_sequence, recorded_backward_equals_buffer_backward)
             int produced = op->sample(index, &s, &rng);
             cr_assert_geq(produced, 0);
             if (!produced) break;
-            double e64 = case_error(op, &s, NB_FLOAT64), e32 = case_error(op, &s, NB_FLOAT32);
+            double e64 = case_error(op, s.n_inputs, s.inputs, s.params, NB_FLOAT64);
+            double e32 = case_error(op, s.n_inputs, s.inputs, s.params, NB_FLOAT32);
             cr_expect(e64 <= 1e-12, "%s case %d (%s): float64 error %.3g", op->name, index,
                       s.label, e64);
             cr_expect(e32 <= 1e-5, "%s case %d (%s): float32 error %.3g", op->name, index,
                       s.label, e32);
             nb_sample_release(&s);
         }
+    }
+}
+
+/* Causal attention with fewer or more keys than queries (the sample cases
+ * are square): key j is hidden from query i when j > i. */
+Test(grad_ops_sequence, causal_attention_rectangular)
+{
+    const nb_op *op = nb_op_find("scaled_dot_product_attention");
+    cr_assert_not_null(op);
+    const int64_t sizes[2][2] = {{3, 5}, {5, 3}};   /* {T, S} */
+    for (int k = 0; k < 2; k++) {
+        int64_t T = sizes[k][0], S = sizes[k][1];
+        nb_sample s;
+        memset(&s, 0, sizeof s);
+        nb_rng rng;
+        nb_rng_seed(&rng, 11);
+        cr_assert_not_null(nb_sample_tensor(&s, &rng, 3, (const int64_t[]){2, T, 4}, -1, 1, 0, true));
+        cr_assert_not_null(nb_sample_tensor(&s, &rng, 3, (const int64_t[]){2, S, 4}, -1, 1, 0, true));
+        cr_assert_not_null(nb_sample_tensor(&s, &rng, 3, (const int64_t[]){2, S, 3}, -1, 1, 0, true));
+        cr_assert_not_null(nb_sample_tensor(&s, &rng, 2, (const int64_t[]){T, S}, -1, 1, 0, true));
+        const nb_attention_params p = {0.0, true};
+        for (int n = 3; n <= 4; n++) {
+            cr_expect(case_error(op, n, s.inputs, &p, NB_FLOAT64) <= 1e-12, "T %lld, S %lld",
+                      (long long)T, (long long)S);
+            cr_expect(case_error(op, n, s.inputs, &p, NB_FLOAT32) <= 1e-5, "T %lld, S %lld",
+                      (long long)T, (long long)S);
+        }
+        nb_sample_release(&s);
     }
 }
