@@ -16,6 +16,7 @@
 #include "kernels/attention.h"
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 enum { QUERY_BLOCK = 64 };
 
@@ -265,12 +266,69 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* t viewed as [heads, rows, cols]: its last two dims behind one batch dim. */
+static nb_tensor *as_heads(nb_tape *tape, nb_tensor *t)
+{
+    const int64_t dims[3] = {-1, t->shape[t->ndim - 2], t->shape[t->ndim - 1]};
+    return nb_reshape(tape, t, 3, dims);
+}
+
+/* The [T,S] constant added to the scores for is_causal: 0 where query i
+ * sees key j (j <= i), -inf where it is hidden. */
+static nb_tensor *causal_mask(nb_tape *tape, nb_dtype dtype, int64_t T, int64_t S)
+{
+    nb_tensor *m = nb_tape_tensor(tape, dtype, 2, (const int64_t[]){T, S}, NULL);
+    for (int64_t i = 0; m && i < T; i++)
+        for (int64_t j = i + 1; j < S; j++) nb_tensor_set(m, i * S + j, -INFINITY);
+    return m;
+}
+
+/* Recomputes P = softmax(scale q k^T + mask) with ops, then
+ *   dv = P^T dy,  dS = P (dP - sum_j P dP) with dP = dy v^T,
+ *   dq = scale dS k,  dk = scale dS^T q,  dmask = dS summed to mask's shape. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    attention_call c = call_of(ctx);
+    nb_tensor *q = ctx->inputs[0], *k = ctx->inputs[1], *v = ctx->inputs[2];
+    nb_tensor *mask = ctx->n_inputs > 3 ? ctx->inputs[3] : NULL;
+    nb_tensor *q3 = as_heads(tape, q), *k3 = as_heads(tape, k), *v3 = as_heads(tape, v);
+    nb_tensor *scores = nb_mul_scalar(tape, nb_matmul(tape, q3, nb_transpose(tape, k3, 1, 2)),
+                                      c.dims.scale);
+    int64_t full[NB_MAX_DIMS];   /* the scores as [lead..., T, S], where mask broadcasts */
+    for (int d = 0; d < q->ndim - 1; d++) full[d] = q->shape[d];
+    full[q->ndim - 1] = c.dims.S;
+    scores = nb_reshape(tape, scores, q->ndim, full);
+    if (mask) scores = nb_add(tape, scores, mask);
+    if (c.dims.causal)
+        scores = nb_add(tape, scores, causal_mask(tape, q->dtype, c.dims.T, c.dims.S));
+    nb_tensor *p = as_heads(tape, nb_softmax(tape, scores, -1)), *g3 = as_heads(tape, g);
+    if (nb_grad_wanted(ctx, 2))
+        grads[2] = nb_reshape(tape, nb_matmul(tape, nb_transpose(tape, p, 1, 2), g3), v->ndim, v->shape);
+    bool any = nb_grad_wanted(ctx, 0) || nb_grad_wanted(ctx, 1) || (mask && nb_grad_wanted(ctx, 3));
+    if (!any) return NB_OK;
+    nb_tensor *dp = nb_matmul(tape, g3, nb_transpose(tape, v3, 1, 2));
+    nb_tensor *row = nb_sum_dim(tape, nb_mul(tape, p, dp), -1, true);
+    nb_tensor *ds = nb_mul(tape, p, nb_sub(tape, dp, row));
+    if (nb_grad_wanted(ctx, 0))
+        grads[0] = nb_reshape(tape, nb_mul_scalar(tape, nb_matmul(tape, ds, k3), c.dims.scale),
+                              q->ndim, q->shape);
+    if (nb_grad_wanted(ctx, 1)) {
+        nb_tensor *dk = nb_matmul(tape, nb_transpose(tape, ds, 1, 2), q3);
+        grads[1] = nb_reshape(tape, nb_mul_scalar(tape, dk, c.dims.scale), k->ndim, k->shape);
+    }
+    if (mask && nb_grad_wanted(ctx, 3))
+        grads[3] = nb_sum_to_like(tape, nb_reshape(tape, ds, q->ndim, full), mask);
+    return NB_OK;
+}
+
 _Static_assert(sizeof(nb_attention_params) <= NB_MAX_PARAMS_SIZE, "nb_attention_params must fit");
 
 const nb_op nb_op_scaled_dot_product_attention = {
     .name = "scaled_dot_product_attention", .min_inputs = 3, .max_inputs = 4,
     .params_size = sizeof(nb_attention_params), .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_scaled_dot_product_attention_ex(nb_tape *tape, nb_tensor *q, nb_tensor *k,

@@ -10,6 +10,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/pooling/pool2d.h"
 
 typedef struct adaptive_avg_pool2d_params {
     int output_size[2];   /* {OH, OW}, >= 0 */
@@ -178,10 +179,34 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* One axis's factor of the map: A [out,in], A[o, i] = 1/size over window
+ * o (window sizes multiply to the divisor, so y = A x B^T per plane). */
+static nb_tensor *axis_map(nb_tape *tape, nb_dtype dtype, int64_t out, int64_t in)
+{
+    nb_tensor *a = nb_plane_map_matrix(tape, dtype, out, in);
+    for (int64_t o = 0; a && o < out; o++) {
+        int64_t i0, i1;
+        window(o, in, out, &i0, &i1);
+        for (int64_t i = i0; i < i1; i++) nb_tensor_set(a, o * in + i, 1.0 / (double)(i1 - i0));
+    }
+    return a;
+}
+
+/* dx = A^T dy B: the pool is linear, its gradient a map of dy by constants. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    geometry geo = geometry_of(ctx);
+    nb_dtype dtype = ctx->inputs[0]->dtype;
+    grads[0] = nb_plane_map_adjoint(ctx->tape, g, axis_map(ctx->tape, dtype, geo.OH, geo.H),
+                                    axis_map(ctx->tape, dtype, geo.OW, geo.W));
+    return NB_OK;
+}
+
 const nb_op nb_op_adaptive_avg_pool2d = {
     .name = "adaptive_avg_pool2d", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(adaptive_avg_pool2d_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_adaptive_avg_pool2d(nb_tape *tape, nb_tensor *x, int out_h, int out_w)

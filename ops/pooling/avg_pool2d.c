@@ -185,13 +185,53 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* One axis's factor of the map: A [out,in] with A[o, i] = 1/count over
+ * window o's real cells i, count its rows (or columns) clipped to the
+ * padded input (the default) or to the input (exclude_pad), or 1 with a
+ * divisor_override (which the column factor carries). The product of the
+ * two counts is the forward's divisor, so y = A x B^T. */
+static nb_tensor *axis_map(nb_tape *tape, nb_dtype dtype, const nb_avg_pool2d_params *p,
+                           int64_t out, int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                           bool columns)
+{
+    nb_tensor *a = nb_plane_map_matrix(tape, dtype, out, in);
+    for (int64_t o = 0; a && o < out; o++) {
+        int64_t i0 = o * stride - pad, i1 = i0 + kernel < in + pad ? i0 + kernel : in + pad;
+        int64_t padded = i1 - i0;
+        i0 = i0 < 0 ? 0 : i0;
+        i1 = i1 > in ? in : i1;
+        double share = p->divisor_override ? (columns ? 1.0 / p->divisor_override : 1.0)
+                       : 1.0 / (double)(p->exclude_pad ? i1 - i0 : padded);
+        for (int64_t i = i0; i < i1; i++) nb_tensor_set(a, o * in + i, share);
+    }
+    return a;
+}
+
+/* dx = A^T dy B: the pool is linear, so its gradient is its adjoint, a
+ * map of dy by constants (the second derivative in x is zero). */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_pool2d_geometry geo;
+    int status = geometry(ctx, &geo);
+    if (status != NB_OK) return status;
+    const nb_avg_pool2d_params *p = ctx->params;
+    nb_dtype dtype = ctx->inputs[0]->dtype;
+    nb_tensor *rows = axis_map(ctx->tape, dtype, p, geo.OH, geo.H, geo.kernel_h, geo.stride_h,
+                               geo.pad_h, false);
+    nb_tensor *cols = axis_map(ctx->tape, dtype, p, geo.OW, geo.W, geo.kernel_w, geo.stride_w,
+                               geo.pad_w, true);
+    grads[0] = nb_plane_map_adjoint(ctx->tape, g, rows, cols);
+    return NB_OK;
+}
+
 _Static_assert(sizeof(nb_avg_pool2d_params) <= NB_MAX_PARAMS_SIZE,
                "nb_avg_pool2d_params must fit NB_MAX_PARAMS_SIZE");
 
 const nb_op nb_op_avg_pool2d = {
     .name = "avg_pool2d", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_avg_pool2d_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_avg_pool2d(nb_tape *tape, nb_tensor *x, const nb_avg_pool2d_params *p)

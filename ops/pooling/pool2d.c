@@ -1,8 +1,10 @@
-/* Window geometry and validation shared by the 2-D pools (ops/pooling/pool2d.h). */
+/* Window geometry and validation shared by the 2-D pools, and the plane
+ * maps' adjoint (ops/pooling/pool2d.h). */
 #include "ops/pooling/pool2d.h"
 
 #include <stdio.h>
 
+#include "nabla/ops.h"
 #include "ops/common.h"
 
 /* Floor division for a possibly negative numerator (PyTorch's div_rtn). */
@@ -73,4 +75,24 @@ int nb_pool2d_geometry_of(nb_op_ctx *ctx, const int64_t dims[4], const char *sx,
         .dil_h = d[0], .dil_w = d[1],
     };
     return NB_OK;
+}
+
+nb_tensor *nb_plane_map_matrix(nb_tape *tape, nb_dtype dtype, int64_t rows, int64_t cols)
+{
+    return nb_tape_tensor(tape, dtype, 2, (const int64_t[]){rows, cols}, NULL);
+}
+
+nb_tensor *nb_plane_map_adjoint(nb_tape *tape, nb_tensor *g, nb_tensor *a, nb_tensor *b)
+{
+    if (!g || !a || !b || g->numel == 0) return NULL;
+    int64_t OH = a->shape[0], H = a->shape[1], OW = b->shape[0], W = b->shape[1];
+    /* columns: g B, rows [planes*OH, W]; then A^T on each plane's columns */
+    nb_tensor *t = nb_matmul(tape, nb_reshape(tape, g, 2, (const int64_t[]){-1, OW}), b);
+    t = nb_transpose(tape, nb_reshape(tape, t, 3, (const int64_t[]){-1, OH, W}), 1, 2);
+    t = nb_transpose(tape, nb_matmul(tape, t, a), 1, 2);
+    int64_t shape[NB_MAX_DIMS];
+    for (int d = 0; d < g->ndim - 2; d++) shape[d] = g->shape[d];
+    shape[g->ndim - 2] = H;
+    shape[g->ndim - 1] = W;
+    return nb_reshape(tape, t, g->ndim, shape);
 }

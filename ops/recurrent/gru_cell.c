@@ -195,9 +195,39 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_cell_sample(index, s, rng, 3, false);
 }
 
+/* Both products and the gates recomputed with ops, then the backward
+ * above: with dn~ = dh' (1-z) (1-n^2),
+ *   dgi = [dn~ gh_n r(1-r), dh' (h-n) z(1-z), dn~],  dgh = [same, same, dn~ r],
+ *   dh = dgh W_hh + dh' z. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *const *in = ctx->inputs;
+    int64_t H = in[H_IN]->shape[1];
+    nb_tensor *gi = nb_linear(tape, in[X], in[W_IH], nb_cell_input(ctx, B_IH));
+    nb_tensor *gh = nb_linear(tape, in[H_IN], in[W_HH], nb_cell_input(ctx, B_HH));
+    nb_tensor *gh_n = nb_cell_gate(tape, gh, 2, H);
+    nb_tensor *r = nb_sigmoid(tape, nb_add(tape, nb_cell_gate(tape, gi, 0, H),
+                                           nb_cell_gate(tape, gh, 0, H)));
+    nb_tensor *z = nb_sigmoid(tape, nb_add(tape, nb_cell_gate(tape, gi, 1, H),
+                                           nb_cell_gate(tape, gh, 1, H)));
+    nb_tensor *n = nb_tanh(tape, nb_add(tape, nb_cell_gate(tape, gi, 2, H), nb_mul(tape, r, gh_n)));
+    nb_tensor *dn = nb_mul(tape, g, nb_mul(tape, nb_cell_one_minus(tape, z),
+                                           nb_cell_tanh_slope(tape, n)));
+    nb_tensor *dr = nb_mul(tape, dn, nb_mul(tape, gh_n, nb_cell_sigmoid_slope(tape, r)));
+    nb_tensor *dz = nb_mul(tape, g, nb_mul(tape, nb_sub(tape, in[H_IN], n),
+                                           nb_cell_sigmoid_slope(tape, z)));
+    nb_tensor *d_in[3] = {dr, dz, dn}, *d_hidden[3] = {dr, dz, nb_mul(tape, dn, r)};
+    nb_cell_products_backward_ops(ctx, nb_cat(tape, 3, d_in, 1), nb_cat(tape, 3, d_hidden, 1),
+                                  in[H_IN], H_IN, W_IH, grads);
+    if (nb_grad_wanted(ctx, H_IN)) grads[H_IN] = nb_add(tape, grads[H_IN], nb_mul(tape, g, z));
+    return NB_OK;
+}
+
 const nb_op nb_op_gru_cell = {
     .name = "gru_cell", .min_inputs = 4, .max_inputs = 6,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_gru_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *w_ih,

@@ -346,7 +346,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_lstm = {
     .name = "lstm", .min_inputs = 3, .max_inputs = 5, .params_size = 0,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward,
+    .backward_ops = nb_lstm_backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_lstm(nb_tape *tape, nb_tensor *x, nb_tensor *w_ih, nb_tensor *w_hh, nb_tensor *b_ih,

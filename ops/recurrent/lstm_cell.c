@@ -203,9 +203,40 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_cell_sample(index, s, rng, 4, true);
 }
 
+/* The gates recomputed with ops, c' read from the recorded output, then
+ * the backward above: with dc~ = dc' + dh' o (1 - tanh^2 c'),
+ *   dgates = [dc~ g i(1-i), dc~ c f(1-f), dc~ i (1-g^2), dh' tanh(c') o(1-o)],
+ *   dc = dc~ f, and dgates back through both products. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *const *in = ctx->inputs;
+    int64_t H = in[H_IN]->shape[1];
+    nb_tensor *gates = nb_add(tape, nb_linear(tape, in[X], in[W_IH], nb_cell_input(ctx, B_IH)),
+                              nb_linear(tape, in[H_IN], in[W_HH], nb_cell_input(ctx, B_HH)));
+    nb_tensor *input = nb_sigmoid(tape, nb_cell_gate(tape, gates, 0, H));
+    nb_tensor *forget = nb_sigmoid(tape, nb_cell_gate(tape, gates, 1, H));
+    nb_tensor *cell = nb_tanh(tape, nb_cell_gate(tape, gates, 2, H));
+    nb_tensor *output = nb_sigmoid(tape, nb_cell_gate(tape, gates, 3, H));
+    nb_tensor *tanh_c = nb_tanh(tape, nb_select(tape, ctx->output, 0, 1));
+    nb_tensor *dh = nb_select(tape, g, 0, 0);
+    nb_tensor *dc_dh = nb_mul(tape, output, nb_cell_tanh_slope(tape, tanh_c));
+    nb_tensor *dc = nb_add(tape, nb_select(tape, g, 0, 1), nb_mul(tape, dh, dc_dh));
+    nb_tensor *dgates[4] = {
+        nb_mul(tape, dc, nb_mul(tape, cell, nb_cell_sigmoid_slope(tape, input))),
+        nb_mul(tape, dc, nb_mul(tape, in[C_IN], nb_cell_sigmoid_slope(tape, forget))),
+        nb_mul(tape, dc, nb_mul(tape, input, nb_cell_tanh_slope(tape, cell))),
+        nb_mul(tape, dh, nb_mul(tape, tanh_c, nb_cell_sigmoid_slope(tape, output)))};
+    nb_tensor *d = nb_cat(tape, 4, dgates, 1);
+    nb_cell_products_backward_ops(ctx, d, d, in[H_IN], H_IN, W_IH, grads);
+    if (nb_grad_wanted(ctx, C_IN)) grads[C_IN] = nb_mul(tape, dc, forget);
+    return NB_OK;
+}
+
 const nb_op nb_op_lstm_cell = {
     .name = "lstm_cell", .min_inputs = 5, .max_inputs = 7,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 int nb_lstm_cell(nb_tape *tape, nb_tensor *x, nb_tensor *h, nb_tensor *c, nb_tensor *w_ih,

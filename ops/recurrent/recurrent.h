@@ -38,4 +38,28 @@ int nb_cell_check(nb_op_ctx *ctx, int gates, int h_input, int first_weight);
  * with_c), W_ih, W_hh and, in two of the three cases, both biases. */
 int nb_cell_sample(int index, nb_sample *s, nb_rng *rng, int gates, bool with_c);
 
+/* ---- backward_ops (recurrent_grad.c): the cells' gradients written with
+ * ops on ctx->tape, so nb_grad can record and differentiate them again. */
+
+/* Input i, or NULL when the op was given fewer (the optional biases) */
+nb_tensor *nb_cell_input(const nb_op_ctx *ctx, int i);
+/* 1 - t */
+nb_tensor *nb_cell_one_minus(nb_tape *tape, nb_tensor *t);
+/* The derivatives of the activations from their outputs: s (1 - s) for
+ * s = sigmoid(a), 1 - t^2 for t = tanh(a). */
+nb_tensor *nb_cell_sigmoid_slope(nb_tape *tape, nb_tensor *s);
+nb_tensor *nb_cell_tanh_slope(nb_tape *tape, nb_tensor *t);
+/* Gate k of G-gate rows t [..., G*H]: t[..., k*H : (k+1)*H] */
+nb_tensor *nb_cell_gate(nb_tape *tape, nb_tensor *t, int k, int64_t H);
+/* The gates' gradients back through gates = x W_ih^T + b_ih (d_in, rows
+ * like x's) and h W_hh^T + b_hh (d_hidden, rows like h's): sets grads of
+ * x (input 0), h (input h_input, or none when h_input < 0), the weights
+ * (inputs first_weight, first_weight + 1) and the biases after them when
+ * present, each where nb_grad_wanted. h is the hidden state the products
+ * read. */
+void nb_cell_products_backward_ops(nb_op_ctx *ctx, nb_tensor *d_in, nb_tensor *d_hidden,
+                                   nb_tensor *h, int h_input, int first_weight, nb_tensor **grads);
+/* lstm's backward_ops (lstm.c is long enough without it). */
+int nb_lstm_backward_ops(nb_op_ctx *ctx, nb_tensor *grad_output, nb_tensor **grads);
+
 #endif

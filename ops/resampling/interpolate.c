@@ -24,6 +24,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/pooling/pool2d.h"   /* the plane maps' adjoint, shared with the pools */
 
 typedef struct axis {
     int64_t in, out;
@@ -365,13 +366,37 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* dx = A^T dy B with A [OH,H], B [OW,W] holding the taps' weights: the map
+ * is linear and separable, its gradient a map of dy by constants. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    geometry geo = geometry_of(ctx);
+    nb_dtype dtype = ctx->inputs[0]->dtype;
+    tap *taps = taps_of(ctx, &geo, dtype == NB_FLOAT32);
+    if (!taps) return NB_ERR_NOMEM;
+    nb_tensor *maps[2];
+    for (int a = 0; a < 2; a++) {
+        const axis *ax = a ? &geo.w : &geo.h;
+        const tap *t = a ? taps + geo.h.out : taps;
+        nb_tensor *m = maps[a] = nb_plane_map_matrix(ctx->tape, dtype, ax->out, ax->in);
+        for (int64_t i = 0; m && i < ax->out; i++) {
+            nb_tensor_set(m, i * ax->in + t[i].i0, t[i].l0);
+            int64_t at = i * ax->in + t[i].i1;   /* i1 may be i0 at the last cell */
+            nb_tensor_set(m, at, nb_tensor_get(m, at) + t[i].l1);
+        }
+    }
+    grads[0] = nb_plane_map_adjoint(ctx->tape, g, maps[0], maps[1]);
+    return NB_OK;
+}
+
 _Static_assert(sizeof(nb_interpolate_params) <= NB_MAX_PARAMS_SIZE,
                "nb_interpolate_params must fit NB_MAX_PARAMS_SIZE");
 
 const nb_op nb_op_interpolate = {
     .name = "interpolate", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_interpolate_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_interpolate(nb_tape *tape, nb_tensor *x, const nb_interpolate_params *p)
