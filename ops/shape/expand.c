@@ -210,7 +210,10 @@ static int repeat_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
 {
     const expand_params *p = ctx->params;
     const nb_tensor *x = ctx->inputs[0];
-    if (g->numel == 0) return NB_OK;   /* nothing was copied: a zero gradient */
+    if (g->numel == 0) {   /* nothing was copied: a zero gradient */
+        grads[0] = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+        return NB_OK;
+    }
     int64_t size[NB_MAX_DIMS];
     for (int d = 0; d < g->ndim; d++) size[d] = g->shape[d];
     nb_tensor *dx = g;

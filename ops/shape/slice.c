@@ -219,7 +219,10 @@ static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
     slice_range r;
     int status = resolve(ctx, &r);
     if (status != NB_OK) return status;
-    if (g->numel == 0) return NB_OK;   /* nothing was read: a zero gradient */
+    if (g->numel == 0) {   /* nothing was read: a zero gradient */
+        grads[0] = nb_tape_tensor(tape, x->dtype, x->ndim, x->shape, NULL);
+        return NB_OK;
+    }
     nb_axis_view v = nb_axis_split(x, r.dim);
     const int64_t rows[3] = {v.outer, r.count, v.inner};
     nb_tensor *dx = nb_reshape(tape, g, 3, rows);
