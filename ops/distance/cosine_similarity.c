@@ -13,6 +13,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 typedef struct nb_cosine_similarity_params {
     int dim;        /* in the broadcast shape; negative counts from the end */
@@ -221,10 +222,65 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* s = sum x^2 along dim (kept), raised to eps^2 where it is below by a
+ * constant offset: the value is clamped as in forward while the
+ * derivative is that of s, as torch's (which clamps out of autograd's
+ * sight). */
+static nb_tensor *clamped_squares(nb_tape *tape, nb_tensor *x, int dim, double eps2)
+{
+    nb_tensor *squares = nb_sum_dim(tape, nb_mul(tape, x, x), dim, true);
+    if (!squares) return NULL;
+    nb_tensor *lift = nb_tape_tensor(tape, squares->dtype, squares->ndim, squares->shape, NULL);
+    if (!lift) return NULL;
+    bool any = false;
+    for (int64_t i = 0; i < squares->numel; i++) {
+        double value = nb_tensor_get(squares, i);
+        if (value < eps2) nb_tensor_set(lift, i, eps2 - value), any = true;
+    }
+    return any ? nb_add(tape, squares, lift) : squares;
+}
+
+/* dx1 = dy (x2 / (sqrt(s1) sqrt(s2)) - y x1 / s1) and dx2 likewise, in
+ * the broadcast shape (each input expanded to it), then summed back to
+ * the input's shape; y is the recorded output, s1 and s2 are taken again
+ * with ops, so all of it differentiates again. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_cosine_similarity_params *p = ctx->params;
+    double eps = p->eps == 0.0 ? DEFAULT_EPS : p->eps;
+    nb_shape full;
+    int dim = 0;
+    int status = broadcast_dim(ctx, &full, &dim);
+    if (status != NB_OK) return status;
+    int64_t kept[NB_MAX_DIMS];
+    for (int d = 0; d < full.ndim; d++) kept[d] = d == dim ? 1 : full.dims[d];
+    nb_tensor *x[2], *squares[2];
+    for (int i = 0; i < 2; i++) {
+        x[i] = ctx->inputs[i];
+        bool same = x[i]->ndim == full.ndim;
+        for (int d = 0; d < full.ndim && same; d++) same = x[i]->shape[d] == full.dims[d];
+        if (!same) x[i] = nb_expand(tape, x[i], full.ndim, full.dims);
+        squares[i] = clamped_squares(tape, x[i], dim, eps * eps);
+    }
+    nb_tensor *norms = nb_mul(tape, nb_sqrt(tape, squares[0]), nb_sqrt(tape, squares[1]));
+    nb_tensor *y = nb_reshape(tape, ctx->output, full.ndim, kept);
+    nb_tensor *dy = nb_reshape(tape, g, full.ndim, kept);
+    for (int i = 0; i < 2; i++) {
+        if (!nb_grad_wanted(ctx, i)) continue;
+        nb_tensor *toward = nb_div(tape, x[1 - i], norms);
+        nb_tensor *along = nb_div(tape, nb_mul(tape, y, x[i]), squares[i]);
+        grads[i] = nb_sum_to_like(tape, nb_mul(tape, dy, nb_sub(tape, toward, along)),
+                                  ctx->inputs[i]);
+    }
+    return NB_OK;
+}
+
 const nb_op nb_op_cosine_similarity = {
     .name = "cosine_similarity", .min_inputs = 2, .max_inputs = 2,
     .params_size = sizeof(nb_cosine_similarity_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_cosine_similarity(nb_tape *tape, nb_tensor *x1, nb_tensor *x2, int dim, double eps)

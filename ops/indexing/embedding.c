@@ -119,10 +119,44 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* dweight = the rows of dy added into zeros [V,D] at the rows they were
+ * read from (scatter_add along 0); rows read at padding_idx are left out
+ * first (index_select of the others), so they add nothing; all padding:
+ * zeros (a constant) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_tensor *input = ctx->inputs[0], *weight = ctx->inputs[1];
+    if (!nb_grad_wanted(ctx, 1)) return NB_OK;
+    const int32_t *row = input->data;
+    int64_t n = input->numel, D = weight->shape[1], padding = padding_row(ctx), kept = 0;
+    for (int64_t i = 0; i < n; i++) kept += row[i] != padding;
+    if (kept == 0 || D == 0) {   /* every row is padding: a zero gradient, as torch's */
+        grads[1] = nb_tape_tensor(tape, weight->dtype, 2, weight->shape, NULL);
+        return NB_OK;
+    }
+    const int64_t rows_shape[2] = {n, D}, kept_shape[2] = {kept, D};
+    nb_tensor *src = nb_reshape(tape, g, 2, rows_shape);
+    nb_tensor *rows = nb_tape_tensor(tape, NB_INT32, 2, kept_shape, NULL);
+    nb_tensor *which = kept < n ? nb_tape_tensor(tape, NB_INT32, 1, &kept, NULL) : NULL;
+    if (!rows || (kept < n && !which)) return NB_OK;
+    int32_t *to = rows->data;
+    for (int64_t i = 0, k = 0; i < n; i++) {
+        if (row[i] == padding) continue;
+        if (which) ((int32_t *)which->data)[k++] = (int32_t)i;
+        for (int64_t j = 0; j < D; j++) *to++ = row[i];
+    }
+    if (which) src = nb_index_select(tape, src, 0, which);
+    nb_tensor *zeros = nb_tape_tensor(tape, weight->dtype, 2, weight->shape, NULL);
+    grads[1] = nb_scatter_add(tape, zeros, 0, rows, src);
+    return NB_OK;
+}
+
 const nb_op nb_op_embedding = {
     .name = "embedding", .min_inputs = 2, .max_inputs = 2, .index_inputs = 1u << 0,
     .params_size = sizeof(nb_embedding_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_embedding(nb_tape *tape, nb_tensor *input, nb_tensor *weight,

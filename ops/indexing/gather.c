@@ -199,16 +199,49 @@ static int sample_for(int index, nb_sample *s, nb_rng *rng, bool scatter)
 static int gather_sample(int i, nb_sample *s, nb_rng *rng) { return sample_for(i, s, rng, false); }
 static int scatter_add_sample(int i, nb_sample *s, nb_rng *rng) { return sample_for(i, s, rng, true); }
 
+/* dx = dy added into zeros of x's shape at the gathered places (a
+ * repeated index sums) */
+static int gather_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const gather_params *p = ctx->params;
+    const nb_tensor *x = ctx->inputs[0];
+    nb_tensor *zeros = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+    grads[0] = nb_scatter_add(ctx->tape, zeros, p->dim, ctx->inputs[1], g);
+    return NB_OK;
+}
+
+/* dx = dy; dsrc = dy gathered at the scattered places, with zeros (no
+ * gradient) for src's elements outside index's shape */
+static int scatter_add_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const gather_params *p = ctx->params;
+    const nb_tensor *src = ctx->inputs[2];
+    if (nb_grad_wanted(ctx, 0)) grads[0] = g;
+    if (!nb_grad_wanted(ctx, 2)) return NB_OK;
+    nb_tensor *dsrc = nb_gather(ctx->tape, g, p->dim, ctx->inputs[1]);
+    for (int d = 0; d < src->ndim && dsrc; d++) {
+        if (dsrc->shape[d] == src->shape[d]) continue;
+        int64_t rest[NB_MAX_DIMS];
+        memcpy(rest, dsrc->shape, sizeof rest);
+        rest[d] = src->shape[d] - dsrc->shape[d];
+        nb_tensor *parts[2] = {dsrc, nb_tape_tensor(ctx->tape, src->dtype, src->ndim, rest, NULL)};
+        dsrc = nb_cat(ctx->tape, 2, parts, d);
+    }
+    grads[2] = dsrc;
+    return NB_OK;
+}
+
 const nb_op nb_op_gather = {
     .name = "gather", .min_inputs = 2, .max_inputs = 2, .index_inputs = 1u << 1,
     .params_size = sizeof(gather_params), .shape = shape, .forward = gather_forward,
-    .backward = gather_backward, .sample = gather_sample,
+    .backward = gather_backward, .backward_ops = gather_backward_ops, .sample = gather_sample,
 };
 
 const nb_op nb_op_scatter_add = {
     .name = "scatter_add", .min_inputs = 3, .max_inputs = 3, .index_inputs = 1u << 1,
     .params_size = sizeof(gather_params), .shape = shape, .forward = scatter_add_forward,
-    .backward = scatter_add_backward, .sample = scatter_add_sample,
+    .backward = scatter_add_backward, .backward_ops = scatter_add_backward_ops,
+    .sample = scatter_add_sample,
 };
 
 nb_tensor *nb_gather(nb_tape *tape, nb_tensor *x, int dim, nb_tensor *index)

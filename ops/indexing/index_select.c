@@ -118,10 +118,34 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* dx = dy added into zeros of x's shape at rows index[a] (index_add):
+ * scatter_add with an index of dy's shape holding index[a] along dim */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_tensor *x = ctx->inputs[0], *index = ctx->inputs[1];
+    if (x->ndim == 0) {   /* index is [0] or 0: y is x */
+        grads[0] = nb_reshape(ctx->tape, g, 0, NULL);
+        return NB_OK;
+    }
+    int dim = resolved_dim(ctx);
+    nb_axis_view v = nb_axis_split(g, dim);
+    nb_tensor *rows = nb_tape_tensor(ctx->tape, NB_INT32, g->ndim, g->shape, NULL);
+    if (!rows) return NB_OK;
+    const int32_t *from = index->data;
+    int32_t *to = rows->data;
+    for (int64_t o = 0; o < v.outer; o++)
+        for (int64_t a = 0; a < v.axis; a++)
+            for (int64_t i = 0; i < v.inner; i++) *to++ = from[a];
+    nb_tensor *zeros = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+    grads[0] = nb_scatter_add(ctx->tape, zeros, dim, rows, g);
+    return NB_OK;
+}
+
 const nb_op nb_op_index_select = {
     .name = "index_select", .min_inputs = 2, .max_inputs = 2, .index_inputs = 1u << 1,
     .params_size = sizeof(index_select_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_index_select(nb_tape *tape, nb_tensor *x, int dim, nb_tensor *index)

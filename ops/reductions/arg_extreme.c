@@ -183,6 +183,36 @@ static int sample_value(int index, nb_sample *s, nb_rng *rng)
     return produced;
 }
 
+/* dx = dy put at the index argmax (argmin) gives, zeros elsewhere: a
+ * scatter_add into zeros with those indices (constants: no gradient) */
+static int backward_ops_value(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool max)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_reduce_params *p = ctx->params;
+    nb_tensor *x = ctx->inputs[0];
+    if (x->ndim == 0) {   /* the one element is the extreme */
+        grads[0] = nb_reshape(tape, g, 0, NULL);
+        return NB_OK;
+    }
+    int dim = p->dim < 0 ? p->dim + x->ndim : p->dim;
+    nb_tensor *index = max ? nb_argmax(tape, x, dim, true) : nb_argmin(tape, x, dim, true);
+    if (!index) return NB_OK;
+    nb_tensor *zeros = nb_tape_tensor(tape, x->dtype, x->ndim, x->shape, NULL);
+    nb_tensor *src = nb_reshape(tape, g, index->ndim, index->shape);
+    grads[0] = nb_scatter_add(tape, zeros, dim, index, src);
+    return NB_OK;
+}
+
+static int backward_ops_max(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops_value(ctx, g, grads, true);
+}
+
+static int backward_ops_min(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops_value(ctx, g, grads, false);
+}
+
 const nb_op nb_op_argmax = {
     .name = "argmax", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
     .shape = shape_index, .forward = forward_argmax, .sample = sample_index,
@@ -196,13 +226,13 @@ const nb_op nb_op_argmin = {
 const nb_op nb_op_max_dim = {
     .name = "max_dim", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
     .shape = shape_value, .forward = forward_max_dim, .backward = backward_max_dim,
-    .sample = sample_value,
+    .backward_ops = backward_ops_max, .sample = sample_value,
 };
 
 const nb_op nb_op_min_dim = {
     .name = "min_dim", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
     .shape = shape_value, .forward = forward_min_dim, .backward = backward_min_dim,
-    .sample = sample_value,
+    .backward_ops = backward_ops_min, .sample = sample_value,
 };
 
 static nb_tensor *apply_reduce(nb_tape *tape, const nb_op *op, nb_tensor *x, int dim, bool keepdim,

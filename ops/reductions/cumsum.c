@@ -2,6 +2,7 @@
  * takes dim 0 or -1 and is its own sum). The output has x's shape.
  * dx_i = sum_{k >= i} dy_k, the cumulative sum taken backwards. The
  * float32 kernels add in double. */
+#include <stdint.h>
 #include <string.h>
 
 #include "nabla/ops.h"
@@ -131,9 +132,33 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
                ? 1 : -1;
 }
 
+/* dx = the cumulative sum of dy from the end: dy reversed along dim
+ * (index_select with constant reversed positions), cumsum, reversed back;
+ * exact, unlike sum - cumsum + dy */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_axis_view v;
+    int status = view(ctx, &v);
+    if (status != NB_OK) return status;
+    if (g->ndim == 0 || v.axis <= 1) {   /* each y is its own x */
+        grads[0] = g;
+        return NB_OK;
+    }
+    const cumsum_params *p = ctx->params;
+    int dim = p->dim < 0 ? p->dim + g->ndim : p->dim;
+    nb_tensor *reverse = nb_tape_tensor(tape, NB_INT32, 1, &v.axis, NULL);
+    if (!reverse) return NB_OK;
+    for (int64_t a = 0; a < v.axis; a++) ((int32_t *)reverse->data)[a] = (int32_t)(v.axis - 1 - a);
+    nb_tensor *sums = nb_cumsum(tape, nb_index_select(tape, g, dim, reverse), dim);
+    grads[0] = nb_index_select(tape, sums, dim, reverse);
+    return NB_OK;
+}
+
 const nb_op nb_op_cumsum = {
     .name = "cumsum", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(cumsum_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_cumsum(nb_tape *tape, nb_tensor *x, int dim)

@@ -112,14 +112,45 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return produced;
 }
 
+/* dx = (dy / count) where x == y, expanded over the reduced dim: the tie
+ * mask and the count are constants (piecewise constant in x: their
+ * derivative is zero), so the rule is linear in dy as it should be */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_tensor *x = ctx->inputs[0], *y = ctx->output;
+    nb_axis_view v = nb_reduce_view(ctx);
+    nb_tensor *mask = nb_tape_tensor(tape, x->dtype, x->ndim, x->shape, NULL);
+    nb_tensor *count = nb_tape_tensor(tape, y->dtype, y->ndim, y->shape, NULL);
+    if (!mask || !count) return NB_OK;
+    for (int64_t o = 0; o < v.outer; o++)
+        for (int64_t j = 0; j < v.inner; j++) {
+            double best = nb_tensor_get(y, o * v.inner + j);
+            int64_t ties = 0;
+            for (int64_t a = 0; a < v.axis; a++) {
+                int64_t at = (o * v.axis + a) * v.inner + j;
+                if (nb_tensor_get(x, at) == best) {
+                    nb_tensor_set(mask, at, 1.0);
+                    ties++;
+                }
+            }
+            /* a NaN result matches nothing: the mask is all zero there */
+            nb_tensor_set(count, o * v.inner + j, ties ? (double)ties : 1.0);
+        }
+    grads[0] = nb_mul(tape, nb_reduce_expand(ctx, nb_div(tape, g, count)), mask);
+    return NB_OK;
+}
+
 const nb_op nb_op_amax = {
     .name = "amax", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
-    .shape = shape, .forward = forward_max, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward_max, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 const nb_op nb_op_amin = {
     .name = "amin", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
-    .shape = shape, .forward = forward_min, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward_min, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_amax(nb_tape *tape, nb_tensor *x, int dim, bool keepdim)

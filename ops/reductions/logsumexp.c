@@ -92,10 +92,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return produced;
 }
 
+/* dx = dy e^(x - y) over the reduced dim (the softmax), with y the
+ * recorded output so the rule differentiates again */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *y = nb_reduce_expand(ctx, ctx->output);
+    nb_tensor *softmax = nb_exp(tape, nb_sub(tape, ctx->inputs[0], y));
+    grads[0] = nb_mul(tape, nb_reduce_expand(ctx, g), softmax);
+    return NB_OK;
+}
+
 const nb_op nb_op_logsumexp = {
     .name = "logsumexp", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_reduce_params),
-    .shape = nb_reduce_shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_reduce_shape, .forward = forward, .backward = backward,
+    .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_logsumexp(nb_tape *tape, nb_tensor *x, int dim, bool keepdim)

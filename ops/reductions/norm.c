@@ -89,9 +89,19 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return produced;
 }
 
+/* dx = x (dy / y) with dy / y expanded over the reduced dim, 0 where
+ * y == 0; y the recorded output, so the rule differentiates again */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tensor *scale = nb_reduce_expand(ctx, nb_reduce_over_output(ctx, g, 1.0));
+    grads[0] = nb_mul(ctx->tape, ctx->inputs[0], scale);
+    return NB_OK;
+}
+
 const nb_op nb_op_norm = {
     .name = "norm", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
-    .shape = nb_reduce_shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_reduce_shape, .forward = forward, .backward = backward,
+    .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_norm(nb_tape *tape, nb_tensor *x, int dim, bool keepdim)

@@ -5,6 +5,7 @@
  * zero-safe path. Where x holds no zero torch divides, y / x_i, so an
  * infinite or NaN x_i gives NaN there while nabla gives the product of the
  * others. The float32 kernels compute in double. */
+#include <math.h>
 #include <string.h>
 
 #include "nabla/ops.h"
@@ -126,9 +127,51 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* dx_i = dy prod_{j != i} x_j, expanded over the reduced dim. When every
+ * x is finite and nonzero that is dy (y / x_i), torch's form, with y the
+ * recorded output. Otherwise the product of the others is taken as such,
+ * exact with zeros and with the right second derivative there (the
+ * product of all but two): each slice's N - 1 other elements are picked
+ * with index_select (constant positions, N (N - 1) of them) and
+ * multiplied by prod. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0];
+    nb_axis_view v = nb_reduce_view(ctx);
+    nb_tensor *spread = nb_reduce_expand(ctx, g);
+    bool plain = true;
+    for (int64_t i = 0; i < x->numel && plain; i++) {
+        double value = nb_tensor_get(x, i);
+        plain = value != 0.0 && isfinite(value);
+    }
+    if (plain || v.axis <= 1) {   /* N = 1: the product of no others is 1 */
+        grads[0] = plain ? nb_mul(tape, spread, nb_div(tape, nb_reduce_expand(ctx, ctx->output), x))
+                         : spread;
+        return NB_OK;
+    }
+    int64_t picks = v.axis * (v.axis - 1);
+    if (picks > INT32_MAX)
+        return nb_tape_fail(tape, NB_ERR_INVALID, "prod: backward_ops with zeros in a dim of "
+                            "size %lld: too many products of the others", (long long)v.axis);
+    nb_tensor *others = nb_tape_tensor(tape, NB_INT32, 1, &picks, NULL);
+    if (!others) return NB_OK;
+    int32_t *to = others->data;
+    for (int64_t i = 0; i < v.axis; i++)
+        for (int64_t j = 0; j < v.axis; j++)
+            if (j != i) *to++ = (int32_t)j;
+    const int64_t rows[3] = {v.outer, v.axis, v.inner};
+    const int64_t split[4] = {v.outer, v.axis, v.axis - 1, v.inner};
+    nb_tensor *picked = nb_index_select(tape, nb_reshape(tape, x, 3, rows), 1, others);
+    nb_tensor *product = nb_prod(tape, nb_reshape(tape, picked, 4, split), 2, false);
+    grads[0] = nb_mul(tape, spread, nb_reshape(tape, product, x->ndim, x->shape));
+    return NB_OK;
+}
+
 const nb_op nb_op_prod = {
     .name = "prod", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_reduce_params),
-    .shape = nb_reduce_shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_reduce_shape, .forward = forward, .backward = backward,
+    .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_prod(nb_tape *tape, nb_tensor *x, int dim, bool keepdim)

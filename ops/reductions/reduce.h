@@ -44,6 +44,14 @@ int nb_reduce_backward(nb_op_ctx *ctx, bool mean);
 /* The same as backward_ops: dx = dy expanded over the reduced dim(s)
  * (/ count). */
 int nb_reduce_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool mean);
+/* For backward_ops: t, shaped like the output (kept dim or not), viewed
+ * with the reduced dim(s) as size 1 and expanded to x's shape. */
+nb_tensor *nb_reduce_expand(nb_op_ctx *ctx, nb_tensor *t);
+/* For backward_ops: g / (factor y), y the recorded output (so the result
+ * differentiates through y), and 0 where y == 0 (norm's and std's rule at
+ * the origin; there the divisor is lifted to 1 and g masked, by
+ * constants). */
+nb_tensor *nb_reduce_over_output(nb_op_ctx *ctx, nb_tensor *g, double factor);
 /* Gradcheck cases: all-reduce, every dim incl. negative ones, keepdim on
  * and off, size-1 dims and scalars. */
 int nb_reduce_sample(int index, nb_sample *s, nb_rng *rng);

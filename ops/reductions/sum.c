@@ -252,12 +252,36 @@ nb_tensor *nb_sum_dim(nb_tape *tape, nb_tensor *x, int dim, bool keepdim)
     return nb_apply(tape, &nb_op_sum, 1, &x, &p);
 }
 
+nb_tensor *nb_reduce_expand(nb_op_ctx *ctx, nb_tensor *t)
+{
+    const nb_reduce_params *p = ctx->params;
+    const nb_tensor *x = ctx->inputs[0];
+    int dim = p->dim < 0 ? p->dim + x->ndim : p->dim;
+    /* a 0-dim x reduced over dim 0 or -1 is an all-reduce */
+    return nb_expand_reduced(ctx->tape, t, x, p->all || x->ndim == 0 ? 0 : 1, &dim);
+}
+
+nb_tensor *nb_reduce_over_output(nb_op_ctx *ctx, nb_tensor *g, double factor)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *y = ctx->output;
+    bool zero = false;
+    for (int64_t i = 0; i < y->numel && !zero; i++) zero = nb_tensor_get(y, i) == 0.0;
+    if (!zero) return nb_div(tape, g, nb_mul_scalar(tape, y, factor));
+    nb_tensor *keep = nb_tape_tensor(tape, y->dtype, y->ndim, y->shape, NULL);
+    nb_tensor *lift = nb_tape_tensor(tape, y->dtype, y->ndim, y->shape, NULL);
+    if (!keep || !lift) return NULL;
+    for (int64_t i = 0; i < y->numel; i++) {
+        bool at_zero = nb_tensor_get(y, i) == 0.0;
+        nb_tensor_set(keep, i, at_zero ? 0.0 : 1.0);
+        nb_tensor_set(lift, i, at_zero ? 1.0 : 0.0);
+    }
+    return nb_div(tape, nb_mul(tape, g, keep), nb_mul_scalar(tape, nb_add(tape, y, lift), factor));
+}
+
 int nb_reduce_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool mean)
 {
-    const nb_tensor *x = ctx->inputs[0];
-    const nb_reduce_params *p = ctx->params;
-    int dim = p->dim < 0 ? p->dim + x->ndim : p->dim;
-    nb_tensor *dx = nb_expand_reduced(ctx->tape, g, x, p->all ? 0 : 1, &dim);
+    nb_tensor *dx = nb_reduce_expand(ctx, g);
     if (mean) {
         nb_axis_view v = nb_reduce_view(ctx);
         dx = nb_mul_scalar(ctx->tape, dx, 1.0 / (double)v.axis);

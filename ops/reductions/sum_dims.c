@@ -8,6 +8,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 #include "ops/reductions/reduce.h"
 
 /* Which dims of x are reduced, or fails naming the bad dim. */
@@ -184,16 +185,42 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(nb_reduce_dims_params) <= NB_MAX_PARAMS_SIZE,
                "nb_reduce_dims_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx = dy (/ count) expanded back over the reduced dims */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool mean)
+{
+    const nb_reduce_dims_params *p = ctx->params;
+    const nb_tensor *x = ctx->inputs[0];
+    int dims[NB_MAX_DIMS], n = 0;   /* none listed, or a 0-dim x: every dim */
+    for (int k = 0; k < p->n && x->ndim > 0; k++)
+        dims[n++] = p->dims[k] < 0 ? p->dims[k] + x->ndim : p->dims[k];
+    nb_tensor *dx = nb_expand_reduced(ctx->tape, g, x, n, dims);
+    if (mean) dx = nb_mul_scalar(ctx->tape, dx, 1.0 / walk_of(ctx).count);
+    grads[0] = dx;
+    return NB_OK;
+}
+
+static int backward_ops_sum(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops(ctx, g, grads, false);
+}
+
+static int backward_ops_mean(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops(ctx, g, grads, true);
+}
+
 const nb_op nb_op_sum_dims = {
     .name = "sum_dims", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_reduce_dims_params),
-    .shape = shape, .forward = forward_sum, .backward = backward_sum, .sample = sample,
+    .shape = shape, .forward = forward_sum, .backward = backward_sum,
+    .backward_ops = backward_ops_sum, .sample = sample,
 };
 
 const nb_op nb_op_mean_dims = {
     .name = "mean_dims", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_reduce_dims_params),
-    .shape = shape, .forward = forward_mean, .backward = backward_mean, .sample = sample,
+    .shape = shape, .forward = forward_mean, .backward = backward_mean,
+    .backward_ops = backward_ops_mean, .sample = sample,
 };
 
 /* The dims go into the params by value: more than NB_MAX_DIMS cannot all

@@ -141,14 +141,48 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* dx = (2 / (N - correction) g) (x - mean), expanded over the reduced
+ * dims, g = dy (var) or dy / (2 std), 0 where std == 0 (std, through the
+ * recorded output); the mean is taken again with ops, so its own
+ * dependence on x is part of the second derivative */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool root)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_variance_params *p = ctx->params;
+    nb_tensor *x = ctx->inputs[0];
+    nb_axis_view v = nb_reduce_view(ctx);
+    if (root) g = nb_reduce_over_output(ctx, g, 2.0);
+    if (x->ndim == 0 && v.axis == p->correction) {   /* torch's dy * inf, see the top */
+        grads[0] = nb_reshape(tape, nb_mul_scalar(tape, g, INFINITY), 0, NULL);
+        return NB_OK;
+    }
+    nb_tensor *mean = p->reduce.all ? nb_mean(tape, x) : nb_mean_dim(tape, x, p->reduce.dim, false);
+    nb_tensor *centered = nb_sub(tape, x, nb_reduce_expand(ctx, mean));
+    nb_tensor *scaled = nb_mul_scalar(tape, g, 2.0 / (double)(v.axis - p->correction));
+    grads[0] = nb_mul(tape, nb_reduce_expand(ctx, scaled), centered);
+    return NB_OK;
+}
+
+static int backward_ops_var(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops(ctx, g, grads, false);
+}
+
+static int backward_ops_std(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return backward_ops(ctx, g, grads, true);
+}
+
 const nb_op nb_op_var = {
     .name = "var", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_variance_params),
-    .shape = nb_reduce_shape, .forward = forward_var, .backward = backward_var, .sample = sample,
+    .shape = nb_reduce_shape, .forward = forward_var, .backward = backward_var,
+    .backward_ops = backward_ops_var, .sample = sample,
 };
 
 const nb_op nb_op_std = {
     .name = "std", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_variance_params),
-    .shape = nb_reduce_shape, .forward = forward_std, .backward = backward_std, .sample = sample,
+    .shape = nb_reduce_shape, .forward = forward_std, .backward = backward_std,
+    .backward_ops = backward_ops_std, .sample = sample,
 };
 
 static nb_tensor *apply(nb_tape *tape, const nb_op *op, nb_tensor *x, int dim, int correction,

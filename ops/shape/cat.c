@@ -158,9 +158,28 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(nb_cat_params) <= NB_MAX_PARAMS_SIZE,
                "nb_cat_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx_i = input i's block of dy: a narrow along dim (cat) or the one
+ * position i along the new dim (stack) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const nb_cat_params *p = ctx->params;
+    bool stack = ctx->op == &nb_op_stack;
+    int dim = p->dim < 0 ? p->dim + g->ndim : p->dim;
+    int64_t offset = 0;
+    for (int i = 0; i < ctx->n_inputs; i++) {
+        int64_t size = stack ? 1 : ctx->inputs[i]->shape[dim];
+        if (nb_grad_wanted(ctx, i))
+            grads[i] = stack ? nb_select(ctx->tape, g, dim, i)
+                             : nb_narrow(ctx->tape, g, dim, offset, size);
+        offset += size;
+    }
+    return NB_OK;
+}
+
 const nb_op nb_op_cat = {
     .name = "cat", .min_inputs = 1, .max_inputs = -1, .params_size = sizeof(nb_cat_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 static int stack_sample(int index, nb_sample *s, nb_rng *rng)
@@ -188,7 +207,8 @@ static int stack_sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op nb_op_stack = {
     .name = "stack", .min_inputs = 1, .max_inputs = -1, .params_size = sizeof(nb_cat_params),
-    .shape = stack_shape, .forward = forward, .backward = backward, .sample = stack_sample,
+    .shape = stack_shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = stack_sample,
 };
 
 nb_tensor *nb_stack(nb_tape *tape, int n, nb_tensor *const *inputs, int dim)

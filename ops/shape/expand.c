@@ -9,6 +9,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 typedef struct expand_params {
     int ndim;                    /* entries in sizes: >= x's dims */
@@ -195,14 +196,51 @@ static int repeat_sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(expand_params) <= NB_MAX_PARAMS_SIZE, "expand_params must fit");
 
+/* dx = dy summed over the stretched dims (and the new leading ones) */
+static int expand_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_sum_to_like(ctx->tape, g, ctx->inputs[0]);
+    return NB_OK;
+}
+
+/* dx = dy summed over the copies, one tiled dim at a time: y's dim d holds
+ * r whole copies of a run of n (x's size there), so dy viewed as [before,
+ * r, n * after] and summed over r leaves that dim at n. */
+static int repeat_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const expand_params *p = ctx->params;
+    const nb_tensor *x = ctx->inputs[0];
+    if (g->numel == 0) {   /* nothing was copied: a zero gradient */
+        grads[0] = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+        return NB_OK;
+    }
+    int64_t size[NB_MAX_DIMS];
+    for (int d = 0; d < g->ndim; d++) size[d] = g->shape[d];
+    nb_tensor *dx = g;
+    for (int d = 0; d < g->ndim; d++) {
+        int64_t r = p->sizes[d], before = 1, after = 1;
+        if (r == 1) continue;
+        for (int k = 0; k < d; k++) before *= size[k];
+        for (int k = d + 1; k < g->ndim; k++) after *= size[k];
+        size[d] /= r;
+        const int64_t blocks[3] = {before, r, size[d] * after};
+        dx = nb_sum_dim(ctx->tape, nb_reshape(ctx->tape, dx, 3, blocks), 1, false);
+        dx = nb_reshape(ctx->tape, dx, g->ndim, size);
+    }
+    grads[0] = nb_reshape(ctx->tape, dx, x->ndim, x->shape);
+    return NB_OK;
+}
+
 const nb_op nb_op_expand = {
     .name = "expand", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(expand_params),
-    .shape = expand_shape, .forward = forward, .backward = backward, .sample = expand_sample,
+    .shape = expand_shape, .forward = forward, .backward = backward,
+    .backward_ops = expand_backward_ops, .sample = expand_sample,
 };
 
 const nb_op nb_op_repeat = {
     .name = "repeat", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(expand_params),
-    .shape = repeat_shape, .forward = forward, .backward = backward, .sample = repeat_sample,
+    .shape = repeat_shape, .forward = forward, .backward = backward,
+    .backward_ops = repeat_backward_ops, .sample = repeat_sample,
 };
 
 static nb_tensor *apply_tile(nb_tape *tape, const nb_op *op, nb_tensor *x, int ndim,

@@ -155,9 +155,21 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(pad_params) <= NB_MAX_PARAMS_SIZE, "pad_params must fit");
 
+/* dx = dy with the padding undone: the negated amounts crop what was
+ * added and put zeros (no gradient) where x was cropped */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const pad_params *p = ctx->params;
+    int undo[4];
+    for (int k = 0; k < p->count; k++) undo[k] = -p->pads[k];
+    grads[0] = nb_pad(ctx->tape, g, p->count, undo, 0.0);
+    return NB_OK;
+}
+
 const nb_op nb_op_pad = {
     .name = "pad", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(pad_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_pad(nb_tape *tape, nb_tensor *x, int count, const int *pads, double value)

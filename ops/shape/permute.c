@@ -200,10 +200,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(permute_params) <= NB_MAX_PARAMS_SIZE, "permute_params must fit");
 
+/* dx = dy permuted by the inverse permutation: y's dim d came from x's
+ * dims[d], so x's dim dims[d] comes back from y's d */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const permute_params *p = ctx->params;
+    int ndim = ctx->inputs[0]->ndim, inverse[NB_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) inverse[p->dims[d] < 0 ? p->dims[d] + ndim : p->dims[d]] = d;
+    grads[0] = nb_permute(ctx->tape, g, ndim, inverse);
+    return NB_OK;
+}
+
 const nb_op nb_op_permute = {
     .name = "permute", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(permute_params),
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_permute(nb_tape *tape, nb_tensor *x, int ndim, const int *dims)

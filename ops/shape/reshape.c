@@ -199,7 +199,7 @@ _Static_assert(sizeof(reshape_params) <= NB_MAX_PARAMS_SIZE,
                "reshape_params must fit NB_MAX_PARAMS_SIZE");
 
 /* dx = dy viewed in x's shape */
-static int view_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+int nb_view_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
 {
     const nb_tensor *x = ctx->inputs[0];
     grads[0] = nb_reshape(ctx->tape, g, x->ndim, x->shape);
@@ -209,7 +209,7 @@ static int view_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
 const nb_op nb_op_reshape = {
     .name = "reshape", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(reshape_params),
     .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = reshape_shape, .forward = nb_view_forward, .backward = nb_view_backward, .backward_ops = view_backward_ops, .sample = reshape_sample,
+    .shape = reshape_shape, .forward = nb_view_forward, .backward = nb_view_backward, .backward_ops = nb_view_backward_ops, .sample = reshape_sample,
 };
 
 _Static_assert(sizeof(flatten_params) <= NB_MAX_PARAMS_SIZE,
@@ -218,7 +218,7 @@ _Static_assert(sizeof(flatten_params) <= NB_MAX_PARAMS_SIZE,
 const nb_op nb_op_flatten = {
     .name = "flatten", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(flatten_params),
     .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = flatten_shape, .forward = nb_view_forward, .backward = nb_view_backward, .backward_ops = view_backward_ops, .sample = flatten_sample,
+    .shape = flatten_shape, .forward = nb_view_forward, .backward = nb_view_backward, .backward_ops = nb_view_backward_ops, .sample = flatten_sample,
 };
 
 nb_tensor *nb_reshape(nb_tape *tape, nb_tensor *x, int ndim, const int64_t *shape)

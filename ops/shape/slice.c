@@ -207,28 +207,78 @@ static int chunk_sample(int i, nb_sample *s, nb_rng *rng) { return sample_kind(i
 
 _Static_assert(sizeof(slice_params) <= NB_MAX_PARAMS_SIZE, "slice_params must fit");
 
+/* dx = dy put back at the slice's positions of x, zeros (constants)
+ * elsewhere. With x as [outer, axis, inner] and dy as [outer, count,
+ * inner]: a step s > 1 first follows each dy row with s - 1 zero rows
+ * (cat on a new dim, then merged), cut where x ends; zero rows before and
+ * after the slice fill the rest of the axis. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_tensor *x = ctx->inputs[0];
+    slice_range r;
+    int status = resolve(ctx, &r);
+    if (status != NB_OK) return status;
+    if (g->numel == 0) {   /* nothing was read: a zero gradient */
+        grads[0] = nb_tape_tensor(tape, x->dtype, x->ndim, x->shape, NULL);
+        return NB_OK;
+    }
+    nb_axis_view v = nb_axis_split(x, r.dim);
+    const int64_t rows[3] = {v.outer, r.count, v.inner};
+    nb_tensor *dx = nb_reshape(tape, g, 3, rows);
+    int64_t span = r.count;   /* rows of x from start that dx covers */
+    if (r.step > 1) {
+        const int64_t single[4] = {v.outer, r.count, 1, v.inner};
+        const int64_t gap[4] = {v.outer, r.count, r.step - 1, v.inner};
+        nb_tensor *spread[2] = {nb_reshape(tape, dx, 4, single),
+                                nb_tape_tensor(tape, x->dtype, 4, gap, NULL)};
+        span = r.count * r.step;
+        const int64_t merged[3] = {v.outer, span, v.inner};
+        dx = nb_reshape(tape, nb_cat(tape, 2, spread, 2), 3, merged);
+        if (span > v.axis - r.start) {
+            span = v.axis - r.start;
+            dx = nb_narrow(tape, dx, 1, 0, span);
+        }
+    }
+    nb_tensor *parts[3];
+    int n = 0;
+    const int64_t before[3] = {v.outer, r.start, v.inner};
+    const int64_t after[3] = {v.outer, v.axis - r.start - span, v.inner};
+    if (before[1] > 0) parts[n++] = nb_tape_tensor(tape, x->dtype, 3, before, NULL);
+    parts[n++] = dx;
+    if (after[1] > 0) parts[n++] = nb_tape_tensor(tape, x->dtype, 3, after, NULL);
+    if (n > 1) dx = nb_cat(tape, n, parts, 1);
+    grads[0] = nb_reshape(tape, dx, x->ndim, x->shape);
+    return NB_OK;
+}
+
 const nb_op nb_op_narrow = {
     .name = "narrow", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = narrow_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = narrow_sample,
 };
 const nb_op nb_op_select = {
     .name = "select", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = select_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = select_sample,
 };
 const nb_op nb_op_slice = {
     .name = "slice", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = slice_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = slice_sample,
 };
 
 /* One node per piece: split and chunk have several results, each its own
  * slice of x (docs/ops.md). */
 const nb_op nb_op_split = {
     .name = "split", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = split_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = split_sample,
 };
 const nb_op nb_op_chunk = {
     .name = "chunk", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(slice_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = chunk_sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = chunk_sample,
 };
 
 nb_tensor *nb_narrow(nb_tape *tape, nb_tensor *x, int dim, int64_t start, int64_t length)

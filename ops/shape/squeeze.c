@@ -101,14 +101,15 @@ static int unsqueeze_sample(int index, nb_sample *s, nb_rng *rng)
 const nb_op nb_op_squeeze = {
     .name = "squeeze", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(squeeze_params),
     .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS, .shape = squeeze_shape,
-    .forward = nb_view_forward, .backward = nb_view_backward, .sample = squeeze_sample,
+    .forward = nb_view_forward, .backward = nb_view_backward,
+    .backward_ops = nb_view_backward_ops, .sample = squeeze_sample,
 };
 
 const nb_op nb_op_unsqueeze = {
     .name = "unsqueeze", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(unsqueeze_params), .flags = NB_OP_VIEW | NB_OP_ASSIGNS_FRESH_GRADS,
     .shape = unsqueeze_shape, .forward = nb_view_forward, .backward = nb_view_backward,
-    .sample = unsqueeze_sample,
+    .backward_ops = nb_view_backward_ops, .sample = unsqueeze_sample,
 };
 
 nb_tensor *nb_squeeze(nb_tape *tape, nb_tensor *x, int dim)

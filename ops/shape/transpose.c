@@ -172,10 +172,19 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(transpose_params) <= NB_MAX_PARAMS_SIZE,
                "transpose_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx = dy with the same two dims swapped back */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const transpose_params *p = ctx->params;
+    grads[0] = nb_transpose(ctx->tape, g, p->dim0, p->dim1);
+    return NB_OK;
+}
+
 const nb_op nb_op_transpose = {
     .name = "transpose", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(transpose_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *nb_transpose(nb_tape *tape, nb_tensor *x, int dim0, int dim1)
