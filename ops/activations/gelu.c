@@ -6,7 +6,9 @@
  *           t = tanh(u) (the same terms as PyTorch's backward).
  * Float32 runs branch-free kernels per CPU level, across the threads above
  * NB_ELEMENTWISE_GRAIN elements (ops/elementwise/unary.c); float64 the
- * plain libm loops, the reference. */
+ * plain libm loops, the reference. The backward written with ops
+ * (backward_ops) takes Phi(x) from normal_cdf, a private op defined below
+ * for it, nabla having no erf op. */
 #include <math.h>
 #include <string.h>
 

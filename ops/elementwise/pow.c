@@ -136,7 +136,6 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
-/* params: the exponent of the one-input form (ignored with two inputs). */
 static double is_zero(double v, const void *params)
 {
     (void)params;
@@ -179,6 +178,7 @@ static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
     return NB_OK;
 }
 
+/* params: the exponent of the one-input form (ignored with two inputs). */
 const nb_op nb_op_pow = {
     .name = "pow", .min_inputs = 1, .max_inputs = 2, .params_size = sizeof(nb_scalar_params),
     .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
