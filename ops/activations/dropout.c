@@ -13,6 +13,7 @@
 #include "nabla/ops.h"
 #include "ops/activations/dropout.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* keep [n] (1 keeps, 0 drops) from the seeded generator */
 static void dropout_mask(uint64_t seed, double p, uint8_t *keep, int64_t n)
@@ -147,9 +148,28 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(dropout_params) <= NB_MAX_PARAMS_SIZE,
                "dropout_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx = dy keep / (1 - p), the mask (ctx->saved) and scale a constant; dx
+ * = dy for the identity cases */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    const dropout_params *p = ctx->params;
+    if (is_identity(p)) {
+        grads[0] = g;
+        return NB_OK;
+    }
+    const nb_tensor *x = ctx->inputs[0];
+    nb_tensor *scale = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+    if (!scale) return NB_OK;
+    const uint8_t *keep = ctx->saved;
+    for (int64_t i = 0; i < x->numel; i++)
+        if (keep[i]) nb_tensor_set(scale, i, keep_scale(p));
+    grads[0] = nb_mul(ctx->tape, g, scale);
+    return NB_OK;
+}
+
 const nb_op nb_op_dropout = {
     .name = "dropout", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(dropout_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_dropout(nb_tape *tape, nb_tensor *x, double p, bool training, uint64_t seed)

@@ -68,9 +68,29 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(elu_params) <= NB_MAX_PARAMS_SIZE, "elu_params must fit");
 
+static double positive(double x, const void *params)
+{
+    (void)params;
+    return x > 0.0;
+}
+
+/* dx = dy (x > 0 ? 1 : alpha e^min(x, 0)), the condition a constant;
+ * min(x, 0) keeps e^x, and so its gradient, finite where it is not taken. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0];
+    const double alpha = ((const elu_params *)ctx->params)->alpha, zero = 0.0;
+    nb_tensor *curve = nb_mul_scalar(tape, nb_exp(tape, nb_clamp(tape, x, NULL, &zero)), alpha);
+    nb_tensor *slope = nb_where(tape, nb_pointwise_condition(ctx, x, positive),
+                                nb_scalar_constant(tape, x->dtype, 1.0), curve);
+    grads[0] = nb_mul(tape, g, slope);
+    return NB_OK;
+}
+
 const nb_op nb_op_elu = {
     .name = "elu", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(elu_params),
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_elu(nb_tape *tape, nb_tensor *x, double alpha)

@@ -6,7 +6,9 @@
  *           t = tanh(u) (the same terms as PyTorch's backward).
  * Float32 runs branch-free kernels per CPU level, across the threads above
  * NB_ELEMENTWISE_GRAIN elements (ops/elementwise/unary.c); float64 the
- * plain libm loops, the reference. */
+ * plain libm loops, the reference. The backward written with ops
+ * (backward_ops) takes Phi(x) from normal_cdf, a private op defined below
+ * for it, nabla having no erf op. */
 #include <math.h>
 #include <string.h>
 
@@ -204,10 +206,99 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(nb_gelu_params) <= NB_MAX_PARAMS_SIZE, "nb_gelu_params must fit");
 
+/* phi(x) = e^(-x^2/2) / sqrt(2 pi), the normal density, with ops. */
+static nb_tensor *normal_density(nb_tape *tape, nb_tensor *x)
+{
+    nb_tensor *exponent = nb_mul_scalar(tape, nb_square(tape, x), -0.5);
+    return nb_mul_scalar(tape, nb_exp(tape, exponent), INV_SQRT_2PI);
+}
+
+/* normal_cdf: y = Phi(x) = erfc(-x / sqrt 2) / 2, dy/dx = phi(x). A
+ * private op (not registered: nabla has no erf), so that the exact GELU's
+ * slope Phi(x) + x phi(x) can be written with ops and differentiated. */
+static void normal_cdf_forward(const float *x, float *y, int64_t n, const void *params)
+{
+    (void)params;
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * erfcf(-x[i] * (float)SQRT_HALF);
+}
+
+static void normal_cdf_forward_ref(const double *x, double *y, int64_t n, const void *params)
+{
+    (void)params;
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5 * erfc(-x[i] * SQRT_HALF);
+}
+
+/* dx += dy phi(x); x, dy, dx: [n] */
+static void normal_cdf_backward(const float *x, const float *y, const float *dy, float *dx,
+                                int64_t n, const void *params)
+{
+    (void)y, (void)params;
+    const float density = (float)INV_SQRT_2PI;
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * density * expf(-0.5f * x[i] * x[i]);
+}
+
+static void normal_cdf_backward_ref(const double *x, const double *y, const double *dy,
+                                    double *dx, int64_t n, const void *params)
+{
+    (void)y, (void)params;
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * INV_SQRT_2PI * exp(-0.5 * x[i] * x[i]);
+}
+
+static const nb_unary_kernels NORMAL_CDF = {normal_cdf_forward, normal_cdf_forward_ref,
+                                            normal_cdf_backward, normal_cdf_backward_ref, NULL};
+
+static int normal_cdf_apply(nb_op_ctx *ctx) { return nb_unary_forward(ctx, &NORMAL_CDF); }
+static int normal_cdf_gradient(nb_op_ctx *ctx) { return nb_unary_backward(ctx, &NORMAL_CDF); }
+
+/* dx = dy phi(x) */
+static int normal_cdf_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, normal_density(ctx->tape, ctx->inputs[0]));
+    return NB_OK;
+}
+
+static const nb_op normal_cdf_op = {
+    .name = "normal_cdf", .min_inputs = 1, .max_inputs = 1,
+    .shape = nb_shape_like_input, .forward = normal_cdf_apply, .backward = normal_cdf_gradient,
+    .backward_ops = normal_cdf_backward_ops,
+};
+
+/* The tanh form's slope with ops, as the float32 kernel has it: with s =
+ * sigmoid(2u) = (1 + tanh u) / 2 and 1 - s = sigmoid(-2u) (no
+ * cancellation), s + 2 beta x s (1 - s) (1 + 3 kappa x^2); x^2 capped in
+ * the polynomial so that 0 inf never makes a NaN. */
+static nb_tensor *gelu_tanh_slope_ops(nb_tape *tape, nb_tensor *x)
+{
+    const double cap = 1e30;
+    nb_tensor *x2 = nb_square(tape, x);
+    nb_tensor *inner = nb_add_scalar(tape, nb_mul_scalar(tape, x2, CUBIC), 1.0);
+    nb_tensor *u2 = nb_mul_scalar(tape, nb_mul(tape, x, inner), 2.0 * SQRT_2_OVER_PI);
+    nb_tensor *s = nb_sigmoid(tape, u2), *complement = nb_sigmoid(tape, nb_neg(tape, u2));
+    nb_tensor *capped = nb_clamp(tape, x2, NULL, &cap);
+    nb_tensor *polynomial = nb_add_scalar(tape, nb_mul_scalar(tape, capped, 3.0 * CUBIC), 1.0);
+    nb_tensor *tail = nb_mul(tape, nb_mul(tape, x, complement), nb_mul(tape, s, polynomial));
+    return nb_add(tape, s, nb_mul_scalar(tape, tail, 2.0 * SQRT_2_OVER_PI));
+}
+
+/* exact: dx = dy (Phi(x) + x phi(x)); tanh: dx = dy times the slope above */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0], *slope;
+    if (tanh_form(ctx->params)) {
+        slope = gelu_tanh_slope_ops(tape, x);
+    } else {
+        nb_tensor *cdf = nb_apply(tape, &normal_cdf_op, 1, &x, NULL);
+        slope = nb_add(tape, cdf, nb_mul(tape, x, normal_density(tape, x)));
+    }
+    grads[0] = nb_mul(tape, g, slope);
+    return NB_OK;
+}
+
 const nb_op nb_op_gelu = {
     .name = "gelu", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_gelu_params),
     .flags = NB_OP_ASSIGNS_FRESH_GRADS,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_gelu(nb_tape *tape, nb_tensor *x, nb_gelu_approximate approximate)

@@ -89,9 +89,23 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(hardtanh_params) <= NB_MAX_PARAMS_SIZE, "hardtanh_params must fit");
 
+static double hardtanh_slope(double x, const void *params)
+{
+    const hardtanh_params *p = params;
+    return x > p->min_val && x < p->max_val ? 1.0 : 0.0;
+}
+
+/* dx = dy [min_val < x < max_val]: a constant (hardtanh is piecewise
+ * linear) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, nb_pointwise_constant(ctx, ctx->inputs[0], hardtanh_slope));
+    return NB_OK;
+}
+
 const nb_op nb_op_hardtanh = {
     .name = "hardtanh", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(hardtanh_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_hardtanh(nb_tape *tape, nb_tensor *x, double min_val, double max_val)

@@ -5,6 +5,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 typedef struct leaky_relu_params {
     double slope;
@@ -77,10 +78,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(leaky_relu_params) <= NB_MAX_PARAMS_SIZE,
                "leaky_relu_params must fit NB_MAX_PARAMS_SIZE");
 
+static double leaky_relu_slope(double x, const void *params)
+{
+    return x > 0.0 ? 1.0 : ((const leaky_relu_params *)params)->slope;
+}
+
+/* dx = dy (x > 0 ? 1 : slope): a constant (leaky_relu is piecewise linear) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, nb_pointwise_constant(ctx, ctx->inputs[0], leaky_relu_slope));
+    return NB_OK;
+}
+
 const nb_op nb_op_leaky_relu = {
     .name = "leaky_relu", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(leaky_relu_params),
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_leaky_relu(nb_tape *tape, nb_tensor *x, double slope)

@@ -8,6 +8,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 typedef struct log_softmax_params {
     int dim;
@@ -142,10 +143,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(log_softmax_params) <= NB_MAX_PARAMS_SIZE,
                "log_softmax_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx = dy - e^y sum(dy) along the dim; a 0-D log_softmax is the constant 0 */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *y = ctx->output;
+    int dim;
+    if (y->ndim == 0 || resolve_dim(ctx, &dim) != NB_OK) return NB_OK;
+    nb_tensor *total = nb_sum_dim(tape, g, dim, true);
+    grads[0] = nb_sub(tape, g, nb_mul(tape, nb_exp(tape, y), total));
+    return NB_OK;
+}
+
 const nb_op nb_op_log_softmax = {
     .name = "log_softmax", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(log_softmax_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_log_softmax(nb_tape *tape, nb_tensor *x, int dim)

@@ -133,9 +133,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
 }
 
+/* dx = dy (t + x sigmoid(x) (1 - t^2)), t = tanh(softplus(x)) (softplus
+ * linear past 20, as the forward's) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0];
+    nb_tensor *t = nb_tanh(tape, nb_softplus(tape, x, 1.0, 20.0));
+    nb_tensor *tail = nb_mul(tape, nb_mul(tape, x, nb_sigmoid(tape, x)),
+                             nb_scalar_sub(tape, 1.0, nb_square(tape, t)));
+    grads[0] = nb_mul(tape, g, nb_add(tape, t, tail));
+    return NB_OK;
+}
+
 const nb_op nb_op_mish = {
     .name = "mish", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_mish(nb_tape *tape, nb_tensor *x)

@@ -108,9 +108,18 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
 }
 
+/* dx = dy y (1 - y) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *y = ctx->output;
+    grads[0] = nb_mul(tape, g, nb_mul(tape, y, nb_scalar_sub(tape, 1.0, y)));
+    return NB_OK;
+}
+
 const nb_op nb_op_sigmoid = {
     .name = "sigmoid", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_sigmoid(nb_tape *tape, nb_tensor *x)

@@ -113,9 +113,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
 }
 
+/* dx = dy s (1 + x sigmoid(-x)), s = sigmoid(x) (sigmoid(-x) is 1 - s
+ * without the cancellation) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0];
+    nb_tensor *complement = nb_sigmoid(tape, nb_neg(tape, x));
+    nb_tensor *slope = nb_mul(tape, nb_sigmoid(tape, x),
+                              nb_add_scalar(tape, nb_mul(tape, x, complement), 1.0));
+    grads[0] = nb_mul(tape, g, slope);
+    return NB_OK;
+}
+
 const nb_op nb_op_silu = {
     .name = "silu", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_silu(nb_tape *tape, nb_tensor *x)

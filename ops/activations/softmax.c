@@ -7,6 +7,7 @@
 
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 typedef struct softmax_params {
     int dim;
@@ -136,9 +137,21 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 _Static_assert(sizeof(softmax_params) <= NB_MAX_PARAMS_SIZE,
                "softmax_params must fit NB_MAX_PARAMS_SIZE");
 
+/* dx = y (dy - sum(dy y)) along the dim; a 0-D softmax is the constant 1 */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *y = ctx->output;
+    int dim;
+    if (y->ndim == 0 || resolve_dim(ctx, &dim) != NB_OK) return NB_OK;
+    nb_tensor *dot = nb_sum_dim(tape, nb_mul(tape, g, y), dim, true);
+    grads[0] = nb_mul(tape, y, nb_sub(tape, g, dot));
+    return NB_OK;
+}
+
 const nb_op nb_op_softmax = {
     .name = "softmax", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(softmax_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_softmax(nb_tape *tape, nb_tensor *x, int dim)

@@ -99,9 +99,28 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(nb_softplus_params) <= NB_MAX_PARAMS_SIZE, "nb_softplus_params must fit");
 
+static double linear_regime(double x, const void *params)
+{
+    const nb_softplus_params p = settings(params);
+    return x * p.beta > p.threshold;
+}
+
+/* dx = dy (beta x > threshold ? 1 : sigmoid(beta x)), the condition a
+ * constant */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *x = ctx->inputs[0];
+    nb_tensor *curve = nb_sigmoid(tape, nb_mul_scalar(tape, x, settings(ctx->params).beta));
+    nb_tensor *slope = nb_where(tape, nb_pointwise_condition(ctx, x, linear_regime),
+                                nb_scalar_constant(tape, x->dtype, 1.0), curve);
+    grads[0] = nb_mul(tape, g, slope);
+    return NB_OK;
+}
+
 const nb_op nb_op_softplus = {
     .name = "softplus", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_softplus_params),
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_softplus(nb_tape *tape, nb_tensor *x, double beta, double threshold)

@@ -47,9 +47,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -1.0, 1.0, 0.1);
 }
 
+static double abs_slope(double x, const void *params)
+{
+    (void)params;
+    return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0;
+}
+
+/* dx = dy sign(x): the sign is a constant (abs is piecewise linear) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, nb_pointwise_constant(ctx, ctx->inputs[0], abs_slope));
+    return NB_OK;
+}
+
 const nb_op nb_op_abs = {
     .name = "abs", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_abs(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_abs, 1, &x, NULL); }

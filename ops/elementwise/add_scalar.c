@@ -49,10 +49,18 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(nb_scalar_params) <= NB_MAX_PARAMS_SIZE, "nb_scalar_params must fit");
 
+/* dx = dy */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    (void)ctx;
+    grads[0] = g;
+    return NB_OK;
+}
+
 const nb_op nb_op_add_scalar = {
     .name = "add_scalar", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_scalar_params),
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_add_scalar(nb_tape *tape, nb_tensor *x, double c)

@@ -96,9 +96,24 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 _Static_assert(sizeof(nb_clamp_params) <= NB_MAX_PARAMS_SIZE, "nb_clamp_params must fit");
 
+static double clamp_slope(double x, const void *params)
+{
+    double lo, hi;
+    bounds_of(params, &lo, &hi);
+    return x >= lo && x <= hi ? 1.0 : 0.0;
+}
+
+/* dx = dy [min <= x <= max]: the window is a constant (clamp is piecewise
+ * linear) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, nb_pointwise_constant(ctx, ctx->inputs[0], clamp_slope));
+    return NB_OK;
+}
+
 const nb_op nb_op_clamp = {
     .name = "clamp", .min_inputs = 1, .max_inputs = 1, .params_size = sizeof(nb_clamp_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_clamp(nb_tape *tape, nb_tensor *x, const double *min, const double *max)

@@ -47,9 +47,17 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
 }
 
+/* dx = -dy sin(x) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    grads[0] = nb_mul(tape, nb_neg(tape, g), nb_sin(tape, ctx->inputs[0]));
+    return NB_OK;
+}
+
 const nb_op nb_op_cos = {
     .name = "cos", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_cos(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_cos, 1, &x, NULL); }

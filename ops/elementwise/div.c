@@ -4,6 +4,7 @@
  * stretched to (the += at repeated offsets does that). */
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* One run along the output's last dim; a and b step by 0 or 1. */
 static void div_forward(const nb_broadcast_run *r, void *user)
@@ -74,9 +75,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_binary(index, s, rng, 0.5, 1.5);
 }
 
+/* da = dy / b, db = -dy a / b^2 = -(dy / b) y, each summed over its
+ * broadcast dims (y the recorded output: it carries a and b) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+    nb_tensor *quotient = nb_div(tape, g, b);
+    if (nb_grad_wanted(ctx, 0)) grads[0] = nb_sum_to_like(tape, quotient, a);
+    if (nb_grad_wanted(ctx, 1))
+        grads[1] = nb_sum_to_like(tape, nb_neg(tape, nb_mul(tape, quotient, ctx->output)), b);
+    return NB_OK;
+}
+
 const nb_op nb_op_div = {
     .name = "div", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_div(nb_tape *tape, nb_tensor *a, nb_tensor *b)

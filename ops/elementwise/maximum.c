@@ -5,6 +5,7 @@
  * told apart by `max`. */
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* Whether u is the result: u wins, or is NaN. */
 static inline bool picks_a(double u, double v, bool max) { return (max ? u > v : u < v) || u != u; }
@@ -123,14 +124,65 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_binary(index, s, rng, -1.0, 1.0);
 }
 
+/* What the mask's runs see: the inputs, the mask (the output's shape and
+ * dtype) and which input it is for. */
+typedef struct share_args {
+    const nb_tensor *a, *b;
+    nb_tensor *share;
+    bool max, for_b;
+} share_args;
+
+/* share[i] = 1/2 where a == b, 0 where this input loses, else 1 (it wins,
+ * or a NaN is involved): the buffer backward's split, as a constant. */
+static void share_run(const nb_broadcast_run *r, void *user)
+{
+    const share_args *p = user;
+    for (int64_t i = 0; i < r->length; i++) {
+        double u = nb_tensor_get(p->a, r->a_offset + i * r->a_step);
+        double v = nb_tensor_get(p->b, r->b_offset + i * r->b_step);
+        bool a_loses = p->max ? u < v : u > v, b_loses = p->max ? u > v : u < v;
+        double share = u == v ? 0.5 : (p->for_b ? b_loses : a_loses) ? 0.0 : 1.0;
+        nb_tensor_set(p->share, r->out_offset + i, share);
+    }
+}
+
+/* da = dy share_a, db = dy share_b (each summed over its broadcast dims):
+ * the shares are constants, max and min being piecewise linear. */
+static int extreme_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads, bool max)
+{
+    nb_tape *tape = ctx->tape;
+    const nb_tensor *y = ctx->output;
+    for (int i = 0; i < 2; i++) {
+        if (!nb_grad_wanted(ctx, i)) continue;
+        share_args args = {ctx->inputs[0], ctx->inputs[1],
+                           nb_tape_tensor(tape, y->dtype, y->ndim, y->shape, NULL), max, i == 1};
+        if (!args.share) return NB_OK;
+        nb_broadcast_for_each(y, args.a, args.b, share_run, &args);
+        grads[i] = nb_sum_to_like(tape, nb_mul(tape, g, args.share), ctx->inputs[i]);
+    }
+    return NB_OK;
+}
+
+static int maximum_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return extreme_backward_ops(ctx, g, grads, true);
+}
+
+static int minimum_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    return extreme_backward_ops(ctx, g, grads, false);
+}
+
 const nb_op nb_op_maximum = {
     .name = "maximum", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = maximum_forward, .backward = maximum_backward, .sample = sample,
+    .shape = shape, .forward = maximum_forward, .backward = maximum_backward,
+    .backward_ops = maximum_backward_ops, .sample = sample,
 };
 
 const nb_op nb_op_minimum = {
     .name = "minimum", .min_inputs = 2, .max_inputs = 2,
-    .shape = shape, .forward = minimum_forward, .backward = minimum_backward, .sample = sample,
+    .shape = shape, .forward = minimum_forward, .backward = minimum_backward,
+    .backward_ops = minimum_backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_maximum(nb_tape *tape, nb_tensor *a, nb_tensor *b)

@@ -49,10 +49,17 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -2.0, 2.0, 0.0);
 }
 
+/* dx = c dy */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul_scalar(ctx->tape, g, ((const nb_scalar_params *)ctx->params)->value);
+    return NB_OK;
+}
+
 const nb_op nb_op_mul_scalar = {
     .name = "mul_scalar", .min_inputs = 1, .max_inputs = 1,
     .params_size = sizeof(nb_scalar_params),
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_mul_scalar(nb_tape *tape, nb_tensor *x, double c)

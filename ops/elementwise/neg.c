@@ -1,6 +1,7 @@
 /* neg: y = -x. */
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/grad_ops.h"
 
 /* x, y: [n] */
 static void neg_forward(const float *x, float *y, int64_t n)
@@ -47,9 +48,16 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -1.0, 1.0, 0.0);
 }
 
+/* dx = -dy */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_neg(ctx->tape, g);
+    return NB_OK;
+}
+
 const nb_op nb_op_neg = {
     .name = "neg", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_neg(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_neg, 1, &x, NULL); }

@@ -136,10 +136,52 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+static double is_zero(double v, const void *params)
+{
+    (void)params;
+    return v == 0.0;
+}
+
+static double is_nonnegative(double v, const void *params)
+{
+    (void)params;
+    return v >= 0.0;
+}
+
+/* x^e: dx = dy e x^(e-1) (none for e = 0). a^b: da = dy b a^(b-1), 0 where
+ * b = 0; db = dy y ln a, 0 where a = 0 and b >= 0; each summed over its
+ * broadcast dims. The zeros come from nb_where, so the 0^-1 or ln 0 of
+ * the branch not taken stays out, as in PyTorch's pow_backward. */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *a = ctx->inputs[0];
+    if (ctx->n_inputs == 1) {
+        const double e = ((const nb_scalar_params *)ctx->params)->value;
+        if (e != 0.0)
+            grads[0] = nb_mul(tape, g, nb_mul_scalar(tape, nb_pow_scalar(tape, a, e - 1.0), e));
+        return NB_OK;
+    }
+    nb_tensor *b = ctx->inputs[1], *zero = nb_scalar_constant(tape, a->dtype, 0.0);
+    if (nb_grad_wanted(ctx, 0)) {
+        nb_tensor *slope = nb_mul(tape, b, nb_pow(tape, a, nb_add_scalar(tape, b, -1.0)));
+        nb_tensor *da = nb_where(tape, nb_pointwise_condition(ctx, b, is_zero), zero,
+                                 nb_mul(tape, g, slope));
+        grads[0] = nb_sum_to_like(tape, da, a);
+    }
+    if (nb_grad_wanted(ctx, 1)) {
+        nb_tensor *db = nb_mul(tape, g, nb_mul(tape, ctx->output, nb_log(tape, a)));
+        nb_tensor *kept = nb_where(tape, nb_pointwise_condition(ctx, b, is_nonnegative), zero, db);
+        db = nb_where(tape, nb_pointwise_condition(ctx, a, is_zero), kept, db);
+        grads[1] = nb_sum_to_like(tape, db, b);
+    }
+    return NB_OK;
+}
+
 /* params: the exponent of the one-input form (ignored with two inputs). */
 const nb_op nb_op_pow = {
     .name = "pow", .min_inputs = 1, .max_inputs = 2, .params_size = sizeof(nb_scalar_params),
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_pow_scalar(nb_tape *tape, nb_tensor *x, double exponent)

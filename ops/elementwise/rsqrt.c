@@ -47,9 +47,18 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, 0.2, 2.0, 0.0);
 }
 
+/* dx = -dy y^3 / 2 */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *y = ctx->output;
+    grads[0] = nb_mul(tape, nb_mul_scalar(tape, g, -0.5), nb_mul(tape, y, nb_square(tape, y)));
+    return NB_OK;
+}
+
 const nb_op nb_op_rsqrt = {
     .name = "rsqrt", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_rsqrt(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_rsqrt, 1, &x, NULL); }

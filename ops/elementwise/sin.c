@@ -47,9 +47,17 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -4.0, 4.0, 0.0);
 }
 
+/* dx = dy cos(x) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    grads[0] = nb_mul(tape, g, nb_cos(tape, ctx->inputs[0]));
+    return NB_OK;
+}
+
 const nb_op nb_op_sin = {
     .name = "sin", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_sin(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_sin, 1, &x, NULL); }

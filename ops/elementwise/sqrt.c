@@ -48,9 +48,17 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, 0.1, 2.0, 0.0);
 }
 
+/* dx = dy / (2 y) */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    grads[0] = nb_mul_scalar(tape, nb_div(tape, g, ctx->output), 0.5);
+    return NB_OK;
+}
+
 const nb_op nb_op_sqrt = {
     .name = "sqrt", .min_inputs = 1, .max_inputs = 1,
-    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .sample = sample,
+    .shape = nb_shape_like_input, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_sqrt(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &nb_op_sqrt, 1, &x, NULL); }

@@ -1,4 +1,5 @@
 #include "base/parallel.h"
+#include "nabla/ops.h"
 #include "ops/elementwise/unary.h"
 
 typedef struct unary_job {
@@ -50,4 +51,25 @@ int nb_unary_backward(nb_op_ctx *ctx, const nb_unary_kernels *kernels)
                      .dy = dy->data, .out = dx->data, .assign = assign};
     nb_parallel_ranges(x->numel, backward_range, &job);
     return NB_OK;
+}
+
+nb_tensor *nb_scalar_sub(nb_tape *tape, double c, nb_tensor *x)
+{
+    return nb_add_scalar(tape, nb_neg(tape, x), c);
+}
+
+nb_tensor *nb_scalar_constant(nb_tape *tape, nb_dtype dtype, double value)
+{
+    nb_tensor *c = nb_tape_tensor(tape, dtype, 0, NULL, NULL);
+    if (c) nb_tensor_set(c, 0, value);
+    return c;
+}
+
+nb_tensor *nb_pointwise_condition(nb_op_ctx *ctx, const nb_tensor *x, nb_pointwise_fn fn)
+{
+    nb_tensor *c = nb_tape_tensor(ctx->tape, NB_INT32, x->ndim, x->shape, NULL);
+    if (!c) return NULL;
+    int32_t *cd = c->data;
+    for (int64_t i = 0; i < x->numel; i++) cd[i] = fn(nb_tensor_get(x, i), ctx->params) != 0.0;
+    return c;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "nabla/op.h"
+#include "ops/grad_ops.h"
 
 typedef struct nb_unary_kernels {
     /* y[i] = f(x[i]), i < n; params: the op's (ctx->params), or NULL */
@@ -29,5 +30,18 @@ typedef struct nb_unary_kernels {
 
 int nb_unary_forward(nb_op_ctx *ctx, const nb_unary_kernels *kernels);
 int nb_unary_backward(nb_op_ctx *ctx, const nb_unary_kernels *kernels);
+
+/* Building blocks of the element-wise ops' and activations' backward_ops;
+ * each returns a tape tensor, or NULL with the error on the tape. */
+/* c - x (1 - y in sigmoid's and tanh's slopes) */
+nb_tensor *nb_scalar_sub(nb_tape *tape, double c, nb_tensor *x);
+/* A 0-D constant of the dtype holding value: the branch of an nb_where
+ * that zeroes a gradient. */
+nb_tensor *nb_scalar_constant(nb_tape *tape, nb_dtype dtype, double value);
+/* An int32 constant of x's shape, 1 where fn(x[i], ctx->params) != 0: the
+ * condition of an nb_where. A where, unlike a product with a 0/1 mask,
+ * keeps an inf or NaN in the branch not taken (pow's 0^-1 at b = 0) out of
+ * the result. */
+nb_tensor *nb_pointwise_condition(nb_op_ctx *ctx, const nb_tensor *x, nb_pointwise_fn fn);
 
 #endif

@@ -6,6 +6,7 @@
  * inf there is harmless. */
 #include "nabla/ops.h"
 #include "ops/common.h"
+#include "ops/elementwise/unary.h"
 
 typedef struct where_args {
     const int32_t *condition;
@@ -130,9 +131,22 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return 1;
 }
 
+/* da = where(condition, dy, 0), db = where(condition, 0, dy), each summed
+ * over its broadcast dims */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    nb_tape *tape = ctx->tape;
+    nb_tensor *condition = ctx->inputs[CONDITION], *zero = nb_scalar_constant(tape, g->dtype, 0.0);
+    if (nb_grad_wanted(ctx, A))
+        grads[A] = nb_sum_to_like(tape, nb_where(tape, condition, g, zero), ctx->inputs[A]);
+    if (nb_grad_wanted(ctx, B))
+        grads[B] = nb_sum_to_like(tape, nb_where(tape, condition, zero, g), ctx->inputs[B]);
+    return NB_OK;
+}
+
 const nb_op nb_op_where = {
     .name = "where", .min_inputs = 3, .max_inputs = 3, .index_inputs = 1u << CONDITION,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops, .sample = sample,
 };
 
 nb_tensor *nb_where(nb_tape *tape, nb_tensor *condition, nb_tensor *a, nb_tensor *b)
