@@ -80,12 +80,21 @@ static void mark_relevant(sweep_state *s, nb_tensor *t)
     e->value = t;
 }
 
+/* A tensor the sweep reached whose gradient is zero so far: an entry
+ * without a value. It is "used" (PyTorch returns zeros for it, not None),
+ * and nodes producing it have nothing to pass on. */
+static void mark_reached(sweep_state *s, nb_tensor *t)
+{
+    nb_tensor_map_entry *e = nb_tensor_map_slot(&s->gradient, t);
+    e->key = t;
+}
+
 /* Adds g into t's gradient: as a new tensor of the graph when recording,
  * in place (g is a buffer of this sweep) otherwise. */
 static int accumulate(sweep_state *s, nb_tensor *t, nb_tensor *g)
 {
     nb_tensor_map_entry *e = nb_tensor_map_slot(&s->gradient, t);
-    if (!e->key) {
+    if (!e->value) {
         e->key = t;
         e->value = g;
         return NB_OK;
@@ -141,7 +150,11 @@ static int visit_recorded(sweep_state *s, nb_op_ctx *ctx, nb_tensor *g, unsigned
         status = nb_fail(NB_ERR_INVALID, "%s", s->tape->error);
     for (int i = 0; i < ctx->n_inputs && status == NB_OK; i++) {
         nb_tensor *c = contributions[i];
-        if (!c || !is_relevant(s, ctx->inputs[i])) continue;
+        if (!is_relevant(s, ctx->inputs[i])) continue;
+        if (!c) {
+            mark_reached(s, ctx->inputs[i]);
+            continue;
+        }
         status = check_contribution(ctx, i, c);
         if (status == NB_OK) status = nb_check_anomaly(ctx, c, "backward");
         if (status == NB_OK) status = accumulate(s, ctx->inputs[i], c);
@@ -202,16 +215,18 @@ static int run_sweep(sweep_state *s, int n_outputs, nb_tensor *const *outputs,
     }
     for (size_t k = count; k-- > 0;) {
         nb_op_ctx *ctx = &nodes[k]->ctx;
-        nb_tensor *g = nb_tensor_map_get(&s->gradient, ctx->output);
-        if (!g) continue;
+        nb_tensor_map_entry *e = nb_tensor_map_slot(&s->gradient, ctx->output);
+        if (!e->key) continue;
+        nb_tensor *g = e->value;
         unsigned wanted = 0;
         bool any = false;
         for (int i = 0; i < ctx->n_inputs; i++)
             if (is_relevant(s, ctx->inputs[i])) {
                 any = true;
                 if (i < 32) wanted |= 1u << i;
+                if (!g) mark_reached(s, ctx->inputs[i]);
             }
-        if (!any) continue;
+        if (!any || !g) continue;
         nb_alloc_set_op(ctx->op->name);
         int status = s->create_graph ? visit_recorded(s, ctx, g, wanted) : visit_buffers(s, ctx, g);
         nb_alloc_set_op("grad");
@@ -235,7 +250,15 @@ int nb_grad(nb_tape *tape, int n_outputs, nb_tensor *const *outputs, nb_tensor *
     tape->grad_enabled = was_enabled;
     nb_alloc_set_op(outer);
     for (int j = 0; j < n_inputs && status == NB_OK; j++) {
-        grads[j] = nb_tensor_map_get(&s.gradient, inputs[j]);
+        nb_tensor_map_entry *e = nb_tensor_map_slot(&s.gradient, inputs[j]);
+        grads[j] = e->value;
+        if (e->key && !grads[j]) {
+            /* Reached, but every contribution was zero. */
+            const nb_tensor *x = inputs[j];
+            grads[j] = nb_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, true);
+            if (!grads[j]) status = NB_ERR_NOMEM;
+            continue;
+        }
         if (grads[j] || (flags & NB_GRAD_ALLOW_UNUSED)) continue;
         char shape[96];
         status = nb_fail(NB_ERR_INVALID, "grad: input %d %s is not used to compute the outputs "

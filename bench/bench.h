@@ -49,6 +49,8 @@ int bench_language_model(const char *name, const bench_options *o, const char *d
 int bench_gemm(int64_t n, const bench_options *o);
 int bench_conv(const char *shape, const bench_options *o);
 int bench_pool(const char *shape, const bench_options *o);
+/* Hessian-vector products against gradients on an MLP (hessian.c). */
+int bench_hessian(const bench_options *o);
 /* Fused ops at language-model shapes (ops.c). */
 int bench_op(const char *name, const bench_options *o);
 

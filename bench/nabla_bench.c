@@ -6,6 +6,8 @@
  *   nabla-bench --model gpt|lstm [--threads N] [--batch B] [--steps S]
  *               [--data DIR] [--synthetic]   (tokens/s; DIR holds fortunes)
  *   nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all [--threads N]
+ *   nabla-bench --hvp [--batch B] [--steps ROUNDS] [--threads N]
+ *               (Hessian-vector product vs gradient, 784-500-500-10 MLP)
  *   add --json for one JSON object per line; --verbose with --conv or
  *   --pool prints the path each shape runs (include/nabla/paths.h).
  *
@@ -166,6 +168,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: nabla-bench --model lenet5|convnet|mlp|gpt|lstm [--threads N] [--batch B] [--steps S]\n"
             "                   [--only train|infer] [--data DIR] [--synthetic] [--json]\n"
+            "       nabla-bench --hvp [--batch B] [--steps ROUNDS] [--threads N] [--json]\n"
             "       nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all\n"
             "                   [--threads N]"
             "\n"
@@ -178,12 +181,13 @@ int main(int argc, char **argv)
     const char *model = NULL, *only = NULL, *conv = NULL, *pool = NULL, *op = NULL;
     const char *data_dir = NULL;
     int64_t gemm = 0;
-    bool use_synthetic = false, batch_given = false;
+    bool use_synthetic = false, batch_given = false, hvp = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) { o.json = true; continue; }
         if (strcmp(a, "--verbose") == 0) { o.verbose = true; continue; }
         if (strcmp(a, "--synthetic") == 0) { use_synthetic = true; continue; }
+        if (strcmp(a, "--hvp") == 0) { hvp = true; continue; }
         if (strcmp(a, "--help") == 0) return usage(stdout), 0;
         if (!v) return fprintf(stderr, "nabla-bench: %s needs a value\n", a), usage(stderr), 2;
         if (strcmp(a, "--model") == 0) model = v;
@@ -203,6 +207,10 @@ int main(int argc, char **argv)
         return fprintf(stderr, "nabla-bench: %s\n", nb_last_error()), 2;
     o.threads = nb_get_num_threads();
     if (o.batch < 1 || o.steps < 0) return fprintf(stderr, "nabla-bench: bad --batch/--steps\n"), 2;
+    if (hvp) {
+        if (!batch_given) o.batch = 128;
+        return bench_hessian(&o);
+    }
     if (gemm > 0) return bench_gemm(gemm, &o);
     if (conv) return bench_conv(conv, &o);
     if (pool) return bench_pool(pool, &o);

@@ -350,6 +350,43 @@ Test(higher_order, errors_name_the_problem)
     nb_tape_free(tape);
 }
 
+/* A step function: its gradient is zero wherever it exists. */
+static int step_forward(nb_op_ctx *ctx)
+{
+    for (int64_t i = 0; i < ctx->output->numel; i++)
+        nb_tensor_set(ctx->output, i, nb_tensor_get(ctx->inputs[0], i) > 0);
+    return NB_OK;
+}
+static int step_backward(nb_op_ctx *ctx)
+{
+    (void)ctx;
+    return NB_OK;
+}
+static int step_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    (void)ctx, (void)g, (void)grads; /* zero: every contribution stays NULL */
+    return NB_OK;
+}
+static const nb_op STEP = {.name = "test_step", .min_inputs = 1, .max_inputs = 1,
+                           .shape = cube_shape, .forward = step_forward,
+                           .backward = step_backward, .backward_ops = step_backward_ops};
+
+/* An input the outputs depend on through zero gradients gets zeros, as
+ * PyTorch's autograd.grad returns zeros (not None) for it. */
+Test(higher_order, reached_input_with_zero_gradient_gets_zeros)
+{
+    nb_tape *tape = nb_tape_new();
+    const int64_t n[1] = {3};
+    nb_tensor *x = filled(tape, NB_FLOAT64, 1, n, 1.0, 0, true);
+    nb_tensor *y = nb_sum(tape, nb_apply(tape, &STEP, 1, &x, NULL));
+    for (int record = 0; record < 2; record++) {
+        nb_tensor *g = grad1(tape, y, NULL, x, record ? NB_GRAD_CREATE_GRAPH : 0);
+        cr_assert_not_null(g);
+        assert_values(g, (double[]){0, 0, 0}, 3, 0.0);
+    }
+    nb_tape_free(tape);
+}
+
 static long allocations;
 static void *counting_malloc(size_t size, void *user)
 {

@@ -1,7 +1,7 @@
 /* custom_op: uses the user-defined softplus (user_softplus) in a small
  * regression model, then checks its gradient with the same gradcheck as the
  * built-in ops.
- *   custom_op              train, then gradcheck user_softplus
+ *   custom_op              train, then gradcheck user_softplus (first and second order)
  *   custom_op --gradcheck  the full nabla-gradcheck table, user_softplus included */
 #include <stdio.h>
 #include <string.h>
@@ -68,5 +68,12 @@ int main(int argc, char **argv)
     }
     printf("gradcheck user_softplus: %d cases, max abs err %.3e, max rel err %.3e: %s\n", cases,
            result.max_abs_error_all, result.max_rel_error_all, result.passed ? "PASS" : "FAIL");
-    return result.passed && loss >= 0 && loss < 0.01 ? 0 : 1;
+    nb_gradcheck_result second;
+    if (nb_gradgradcheck_op(&user_softplus_op, NULL, &second, &cases) != NB_OK) {
+        fprintf(stderr, "custom_op: %s\n", nb_last_error());
+        return 1;
+    }
+    printf("gradgradcheck user_softplus: %d cases, max abs err %.3e, max rel err %.3e: %s\n", cases,
+           second.max_abs_error_all, second.max_rel_error_all, second.passed ? "PASS" : "FAIL");
+    return result.passed && second.passed && loss >= 0 && loss < 0.01 ? 0 : 1;
 }

@@ -52,6 +52,15 @@ static int backward(nb_op_ctx *ctx)
     return NB_OK;
 }
 
+/* The same backward written with ops, dx = dy * sigmoid(x), so nb_grad can
+ * record it and differentiate it again (second derivative sigmoid(x) (1 -
+ * sigmoid(x)) comes from sigmoid's own rule). */
+static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
+{
+    grads[0] = nb_mul(ctx->tape, g, nb_sigmoid(ctx->tape, ctx->inputs[0]));
+    return NB_OK;
+}
+
 /* Gradcheck cases: a vector, a matrix, and large |x| where a naive
  * log(1 + e^x) would overflow. */
 static int sample(int index, nb_sample *s, nb_rng *rng)
@@ -66,7 +75,8 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
 
 const nb_op user_softplus_op = {
     .name = "user_softplus", .min_inputs = 1, .max_inputs = 1,
-    .shape = shape, .forward = forward, .backward = backward, .sample = sample,
+    .shape = shape, .forward = forward, .backward = backward, .backward_ops = backward_ops,
+    .sample = sample,
 };
 
 nb_tensor *user_softplus(nb_tape *tape, nb_tensor *x) { return nb_apply(tape, &user_softplus_op, 1, &x, NULL); }
