@@ -4,7 +4,9 @@
  * built with nb_grad(NB_GRAD_CREATE_GRAPH), so nb_gradcheck compares its
  * recorded backward (the backward of the backward) with central
  * differences of the analytic gradient. u is a random seed that is itself
- * an input: the check covers the derivative with respect to it too. */
+ * an input: the check covers the derivative with respect to it too.
+ * nb_gradcheck_order repeats the construction: order k checks the
+ * (k-1)-th order check's function to second order. */
 #include <stdio.h>
 #include <string.h>
 
@@ -57,9 +59,13 @@ static nb_tensor *joined_gradients(nb_tape *tape, nb_tensor *const *inputs, int 
     return m == 1 ? flat[0] : nb_cat(tape, m, flat, 0);
 }
 
-int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *const *inputs,
-                     const nb_gradcheck_options *options, nb_gradcheck_result *result)
+int nb_gradcheck_order(int order, nb_gradcheck_fn fn, void *user, int n_inputs,
+                       nb_tensor *const *inputs, const nb_gradcheck_options *options,
+                       nb_gradcheck_result *result)
 {
+    if (order < 1)
+        return nb_fail(NB_ERR_INVALID, "gradcheck: order %d, expected 1 or more", order);
+    if (order == 1) return nb_gradcheck(fn, user, n_inputs, inputs, options, result);
     if (!fn || !result || (n_inputs > 0 && !inputs))
         return nb_fail(NB_ERR_INVALID, "gradgradcheck: NULL argument");
     if (n_inputs < 0 || n_inputs + 1 > NB_GRADCHECK_MAX_INPUTS)
@@ -69,7 +75,9 @@ int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *co
     /* One forward for the output's shape, which u takes. */
     nb_tape *tape = nb_tape_new();
     if (!tape) return NB_ERR_NOMEM;
+    bool was = nb_tape_set_grad_enabled(tape, true);
     nb_tensor *y = fn(tape, inputs, n_inputs, user);
+    nb_tape_set_grad_enabled(tape, was);
     nb_tensor *u = NULL;
     int status = NB_OK;
     if (!y) {
@@ -80,7 +88,7 @@ int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *co
                          nb_dtype_name(y->dtype));
     } else {
         nb_rng rng;
-        nb_rng_seed(&rng, (options ? options->seed : 0) + 0x5EC0);
+        nb_rng_seed(&rng, (options ? options->seed : 0) + 0x5EC0 + (uint64_t)order);
         u = nb_tensor_normal(NB_FLOAT64, y->ndim, y->shape, 0.0, 1.0, &rng);
         if (!u) status = NB_ERR_NOMEM;
         else nb_tensor_set_requires_grad(u, true);
@@ -94,7 +102,13 @@ int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *co
     for (int i = 0; i < n_inputs; i++) all[i] = inputs[i];
     all[n_inputs] = u;
     second_order so = {fn, user, n_inputs};
-    status = nb_gradcheck(joined_gradients, &so, n_inputs + 1, all, options, result);
+    status = nb_gradcheck_order(order - 1, joined_gradients, &so, n_inputs + 1, all, options, result);
     nb_tensor_free(u);
     return status;
+}
+
+int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs, nb_tensor *const *inputs,
+                     const nb_gradcheck_options *options, nb_gradcheck_result *result)
+{
+    return nb_gradcheck_order(2, fn, user, n_inputs, inputs, options, result);
 }

@@ -129,7 +129,7 @@ static int check_case(const nb_op *op, int order, op_case *c, nb_sample *s,
             return NB_OK;
         }
     }
-    return nb_gradgradcheck(apply_case, c, s->n_inputs, s->inputs, options, r);
+    return nb_gradcheck_order(order, apply_case, c, s->n_inputs, s->inputs, options, r);
 }
 
 static int check_cases(const nb_op *op, int order, const nb_gradcheck_options *options,
@@ -221,11 +221,12 @@ int nb_gradgradcheck_op(const nb_op *op, const nb_gradcheck_options *options,
 
 static void usage(void)
 {
-    printf("usage: nabla-gradcheck [--list] [--op NAME] [--order 1|2] [--verbose]\n"
+    printf("usage: nabla-gradcheck [--list] [--op NAME] [--order 1|2|3] [--verbose]\n"
            "Checks every registered op's backward against central differences in\n"
            "float64: each element must satisfy |analytic - numeric| <= 1e-6 + 1e-5 |numeric|.\n"
            "--order 2 checks the second derivative instead: the backward recorded\n"
-           "with the op's backward_ops, differentiated again (nb_gradgradcheck).\n"
+           "with the op's backward_ops, differentiated again (nb_gradgradcheck);\n"
+           "--order 3 the third (nb_gradcheck_order).\n"
            "Sample points are kept at least 1e-2 away from kinks (ReLU at 0, max ties).\n");
 }
 
@@ -242,8 +243,8 @@ int nb_gradcheck_main(int argc, char **argv)
             only = argv[++i];
         } else if (strcmp(argv[i], "--order") == 0 && i + 1 < argc) {
             const char *value = argv[++i];
-            if (strcmp(value, "1") != 0 && strcmp(value, "2") != 0) {
-                fprintf(stderr, "nabla-gradcheck: --order takes 1 or 2, got '%s'\n", value);
+            if (strcmp(value, "1") != 0 && strcmp(value, "2") != 0 && strcmp(value, "3") != 0) {
+                fprintf(stderr, "nabla-gradcheck: --order takes 1, 2 or 3, got '%s'\n", value);
                 return 2;
             }
             order = value[0] - '0';
@@ -266,7 +267,7 @@ int nb_gradcheck_main(int argc, char **argv)
     for (int k = 0; k < nb_op_count(); k++) {
         const nb_op *op = nb_op_at(k);
         if (only && strcmp(op->name, only) != 0) continue;
-        if (order == 2 && op->backward && !op->backward_ops) {
+        if (order >= 2 && op->backward && !op->backward_ops) {
             printf("%-36s %5s %12s %12s %10s  %s\n", op->name, "-", "-", "-", "-",
                    "no second-order rule");
             without_rule++;
@@ -286,7 +287,7 @@ int nb_gradcheck_main(int argc, char **argv)
             printf("    %s\n", r.message[0] ? r.message : (cases ? nb_last_error() : "no sample cases"));
         }
     }
-    if (order == 2) printf("%d op(s) without a second-order rule (backward_ops)\n", without_rule);
+    if (order >= 2) printf("%d op(s) without a second-order rule (backward_ops)\n", without_rule);
     printf("%d op(s) failed; tolerance atol %.0e + rtol %.0e x |numeric|, eps %.0e\n", failures,
            options.atol, options.rtol, options.eps);
     return failures ? 1 : 0;

@@ -21,5 +21,6 @@ check "$build/examples/custom_op"
 for model in gpt lstm; do
   check "$build/examples/charlm" --model "$model" --steps 2 --batch 2 --val-windows 2 --sample 4 --data docs
 done
+check "$build/examples/second_order" maml --steps 20
 check "$build/tests/memory_profile" --synthetic --steps 4 --warmup 2 --every 1 --threads 2 --no-check
 echo "memcheck: no errors, no definite leaks"

@@ -69,6 +69,13 @@ NB_API int nb_gradgradcheck(nb_gradcheck_fn fn, void *user, int n_inputs,
                             nb_tensor *const *inputs, const nb_gradcheck_options *options,
                             nb_gradcheck_result *result);
 
+/* Any order: 1 is nb_gradcheck, 2 nb_gradgradcheck, and order k checks
+ * the order k-1 construction's function (x, u) -> d<u, fn(x)>/dx in turn,
+ * with one more random seed input per order. The cost grows with each. */
+NB_API int nb_gradcheck_order(int order, nb_gradcheck_fn fn, void *user, int n_inputs,
+                              nb_tensor *const *inputs, const nb_gradcheck_options *options,
+                              nb_gradcheck_result *result);
+
 /* Checks every sample case of one op; totals go in `result` (max over
  * cases). *cases receives the number of cases run. An op without a
  * backward (argmax) has no gradient: its cases are only run in float64

@@ -128,16 +128,30 @@ static int sample(int index, nb_sample *s, nb_rng *rng)
     return nb_sample_elementwise(index, s, rng, -1.0, 1.0, 0.1);
 }
 
-static double relu_slope(double x, const void *params)
+/* [x > 0] as a constant of x's shape and dtype: ReLU's slope, whose own
+ * derivative is zero. A plain loop, not nb_pointwise_constant: ReLU nets
+ * build this mask in every recorded backward. */
+static nb_tensor *relu_mask(nb_op_ctx *ctx)
 {
-    (void)params;
-    return x > 0.0 ? 1.0 : 0.0;
+    const nb_tensor *x = ctx->inputs[0];
+    nb_tensor *mask = nb_tape_tensor(ctx->tape, x->dtype, x->ndim, x->shape, NULL);
+    if (!mask) return NULL;
+    if (x->dtype == NB_FLOAT32) {
+        const float *xd = x->data;
+        float *md = mask->data;
+        for (int64_t i = 0; i < x->numel; i++) md[i] = xd[i] > 0.0f ? 1.0f : 0.0f;
+    } else {
+        const double *xd = x->data;
+        double *md = mask->data;
+        for (int64_t i = 0; i < x->numel; i++) md[i] = xd[i] > 0.0 ? 1.0 : 0.0;
+    }
+    return mask;
 }
 
-/* dx = dy [x > 0]: the mask is a constant (ReLU's second derivative is 0) */
+/* dx = dy [x > 0] */
 static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
 {
-    grads[0] = nb_mul(ctx->tape, g, nb_pointwise_constant(ctx, ctx->inputs[0], relu_slope));
+    grads[0] = nb_mul(ctx->tape, g, relu_mask(ctx));
     return NB_OK;
 }
 
