@@ -22,9 +22,7 @@
 #include "ops/meprop/meprop.h"
 #include "ops/conv2d/grad.h"
 
-/* The settings in force: a zero stride, dilation or groups means 1, so a
- * zeroed nb_conv2d_params is PyTorch's defaults. */
-static nb_conv2d_params settings_of(const nb_conv2d_params *p)
+nb_conv2d_params nb_conv2d_settings(const nb_conv2d_params *p)
 {
     nb_conv2d_params s = *p;
     for (int a = 0; a < 2; a++) {
@@ -54,7 +52,7 @@ static const nb_max_pool2d_params *pool_params_of(const nb_conv2d_node_params *n
 
 static nb_conv2d_geometry geometry_of(const nb_op_ctx *ctx)
 {
-    const nb_conv2d_params settings = settings_of(params_of(ctx)), *p = &settings;
+    const nb_conv2d_params settings = nb_conv2d_settings(params_of(ctx)), *p = &settings;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     nb_conv2d_geometry g = {
         .N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
@@ -84,7 +82,7 @@ static int pool_geometry(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
 
 static int shape(nb_op_ctx *ctx, nb_shape *out)
 {
-    const nb_conv2d_params settings = settings_of(params_of(ctx)), *p = &settings;
+    const nb_conv2d_params settings = nb_conv2d_settings(params_of(ctx)), *p = &settings;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     char sx[96], sw[96], sb[96];
     nb_input_shape(ctx, 0, sx, sizeof sx);

@@ -73,17 +73,6 @@ static nb_tensor *input_gradient(nb_tape *tape, nb_tensor *dy, nb_tensor *w,
     return nb_conv_transpose2d(tape, dy, w, NULL, &t);
 }
 
-static nb_conv2d_params settings(const nb_conv2d_params *p)
-{
-    nb_conv2d_params s = *p;
-    for (int a = 0; a < 2; a++) {
-        if (s.stride[a] == 0) s.stride[a] = 1;
-        if (s.dilation[a] == 0) s.dilation[a] = 1;
-    }
-    if (s.groups == 0) s.groups = 1;
-    return s;
-}
-
 static void plain_gradients(nb_op_ctx *ctx, const nb_conv2d_params *p, nb_tensor *g,
                             nb_tensor **grads)
 {
@@ -124,7 +113,7 @@ int nb_conv2d_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
     const nb_conv2d_node_params *node = ctx->params ? ctx->params : &defaults;
     if (node->activation != NB_CONV2D_IDENTITY || node->pooled)
         return fused_gradients(ctx, node, g, grads);
-    nb_conv2d_params p = settings(&node->conv);
+    nb_conv2d_params p = nb_conv2d_settings(&node->conv);
     plain_gradients(ctx, &p, g, grads);
     return NB_OK;
 }
@@ -133,7 +122,7 @@ int nb_conv_transpose2d_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **g
 {
     nb_tape *tape = ctx->tape;
     const nb_conv_transpose2d_params *t = ctx->params;
-    nb_conv2d_params p = settings(&(nb_conv2d_params){
+    nb_conv2d_params p = nb_conv2d_settings(&(nb_conv2d_params){
         .stride = {t->stride[0], t->stride[1]},
         .padding = {t->padding[0], t->padding[1]},
         .dilation = {t->dilation[0], t->dilation[1]},
@@ -159,7 +148,7 @@ int nb_conv1d_backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
 {
     nb_tape *tape = ctx->tape;
     const nb_conv1d_params *q = ctx->params;
-    nb_conv2d_params p = settings(&(nb_conv2d_params){
+    nb_conv2d_params p = nb_conv2d_settings(&(nb_conv2d_params){
         .stride = {1, q->stride}, .padding = {0, q->padding},
         .dilation = {1, q->dilation}, .groups = q->groups,
     });

@@ -36,6 +36,10 @@ typedef struct nb_conv2d_node_params {
     nb_max_pool2d_params pool;  /* its window, when pooled */
 } nb_conv2d_node_params;
 
+/* The settings in force: a zero stride, dilation or groups means 1, so a
+ * zeroed nb_conv2d_params is PyTorch's defaults. */
+nb_conv2d_params nb_conv2d_settings(const nb_conv2d_params *p);
+
 /* What a path's applies/pays predicates see of a node. */
 typedef struct nb_conv2d_choice {
     const nb_conv2d_geometry *g;
