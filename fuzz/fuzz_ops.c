@@ -38,7 +38,7 @@ enum {
 
 /* Flag bits of the second byte. */
 enum {
-    FLAG_NO_GRAD = 1, FLAG_ANOMALY = 2, FLAG_NULL_SEED = 4, FLAG_TWICE = 8,
+    FLAG_NO_GRAD = 1, FLAG_ANOMALY = 2, FLAG_NULL_SEED = 4, FLAG_TWICE = 8, FLAG_RECORDED = 16,
     /* Input kind bits. */
     KIND_DTYPE = 3, KIND_REQUIRES_GRAD = 4, KIND_PERSISTENT = 8, KIND_ALIAS = 16, KIND_NULL = 32
 };
@@ -308,6 +308,40 @@ static void check_tensor(const nb_tensor *t)
     (void)sum;
 }
 
+/* nb_grad with NB_GRAD_CREATE_GRAPH through the op's backward_ops, then a
+ * plain backward of the recorded gradients' sum: each result has its
+ * input's shape and dtype, or the call fails with a message. */
+static void run_recorded(run_state *s, nb_tensor *out, int n, nb_tensor *const *inputs,
+                         nb_tensor *seed)
+{
+    nb_tensor *wrt[MAX_INPUTS], *grads[MAX_INPUTS];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && inputs[i]->requires_grad && inputs[i]->dtype != NB_INT32) wrt[k++] = inputs[i];
+    if (k == 0) return;
+    nb_clear_error();
+    int status = nb_grad(s->tape, 1, &out, seed ? &seed : NULL, k, wrt, grads,
+                         NB_GRAD_CREATE_GRAPH | NB_GRAD_ALLOW_UNUSED);
+    if (status != NB_OK) {
+        FUZZ_CHECK(status < 0 && nb_last_error()[0] != '\0');
+        return;
+    }
+    nb_tensor *total = NULL;
+    for (int j = 0; j < k; j++) {
+        if (!grads[j]) continue;
+        FUZZ_CHECK(grads[j]->dtype == wrt[j]->dtype && nb_shape_equal(grads[j], wrt[j]));
+        check_tensor(grads[j]);
+        if (!grads[j]->requires_grad) continue;
+        nb_tensor *part = nb_sum(s->tape, grads[j]);
+        total = total && part ? nb_add(s->tape, total, part) : part;
+    }
+    if (total && total->requires_grad) {
+        nb_clear_error();
+        status = nb_backward(s->tape, total, NULL);
+        FUZZ_CHECK(status == NB_OK || (status < 0 && nb_last_error()[0] != '\0'));
+    }
+}
+
 static void run_backward(run_state *s, const nb_op *op, nb_tensor *out, int n,
                          nb_tensor *const *inputs, uint8_t flags)
 {
@@ -316,6 +350,10 @@ static void run_backward(run_state *s, const nb_op *op, nb_tensor *out, int n,
         seed = nb_tape_tensor(s->tape, out->dtype, out->ndim, out->shape, NULL);
         if (!seed) return;
         for (int64_t i = 0; i < seed->numel; i++) nb_tensor_set(seed, i, float_value(s));
+    }
+    if (flags & FLAG_RECORDED) {
+        run_recorded(s, out, n, inputs, seed);
+        return;
     }
     int sweeps = flags & FLAG_TWICE ? 2 : 1;
     for (int sweep = 0; sweep < sweeps; sweep++) {
