@@ -169,7 +169,7 @@ static int visit_buffers(sweep_state *s, nb_op_ctx *ctx, nb_tensor *g)
         ctx->input_grads[i] = NULL;
         if (!is_relevant(s, x)) continue;
         nb_tensor_map_entry *e = nb_tensor_map_slot(&s->gradient, x);
-        if (!e->key) {
+        if (!e->value) {
             e->value = nb_tape_new_tensor(s->tape, x->dtype, x->ndim, x->shape, true);
             if (!e->value) return NB_ERR_NOMEM;
             e->key = x;
