@@ -18,16 +18,11 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    system = "/usr/bin/python3"
-    if (os.path.exists(system) and os.path.realpath(system) != os.path.realpath(sys.executable)
-            and subprocess.run([system, "-c", "import torch"], capture_output=True).returncode == 0):
-        os.execv(system, [system] + sys.argv)
-    print("charlm_parity: SKIP (torch or numpy not importable)")
-    sys.exit(77)
+import torch_or_skip  # tests/torch_or_skip.py, beside this script
+
+torch_or_skip.require("charlm_parity", ("numpy", "torch"))
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 WINDOWS, BATCH, STEPS = 8, 4, 3
 DTYPES = {"F32": np.float32, "F64": np.float64}

@@ -8,20 +8,14 @@ index, as tests/higher_order_parity_driver.c makes them. Exits 77 (skipped)
 without torch.
 
     tests/higher_order_parity.py DRIVER"""
-import os
 import subprocess
 import sys
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    system = "/usr/bin/python3"
-    if (os.path.exists(system) and os.path.realpath(system) != os.path.realpath(sys.executable)
-            and subprocess.run([system, "-c", "import torch"], capture_output=True).returncode == 0):
-        os.execv(system, [system] + sys.argv)
-    print("higher_order_parity: SKIP (torch not importable)")
-    sys.exit(77)
+import torch_or_skip  # tests/torch_or_skip.py, beside this script
+
+torch_or_skip.require("higher_order_parity")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 TOLERANCE = 1e-10
 

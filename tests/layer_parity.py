@@ -17,15 +17,10 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import torch
-except ImportError:
-    system = "/usr/bin/python3"
-    if (os.path.exists(system) and os.path.realpath(system) != os.path.realpath(sys.executable)
-            and subprocess.run([system, "-c", "import torch"], capture_output=True).returncode == 0):
-        os.execv(system, [system] + sys.argv)
-    print("layer_parity: SKIP (PyTorch is not importable)")
-    sys.exit(77)
+import torch_or_skip  # tests/torch_or_skip.py, beside this script
+
+torch_or_skip.require("layer_parity")
+import torch  # noqa: E402
 
 FORMATS = {"F32": ("f", torch.float32), "F64": ("d", torch.float64), "I32": ("i", torch.int32)}
 

@@ -34,23 +34,15 @@ Skips (exit 77, which meson reports as SKIP) when torch cannot be imported
 by python3 or /usr/bin/python3.
 Usage: torch_parity.py DRIVER [CASES_PER_OP]
 """
-import os
 import random
 import subprocess
 import sys
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    # Debian's python3-torch is installed for the system interpreter, which
-    # may not be the python3 first on PATH.
-    system = "/usr/bin/python3"
-    if (os.path.exists(system) and os.path.realpath(system) != os.path.realpath(sys.executable)
-            and subprocess.run([system, "-c", "import torch"], capture_output=True).returncode == 0):
-        os.execv(system, [system] + sys.argv)
-    print("torch_parity: SKIP (PyTorch is not importable: python3 -c 'import torch' failed)")
-    sys.exit(77)  # meson's exit code for a skipped test
+import torch_or_skip  # tests/torch_or_skip.py, beside this script
+
+torch_or_skip.require("torch_parity")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 import torch_parity_reductions  # noqa: E402  (needs torch, imported above)
 import torch_parity_shapes  # noqa: E402
