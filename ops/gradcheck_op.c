@@ -27,6 +27,18 @@ static nb_tensor *apply_case(nb_tape *tape, nb_tensor *const *inputs, int n, voi
 
 static void free_sample(nb_sample *s) { nb_sample_release(s); }
 
+/* The sample's inputs copied onto the tape, float ones as `dtype` (int32
+ * index inputs stay int32); NB_OK or NB_ERR_NOMEM. */
+static int sample_inputs_as(nb_tape *tape, const nb_sample *s, nb_dtype dtype, nb_tensor **out)
+{
+    for (int i = 0; i < s->n_inputs; i++) {
+        const nb_tensor *x = s->inputs[i];
+        out[i] = nb_tape_tensor(tape, x->dtype == NB_INT32 ? NB_INT32 : dtype, x->ndim, x->shape, NULL);
+        if (!out[i] || nb_tensor_copy(out[i], x) != NB_OK) return NB_ERR_NOMEM;
+    }
+    return NB_OK;
+}
+
 /* Largest |y32 - y64| / (1 + |y64|) over the outputs of one case. The
  * float32 run gives float32, or the float64 run's dtype when that is not a
  * float (argmax's int32 indices). */
@@ -35,13 +47,7 @@ static int float32_error(const nb_op *op, nb_sample *s, double *error)
     nb_tape *tape = nb_tape_new();
     if (!tape) return NB_ERR_NOMEM;
     nb_tensor *in32[NB_SAMPLE_MAX_INPUTS];
-    int status = NB_OK;
-    for (int i = 0; i < s->n_inputs && status == NB_OK; i++) {
-        nb_tensor *x = s->inputs[i];
-        nb_dtype dtype = x->dtype == NB_INT32 ? NB_INT32 : NB_FLOAT32;
-        in32[i] = nb_tape_tensor(tape, dtype, x->ndim, x->shape, NULL);
-        if (!in32[i] || nb_tensor_copy(in32[i], x) != NB_OK) status = NB_ERR_NOMEM;
-    }
+    int status = sample_inputs_as(tape, s, NB_FLOAT32, in32);
     nb_tensor *y64 = status == NB_OK ? nb_apply(tape, op, s->n_inputs, s->inputs, s->params) : NULL;
     nb_tensor *y32 = y64 ? nb_apply(tape, op, s->n_inputs, in32, s->params) : NULL;
     nb_dtype expected = y64 && y64->dtype != NB_FLOAT64 ? y64->dtype : NB_FLOAT32;
@@ -71,17 +77,12 @@ static int recorded_matches_buffer(const nb_op *op, const nb_sample *s, nb_dtype
     if (!tape) return NB_ERR_NOMEM;
     nb_tensor *in[NB_SAMPLE_MAX_INPUTS], *wrt[NB_SAMPLE_MAX_INPUTS];
     nb_tensor *plain[NB_SAMPLE_MAX_INPUTS], *recorded[NB_SAMPLE_MAX_INPUTS];
-    int k = 0, status = NB_OK;
-    for (int i = 0; i < s->n_inputs && status == NB_OK; i++) {
-        nb_tensor *x = s->inputs[i];
-        bool is_float = x->dtype != NB_INT32;
-        in[i] = nb_tape_tensor(tape, is_float ? dtype : NB_INT32, x->ndim, x->shape, NULL);
-        if (!in[i] || nb_tensor_copy(in[i], x) != NB_OK) status = NB_ERR_NOMEM;
-        else if (is_float && x->requires_grad) {
+    int k = 0, status = sample_inputs_as(tape, s, dtype, in);
+    for (int i = 0; i < s->n_inputs && status == NB_OK; i++)
+        if (in[i]->dtype != NB_INT32 && s->inputs[i]->requires_grad) {
             nb_tensor_set_requires_grad(in[i], true);
             wrt[k++] = in[i];
         }
-    }
     nb_tensor *y = status == NB_OK ? nb_apply(tape, op, s->n_inputs, in, s->params) : NULL;
     if (status == NB_OK && !y) status = NB_ERR_INVALID;
     if (status == NB_OK && k > 0 && y->requires_grad) {
