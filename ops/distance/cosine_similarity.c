@@ -22,6 +22,12 @@ typedef struct nb_cosine_similarity_params {
 
 static const double DEFAULT_EPS = 1e-8;
 
+/* The eps in force: zero means PyTorch's default. */
+static double eps_of(const nb_cosine_similarity_params *p)
+{
+    return p->eps == 0.0 ? DEFAULT_EPS : p->eps;
+}
+
 /* The broadcast shape as [outer, axis, inner] around dim, and the offset
  * of each of its elements in x1 (o1) and x2 (o2). */
 typedef struct layout {
@@ -146,7 +152,7 @@ static int shape(nb_op_ctx *ctx, nb_shape *out)
 static int layout_of(nb_op_ctx *ctx, layout *v, double *eps2)
 {
     const nb_cosine_similarity_params *p = ctx->params;
-    double eps = p->eps == 0.0 ? DEFAULT_EPS : p->eps;
+    double eps = eps_of(p);
     *eps2 = eps * eps;
     nb_shape full;
     int dim = 0;
@@ -248,7 +254,7 @@ static int backward_ops(nb_op_ctx *ctx, nb_tensor *g, nb_tensor **grads)
 {
     nb_tape *tape = ctx->tape;
     const nb_cosine_similarity_params *p = ctx->params;
-    double eps = p->eps == 0.0 ? DEFAULT_EPS : p->eps;
+    double eps = eps_of(p);
     nb_shape full;
     int dim = 0;
     int status = broadcast_dim(ctx, &full, &dim);
