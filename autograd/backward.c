@@ -95,13 +95,40 @@ static int run_hook(nb_tensor *t)
                    status);
 }
 
-/* Leaves whose hooks run once the sweep is complete; kept in the arena. */
-typedef struct leaf_entry {
-    nb_tensor *tensor;
-    struct leaf_entry *next;
-} leaf_entry;
+/* Marks the nodes that lead to the output with this sweep's stamp (the
+ * same set the sweep reaches) and gives every hooked leaf on the way its
+ * last consumer: the earliest-made marked node that uses it, after whose
+ * backward the leaf's gradient is complete. */
+static void mark_reachable(nb_tape *tape, nb_node *first)
+{
+    first->visit = tape->sweep;
+    for (nb_node *node = first; node; node = node->previous) {
+        if (node->visit != tape->sweep) continue;
+        const nb_op_ctx *ctx = &node->ctx;
+        for (int i = 0; i < ctx->n_inputs; i++) {
+            nb_tensor *input = ctx->inputs[i];
+            if (!input->requires_grad || input->dtype == NB_INT32) continue;
+            if (input->node) input->node->visit = tape->sweep;
+            else if (input->hook) input->hook_after = node;
+        }
+    }
+}
 
-static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
+/* Runs the hooks of the leaves whose gradient `node` completed. */
+static int run_leaf_hooks(const nb_node *node)
+{
+    const nb_op_ctx *ctx = &node->ctx;
+    for (int i = 0; i < ctx->n_inputs; i++) {
+        nb_tensor *input = ctx->inputs[i];
+        if (input->node || !input->hook || input->hook_after != node || !ctx->input_grads[i]) continue;
+        input->hook_after = NULL;   /* once, even when the node uses the leaf twice */
+        int status = run_hook(input);
+        if (status != NB_OK) return status;
+    }
+    return NB_OK;
+}
+
+static int visit_node(nb_tape *tape, nb_node *node)
 {
     nb_op_ctx *ctx = &node->ctx;
     nb_alloc_set_op(ctx->op->name);   /* names the op in out-of-memory messages */
@@ -120,15 +147,6 @@ static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
         if (!grad) return NB_ERR_NOMEM;
         ctx->input_grads[i] = grad;
         if (fresh) ctx->fresh_grads |= 1u << i;
-        if (input->node) {
-            input->node->visit = tape->sweep;
-        } else if (input->hook && input->visit_stamp != tape->sweep) {
-            leaf_entry *entry = nb_arena_alloc(&tape->arena, sizeof *entry);
-            if (!entry) return NB_ERR_NOMEM;
-            entry->tensor = input;
-            entry->next = *leaves;
-            *leaves = entry;
-        }
         input->visit_stamp = tape->sweep;
     }
     int status = ctx->op->backward(ctx);
@@ -137,7 +155,7 @@ static int visit_node(nb_tape *tape, nb_node *node, leaf_entry **leaves)
         status = nb_check_anomaly(ctx, ctx->input_grads[i], "backward");
         if (status != NB_OK) return status;
     }
-    return NB_OK;
+    return run_leaf_hooks(node);
 }
 
 static int sweep(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
@@ -149,16 +167,11 @@ static int sweep(nb_tape *tape, nb_tensor *output, const nb_tensor *seed)
     nb_tensor *grad = gradient_for(tape, output, false, &fresh);
     if (!grad) return NB_ERR_NOMEM;
     add_seed(grad, seed);
-    leaf_entry *leaves = NULL;
     if (!output->node) return run_hook(output);
-    output->node->visit = tape->sweep;
+    mark_reachable(tape, output->node);
     for (nb_node *node = output->node; node; node = node->previous) {
         if (node->visit != tape->sweep) continue;
-        status = visit_node(tape, node, &leaves);
-        if (status != NB_OK) return status;
-    }
-    for (leaf_entry *e = leaves; e; e = e->next) {
-        status = run_hook(e->tensor);
+        status = visit_node(tape, node);
         if (status != NB_OK) return status;
     }
     return NB_OK;

@@ -53,6 +53,72 @@ Test(hooks, leaf_hook_sees_the_complete_gradient_once)
     nb_tensor_free(w);
 }
 
+/* Records the order hooks run in. */
+typedef struct order_log {
+    int count;
+    const nb_tensor *who[8];
+} order_log;
+
+static int order_hook(nb_tensor *t, nb_tensor *grad, void *user)
+{
+    (void)grad;
+    order_log *log = user;
+    if (log->count < 8) log->who[log->count] = t;
+    log->count++;
+    return NB_OK;
+}
+
+/* loss = sum((x * a) * b), a made before b. The sweep meets b's consumer
+ * first: b's gradient is complete after that node, before the sweep
+ * reaches the node of h = x * a (whose hook runs just before that node's
+ * backward) and long before a's. A hook that ran only at the end of the
+ * sweep would come after h's. */
+Test(hooks, leaf_hook_runs_once_its_gradient_is_complete)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = test_param(NB_FLOAT64, 1, (int64_t[]){2}, (double[]){1, 2});
+    nb_tensor *a = test_param(NB_FLOAT64, 1, (int64_t[]){2}, (double[]){3, 4});
+    nb_tensor *b = test_param(NB_FLOAT64, 1, (int64_t[]){2}, (double[]){5, 6});
+    order_log log = {0};
+    nb_tensor_set_hook(a, order_hook, &log);
+    nb_tensor_set_hook(b, order_hook, &log);
+    nb_tensor *h = nb_mul(tape, x, a);
+    nb_tensor_set_hook(h, order_hook, &log);
+    nb_tensor *loss = nb_sum(tape, nb_mul(tape, h, b));
+    cr_assert_eq(nb_backward(tape, loss, NULL), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(log.count, 3);
+    cr_assert_eq(log.who[0], b, "b's hook runs first, right after its consumer's backward");
+    cr_assert_eq(log.who[1], h);
+    cr_assert_eq(log.who[2], a);
+    /* db = x * a = [3, 8]; da = x * b = [5, 12] */
+    cr_assert_float_eq(nb_tensor_get(b->grad, 1), 8, 0);
+    cr_assert_float_eq(nb_tensor_get(a->grad, 1), 12, 0);
+    nb_tape_free(tape);
+    nb_tensor_free(x);
+    nb_tensor_free(a);
+    nb_tensor_free(b);
+}
+
+/* A shared weight (used by the first and the last op) gets its hook once,
+ * after its earliest consumer, with the sum of both uses:
+ * loss = sum((w * x) * w) = sum(x w^2), dL/dw = 2 x w = [4, 12]. */
+Test(hooks, shared_leaf_hook_waits_for_its_earliest_consumer)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *x = test_param(NB_FLOAT64, 1, (int64_t[]){2}, (double[]){1, 2});
+    nb_tensor *w = test_param(NB_FLOAT64, 1, (int64_t[]){2}, (double[]){2, 3});
+    probe p = {.scale = 1.0};
+    nb_tensor_set_hook(w, probe_hook, &p);
+    nb_tensor *loss = nb_sum(tape, nb_mul(tape, nb_mul(tape, w, x), w));
+    cr_assert_eq(nb_backward(tape, loss, NULL), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(p.calls, 1);
+    cr_assert_float_eq(p.seen[0], 4, 0);
+    cr_assert_float_eq(p.seen[1], 12, 0);
+    nb_tape_free(tape);
+    nb_tensor_free(x);
+    nb_tensor_free(w);
+}
+
 /* A leaf hook's change is what stays in w->grad: scale 0 zeroes it. */
 Test(hooks, leaf_hook_can_replace_the_gradient)
 {

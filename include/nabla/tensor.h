@@ -46,7 +46,12 @@ typedef struct nb_tensor nb_tensor;
 typedef struct nb_rng nb_rng;
 
 /* Called during backward with the tensor's complete gradient, which it may
- * change in place. Returns NB_OK, or an error that stops the backward. */
+ * change in place. Returns NB_OK, or an error that stops the backward.
+ * An intermediate's hook runs before its producer's backward reads the
+ * gradient; a leaf's (a parameter's) runs as soon as the last node using
+ * it has been swept, while the rest of the sweep is still to come, so a
+ * hook can start work on a finished gradient (data-parallel training
+ * all-reduces it there) and overlap the remaining backward. */
 typedef int (*nb_grad_hook_fn)(nb_tensor *tensor, nb_tensor *grad, void *user);
 
 struct nb_tensor {
@@ -64,6 +69,7 @@ struct nb_tensor {
     const char *name;        /* optional, e.g. "conv1.weight" */
     nb_grad_hook_fn hook;
     void *hook_user;
+    const nb_node *hook_after;  /* a hooked leaf's last consumer in this sweep */
     uint64_t visit_stamp;    /* last backward sweep that reached it */
     uint64_t grad_sweep;     /* sweep its gradient was zeroed for */
     uint32_t magic;
