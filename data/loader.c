@@ -1,8 +1,12 @@
 /* The minibatch loader: a per-epoch permutation, uint8 -> float32 through
- * a 256-entry table, optional Gaussian noise, output as arena tensors. */
+ * a 256-entry table, optional Gaussian noise, output as arena tensors; in
+ * data-parallel training each shard takes its slice of every global batch. */
 #include <math.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "nabla/checkpoint.h"
 #include "nabla/status.h"
 #include "nabla/data.h"
 #include "nabla/threads.h"
@@ -11,10 +15,12 @@ struct nb_loader {
     const nb_dataset *dataset;
     nb_loader_options options;
     int64_t *order;          /* [N] the epoch's sample order */
-    int64_t position;        /* next entry of order */
+    int64_t order_epoch;     /* the epoch `order` was made for, -1 before the first */
+    int64_t position;        /* order entry where the next global batch starts */
     int64_t epoch;
     bool epoch_started;
-    nb_rng noise_rng;
+    int64_t slice;           /* this shard's first entry within the current global batch */
+    int64_t global_batch;    /* size of the global batch the last batch came from */
     float table[256];        /* normalised value of each pixel byte */
 };
 
@@ -28,6 +34,8 @@ nb_loader_options nb_loader_default_options(void)
         .mean = NB_FASHION_MNIST_MEAN,
         .std = NB_FASHION_MNIST_STD,
         .noise_std = 0.0,
+        .shard_index = 0,
+        .shard_count = 1,
     };
     return o;
 }
@@ -43,9 +51,17 @@ static uint64_t mix64(uint64_t x)
 
 /* Stream 0 shuffles, stream 1 makes noise: turning noise on does not
  * change the order, and each epoch can be reproduced on its own. */
-static void seed_stream(nb_rng *rng, uint64_t seed, int64_t epoch, uint64_t stream)
+static uint64_t stream_seed(uint64_t seed, int64_t epoch, uint64_t stream)
 {
-    nb_rng_seed(rng, seed ^ mix64(((uint64_t)epoch << 1 | stream) + 1));
+    return seed ^ mix64(((uint64_t)epoch << 1 | stream) + 1);
+}
+
+/* The noise of the image at `position` in the epoch's order has a stream of
+ * its own, so it depends on neither the batch size, the thread count, the
+ * number of shards nor where a resumed run restarted. */
+static void seed_image_noise(nb_rng *rng, const nb_loader *loader, int64_t position)
+{
+    nb_rng_seed(rng, stream_seed(loader->options.seed, loader->epoch, 1) + mix64((uint64_t)position + 1));
 }
 
 nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *options)
@@ -55,11 +71,18 @@ nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *opt
         nb_fail(NB_ERR_INVALID, "nb_loader_new: dataset is NULL or empty of data");
         return NULL;
     }
+    if (o.shard_count == 0) o.shard_count = 1;   /* options zeroed by hand: one shard */
     if (o.batch_size < 1 || !isfinite(o.mean) || !(o.std > 0) || !isfinite(o.std) ||
         !(o.noise_std >= 0) || !isfinite(o.noise_std)) {
         nb_fail(NB_ERR_INVALID, "nb_loader_new: bad options: batch_size %lld (needs >= 1), mean %g, "
                 "std %g (needs > 0), noise_std %g (needs >= 0)", (long long)o.batch_size, o.mean,
                 o.std, o.noise_std);
+        return NULL;
+    }
+    if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count ||
+        o.shard_count > o.batch_size) {
+        nb_fail(NB_ERR_INVALID, "nb_loader_new: bad shard %d of %d (needs 0 <= shard_index < "
+                "shard_count <= batch_size %lld)", o.shard_index, o.shard_count, (long long)o.batch_size);
         return NULL;
     }
     nb_loader *loader = nb_calloc(1, sizeof *loader);
@@ -71,6 +94,7 @@ nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *opt
     }
     loader->dataset = dataset;
     loader->options = o;
+    loader->order_epoch = -1;
     for (int v = 0; v < 256; v++) loader->table[v] = (float)((v / 255.0 - o.mean) / o.std);
     return loader;
 }
@@ -83,14 +107,14 @@ void nb_loader_free(nb_loader *loader)
 }
 
 /* Identity order, then Fisher-Yates: i from the end, swap with a uniform
- * j in [0, i]. */
-static void start_epoch(nb_loader *loader)
+ * j in [0, i]. The same on every shard. */
+static void make_order(nb_loader *loader)
 {
     int64_t n = loader->dataset->count;
     for (int64_t i = 0; i < n; i++) loader->order[i] = i;
     if (loader->options.shuffle) {
         nb_rng rng;
-        seed_stream(&rng, loader->options.seed, loader->epoch, 0);
+        nb_rng_seed(&rng, stream_seed(loader->options.seed, loader->epoch, 0));
         for (int64_t i = n - 1; i > 0; i--) {
             int64_t j = (int64_t)nb_rng_below(&rng, (uint64_t)i + 1);
             int64_t swap = loader->order[i];
@@ -98,9 +122,7 @@ static void start_epoch(nb_loader *loader)
             loader->order[j] = swap;
         }
     }
-    seed_stream(&loader->noise_rng, loader->options.seed, loader->epoch, 1);
-    loader->position = 0;
-    loader->epoch_started = true;
+    loader->order_epoch = loader->epoch;
 }
 
 /* images [B, P] float32 with P = C*H*W pixels, labels [B] int32. */
@@ -112,28 +134,37 @@ typedef struct fill_job {
     const nb_loader *loader;
     int64_t pixels;
     float *images;
+    int32_t *labels;
 } fill_job;
 
-/* Normalised pixels of batch images [begin, end) through the 256-entry
- * table; each image is its own slice, so threads may split the batch. */
+/* Normalised pixels (plus noise) and labels of batch images [begin, end);
+ * each image is its own slice, so threads may split the batch. */
 static void fill_range(void *context, int64_t begin, int64_t end, int worker)
 {
     (void)worker;
     const fill_job *job = context;
     const nb_loader *loader = job->loader;
     const nb_dataset *d = loader->dataset;
+    const int64_t *order = loader->order + loader->position + loader->slice;
+    double noise = loader->options.noise_std;
     for (int64_t b = begin; b < end; b++) {
         /* The shuffled images are scattered over the whole dataset, out of
          * cache: ask for one a few images ahead so its lines arrive while
          * this one is converted (the lookups waited on memory, 2.6 % of a
          * one-thread LeNet-5 step). */
         if (b + PREFETCH_AHEAD < end) {
-            const uint8_t *ahead = d->images + loader->order[loader->position + b + PREFETCH_AHEAD] * job->pixels;
+            const uint8_t *ahead = d->images + order[b + PREFETCH_AHEAD] * job->pixels;
             for (int64_t k = 0; k < job->pixels; k += CACHE_LINE) __builtin_prefetch(ahead + k);
         }
-        const uint8_t *source = d->images + loader->order[loader->position + b] * job->pixels;
+        const uint8_t *source = d->images + order[b] * job->pixels;
         float *target = job->images + b * job->pixels;
         for (int64_t k = 0; k < job->pixels; k++) target[k] = loader->table[source[k]];
+        if (noise > 0) {
+            nb_rng rng;
+            seed_image_noise(&rng, loader, loader->position + loader->slice + b);
+            for (int64_t k = 0; k < job->pixels; k++) target[k] += (float)(noise * nb_rng_normal(&rng));
+        }
+        job->labels[b] = d->labels[order[b]];
     }
 }
 
@@ -141,17 +172,8 @@ static void fill_batch(nb_loader *loader, int64_t batch, float *images, int32_t 
 {
     const nb_dataset *d = loader->dataset;
     int64_t pixels = d->channels * d->height * d->width;
-    fill_job job = {loader, pixels, images};
+    fill_job job = {loader, pixels, images, labels};
     nb_parallel_for(batch, FILL_GRAIN, fill_range, &job);
-    /* Noise draws stay on one thread, in image and pixel order, so a seed
-     * fixes them whatever the thread count. */
-    double noise = loader->options.noise_std;
-    for (int64_t b = 0; b < batch; b++) {
-        if (noise > 0)
-            for (int64_t k = 0; k < pixels; k++)
-                images[b * pixels + k] += (float)(noise * nb_rng_normal(&loader->noise_rng));
-        labels[b] = d->labels[loader->order[loader->position + b]];
-    }
 }
 
 int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tensor **labels)
@@ -164,22 +186,35 @@ int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tens
     if (tape_error)
         return nb_fail(NB_ERR_STATE, "nb_loader_next: the tape has an error (reset it first): %s",
                        tape_error);
-    if (!loader->epoch_started) start_epoch(loader);
+    if (!loader->epoch_started) {
+        loader->position = 0;
+        loader->epoch_started = true;
+    }
+    if (loader->order_epoch != loader->epoch) make_order(loader);
     const nb_dataset *d = loader->dataset;
-    int64_t batch = d->count - loader->position;
-    if (batch > loader->options.batch_size) batch = loader->options.batch_size;
-    if (batch == 0 || (loader->options.drop_last && batch < loader->options.batch_size)) {
+    const nb_loader_options *o = &loader->options;
+    int64_t global = d->count - loader->position;
+    if (global > o->batch_size) global = o->batch_size;
+    /* A final global batch too small to give every shard an image is
+     * dropped on every shard alike. */
+    if (global == 0 || (o->drop_last && global < o->batch_size) || global < o->shard_count) {
         loader->epoch++;
         loader->epoch_started = false;
         return 0;
     }
+    /* Shard r takes the r-th of shard_count near-equal contiguous slices;
+     * the first (global mod shard_count) shards take one image more. */
+    int64_t base = global / o->shard_count, extra = global % o->shard_count, r = o->shard_index;
+    loader->slice = r * base + (r < extra ? r : extra);
+    int64_t batch = base + (r < extra ? 1 : 0);
     const int64_t image_shape[4] = {batch, d->channels, d->height, d->width};
     const int64_t label_shape[1] = {batch};
     nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT32, 4, image_shape, NULL);
     nb_tensor *y = x ? nb_tape_tensor(tape, NB_INT32, 1, label_shape, NULL) : NULL;
     if (!x || !y) return NB_ERR_NOMEM; /* the arena left the message */
     fill_batch(loader, batch, x->data, y->data);
-    loader->position += batch;
+    loader->position += global;
+    loader->global_batch = global;
     *images = x;
     *labels = y;
     return 1;
@@ -198,5 +233,31 @@ int64_t nb_loader_batches_per_epoch(const nb_loader *loader)
 {
     if (!loader) return 0;
     int64_t n = loader->dataset->count, b = loader->options.batch_size;
-    return loader->options.drop_last ? n / b : (n + b - 1) / b;
+    if (loader->options.drop_last || n % b < loader->options.shard_count) return n / b;
+    return n / b + 1;
+}
+
+int64_t nb_loader_global_batch(const nb_loader *loader) { return loader ? loader->global_batch : 0; }
+
+/* The position is (epoch, started, position): the order and the noise
+ * follow from the seed. The options that shape the batches are tags, so a
+ * resumed run cannot silently walk another order. */
+int nb_checkpoint_add_loader(nb_checkpoint *ck, const char *prefix, nb_loader *loader)
+{
+    if (!ck) return nb_fail(NB_ERR_INVALID, "checkpoint_add_loader: checkpoint is NULL");
+    if (!prefix || !loader) return nb_checkpoint_add_tag(ck, prefix ? prefix : "loader", NULL);
+    char name[256], text[64];
+    const nb_loader_options *o = &loader->options;
+    snprintf(name, sizeof name, "%s.epoch", prefix);
+    int status = nb_checkpoint_add_int(ck, name, &loader->epoch);
+    snprintf(name, sizeof name, "%s.position", prefix);
+    if (status == NB_OK) status = nb_checkpoint_add_int(ck, name, &loader->position);
+    snprintf(name, sizeof name, "%s.epoch_started", prefix);
+    if (status == NB_OK) status = nb_checkpoint_add_bool(ck, name, &loader->epoch_started);
+    snprintf(name, sizeof name, "%s.batches", prefix);
+    snprintf(text, sizeof text, "%lld images, batch %lld, shuffle %d, drop_last %d, seed %llu",
+             (long long)loader->dataset->count, (long long)o->batch_size, o->shuffle ? 1 : 0,
+             o->drop_last ? 1 : 0, (unsigned long long)o->seed);
+    if (status == NB_OK) status = nb_checkpoint_add_tag(ck, name, text);
+    return status;
 }

@@ -15,6 +15,7 @@
 #include "nabla/nn.h"
 #include "nabla/io.h"
 #include "nabla/optim.h"
+#include "nabla/checkpoint.h"
 #include "nabla/meprop.h"
 #include "nabla/graph.h"
 #include "nabla/noise.h"

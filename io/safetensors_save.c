@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "io/json.h"
@@ -195,6 +196,9 @@ static int write_file(const char *path, const char *temporary, const text *heade
     nb_write_le64(length, header->length);
     bool ok = fwrite(length, 1, 8, f) == 8 && fwrite(header->data, 1, header->length, f) == header->length;
     for (int i = 0; ok && i < count; i++) ok = write_data(f, order[i]->tensor);
+    /* On the disk before the rename, so the name never points at a file
+     * whose blocks are still in flight when the machine goes down. */
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int saved_errno = errno;
     if (fclose(f) != 0 && ok) {
         ok = false;

@@ -24,6 +24,7 @@ typedef struct optim_noise {
 typedef struct optim_slot {
     nb_tensor *param;
     void *buffers[OPTIM_MAX_BUFFERS];   /* param->numel elements of param->dtype, zeroed */
+    nb_tensor *states[OPTIM_MAX_BUFFERS];   /* the tensors (param's shape) that own buffers */
     int64_t steps;                      /* updates applied so far (PyTorch's state['step']) */
 } optim_slot;
 

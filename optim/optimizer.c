@@ -52,11 +52,12 @@ nb_optimizer *optim_create(const char *name, nb_tensor *const *params, int count
         optim_slot *slot = &opt->slots[i];
         slot->param = params[i];
         for (int k = 0; k < buffer_count; k++) {
-            slot->buffers[k] = nb_calloc((size_t)slot->param->numel, nb_dtype_size(slot->param->dtype));
-            if (!slot->buffers[k]) {
+            slot->states[k] = nb_tensor_new(slot->param->dtype, slot->param->ndim, slot->param->shape);
+            if (!slot->states[k]) {
                 nb_optimizer_free(opt);
                 return NULL;
             }
+            slot->buffers[k] = slot->states[k]->data;
         }
     }
     return opt;
@@ -66,7 +67,7 @@ void nb_optimizer_free(nb_optimizer *opt)
 {
     if (!opt) return;
     for (int i = 0; i < opt->count; i++)
-        for (int k = 0; k < OPTIM_MAX_BUFFERS; k++) nb_free(opt->slots[i].buffers[k]);
+        for (int k = 0; k < OPTIM_MAX_BUFFERS; k++) nb_tensor_free(opt->slots[i].states[k]);
     nb_free(opt->slots);
     nb_free(opt);
 }

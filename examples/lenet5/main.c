@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "models/lenet5.h"
+#include "nabla/checkpoint.h"
 #include "nabla/data.h"
 #include "report.h"
 
@@ -23,6 +24,8 @@ typedef struct options {
     int threads;
     uint64_t seed;
     const char *data, *save, *load, *plot;
+    const char *checkpoint, *resume;
+    int64_t checkpoint_every;
     bool eval_only;
     int64_t max_steps;
 } options;
@@ -35,6 +38,10 @@ static void usage(FILE *out)
             "              [--data DIR] [--save FILE] [--load FILE] [--eval-only]\n"
             "              [--max-steps N] [--plot FILE.svg]\n"
             "              [--grad-noise ETA] [--input-noise STD]\n"
+            "              [--checkpoint FILE] [--checkpoint-every STEPS] [--resume FILE]\n"
+            "  --checkpoint   write the whole training state to FILE at the end of each\n"
+            "                 epoch (and every STEPS steps with --checkpoint-every)\n"
+            "  --resume       continue the run saved in FILE, bit for bit\n"
             "  --grad-noise   Gaussian gradient noise of variance ETA / (1 + t)^0.55\n"
             "                 (Neelakantan et al. 2015), t the step\n"
             "  --input-noise  Gaussian noise of std STD on each normalised training pixel\n");
@@ -64,6 +71,9 @@ static int parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--max-steps") == 0) o->max_steps = atoll(v);
         else if (strcmp(a, "--grad-noise") == 0) o->grad_noise = atof(v);
         else if (strcmp(a, "--input-noise") == 0) o->input_noise = atof(v);
+        else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
+        else if (strcmp(a, "--checkpoint-every") == 0) o->checkpoint_every = atoll(v);
+        else if (strcmp(a, "--resume") == 0) o->resume = v;
         else return fprintf(stderr, "lenet5: unknown option %s\n", a), usage(stderr), 2;
         if (takes) i++;
     }
@@ -71,6 +81,10 @@ static int parse(int argc, char **argv, options *o)
         return fprintf(stderr, "lenet5: --epochs, --batch and --max-steps must be >= 1\n"), 2;
     if (!(o->grad_noise >= 0) || !(o->input_noise >= 0))
         return fprintf(stderr, "lenet5: --grad-noise and --input-noise must be >= 0\n"), 2;
+    if (o->checkpoint_every < 0 || (o->checkpoint_every > 0 && !o->checkpoint))
+        return fprintf(stderr, "lenet5: --checkpoint-every needs --checkpoint and a count >= 1\n"), 2;
+    if (o->eval_only && (o->checkpoint || o->resume))
+        return fprintf(stderr, "lenet5: --eval-only does not train: no --checkpoint or --resume\n"), 2;
     return 0;
 }
 
@@ -152,12 +166,37 @@ typedef struct trainer {
     nb_loader *loader;
     nb_tape *tape;
     curves *curves;
+    nb_checkpoint *checkpoint;   /* the whole training state, NULL without --checkpoint/--resume */
     int64_t step;
     double last_loss;
 } trainer;
 
+/* Everything a resumed run needs to continue bit for bit: parameters,
+ * optimizer state, schedule, loader position, the step, the generators. */
+static nb_checkpoint *make_checkpoint(trainer *t)
+{
+    nb_checkpoint *ck = nb_checkpoint_new();
+    if (!ck) return NULL;
+    nb_checkpoint_add_module(ck, "model", t->model);
+    nb_checkpoint_add_optimizer(ck, "optimizer", t->optimizer);
+    nb_checkpoint_add_loader(ck, "loader", t->loader);
+    nb_checkpoint_add_schedule(ck, "schedule", &t->schedule);
+    nb_checkpoint_add_int(ck, "step", &t->step);
+    nb_checkpoint_add_double(ck, "last_loss", &t->last_loss);
+    nb_checkpoint_add_rng(ck, "rng.global", nb_rng_global());
+    return ck;   /* a failed registration makes save and load fail with its message */
+}
+
+static int save_checkpoint(const trainer *t)
+{
+    if (!t->o->checkpoint) return 0;
+    if (nb_checkpoint_save(t->checkpoint, t->o->checkpoint) != NB_OK)
+        return fprintf(stderr, "lenet5: %s\n", nb_last_error()), -1;
+    return 0;
+}
+
 /* One epoch; returns the training accuracy or -1 on error. */
-static double train_epoch(trainer *t, int epoch, progress *bar, int64_t total_steps)
+static double train_epoch(trainer *t, int epoch, progress *bar)
 {
     int64_t correct = 0, seen = 0;
     double loss_sum = 0;
@@ -188,15 +227,17 @@ static double train_epoch(trainer *t, int epoch, progress *bar, int64_t total_st
                         y->shape[0]);
         nb_tape_reset(t->tape);
         t->step++;
+        if (t->o->checkpoint_every > 0 && t->step % t->o->checkpoint_every == 0 && save_checkpoint(t) != 0)
+            return -1;
         if (t->o->max_steps > 0 && t->step >= t->o->max_steps) break;
     }
-    (void)total_steps;
     nb_tape_reset(t->tape);
     if (status < 0) {
         fprintf(stderr, "lenet5: %s\n", nb_last_error());
         return -1;
     }
     if (status == 1) nb_loader_set_epoch(t->loader, nb_loader_epoch(t->loader) + 1);
+    if (save_checkpoint(t) != 0) return -1;
     return seen ? (double)correct / (double)seen : 0.0;
 }
 
@@ -229,15 +270,29 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
         int64_t total = (int64_t)o->epochs * per_epoch;
         if (o->max_steps > 0 && o->max_steps < total) total = o->max_steps;
         t.schedule = nb_lr_with_warmup(nb_lr_cosine(total, 0.0), per_epoch < total ? per_epoch : 1, 0.1);
+        if ((o->checkpoint || o->resume) && !(t.checkpoint = make_checkpoint(&t))) status = 1;
+        if (!status && o->resume) {
+            if (nb_checkpoint_load(t.checkpoint, o->resume) != NB_OK)
+                fprintf(stderr, "lenet5: %s\n", nb_last_error()), status = 1;
+            else
+                printf("resumed %s at step %lld (epoch %lld)\n", o->resume, (long long)t.step,
+                       (long long)nb_loader_epoch(t.loader) + 1);
+        }
+    }
+    if (!status && !o->eval_only) {
+        int64_t per_epoch = nb_loader_batches_per_epoch(t.loader);
         printf("training LeNet-5 (%lld parameters) on %lld images: %s lr %g, batch %lld, %d epochs, %d threads\n",
                (long long)nb_module_parameter_count(model), (long long)train->count, o->optimizer, t.base_lr,
                (long long)o->batch, o->epochs, nb_get_num_threads());
         double start = now_seconds();
-        for (int epoch = 1; epoch <= o->epochs && !status; epoch++) {
+        int64_t start_step = t.step;
+        int first_epoch = (int)nb_loader_epoch(t.loader) + 1;
+        for (int epoch = first_epoch; epoch <= o->epochs && !status; epoch++) {
+            if (o->max_steps > 0 && t.step >= o->max_steps) break;
             progress bar;
             progress_start(&bar, t.step + per_epoch);
             bar.start_seconds = now_seconds();
-            double train_accuracy = train_epoch(&t, epoch, &bar, total);
+            double train_accuracy = train_epoch(&t, epoch, &bar);
             progress_end(&bar);
             double accuracy = train_accuracy < 0 ? -1 : evaluate(model, test, tape, confusion);
             if (accuracy < 0) {
@@ -247,7 +302,7 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
             double elapsed = now_seconds() - start;
             printf("epoch %d: train loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.1f s, %.0f images/s\n",
                    epoch, t.last_loss, 100 * train_accuracy, 100 * accuracy, elapsed,
-                   (double)t.step * (double)o->batch / elapsed);
+                   (double)(t.step - start_step) * (double)o->batch / elapsed);
             if (plot->n_accuracy < MAX_POINTS) {
                 plot->accuracy_x[plot->n_accuracy] = (double)t.step / (double)per_epoch;
                 plot->train_accuracy[plot->n_accuracy] = 100 * train_accuracy;
@@ -268,8 +323,9 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
         if (nb_module_save(model, o->save) != NB_OK) fprintf(stderr, "lenet5: %s\n", nb_last_error()), status = 1;
         else printf("saved %s\n", o->save);
     }
-    if (!status && o->max_steps > 0 && !o->eval_only) printf("final loss: %.9g\n", t.last_loss);
+    if (!status && !o->eval_only) printf("final loss: %.9g\n", t.last_loss);
     if (!status) printf("test accuracy: %.2f%%\n", 100 * accuracy);
+    nb_checkpoint_free(t.checkpoint);
     nb_loader_free(t.loader);
     nb_optimizer_free(t.optimizer);
     nb_tape_free(tape);

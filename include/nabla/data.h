@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nabla/checkpoint.h"
 #include "nabla/random.h"
 #include "nabla/tape.h"
 #include "nabla/tensor.h"
@@ -74,10 +75,19 @@ typedef struct nb_loader_options {
     bool drop_last;        /* skip a final batch smaller than batch_size */
     double mean, std;      /* inputs are (x/255 - mean) / std; std > 0 */
     double noise_std;      /* then + noise_std * N(0,1) per pixel; 0 = off */
+    /* Data-parallel training (PyTorch's DistributedSampler, for a global
+     * batch): every shard walks the same shuffled order in global batches
+     * of batch_size, and shard i of n takes the i-th of n near-equal
+     * contiguous slices of each (the first batch_size mod n shards one
+     * image more). A final global batch with fewer than n images is
+     * dropped. n = 1 (or 0): the whole batch. */
+    int shard_index, shard_count;
 } nb_loader_options;
 
 /* batch 64, shuffled, seed 0, keep the last batch, Fashion-MNIST mean/std,
- * no noise. */
+ * no noise, one shard. The noise of each image comes from a generator
+ * seeded by (seed, epoch, the image's place in the epoch's order), so it
+ * is the same whatever the batch size, thread count or shard count. */
 NB_API nb_loader_options nb_loader_default_options(void);
 
 typedef struct nb_loader nb_loader;
@@ -96,8 +106,18 @@ NB_API int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, 
  * epoch from its first batch, e.g. to resume training. */
 NB_API int64_t nb_loader_epoch(const nb_loader *loader);
 NB_API void nb_loader_set_epoch(nb_loader *loader, int64_t epoch);
-/* Batches in one epoch (depends on drop_last). */
+/* Batches in one epoch (depends on drop_last and the shard count). */
 NB_API int64_t nb_loader_batches_per_epoch(const nb_loader *loader);
+/* Images in the global batch the last nb_loader_next drew from (this
+ * shard's batch is a slice of it); 0 before the first. A shard's share of
+ * the global mean gradient is (its batch) / (this). */
+NB_API int64_t nb_loader_global_batch(const nb_loader *loader);
+/* Registers the loader's position in its epoch with a checkpoint
+ * (nabla/checkpoint.h): "<prefix>.epoch", ".position", ".epoch_started",
+ * and a tag of the dataset size, batch size, shuffle, drop_last and seed,
+ * which must match on load. The order and the noise follow from these, so
+ * a resumed loader yields exactly the batches it would have. */
+NB_API int nb_checkpoint_add_loader(nb_checkpoint *ck, const char *prefix, nb_loader *loader);
 
 /* ---- Byte-level text (character language models) ---- */
 typedef struct nb_text {

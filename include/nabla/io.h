@@ -38,7 +38,8 @@ typedef struct nb_named_tensor {
 
 /* Writes float32 (F32), float64 (F64) and int32 (I32) tensors. Names must be
  * non-empty, unique and not "__metadata__". The file is written to
- * "<path>.tmp" and renamed over `path`, so a crash never leaves a torn file. */
+ * "<path>.tmp", flushed to the disk (fsync) and renamed over `path`, so a
+ * crash never leaves a torn file. */
 NB_API int nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count);
 /* Same, with a "__metadata__" object of metadata_count key/value strings. */
 NB_API int nb_safetensors_save_with_metadata(const char *path, const nb_named_tensor *tensors,
