@@ -22,6 +22,7 @@ struct nb_loader {
     int64_t slice;           /* this shard's first entry within the current global batch */
     int64_t global_batch;    /* size of the global batch the last batch came from */
     float table[256];        /* normalised value of each pixel byte */
+    double table64[256];     /* the same in double, for float64 images */
 };
 
 nb_loader_options nb_loader_default_options(void)
@@ -36,6 +37,7 @@ nb_loader_options nb_loader_default_options(void)
         .noise_std = 0.0,
         .shard_index = 0,
         .shard_count = 1,
+        .dtype = NB_FLOAT32,
     };
     return o;
 }
@@ -72,6 +74,10 @@ nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *opt
         return NULL;
     }
     if (o.shard_count == 0) o.shard_count = 1;   /* options zeroed by hand: one shard */
+    if (o.dtype != NB_FLOAT32 && o.dtype != NB_FLOAT64) {
+        nb_fail(NB_ERR_INVALID, "nb_loader_new: images can be float32 or float64, not %s", nb_dtype_name(o.dtype));
+        return NULL;
+    }
     if (o.batch_size < 1 || !isfinite(o.mean) || !(o.std > 0) || !isfinite(o.std) ||
         !(o.noise_std >= 0) || !isfinite(o.noise_std)) {
         nb_fail(NB_ERR_INVALID, "nb_loader_new: bad options: batch_size %lld (needs >= 1), mean %g, "
@@ -95,7 +101,10 @@ nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *opt
     loader->dataset = dataset;
     loader->options = o;
     loader->order_epoch = -1;
-    for (int v = 0; v < 256; v++) loader->table[v] = (float)((v / 255.0 - o.mean) / o.std);
+    for (int v = 0; v < 256; v++) {
+        loader->table64[v] = (v / 255.0 - o.mean) / o.std;
+        loader->table[v] = (float)loader->table64[v];
+    }
     return loader;
 }
 
@@ -133,7 +142,7 @@ enum { FILL_GRAIN = 16, PREFETCH_AHEAD = 4, CACHE_LINE = 64 };
 typedef struct fill_job {
     const nb_loader *loader;
     int64_t pixels;
-    float *images;
+    void *images;            /* float, or double for float64 images */
     int32_t *labels;
 } fill_job;
 
@@ -157,18 +166,24 @@ static void fill_range(void *context, int64_t begin, int64_t end, int worker)
             for (int64_t k = 0; k < job->pixels; k += CACHE_LINE) __builtin_prefetch(ahead + k);
         }
         const uint8_t *source = d->images + order[b] * job->pixels;
-        float *target = job->images + b * job->pixels;
-        for (int64_t k = 0; k < job->pixels; k++) target[k] = loader->table[source[k]];
-        if (noise > 0) {
-            nb_rng rng;
-            seed_image_noise(&rng, loader, loader->position + loader->slice + b);
-            for (int64_t k = 0; k < job->pixels; k++) target[k] += (float)(noise * nb_rng_normal(&rng));
+        nb_rng rng;
+        if (noise > 0) seed_image_noise(&rng, loader, loader->position + loader->slice + b);
+        if (loader->options.dtype == NB_FLOAT64) {
+            double *target = (double *)job->images + b * job->pixels;
+            for (int64_t k = 0; k < job->pixels; k++) target[k] = loader->table64[source[k]];
+            if (noise > 0)
+                for (int64_t k = 0; k < job->pixels; k++) target[k] += noise * nb_rng_normal(&rng);
+        } else {
+            float *target = (float *)job->images + b * job->pixels;
+            for (int64_t k = 0; k < job->pixels; k++) target[k] = loader->table[source[k]];
+            if (noise > 0)
+                for (int64_t k = 0; k < job->pixels; k++) target[k] += (float)(noise * nb_rng_normal(&rng));
         }
         job->labels[b] = d->labels[order[b]];
     }
 }
 
-static void fill_batch(nb_loader *loader, int64_t batch, float *images, int32_t *labels)
+static void fill_batch(nb_loader *loader, int64_t batch, void *images, int32_t *labels)
 {
     const nb_dataset *d = loader->dataset;
     int64_t pixels = d->channels * d->height * d->width;
@@ -209,7 +224,7 @@ int nb_loader_next(nb_loader *loader, nb_tape *tape, nb_tensor **images, nb_tens
     int64_t batch = base + (r < extra ? 1 : 0);
     const int64_t image_shape[4] = {batch, d->channels, d->height, d->width};
     const int64_t label_shape[1] = {batch};
-    nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT32, 4, image_shape, NULL);
+    nb_tensor *x = nb_tape_tensor(tape, loader->options.dtype, 4, image_shape, NULL);
     nb_tensor *y = x ? nb_tape_tensor(tape, NB_INT32, 1, label_shape, NULL) : NULL;
     if (!x || !y) return NB_ERR_NOMEM; /* the arena left the message */
     fill_batch(loader, batch, x->data, y->data);

@@ -1,6 +1,8 @@
 /* lenet5: train LeNet-5 on Fashion-MNIST and print the test accuracy.
  * Defaults: SGD (momentum 0.9, nesterov, weight decay 5e-4), lr 0.05 with a
- * one-epoch linear warm-up then cosine decay, batch 64, 12 epochs. */
+ * one-epoch linear warm-up then cosine decay, batch 64, 12 epochs.
+ * With --distributed under mpirun, each rank trains on its slice of every
+ * global batch and rank 0 prints, evaluates and writes checkpoints. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "models/lenet5.h"
 #include "nabla/checkpoint.h"
 #include "nabla/data.h"
+#include "parallel.h"
 #include "report.h"
 
 enum { MAX_PARAMS = 64, EVAL_BATCH = 1000, LOG_EVERY = 20 };
@@ -26,7 +29,8 @@ typedef struct options {
     const char *data, *save, *load, *plot;
     const char *checkpoint, *resume;
     int64_t checkpoint_every;
-    bool eval_only;
+    bool eval_only, distributed;
+    nb_dtype dtype;
     int64_t max_steps;
 } options;
 
@@ -39,9 +43,14 @@ static void usage(FILE *out)
             "              [--max-steps N] [--plot FILE.svg]\n"
             "              [--grad-noise ETA] [--input-noise STD]\n"
             "              [--checkpoint FILE] [--checkpoint-every STEPS] [--resume FILE]\n"
+            "              [--distributed] [--dtype float32|float64]\n"
             "  --checkpoint   write the whole training state to FILE at the end of each\n"
             "                 epoch (and every STEPS steps with --checkpoint-every)\n"
             "  --resume       continue the run saved in FILE, bit for bit\n"
+            "  --distributed  data-parallel under mpirun -np N: --batch is the global\n"
+            "                 batch, split across the ranks; one thread per rank unless\n"
+            "                 --threads says otherwise\n"
+            "  --dtype        float64 trains in double precision (for checking)\n"
             "  --grad-noise   Gaussian gradient noise of variance ETA / (1 + t)^0.55\n"
             "                 (Neelakantan et al. 2015), t the step\n"
             "  --input-noise  Gaussian noise of std STD on each normalised training pixel\n");
@@ -55,6 +64,7 @@ static int parse(int argc, char **argv, options *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
         if (strcmp(a, "--eval-only") == 0) o->eval_only = true, takes = false;
+        else if (strcmp(a, "--distributed") == 0) o->distributed = true, takes = false;
         else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
         else if (!v) return fprintf(stderr, "lenet5: %s needs a value\n", a), usage(stderr), 2;
         else if (strcmp(a, "--epochs") == 0) o->epochs = atoi(v);
@@ -74,6 +84,8 @@ static int parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
         else if (strcmp(a, "--checkpoint-every") == 0) o->checkpoint_every = atoll(v);
         else if (strcmp(a, "--resume") == 0) o->resume = v;
+        else if (strcmp(a, "--dtype") == 0 && strcmp(v, "float32") == 0) o->dtype = NB_FLOAT32;
+        else if (strcmp(a, "--dtype") == 0 && strcmp(v, "float64") == 0) o->dtype = NB_FLOAT64;
         else return fprintf(stderr, "lenet5: unknown option %s\n", a), usage(stderr), 2;
         if (takes) i++;
     }
@@ -83,8 +95,8 @@ static int parse(int argc, char **argv, options *o)
         return fprintf(stderr, "lenet5: --grad-noise and --input-noise must be >= 0\n"), 2;
     if (o->checkpoint_every < 0 || (o->checkpoint_every > 0 && !o->checkpoint))
         return fprintf(stderr, "lenet5: --checkpoint-every needs --checkpoint and a count >= 1\n"), 2;
-    if (o->eval_only && (o->checkpoint || o->resume))
-        return fprintf(stderr, "lenet5: --eval-only does not train: no --checkpoint or --resume\n"), 2;
+    if (o->eval_only && (o->checkpoint || o->resume || o->distributed))
+        return fprintf(stderr, "lenet5: --eval-only does not train: no --checkpoint, --resume or --distributed\n"), 2;
     return 0;
 }
 
@@ -114,11 +126,12 @@ static nb_optimizer *make_optimizer(const options *o, nb_tensor **params, int co
     return NULL;
 }
 
-static int argmax_row(const float *row)
+/* The predicted class of row i of logits [B, CLASSES], float32 or float64. */
+static int argmax_row(const nb_tensor *logits, int64_t i)
 {
     int best = 0;
     for (int c = 1; c < CLASSES; c++)
-        if (row[c] > row[best]) best = c;
+        if (nb_tensor_get(logits, i * CLASSES + c) > nb_tensor_get(logits, i * CLASSES + best)) best = c;
     return best;
 }
 
@@ -129,6 +142,8 @@ static double evaluate(nb_module *model, const nb_dataset *test, nb_tape *tape,
     nb_loader_options lo = nb_loader_default_options();
     lo.batch_size = EVAL_BATCH;
     lo.shuffle = false;
+    nb_named_tensor first;
+    lo.dtype = nb_module_parameters(model, &first, 1) > 0 ? first.tensor->dtype : NB_FLOAT32;
     nb_loader *loader = nb_loader_new(test, &lo);
     if (!loader) return -1;
     memset(confusion, 0, sizeof(int64_t) * CLASSES * CLASSES);
@@ -142,7 +157,7 @@ static double evaluate(nb_module *model, const nb_dataset *test, nb_tape *tape,
         if (!logits) break;
         for (int64_t i = 0; i < y->shape[0]; i++) {
             int truth = ((const int32_t *)y->data)[i];
-            int guess = argmax_row((const float *)logits->data + i * CLASSES);
+            int guess = argmax_row(logits, i);
             confusion[truth][guess]++;
             correct += guess == truth;
         }
@@ -167,6 +182,7 @@ typedef struct trainer {
     nb_tape *tape;
     curves *curves;
     nb_checkpoint *checkpoint;   /* the whole training state, NULL without --checkpoint/--resume */
+    parallel *parallel;
     int64_t step;
     double last_loss;
 } trainer;
@@ -189,7 +205,7 @@ static nb_checkpoint *make_checkpoint(trainer *t)
 
 static int save_checkpoint(const trainer *t)
 {
-    if (!t->o->checkpoint) return 0;
+    if (!t->o->checkpoint || t->parallel->rank != 0) return 0;
     if (nb_checkpoint_save(t->checkpoint, t->o->checkpoint) != NB_OK)
         return fprintf(stderr, "lenet5: %s\n", nb_last_error()), -1;
     return 0;
@@ -208,14 +224,24 @@ static double train_epoch(trainer *t, int epoch, progress *bar)
         nb_tensor *logits = nb_module_forward(t->model, t->tape, x);
         nb_tensor *loss = nb_cross_entropy(t->tape, logits, y);
         nb_optimizer_zero_grad(t->optimizer);
-        if (!loss || nb_backward(t->tape, loss, NULL) != NB_OK || nb_optimizer_step(t->optimizer) != NB_OK) {
+        int64_t global = t->parallel->distributed ? nb_loader_global_batch(t->loader) : y->shape[0];
+        if (!loss || parallel_backward(t->parallel, t->tape, loss, y->shape[0], global) != NB_OK ||
+            nb_optimizer_step(t->optimizer) != NB_OK) {
             fprintf(stderr, "lenet5: %s\n", nb_tape_error(t->tape) ? nb_tape_error(t->tape) : nb_last_error());
             return -1;
         }
-        t->last_loss = nb_tensor_get(loss, 0);
+        /* The global batch's mean loss and correct count: each rank's
+         * share, summed (one process: its own). */
+        double step_stats[2] = {nb_tensor_get(loss, 0) * (double)y->shape[0] / (double)global, 0};
         for (int64_t i = 0; i < y->shape[0]; i++)
-            correct += argmax_row((const float *)logits->data + i * CLASSES) == ((const int32_t *)y->data)[i];
-        seen += y->shape[0];
+            step_stats[1] += argmax_row(logits, i) == ((const int32_t *)y->data)[i];
+        if (parallel_sum(t->parallel, step_stats, 2) != NB_OK) {
+            fprintf(stderr, "lenet5: %s\n", nb_last_error());
+            return -1;
+        }
+        t->last_loss = step_stats[0];
+        correct += (int64_t)step_stats[1];
+        seen += global;
         loss_sum += t->last_loss;
         loss_count++;
         if (t->step % LOG_EVERY == 0 && t->curves->n_loss < MAX_POINTS) {
@@ -224,7 +250,7 @@ static double train_epoch(trainer *t, int epoch, progress *bar)
             t->curves->loss_y[t->curves->n_loss++] = loss_sum / (double)loss_count;
         }
         progress_update(bar, epoch, t->step, loss_sum / (double)loss_count, (double)correct / (double)seen,
-                        y->shape[0]);
+                        global);
         nb_tape_reset(t->tape);
         t->step++;
         if (t->o->checkpoint_every > 0 && t->step % t->o->checkpoint_every == 0 && save_checkpoint(t) != 0)
@@ -241,7 +267,15 @@ static double train_epoch(trainer *t, int epoch, progress *bar)
     return seen ? (double)correct / (double)seen : 0.0;
 }
 
-static int run(const options *o, nb_module *model, const nb_dataset *train, const nb_dataset *test)
+/* Rank 0 evaluates; the other ranks wait for it at the next collective. */
+static double evaluate_on_rank0(const parallel *par, nb_module *model, const nb_dataset *test, nb_tape *tape,
+                                int64_t confusion[CLASSES][CLASSES])
+{
+    return par->rank == 0 ? evaluate(model, test, tape, confusion) : 0.0;
+}
+
+static int run(const options *o, parallel *par, nb_module *model, const nb_dataset *train,
+               const nb_dataset *test)
 {
     nb_tape *tape = nb_tape_new();
     int64_t confusion[CLASSES][CLASSES];
@@ -250,9 +284,12 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
     nb_tensor *params[MAX_PARAMS];
     int count = nb_module_parameters(model, named, MAX_PARAMS);
     for (int i = 0; i < count && i < MAX_PARAMS; i++) params[i] = named[i].tensor;
-    trainer t = {.o = o, .model = model, .tape = tape, .curves = plot};
+    trainer t = {.o = o, .model = model, .tape = tape, .curves = plot, .parallel = par};
     nb_loader_options lo = nb_loader_default_options();
     lo.batch_size = o->batch;
+    lo.shard_index = par->rank;
+    lo.shard_count = par->size;
+    lo.dtype = o->dtype;
     lo.seed = o->seed;
     lo.noise_std = o->input_noise;
     int status = tape && plot && count <= MAX_PARAMS ? 0 : 1;
@@ -281,9 +318,11 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
     }
     if (!status && !o->eval_only) {
         int64_t per_epoch = nb_loader_batches_per_epoch(t.loader);
-        printf("training LeNet-5 (%lld parameters) on %lld images: %s lr %g, batch %lld, %d epochs, %d threads\n",
+        printf("training LeNet-5 (%lld parameters) on %lld images: %s lr %g, batch %lld, %d epochs, %d threads",
                (long long)nb_module_parameter_count(model), (long long)train->count, o->optimizer, t.base_lr,
                (long long)o->batch, o->epochs, nb_get_num_threads());
+        if (par->distributed) printf(" per rank, %d ranks", par->size);
+        printf("\n");
         double start = now_seconds();
         int64_t start_step = t.step;
         int first_epoch = (int)nb_loader_epoch(t.loader) + 1;
@@ -294,7 +333,7 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
             bar.start_seconds = now_seconds();
             double train_accuracy = train_epoch(&t, epoch, &bar);
             progress_end(&bar);
-            double accuracy = train_accuracy < 0 ? -1 : evaluate(model, test, tape, confusion);
+            double accuracy = train_accuracy < 0 ? -1 : evaluate_on_rank0(par, model, test, tape, confusion);
             if (accuracy < 0) {
                 status = 1;
                 break;
@@ -312,7 +351,7 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
             if (o->max_steps > 0 && t.step >= o->max_steps) break;
         }
     }
-    double accuracy = status ? -1 : evaluate(model, test, tape, confusion);
+    double accuracy = status ? -1 : evaluate_on_rank0(par, model, test, tape, confusion);
     if (accuracy < 0) status = 1;
     if (!status) confusion_print((const int64_t(*)[CLASSES])confusion, CLASS_NAMES, stdout);
     if (!status && o->plot && !o->eval_only) {
@@ -322,6 +361,14 @@ static int run(const options *o, nb_module *model, const nb_dataset *train, cons
     if (!status && o->save) {
         if (nb_module_save(model, o->save) != NB_OK) fprintf(stderr, "lenet5: %s\n", nb_last_error()), status = 1;
         else printf("saved %s\n", o->save);
+    }
+    if (!status && par->distributed) {
+        double reduce, wait;
+        int64_t steps;
+        parallel_report(par, &reduce, &wait, &steps);
+        if (steps > 0)
+            printf("all-reduce: %.3f ms a step, %.3f ms of it not hidden by the backward (rank 0)\n",
+                   1e3 * reduce / (double)steps, 1e3 * wait / (double)steps);
     }
     if (!status && !o->eval_only) printf("final loss: %.9g\n", t.last_loss);
     if (!status) printf("test accuracy: %.2f%%\n", 100 * accuracy);
@@ -338,25 +385,34 @@ int main(int argc, char **argv)
     options o;
     int parsed = parse(argc, argv, &o);
     if (parsed) return parsed == 1 ? 0 : parsed;
-    if (o.threads > 0 && nb_set_num_threads(o.threads) != NB_OK) return fprintf(stderr, "lenet5: %s\n", nb_last_error()), 2;
+    parallel par;
+    if (parallel_start(&par, o.distributed, &argc, &argv) != 0) return 1;
+    /* One rank per core: each rank computes on one thread by default. */
+    if (par.distributed && o.threads == 0) o.threads = 1;
+    int status = 0;
+    /* Rank 0 speaks for the job; the others keep stderr for their errors. */
+    if (par.rank != 0 && !freopen("/dev/null", "w", stdout)) status = 1;
+    if (!status && o.threads > 0 && nb_set_num_threads(o.threads) != NB_OK)
+        fprintf(stderr, "lenet5: %s\n", nb_last_error()), status = 2;
     nb_manual_seed(o.seed);
     nb_dataset train = {0}, test = {0};
-    if ((!o.eval_only && nb_mnist_load(o.data, "train", &train) != NB_OK) ||
-        nb_mnist_load(o.data, "test", &test) != NB_OK) {
+    if (!status && ((!o.eval_only && nb_mnist_load(o.data, "train", &train) != NB_OK) ||
+                    nb_mnist_load(o.data, "test", &test) != NB_OK)) {
         fprintf(stderr, "lenet5: %s\n(install Debian's dataset-fashion-mnist package or pass --data DIR)\n",
                 nb_last_error());
-        nb_dataset_free(&train);
-        return 1;
+        status = 1;
     }
-    nb_module *model = lenet5_new();
-    int status = model ? 0 : 1;
+    nb_module *model = status ? NULL : lenet5_new();
+    if (!status && (!model || nb_module_to_dtype(model, o.dtype) != NB_OK || parallel_attach(&par, model) != 0))
+        status = 1;
     if (!status && o.load && nb_module_load(model, o.load) != NB_OK) {
         fprintf(stderr, "lenet5: %s\n", nb_last_error());
         status = 1;
     } else if (!status && o.load) {
         printf("loaded %s\n", o.load);
     }
-    if (!status) status = run(&o, model, &train, &test);
+    if (!status) status = run(&o, &par, model, &train, &test);
+    parallel_end(&par, status);
     nb_module_free(model);
     nb_dataset_free(&train);
     nb_dataset_free(&test);

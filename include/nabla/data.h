@@ -82,6 +82,7 @@ typedef struct nb_loader_options {
      * image more). A final global batch with fewer than n images is
      * dropped. n = 1 (or 0): the whole batch. */
     int shard_index, shard_count;
+    nb_dtype dtype;        /* of the images: NB_FLOAT32 (0, the default) or NB_FLOAT64 */
 } nb_loader_options;
 
 /* batch 64, shuffled, seed 0, keep the last batch, Fashion-MNIST mean/std,
@@ -96,8 +97,8 @@ typedef struct nb_loader nb_loader;
 NB_API nb_loader *nb_loader_new(const nb_dataset *dataset, const nb_loader_options *options);
 NB_API void nb_loader_free(nb_loader *loader);
 
-/* Makes the next batch as arena tensors on `tape`: *images float32
- * [B,C,H,W] and *labels int32 [B]. Returns 1 with a batch, 0 at the end of
+/* Makes the next batch as arena tensors on `tape`: *images [B,C,H,W]
+ * (options.dtype) and *labels int32 [B]. Returns 1 with a batch, 0 at the end of
  * an epoch (no batch; the next call starts the next epoch), or a negative
  * nb_status. Allocates nothing but the two arena tensors, so a training
  * step that resets its tape allocates nothing once the arena has grown. */

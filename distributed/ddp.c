@@ -1,0 +1,323 @@
+/* DistributedDataParallel: gradient buckets filled by gradient hooks and
+ * all-reduced in order, on a communication thread while the backward
+ * sweep goes on. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "distributed/internal.h"
+
+/* 64 KiB: LeNet-5's 247 KB of gradients make three buckets (fc3 and fc2,
+ * fc1, the convolutions), so two of them travel while the convolutions'
+ * backward, most of the sweep, still runs. */
+enum { DEFAULT_BUCKET_BYTES = 64 << 10 };
+
+typedef struct ddp_slot {
+    nb_mpi_ddp *ddp;
+    nb_tensor *param;
+    int bucket;
+    int64_t offset;           /* first element in the flat buffer */
+    bool ready;               /* gradient complete in this step */
+} ddp_slot;
+
+typedef struct ddp_bucket {
+    int first, count;         /* slots [first, first + count) */
+    int64_t offset, elements; /* its range of the flat buffer */
+    int pending;              /* slots not ready yet in this step */
+} ddp_bucket;
+
+struct nb_mpi_ddp {
+    nb_dtype dtype;
+    ddp_slot *slots;          /* reverse parameter order */
+    int n_slots;
+    ddp_bucket *buckets;
+    int n_buckets;
+    void *flat, *scratch;
+    int64_t elements;
+    double weight;
+    bool threaded;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    int handed;               /* buckets given to the communication in this step */
+    int reduced;              /* buckets finished in this step */
+    bool stop;
+    int status;               /* first failure of this step */
+    char error[512];
+    nb_mpi_ddp_stats stats;
+};
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Weighted gradients in, sum over ranks, sums out. A parameter without a
+ * gradient sends zeros and gets one made for the sum (off the steady
+ * state: it happens once). */
+static int reduce_bucket(nb_mpi_ddp *ddp, const ddp_bucket *b)
+{
+    size_t element = nb_dtype_size(ddp->dtype);
+    for (int i = b->first; i < b->first + b->count; i++) {
+        const ddp_slot *s = &ddp->slots[i];
+        const nb_tensor *g = s->param->grad;
+        int64_t n = s->param->numel;
+        if (ddp->dtype == NB_FLOAT32) {
+            float *dst = (float *)ddp->flat + s->offset, w = (float)ddp->weight;
+            const float *src = g ? g->data : NULL;
+            for (int64_t k = 0; k < n; k++) dst[k] = src ? w * src[k] : 0.0f;
+        } else {
+            double *dst = (double *)ddp->flat + s->offset, w = ddp->weight;
+            const double *src = g ? g->data : NULL;
+            for (int64_t k = 0; k < n; k++) dst[k] = src ? w * src[k] : 0.0;
+        }
+    }
+    int status = mpi_ring_allreduce((unsigned char *)ddp->flat + b->offset * (int64_t)element, ddp->dtype,
+                                    b->elements, ddp->scratch);
+    for (int i = b->first; status == NB_OK && i < b->first + b->count; i++) {
+        nb_tensor *p = ddp->slots[i].param;
+        if (!p->grad && !(p->grad = nb_tensor_new(p->dtype, p->ndim, p->shape))) return NB_ERR_NOMEM;
+        memcpy(p->grad->data, (unsigned char *)ddp->flat + ddp->slots[i].offset * (int64_t)element,
+               (size_t)p->numel * element);
+    }
+    return status;
+}
+
+/* Records a failure of the communication side, to be reported by finish on
+ * the caller's thread (nb_last_error is per thread). */
+static void record_failure(nb_mpi_ddp *ddp, int status)
+{
+    if (ddp->status != NB_OK) return;
+    ddp->status = status;
+    snprintf(ddp->error, sizeof ddp->error, "%s", nb_last_error());
+}
+
+static void *communicate(void *arg)
+{
+    nb_mpi_ddp *ddp = arg;
+    pthread_mutex_lock(&ddp->lock);
+    for (;;) {
+        while (!ddp->stop && ddp->reduced == ddp->handed) pthread_cond_wait(&ddp->wake, &ddp->lock);
+        if (ddp->stop) break;
+        const ddp_bucket *b = &ddp->buckets[ddp->reduced];
+        bool failed = ddp->status != NB_OK;
+        pthread_mutex_unlock(&ddp->lock);
+        /* After a failure the remaining buckets are skipped: the ranks no
+         * longer agree on what comes next. */
+        double start = now_seconds();
+        int status = failed ? NB_OK : reduce_bucket(ddp, b);
+        double spent = now_seconds() - start;
+        pthread_mutex_lock(&ddp->lock);
+        if (status != NB_OK) record_failure(ddp, status);
+        ddp->stats.reduce_seconds += spent;
+        ddp->reduced++;
+        pthread_cond_signal(&ddp->done);
+    }
+    pthread_mutex_unlock(&ddp->lock);
+    return NULL;
+}
+
+/* Hands every bucket whose turn has come and whose slots are all ready to
+ * the communication, in bucket order on every rank (the ring exchanges
+ * must pair up). Without a thread nothing moves until finish. */
+static void hand_over_ready(nb_mpi_ddp *ddp)
+{
+    if (!ddp->threaded) return;
+    pthread_mutex_lock(&ddp->lock);
+    int before = ddp->handed;
+    while (ddp->handed < ddp->n_buckets && ddp->buckets[ddp->handed].pending == 0) ddp->handed++;
+    if (ddp->handed != before) pthread_cond_signal(&ddp->wake);
+    pthread_mutex_unlock(&ddp->lock);
+}
+
+static int gradient_ready(nb_tensor *tensor, nb_tensor *grad, void *user)
+{
+    (void)grad;
+    ddp_slot *s = user;
+    nb_mpi_ddp *ddp = s->ddp;
+    if (s->ready) {
+        const char *name = tensor->name ? tensor->name : "a parameter";
+        return nb_fail(NB_ERR_STATE, "mpi_ddp: the gradient of %s completed twice before nb_mpi_ddp_finish "
+                       "(one backward per step)", name);
+    }
+    s->ready = true;
+    if (--ddp->buckets[s->bucket].pending == 0) hand_over_ready(ddp);
+    return NB_OK;
+}
+
+nb_mpi_ddp_options nb_mpi_ddp_default_options(void)
+{
+    return (nb_mpi_ddp_options){.bucket_bytes = DEFAULT_BUCKET_BYTES, .overlap = true};
+}
+
+/* Slots in reverse parameter order, cut into buckets of about
+ * bucket_bytes (a parameter larger than that gets a bucket of its own). */
+static int make_buckets(nb_mpi_ddp *ddp, const nb_named_tensor *params, int count, size_t bucket_bytes)
+{
+    ddp->slots = nb_calloc((size_t)count, sizeof *ddp->slots);
+    ddp->buckets = nb_calloc((size_t)count, sizeof *ddp->buckets);
+    if (!ddp->slots || !ddp->buckets) return NB_ERR_NOMEM;
+    ddp->dtype = params[0].tensor->dtype;
+    size_t element = nb_dtype_size(ddp->dtype);
+    int64_t largest = 0;
+    for (int i = 0; i < count; i++) {
+        nb_tensor *p = params[count - 1 - i].tensor;
+        if (p->dtype != ddp->dtype || (p->dtype != NB_FLOAT32 && p->dtype != NB_FLOAT64))
+            return nb_fail(NB_ERR_INVALID, "mpi_ddp: parameter %s is %s; all must be float32 or all float64",
+                           params[count - 1 - i].name, nb_dtype_name(p->dtype));
+        ddp_bucket *b = &ddp->buckets[ddp->n_buckets ? ddp->n_buckets - 1 : 0];
+        size_t grown = (size_t)((b->elements + p->numel) * (int64_t)element);
+        if (ddp->n_buckets == 0 || (b->count > 0 && grown > bucket_bytes)) {
+            b = &ddp->buckets[ddp->n_buckets++];
+            *b = (ddp_bucket){.first = i, .offset = ddp->elements};
+        }
+        ddp->slots[i] = (ddp_slot){.ddp = ddp, .param = p, .bucket = ddp->n_buckets - 1, .offset = ddp->elements};
+        b->count++;
+        b->elements += p->numel;
+        ddp->elements += p->numel;
+        if (b->elements > largest) largest = b->elements;
+    }
+    ddp->n_slots = count;
+    for (int k = 0; k < ddp->n_buckets; k++) ddp->buckets[k].pending = ddp->buckets[k].count;
+    int64_t chunk = (largest + nb_mpi.size - 1) / nb_mpi.size;
+    ddp->flat = nb_malloc((size_t)ddp->elements * element);
+    ddp->scratch = nb_malloc((size_t)(chunk ? chunk : 1) * element);
+    return ddp->flat && ddp->scratch ? NB_OK : NB_ERR_NOMEM;
+}
+
+static void free_parts(nb_mpi_ddp *ddp)
+{
+    nb_free(ddp->slots);
+    nb_free(ddp->buckets);
+    nb_free(ddp->flat);
+    nb_free(ddp->scratch);
+    nb_free(ddp);
+}
+
+nb_mpi_ddp *nb_mpi_ddp_new(nb_module *module, const nb_mpi_ddp_options *options)
+{
+    if (mpi_require("mpi_ddp_new") != NB_OK) return NULL;
+    nb_mpi_ddp_options o = options ? *options : nb_mpi_ddp_default_options();
+    if (!module || o.bucket_bytes == 0) {
+        nb_fail(NB_ERR_INVALID, "mpi_ddp_new: module is NULL or bucket_bytes is 0");
+        return NULL;
+    }
+    int count = nb_module_parameters(module, NULL, 0);
+    if (count < 1) {
+        nb_fail(NB_ERR_INVALID, "mpi_ddp_new: the module has no parameters");
+        return NULL;
+    }
+    nb_named_tensor *params = nb_malloc((size_t)count * sizeof *params);
+    nb_mpi_ddp *ddp = nb_calloc(1, sizeof *ddp);
+    int status = params && ddp ? NB_OK : NB_ERR_NOMEM;
+    if (status == NB_OK) {
+        nb_module_parameters(module, params, count);
+        ddp->weight = 1.0 / nb_mpi.size;
+        status = make_buckets(ddp, params, count, o.bucket_bytes);
+    }
+    /* Every rank runs the broadcast, also when its own setup failed, so
+     * no rank is left waiting; a failure anywhere fails it everywhere. */
+    int broadcast = nb_mpi_broadcast_module(module, 0);
+    if (status == NB_OK) status = broadcast;
+    nb_free(params);
+    if (status != NB_OK) {
+        if (ddp) free_parts(ddp);
+        return NULL;
+    }
+    ddp->threaded = o.overlap && nb_mpi.thread_level >= MPI_THREAD_SERIALIZED && nb_mpi.size > 1;
+    if (ddp->threaded) {
+        pthread_mutex_init(&ddp->lock, NULL);
+        pthread_cond_init(&ddp->wake, NULL);
+        pthread_cond_init(&ddp->done, NULL);
+        if (pthread_create(&ddp->thread, NULL, communicate, ddp) != 0) {
+            pthread_mutex_destroy(&ddp->lock);
+            pthread_cond_destroy(&ddp->wake);
+            pthread_cond_destroy(&ddp->done);
+            ddp->threaded = false;   /* reduce in finish instead */
+        }
+    }
+    for (int i = 0; i < ddp->n_slots; i++) nb_tensor_set_hook(ddp->slots[i].param, gradient_ready, &ddp->slots[i]);
+    ddp->stats.buckets = ddp->n_buckets;
+    ddp->stats.bytes = ddp->elements * (int64_t)nb_dtype_size(ddp->dtype);
+    return ddp;
+}
+
+void nb_mpi_ddp_free(nb_mpi_ddp *ddp)
+{
+    if (!ddp) return;
+    if (ddp->threaded) {
+        pthread_mutex_lock(&ddp->lock);
+        ddp->stop = true;
+        pthread_cond_signal(&ddp->wake);
+        pthread_mutex_unlock(&ddp->lock);
+        pthread_join(ddp->thread, NULL);
+        pthread_mutex_destroy(&ddp->lock);
+        pthread_cond_destroy(&ddp->wake);
+        pthread_cond_destroy(&ddp->done);
+    }
+    for (int i = 0; i < ddp->n_slots; i++) nb_tensor_set_hook(ddp->slots[i].param, NULL, NULL);
+    free_parts(ddp);
+}
+
+int nb_mpi_ddp_set_weight(nb_mpi_ddp *ddp, double weight)
+{
+    if (!ddp) return nb_fail(NB_ERR_INVALID, "mpi_ddp_set_weight: ddp is NULL");
+    if (!(weight >= 0.0) || weight > 1e300)
+        return nb_fail(NB_ERR_INVALID, "mpi_ddp_set_weight: invalid weight %g", weight);
+    ddp->weight = weight;
+    return NB_OK;
+}
+
+int nb_mpi_ddp_finish(nb_mpi_ddp *ddp)
+{
+    if (!ddp) return nb_fail(NB_ERR_INVALID, "mpi_ddp_finish: ddp is NULL");
+    double start = now_seconds();
+    /* Parameters the sweep did not reach join with zeros. */
+    for (int k = 0; k < ddp->n_buckets; k++) ddp->buckets[k].pending = 0;
+    int status = NB_OK;
+    if (ddp->threaded) {
+        hand_over_ready(ddp);
+        pthread_mutex_lock(&ddp->lock);
+        while (ddp->reduced < ddp->n_buckets) pthread_cond_wait(&ddp->done, &ddp->lock);
+        status = ddp->status;
+        ddp->status = NB_OK;
+        ddp->handed = ddp->reduced = 0;
+        pthread_mutex_unlock(&ddp->lock);
+    } else {
+        for (int k = 0; k < ddp->n_buckets && status == NB_OK; k++) {
+            double begin = now_seconds();
+            status = reduce_bucket(ddp, &ddp->buckets[k]);
+            ddp->stats.reduce_seconds += now_seconds() - begin;
+        }
+        if (status != NB_OK) record_failure(ddp, status);
+        status = ddp->status;
+        ddp->status = NB_OK;
+    }
+    for (int k = 0; k < ddp->n_buckets; k++) ddp->buckets[k].pending = ddp->buckets[k].count;
+    for (int i = 0; i < ddp->n_slots; i++) ddp->slots[i].ready = false;
+    ddp->stats.wait_seconds += now_seconds() - start;
+    ddp->stats.steps++;
+    if (status != NB_OK) return nb_fail(status, "%s", ddp->error);
+    return NB_OK;
+}
+
+int nb_mpi_ddp_backward(nb_mpi_ddp *ddp, nb_tape *tape, nb_tensor *loss)
+{
+    if (!ddp) return nb_fail(NB_ERR_INVALID, "mpi_ddp_backward: ddp is NULL");
+    int status = nb_backward(tape, loss, NULL);
+    /* Finish even after a failed backward: the other ranks wait for this
+     * rank's buckets, and the failure is reported either way. */
+    int finished = nb_mpi_ddp_finish(ddp);
+    if (status != NB_OK) return status;
+    return finished;
+}
+
+nb_mpi_ddp_stats nb_mpi_ddp_get_stats(const nb_mpi_ddp *ddp)
+{
+    nb_mpi_ddp_stats none = {0};
+    return ddp ? ddp->stats : none;
+}
