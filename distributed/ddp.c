@@ -3,6 +3,7 @@
  * sweep goes on. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -149,9 +150,15 @@ static int gradient_ready(nb_tensor *tensor, nb_tensor *grad, void *user)
     return NB_OK;
 }
 
+/* NABLA_MPI_OVERLAP=0 and NABLA_MPI_BUCKET_BYTES=N change the defaults
+ * from outside a program, for measuring what overlap and bucketing buy. */
 nb_mpi_ddp_options nb_mpi_ddp_default_options(void)
 {
-    return (nb_mpi_ddp_options){.bucket_bytes = DEFAULT_BUCKET_BYTES, .overlap = true};
+    nb_mpi_ddp_options o = {.bucket_bytes = DEFAULT_BUCKET_BYTES, .overlap = true};
+    const char *overlap = getenv("NABLA_MPI_OVERLAP"), *bytes = getenv("NABLA_MPI_BUCKET_BYTES");
+    if (overlap && strcmp(overlap, "0") == 0) o.overlap = false;
+    if (bytes && strtoull(bytes, NULL, 10) > 0) o.bucket_bytes = (size_t)strtoull(bytes, NULL, 10);
+    return o;
 }
 
 /* Slots in reverse parameter order, cut into buckets of about

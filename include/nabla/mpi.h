@@ -80,6 +80,9 @@ typedef struct nb_mpi_ddp_options {
     size_t bucket_bytes;   /* bucket size (default 64 KiB: LeNet-5 makes 3 buckets) */
     bool overlap;          /* all-reduce on a communication thread during backward (default true) */
 } nb_mpi_ddp_options;
+/* The defaults, unless the environment says otherwise:
+ * NABLA_MPI_OVERLAP=0 reduces every bucket after the backward instead,
+ * NABLA_MPI_BUCKET_BYTES=N sets the bucket size. */
 NB_API nb_mpi_ddp_options nb_mpi_ddp_default_options(void);
 /* Broadcasts the module's parameters and buffers from rank 0 and takes
  * over its parameters' gradient hooks. float32 or float64 parameters;
