@@ -13,7 +13,8 @@
 #       (the safetensors and parity helpers), graphviz (the DOT export
 #       test renders with dot), python3-torch and python3-numpy (the
 #       torch_parity test compares the CNN ops with PyTorch; without torch
-#       it would skip).
+#       it would skip), libopenmpi-dev and openmpi-bin (nabla_mpi, the
+#       data-parallel library, and its tests under mpirun).
 #
 # Run as root, or as a user with sudo. README.md's two commands and .ci/run
 # call this script.
@@ -21,7 +22,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 run_packages=(build-essential meson ninja-build pkg-config zlib1g-dev dataset-fashion-mnist fortunes)
-test_packages=(libcriterion-dev python3 graphviz python3-torch python3-numpy)
+test_packages=(libcriterion-dev python3 graphviz python3-torch python3-numpy libopenmpi-dev openmpi-bin)
 
 case "${1:-}" in
   run) packages=("${run_packages[@]}") ;;
