@@ -52,6 +52,9 @@ int nb_mpi_finalize(void)
 {
     if (!nb_mpi.ready) return NB_OK;
     MPI_Comm_free(&nb_mpi.comm);
+    nb_free(nb_mpi.scratch);
+    nb_mpi.scratch = NULL;
+    nb_mpi.scratch_bytes = 0;
     nb_mpi.ready = false;
     nb_mpi.rank = 0;
     nb_mpi.size = 1;
@@ -150,10 +153,16 @@ int nb_mpi_allreduce_sum(void *values, nb_dtype dtype, int64_t count)
     if ((!values && count > 0) || count < 0 || (dtype != NB_FLOAT32 && dtype != NB_FLOAT64))
         return nb_fail(NB_ERR_INVALID, "mpi_allreduce_sum: needs float32 or float64 values and count >= 0 "
                        "(got %s, %lld)", nb_dtype_name(dtype), (long long)count);
+    /* The receive buffer stays for the next call, so a training loop that
+     * sums a few statistics every step allocates only once. */
     int64_t chunk = (count + nb_mpi.size - 1) / nb_mpi.size;
-    void *scratch = nb_malloc((size_t)(chunk ? chunk : 1) * nb_dtype_size(dtype));
-    if (!scratch) return NB_ERR_NOMEM;
-    status = mpi_ring_allreduce(values, dtype, count, scratch);
-    nb_free(scratch);
-    return status;
+    size_t bytes = (size_t)(chunk ? chunk : 1) * nb_dtype_size(dtype);
+    if (bytes > nb_mpi.scratch_bytes) {
+        void *grown = nb_malloc(bytes);
+        if (!grown) return NB_ERR_NOMEM;
+        nb_free(nb_mpi.scratch);
+        nb_mpi.scratch = grown;
+        nb_mpi.scratch_bytes = bytes;
+    }
+    return mpi_ring_allreduce(values, dtype, count, nb_mpi.scratch);
 }

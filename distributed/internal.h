@@ -13,6 +13,8 @@ typedef struct mpi_state {
     int thread_level;         /* what MPI_Init_thread provided */
     MPI_Comm comm;            /* the library's duplicate of MPI_COMM_WORLD */
     int rank, size;
+    void *scratch;            /* nb_mpi_allreduce_sum's receive buffer, kept between calls */
+    size_t scratch_bytes;
 } mpi_state;
 
 extern mpi_state nb_mpi;

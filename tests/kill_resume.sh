@@ -14,8 +14,10 @@ distributed=()
 [ ${#launcher[@]} -gt 0 ] && distributed=(--distributed)
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-# Batch 256: an epoch is 235 steps, so the run crosses an epoch boundary.
-args=(--epochs 2 --batch 256 --max-steps 300 --threads 1 --checkpoint-every 25 "${distributed[@]}")
+# 8,192 images in batches of 128: epochs of 64 steps, so the run crosses
+# two epoch boundaries; checkpoints every 8 steps, the kill comes soon
+# after the first, long before the 192nd step.
+args=(--train-images 8192 --test-images 1000 --epochs 3 --batch 128 --threads 1 --checkpoint-every 8 "${distributed[@]}")
 
 "${launcher[@]}" "$lenet5" "${args[@]}" --checkpoint "$dir/whole.ckpt" >"$dir/whole.log" 2>&1 ||
   { cat "$dir/whole.log"; echo "kill_resume: the uninterrupted run failed" >&2; exit 1; }

@@ -32,6 +32,7 @@ typedef struct options {
     bool eval_only, distributed;
     nb_dtype dtype;
     int64_t max_steps;
+    int64_t train_images, test_images;
 } options;
 
 static void usage(FILE *out)
@@ -44,6 +45,7 @@ static void usage(FILE *out)
             "              [--grad-noise ETA] [--input-noise STD]\n"
             "              [--checkpoint FILE] [--checkpoint-every STEPS] [--resume FILE]\n"
             "              [--distributed] [--dtype float32|float64]\n"
+            "              [--train-images N] [--test-images N]\n"
             "  --checkpoint   write the whole training state to FILE at the end of each\n"
             "                 epoch (and every STEPS steps with --checkpoint-every)\n"
             "  --resume       continue the run saved in FILE, bit for bit\n"
@@ -51,6 +53,7 @@ static void usage(FILE *out)
             "                 batch, split across the ranks; one thread per rank unless\n"
             "                 --threads says otherwise\n"
             "  --dtype        float64 trains in double precision (for checking)\n"
+            "  --train-images, --test-images  use the first N images of the split only\n"
             "  --grad-noise   Gaussian gradient noise of variance ETA / (1 + t)^0.55\n"
             "                 (Neelakantan et al. 2015), t the step\n"
             "  --input-noise  Gaussian noise of std STD on each normalised training pixel\n");
@@ -79,6 +82,8 @@ static int parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--load") == 0) o->load = v;
         else if (strcmp(a, "--plot") == 0) o->plot = v;
         else if (strcmp(a, "--max-steps") == 0) o->max_steps = atoll(v);
+        else if (strcmp(a, "--train-images") == 0) o->train_images = atoll(v);
+        else if (strcmp(a, "--test-images") == 0) o->test_images = atoll(v);
         else if (strcmp(a, "--grad-noise") == 0) o->grad_noise = atof(v);
         else if (strcmp(a, "--input-noise") == 0) o->input_noise = atof(v);
         else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
@@ -91,6 +96,8 @@ static int parse(int argc, char **argv, options *o)
     }
     if (o->epochs < 1 || o->batch < 1 || o->threads < 0 || o->max_steps == 0 || o->max_steps < -1)
         return fprintf(stderr, "lenet5: --epochs, --batch and --max-steps must be >= 1\n"), 2;
+    if (o->train_images < 0 || o->test_images < 0)
+        return fprintf(stderr, "lenet5: --train-images and --test-images must be >= 1\n"), 2;
     if (!(o->grad_noise >= 0) || !(o->input_noise >= 0))
         return fprintf(stderr, "lenet5: --grad-noise and --input-noise must be >= 0\n"), 2;
     if (o->checkpoint_every < 0 || (o->checkpoint_every > 0 && !o->checkpoint))
@@ -402,6 +409,8 @@ int main(int argc, char **argv)
                 nb_last_error());
         status = 1;
     }
+    if (o.train_images > 0 && o.train_images < train.count) train.count = o.train_images;
+    if (o.test_images > 0 && o.test_images < test.count) test.count = o.test_images;
     nb_module *model = status ? NULL : lenet5_new();
     if (!status && (!model || nb_module_to_dtype(model, o.dtype) != NB_OK || parallel_attach(&par, model) != 0))
         status = 1;

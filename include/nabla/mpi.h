@@ -71,7 +71,9 @@ NB_API int nb_mpi_broadcast(nb_tensor *const *tensors, int count, int root);
 /* A module's parameters and buffers, from root. */
 NB_API int nb_mpi_broadcast_module(nb_module *module, int root);
 /* values[0..count) summed over ranks in place, the same bits on every rank
- * (the ring below). dtype float32 or float64. */
+ * (the ring below). dtype float32 or float64. Not while a backward with an
+ * nb_mpi_ddp is between nb_backward and nb_mpi_ddp_finish (its thread is
+ * in MPI then). */
 NB_API int nb_mpi_allreduce_sum(void *values, nb_dtype dtype, int64_t count);
 
 /* ---- DistributedDataParallel ------------------------------------------------ */
