@@ -1,6 +1,9 @@
 /* DistributedDataParallel: gradient buckets filled by gradient hooks and
  * all-reduced in order, on a communication thread while the backward
- * sweep goes on. */
+ * sweep goes on. The thread runs a FIFO of jobs: "reduce bucket k", and
+ * "sum this buffer" for ops that communicate during the sweep
+ * (sync_batch_norm), since under MPI_THREAD_SERIALIZED only one thread may
+ * be inside MPI at a time. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,14 @@ typedef struct ddp_slot {
     bool ready;               /* gradient complete in this step */
 } ddp_slot;
 
+/* A job of the communication thread; jobs run in the order submitted. */
+typedef struct ddp_job {
+    int bucket;               /* reduce this bucket, or -1: sum values */
+    double *values;           /* [count], summed over the ranks in place */
+    int64_t count;
+    double *scratch;          /* ceil(count / size) elements */
+} ddp_job;
+
 typedef struct ddp_bucket {
     int first, count;         /* slots [first, first + count) */
     int64_t offset, elements; /* its range of the flat buffer */
@@ -42,13 +53,20 @@ struct nb_mpi_ddp {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
+    ddp_job *jobs;            /* ring of n_buckets + 1: every bucket and one waiting sum */
+    int64_t pushed, popped;   /* jobs submitted and finished, ever */
     int handed;               /* buckets given to the communication in this step */
     int reduced;              /* buckets finished in this step */
     bool stop;
     int status;               /* first failure of this step */
     char error[512];
     nb_mpi_ddp_stats stats;
+    nb_mpi_ddp *older;        /* the live DDP created before this one */
 };
+
+/* The live DDPs, newest first: the newest one's weight and communication
+ * thread serve the ops that communicate (mpi_sum_serialized). */
+static nb_mpi_ddp *newest;
 
 static double now_seconds(void)
 {
@@ -97,26 +115,37 @@ static void record_failure(nb_mpi_ddp *ddp, int status)
     snprintf(ddp->error, sizeof ddp->error, "%s", nb_last_error());
 }
 
+/* Queues a job; the caller holds the lock. */
+static void push_job(nb_mpi_ddp *ddp, ddp_job job)
+{
+    ddp->jobs[ddp->pushed % (ddp->n_buckets + 1)] = job;
+    ddp->pushed++;
+    pthread_cond_signal(&ddp->wake);
+}
+
 static void *communicate(void *arg)
 {
     nb_mpi_ddp *ddp = arg;
     pthread_mutex_lock(&ddp->lock);
     for (;;) {
-        while (!ddp->stop && ddp->reduced == ddp->handed) pthread_cond_wait(&ddp->wake, &ddp->lock);
+        while (!ddp->stop && ddp->popped == ddp->pushed) pthread_cond_wait(&ddp->wake, &ddp->lock);
         if (ddp->stop) break;
-        const ddp_bucket *b = &ddp->buckets[ddp->reduced];
+        ddp_job job = ddp->jobs[ddp->popped % (ddp->n_buckets + 1)];
         bool failed = ddp->status != NB_OK;
         pthread_mutex_unlock(&ddp->lock);
-        /* After a failure the remaining buckets are skipped: the ranks no
+        /* After a failure the remaining jobs are skipped: the ranks no
          * longer agree on what comes next. */
         double start = now_seconds();
-        int status = failed ? NB_OK : reduce_bucket(ddp, b);
+        int status = NB_OK;
+        if (!failed && job.bucket >= 0) status = reduce_bucket(ddp, &ddp->buckets[job.bucket]);
+        else if (!failed) status = mpi_ring_allreduce(job.values, NB_FLOAT64, job.count, job.scratch);
         double spent = now_seconds() - start;
         pthread_mutex_lock(&ddp->lock);
         if (status != NB_OK) record_failure(ddp, status);
         ddp->stats.reduce_seconds += spent;
-        ddp->reduced++;
-        pthread_cond_signal(&ddp->done);
+        if (job.bucket >= 0) ddp->reduced++;
+        ddp->popped++;
+        pthread_cond_broadcast(&ddp->done);
     }
     pthread_mutex_unlock(&ddp->lock);
     return NULL;
@@ -129,9 +158,8 @@ static void hand_over_ready(nb_mpi_ddp *ddp)
 {
     if (!ddp->threaded) return;
     pthread_mutex_lock(&ddp->lock);
-    int before = ddp->handed;
-    while (ddp->handed < ddp->n_buckets && ddp->buckets[ddp->handed].pending == 0) ddp->handed++;
-    if (ddp->handed != before) pthread_cond_signal(&ddp->wake);
+    while (ddp->handed < ddp->n_buckets && ddp->buckets[ddp->handed].pending == 0)
+        push_job(ddp, (ddp_job){.bucket = ddp->handed++});
     pthread_mutex_unlock(&ddp->lock);
 }
 
@@ -193,7 +221,8 @@ static int make_buckets(nb_mpi_ddp *ddp, const nb_named_tensor *params, int coun
     int64_t chunk = (largest + nb_mpi.size - 1) / nb_mpi.size;
     ddp->flat = nb_malloc((size_t)ddp->elements * element);
     ddp->scratch = nb_malloc((size_t)(chunk ? chunk : 1) * element);
-    return ddp->flat && ddp->scratch ? NB_OK : NB_ERR_NOMEM;
+    ddp->jobs = nb_calloc((size_t)ddp->n_buckets + 1, sizeof *ddp->jobs);
+    return ddp->flat && ddp->scratch && ddp->jobs ? NB_OK : NB_ERR_NOMEM;
 }
 
 static void free_parts(nb_mpi_ddp *ddp)
@@ -202,6 +231,7 @@ static void free_parts(nb_mpi_ddp *ddp)
     nb_free(ddp->buckets);
     nb_free(ddp->flat);
     nb_free(ddp->scratch);
+    nb_free(ddp->jobs);
     nb_free(ddp);
 }
 
@@ -250,12 +280,19 @@ nb_mpi_ddp *nb_mpi_ddp_new(nb_module *module, const nb_mpi_ddp_options *options)
     for (int i = 0; i < ddp->n_slots; i++) nb_tensor_set_hook(ddp->slots[i].param, gradient_ready, &ddp->slots[i]);
     ddp->stats.buckets = ddp->n_buckets;
     ddp->stats.bytes = ddp->elements * (int64_t)nb_dtype_size(ddp->dtype);
+    ddp->older = newest;
+    newest = ddp;
     return ddp;
 }
 
 void nb_mpi_ddp_free(nb_mpi_ddp *ddp)
 {
     if (!ddp) return;
+    for (nb_mpi_ddp **link = &newest; *link; link = &(*link)->older)
+        if (*link == ddp) {
+            *link = ddp->older;
+            break;
+        }
     if (ddp->threaded) {
         pthread_mutex_lock(&ddp->lock);
         ddp->stop = true;
@@ -327,4 +364,30 @@ nb_mpi_ddp_stats nb_mpi_ddp_get_stats(const nb_mpi_ddp *ddp)
 {
     nb_mpi_ddp_stats none = {0};
     return ddp ? ddp->stats : none;
+}
+
+double mpi_ddp_weight(void)
+{
+    return newest ? newest->weight : 1.0 / nb_mpi.size;
+}
+
+/* With a communication thread the sum waits its turn behind the buckets
+ * already handed over; every rank submits the same jobs in the same order
+ * (same graph), so the ring exchanges pair up. */
+int mpi_sum_serialized(double *values, int64_t count, double *scratch)
+{
+    nb_mpi_ddp *ddp = newest;
+    if (nb_mpi.size == 1 || count == 0) return NB_OK;
+    if (!ddp || !ddp->threaded) return mpi_ring_allreduce(values, NB_FLOAT64, count, scratch);
+    pthread_mutex_lock(&ddp->lock);
+    push_job(ddp, (ddp_job){.bucket = -1, .values = values, .count = count, .scratch = scratch});
+    int64_t ticket = ddp->pushed;
+    while (ddp->popped < ticket) pthread_cond_wait(&ddp->done, &ddp->lock);
+    int status = ddp->status;
+    char error[sizeof ddp->error];
+    memcpy(error, ddp->error, sizeof error);
+    pthread_mutex_unlock(&ddp->lock);
+    /* The failure (this sum's or an earlier bucket's) stays recorded, so
+     * nb_mpi_ddp_finish reports it as well. */
+    return status == NB_OK ? NB_OK : nb_fail(status, "%s", error);
 }

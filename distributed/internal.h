@@ -31,4 +31,16 @@ int mpi_require(const char *who);
  * ceil(count / size) elements. */
 int mpi_ring_allreduce(void *values, nb_dtype dtype, int64_t count, void *scratch);
 
+/* For ops that communicate (sync_batch_norm), also in the middle of a
+ * backward sweep: sums values[0..count) over the ranks in place with the
+ * ring (same bits on every rank). While the newest live nb_mpi_ddp has a
+ * communication thread the sum runs there, queued behind the buckets
+ * already handed over (MPI_THREAD_SERIALIZED: one thread in MPI at a
+ * time), and the caller waits; otherwise here. scratch holds
+ * ceil(count / size) doubles. NB_OK at once on one rank. */
+int mpi_sum_serialized(double *values, int64_t count, double *scratch);
+/* This rank's weight in the newest live nb_mpi_ddp (nb_mpi_ddp_set_weight),
+ * or 1 / world size when there is none. */
+double mpi_ddp_weight(void);
+
 #endif
