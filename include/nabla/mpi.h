@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "nabla/nn.h"
+#include "nabla/op.h"
 #include "nabla/tape.h"
 #include "nabla/tensor.h"
 #ifdef __cplusplus
@@ -112,6 +113,48 @@ typedef struct nb_mpi_ddp_stats {
     double wait_seconds;      /* spent in finish waiting for it: the part not hidden */
 } nb_mpi_ddp_stats;
 NB_API nb_mpi_ddp_stats nb_mpi_ddp_get_stats(const nb_mpi_ddp *ddp);
+
+/* ---- SyncBatchNorm ---------------------------------------------------------- */
+/* PyTorch's SyncBatchNorm: batch norm whose training statistics are those
+ * of the global batch, all ranks' slices (which may differ in N), not this
+ * rank's alone. Otherwise as nb_batch_norm (same params and defaults, p
+ * NULL: training): the running stats take the unbiased variance over the
+ * global count, eval mode is nb_batch_norm itself (no communication), and
+ * on one rank (or before nb_mpi_init) the results are nb_batch_norm's bit
+ * for bit. Per-channel sums go through the deterministic ring in float64,
+ * so every rank holds the same statistics: in forward the count, the sum,
+ * then the squared deviations from the global mean; in backward (only when
+ * x needs a gradient) w_r sum dy and w_r sum dy xhat, so that rank r's dx
+ * is dF/dx_r / w_r for the DDP objective F = sum_r w_r L_r. w_r is this
+ * rank's weight in the newest live nb_mpi_ddp (nb_mpi_ddp_set_weight;
+ * 1 / world size without one); with equal weights dx is PyTorch's.
+ * dgamma and dbeta are this rank's own sums, which the DDP weights and
+ * adds.
+ *
+ * Every rank must run the same graph (the same sync batch norms, training
+ * on all or none, x needing a gradient on all or none): the exchanges pair
+ * up by order. A bad argument on any rank (a different channel count, a
+ * wrong gamma, a failed earlier op) fails the op on every rank instead of
+ * leaving the others waiting, each rank naming its input. MPI calls: while
+ * a DDP's communication thread exists (overlap on, more than one rank) the
+ * exchanges are jobs on that thread, queued behind the gradient buckets
+ * already handed over, as MPI_THREAD_SERIALIZED requires; otherwise they
+ * run on the calling thread. No backward_ops (no nb_grad graph). */
+/* y = gamma[c] (x - mean_c) / sqrt(var_c + eps) + beta[c], mean_c and var_c over all ranks' x [N,C,...] */
+NB_API nb_tensor *nb_mpi_sync_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
+                                         const nb_batch_norm_params *p);
+/* A SyncBatchNorm layer: nb_nn_batch_norm2d's parameters, buffers, names
+ * (weight, bias, running_mean, running_var) and init, so state dicts and
+ * checkpoints are interchangeable, with nb_mpi_sync_batch_norm as its
+ * forward. */
+NB_API nb_module *nb_mpi_sync_batch_norm2d(int64_t channels);
+/* PyTorch's SyncBatchNorm.convert_sync_batchnorm: every BatchNorm2d in the
+ * tree becomes a SyncBatchNorm in place, keeping its tensors and settings.
+ * Returns how many were converted, or a negative status. */
+NB_API int nb_mpi_convert_sync_batch_norm(nb_module *root);
+/* The op's descriptor ("sync_batch_norm"), for nb_op_register and
+ * nb_gradcheck_op; its sample cases are single-process. */
+NB_API const nb_op *nb_mpi_sync_batch_norm_op(void);
 
 #ifdef __cplusplus
 }
