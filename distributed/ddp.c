@@ -13,10 +13,11 @@
 #include "base/alloc.h"
 #include "distributed/internal.h"
 
-/* 64 KiB: LeNet-5's 247 KB of gradients make three buckets (fc3 and fc2,
- * fc1, the convolutions), so two of them travel while the convolutions'
- * backward, most of the sweep, still runs. */
-enum { DEFAULT_BUCKET_BYTES = 64 << 10 };
+/* PyTorch's DistributedDataParallel defaults: a first bucket of 1 MiB
+ * (the last layers, so their sum starts early) and 25 MiB after it
+ * (bucket_cap_mb). Smaller buckets start sooner but cost a hand-over each;
+ * docs/distributed.md measures both. */
+enum { DEFAULT_FIRST_BUCKET_BYTES = 1 << 20, DEFAULT_BUCKET_BYTES = 25 << 20 };
 
 typedef struct ddp_slot {
     nb_mpi_ddp *ddp;
@@ -182,16 +183,20 @@ static int gradient_ready(nb_tensor *tensor, nb_tensor *grad, void *user)
  * from outside a program, for measuring what overlap and bucketing buy. */
 nb_mpi_ddp_options nb_mpi_ddp_default_options(void)
 {
-    nb_mpi_ddp_options o = {.bucket_bytes = DEFAULT_BUCKET_BYTES, .overlap = true};
+    nb_mpi_ddp_options o = {.first_bucket_bytes = DEFAULT_FIRST_BUCKET_BYTES,
+                            .bucket_bytes = DEFAULT_BUCKET_BYTES, .overlap = true};
     const char *overlap = getenv("NABLA_MPI_OVERLAP"), *bytes = getenv("NABLA_MPI_BUCKET_BYTES");
     if (overlap && strcmp(overlap, "0") == 0) o.overlap = false;
-    if (bytes && strtoull(bytes, NULL, 10) > 0) o.bucket_bytes = (size_t)strtoull(bytes, NULL, 10);
+    if (bytes && strtoull(bytes, NULL, 10) > 0)
+        o.first_bucket_bytes = o.bucket_bytes = (size_t)strtoull(bytes, NULL, 10);
     return o;
 }
 
 /* Slots in reverse parameter order, cut into buckets of about
- * bucket_bytes (a parameter larger than that gets a bucket of its own). */
-static int make_buckets(nb_mpi_ddp *ddp, const nb_named_tensor *params, int count, size_t bucket_bytes)
+ * first_bucket_bytes, then bucket_bytes (a parameter larger than that
+ * gets a bucket of its own). */
+static int make_buckets(nb_mpi_ddp *ddp, const nb_named_tensor *params, int count,
+                        const nb_mpi_ddp_options *o)
 {
     ddp->slots = nb_calloc((size_t)count, sizeof *ddp->slots);
     ddp->buckets = nb_calloc((size_t)count, sizeof *ddp->buckets);
@@ -206,7 +211,8 @@ static int make_buckets(nb_mpi_ddp *ddp, const nb_named_tensor *params, int coun
                            params[count - 1 - i].name, nb_dtype_name(p->dtype));
         ddp_bucket *b = &ddp->buckets[ddp->n_buckets ? ddp->n_buckets - 1 : 0];
         size_t grown = (size_t)((b->elements + p->numel) * (int64_t)element);
-        if (ddp->n_buckets == 0 || (b->count > 0 && grown > bucket_bytes)) {
+        size_t cap = ddp->n_buckets <= 1 ? o->first_bucket_bytes : o->bucket_bytes;
+        if (ddp->n_buckets == 0 || (b->count > 0 && grown > cap)) {
             b = &ddp->buckets[ddp->n_buckets++];
             *b = (ddp_bucket){.first = i, .offset = ddp->elements};
         }
@@ -239,8 +245,8 @@ nb_mpi_ddp *nb_mpi_ddp_new(nb_module *module, const nb_mpi_ddp_options *options)
 {
     if (mpi_require("mpi_ddp_new") != NB_OK) return NULL;
     nb_mpi_ddp_options o = options ? *options : nb_mpi_ddp_default_options();
-    if (!module || o.bucket_bytes == 0) {
-        nb_fail(NB_ERR_INVALID, "mpi_ddp_new: module is NULL or bucket_bytes is 0");
+    if (!module || o.bucket_bytes == 0 || o.first_bucket_bytes == 0) {
+        nb_fail(NB_ERR_INVALID, "mpi_ddp_new: module is NULL or a bucket size is 0");
         return NULL;
     }
     int count = nb_module_parameters(module, NULL, 0);
@@ -254,7 +260,7 @@ nb_mpi_ddp *nb_mpi_ddp_new(nb_module *module, const nb_mpi_ddp_options *options)
     if (status == NB_OK) {
         nb_module_parameters(module, params, count);
         ddp->weight = 1.0 / nb_mpi.size;
-        status = make_buckets(ddp, params, count, o.bucket_bytes);
+        status = make_buckets(ddp, params, count, &o);
     }
     /* Every rank runs the broadcast, also when its own setup failed, so
      * no rank is left waiting; a failure anywhere fails it everywhere. */

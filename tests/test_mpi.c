@@ -128,7 +128,7 @@ static void check_ddp(nb_dtype dtype, bool overlap, double *grads_out)
     int size = nb_mpi_world_size(), rank = nb_mpi_rank();
     nb_module *m = make_model(dtype, 100 + (uint64_t)rank);   /* differs until ddp broadcasts rank 0's */
     nb_mpi_ddp_options o = nb_mpi_ddp_default_options();
-    o.bucket_bytes = 64;   /* several buckets even for this small model */
+    o.first_bucket_bytes = o.bucket_bytes = 64;   /* several buckets even for this small model */
     o.overlap = overlap;
     nb_mpi_ddp *ddp = nb_mpi_ddp_new(m, &o);
     CHECK(ddp != NULL, "%s", nb_last_error());

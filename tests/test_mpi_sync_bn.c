@@ -227,7 +227,7 @@ static double check_model(nb_dtype dtype)
     for (int overlap = 0; overlap < 2; overlap++) {
         nb_module *m = make_model(dtype, true);
         nb_mpi_ddp_options o = nb_mpi_ddp_default_options();
-        o.bucket_bytes = 64;
+        o.first_bucket_bytes = o.bucket_bytes = 64;
         o.overlap = overlap;
         nb_mpi_ddp *ddp = nb_mpi_ddp_new(m, &o);
         CHECK(ddp && nb_mpi_ddp_set_weight(ddp, (double)(end - begin) / B) == NB_OK, "%s", nb_last_error());

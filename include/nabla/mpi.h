@@ -18,7 +18,7 @@
  *   nb_mpi_ddp_free(ddp);
  *   nb_mpi_finalize();
  *
- * Overlap: the parameters are grouped into buckets of about bucket_bytes,
+ * Overlap: the parameters are grouped into buckets (1 MiB, then 25 MiB),
  * in reverse order (the order backward finishes them). Each parameter's
  * gradient hook (nb_tensor_set_hook, run as soon as the gradient is
  * complete) marks it ready; a full bucket is handed to a communication
@@ -80,12 +80,13 @@ NB_API int nb_mpi_allreduce_sum(void *values, nb_dtype dtype, int64_t count);
 /* ---- DistributedDataParallel ------------------------------------------------ */
 typedef struct nb_mpi_ddp nb_mpi_ddp;
 typedef struct nb_mpi_ddp_options {
-    size_t bucket_bytes;   /* bucket size (default 64 KiB: LeNet-5 makes 3 buckets) */
+    size_t first_bucket_bytes;   /* the first bucket (the last layers); default 1 MiB */
+    size_t bucket_bytes;         /* the others; default 25 MiB (PyTorch's bucket_cap_mb) */
     bool overlap;          /* all-reduce on a communication thread during backward (default true) */
 } nb_mpi_ddp_options;
 /* The defaults, unless the environment says otherwise:
  * NABLA_MPI_OVERLAP=0 reduces every bucket after the backward instead,
- * NABLA_MPI_BUCKET_BYTES=N sets the bucket size. */
+ * NABLA_MPI_BUCKET_BYTES=N sets both bucket sizes. */
 NB_API nb_mpi_ddp_options nb_mpi_ddp_default_options(void);
 /* Broadcasts the module's parameters and buffers from rank 0 and takes
  * over its parameters' gradient hooks. float32 or float64 parameters;
