@@ -33,8 +33,8 @@
  * orders and agree to rounding.
  *
  * Errors: the library's communicator returns MPI errors instead of
- * aborting; they come back as nabla errors (a negative status and
- * nb_last_error naming the call, e.g. "mpi: MPI_Sendrecv to rank 1 failed:
+ * aborting; they come back as nabla errors (NB_ERR_IO, and nb_last_error
+ * naming the call and MPI's text, e.g. "mpi: MPI_Sendrecv failed:
  * MPI_ERR_TRUNCATE: message truncated"). A rank that dies makes mpirun end
  * the whole job with a message naming it. */
 #ifndef NABLA_MPI_H
