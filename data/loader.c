@@ -2,9 +2,8 @@
  * a 256-entry table, optional Gaussian noise, output as arena tensors; in
  * data-parallel training each shard takes its slice of every global batch. */
 #include <math.h>
-#include <string.h>
-
 #include <stdio.h>
+#include <string.h>
 
 #include "nabla/checkpoint.h"
 #include "nabla/status.h"
@@ -134,7 +133,7 @@ static void make_order(nb_loader *loader)
     loader->order_epoch = loader->epoch;
 }
 
-/* images [B, P] float32 with P = C*H*W pixels, labels [B] int32. */
+/* images [B, P] (float32 or float64) with P = C*H*W pixels, labels [B] int32. */
 /* Images per thread range: a 28x28 image is a few hundred nanoseconds of
  * table lookups, so below this waking a thread costs more. */
 enum { FILL_GRAIN = 16, PREFETCH_AHEAD = 4, CACHE_LINE = 64 };

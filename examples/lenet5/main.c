@@ -89,8 +89,11 @@ static int parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
         else if (strcmp(a, "--checkpoint-every") == 0) o->checkpoint_every = atoll(v);
         else if (strcmp(a, "--resume") == 0) o->resume = v;
-        else if (strcmp(a, "--dtype") == 0 && strcmp(v, "float32") == 0) o->dtype = NB_FLOAT32;
-        else if (strcmp(a, "--dtype") == 0 && strcmp(v, "float64") == 0) o->dtype = NB_FLOAT64;
+        else if (strcmp(a, "--dtype") == 0) {
+            if (strcmp(v, "float32") && strcmp(v, "float64"))
+                return fprintf(stderr, "lenet5: --dtype is float32 or float64, not '%s'\n", v), 2;
+            o->dtype = strcmp(v, "float64") == 0 ? NB_FLOAT64 : NB_FLOAT32;
+        }
         else return fprintf(stderr, "lenet5: unknown option %s\n", a), usage(stderr), 2;
         if (takes) i++;
     }
