@@ -255,7 +255,8 @@ typedef struct save_lists {
     int n_tensors, n_metadata;
 } save_lists;
 
-enum { VALUE_TEXT = 160, CHECKSUM_TEXT = 17 };
+/* A value text: a tag of up to about 1,000 characters, or a number or generator state. */
+enum { VALUE_TEXT = 1024, CHECKSUM_TEXT = 17 };
 
 static int build_lists(const nb_checkpoint *ck, save_lists *l)
 {
