@@ -164,5 +164,6 @@ int nb_mpi_allreduce_sum(void *values, nb_dtype dtype, int64_t count)
         nb_mpi.scratch = grown;
         nb_mpi.scratch_bytes = bytes;
     }
-    return mpi_ring_allreduce(values, dtype, count, nb_mpi.scratch);
+    /* Through the DDP's queue when a backward may have its thread in MPI. */
+    return mpi_sum_serialized(values, dtype, count, nb_mpi.scratch);
 }

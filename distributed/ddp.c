@@ -30,9 +30,10 @@ typedef struct ddp_slot {
 /* A job of the communication thread; jobs run in the order submitted. */
 typedef struct ddp_job {
     int bucket;               /* reduce this bucket, or -1: sum values */
-    double *values;           /* [count], summed over the ranks in place */
+    void *values;             /* [count] of dtype, summed over the ranks in place */
+    nb_dtype dtype;
     int64_t count;
-    double *scratch;          /* ceil(count / size) elements */
+    void *scratch;            /* ceil(count / size) elements */
 } ddp_job;
 
 typedef struct ddp_bucket {
@@ -139,7 +140,7 @@ static void *communicate(void *arg)
         double start = now_seconds();
         int status = NB_OK;
         if (!failed && job.bucket >= 0) status = reduce_bucket(ddp, &ddp->buckets[job.bucket]);
-        else if (!failed) status = mpi_ring_allreduce(job.values, NB_FLOAT64, job.count, job.scratch);
+        else if (!failed) status = mpi_ring_allreduce(job.values, job.dtype, job.count, job.scratch);
         double spent = now_seconds() - start;
         pthread_mutex_lock(&ddp->lock);
         if (status != NB_OK) record_failure(ddp, status);
@@ -380,13 +381,19 @@ double mpi_ddp_weight(void)
 /* With a communication thread the sum waits its turn behind the buckets
  * already handed over; every rank submits the same jobs in the same order
  * (same graph), so the ring exchanges pair up. */
-int mpi_sum_serialized(double *values, int64_t count, double *scratch)
+int mpi_sum_serialized(void *values, nb_dtype dtype, int64_t count, void *scratch)
 {
     nb_mpi_ddp *ddp = newest;
     if (nb_mpi.size == 1 || count == 0) return NB_OK;
-    if (!ddp || !ddp->threaded) return mpi_ring_allreduce(values, NB_FLOAT64, count, scratch);
+    if (!ddp || !ddp->threaded) return mpi_ring_allreduce(values, dtype, count, scratch);
     pthread_mutex_lock(&ddp->lock);
-    push_job(ddp, (ddp_job){.bucket = -1, .values = values, .count = count, .scratch = scratch});
+    /* An idle thread takes no new job but from this thread, so the sum can
+     * run here, without a hand-over, in the same order as queued. */
+    if (ddp->popped == ddp->pushed) {
+        pthread_mutex_unlock(&ddp->lock);
+        return mpi_ring_allreduce(values, dtype, count, scratch);
+    }
+    push_job(ddp, (ddp_job){.bucket = -1, .values = values, .dtype = dtype, .count = count, .scratch = scratch});
     int64_t ticket = ddp->pushed;
     while (ddp->popped < ticket) pthread_cond_wait(&ddp->done, &ddp->lock);
     int status = ddp->status;

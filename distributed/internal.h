@@ -36,9 +36,11 @@ int mpi_ring_allreduce(void *values, nb_dtype dtype, int64_t count, void *scratc
  * ring (same bits on every rank). While the newest live nb_mpi_ddp has a
  * communication thread the sum runs there, queued behind the buckets
  * already handed over (MPI_THREAD_SERIALIZED: one thread in MPI at a
- * time), and the caller waits; otherwise here. scratch holds
- * ceil(count / size) doubles. NB_OK at once on one rank. */
-int mpi_sum_serialized(double *values, int64_t count, double *scratch);
+ * time), and the caller waits; otherwise (no thread, or nothing queued)
+ * here. dtype float32 or float64; scratch holds ceil(count / size)
+ * elements. NB_OK at once on one rank. Call it from the thread that runs
+ * the backward (the one that hands buckets over). */
+int mpi_sum_serialized(void *values, nb_dtype dtype, int64_t count, void *scratch);
 /* This rank's weight in the newest live nb_mpi_ddp (nb_mpi_ddp_set_weight),
  * or 1 / world size when there is none. */
 double mpi_ddp_weight(void);

@@ -166,7 +166,7 @@ static int sum_over_ranks(nb_op_ctx *ctx, double *values, int64_t count)
     int64_t chunk = (count + nb_mpi.size - 1) / nb_mpi.size;
     double *scratch = nb_op_alloc(ctx, (size_t)(chunk ? chunk : 1) * sizeof *scratch);
     if (!scratch) return NB_ERR_NOMEM;
-    int status = mpi_sum_serialized(values, count, scratch);
+    int status = mpi_sum_serialized(values, NB_FLOAT64, count, scratch);
     return status == NB_OK ? NB_OK : nb_op_error(ctx, "%s", nb_last_error());
 }
 

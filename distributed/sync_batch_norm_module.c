@@ -94,7 +94,7 @@ nb_tensor *nb_mpi_sync_batch_norm(nb_tape *tape, nb_tensor *x, nb_tensor *gamma,
          * the same bits everywhere, so every rank decides alike. */
         double header[4] = {status == NB_OK ? 1.0 : 0.0, (double)C, (double)C * (double)C, (double)m};
         double scratch[4];
-        int summed = mpi_sum_serialized(header, 4, scratch);
+        int summed = mpi_sum_serialized(header, NB_FLOAT64, 4, scratch);
         if (summed != NB_OK) {
             nb_tape_fail(tape, summed, "sync_batch_norm: %s", nb_last_error());
             return NULL;

@@ -162,6 +162,44 @@ static void check_ddp(nb_dtype dtype, bool overlap, double *grads_out)
     nb_module_free(whole);
 }
 
+/* A sum over the ranks from inside a backward with overlap (a hook on the
+ * hidden layer runs after the last layer's bucket went to the
+ * communication thread): it waits its turn and every rank gets the total. */
+static int sum_in_hook(nb_tensor *t, nb_tensor *grad, void *user)
+{
+    (void)t;
+    (void)grad;
+    double *values = user;
+    values[0] = nb_mpi_rank() + 1;
+    values[1] = 1;
+    return nb_mpi_allreduce_sum(values, NB_FLOAT64, 2);
+}
+
+static void check_sum_during_backward(void)
+{
+    int size = nb_mpi_world_size();
+    nb_module *m = make_model(NB_FLOAT64, 100);
+    nb_mpi_ddp_options o = nb_mpi_ddp_default_options();
+    o.first_bucket_bytes = o.bucket_bytes = 64;
+    nb_mpi_ddp *ddp = nb_mpi_ddp_new(m, &o);
+    nb_tape *tape = nb_tape_new();
+    double values[2] = {0};
+    for (int step = 0; step < 3; step++) {
+        nb_module_zero_grad(m);
+        nb_tensor *x = nb_tape_tensor(tape, NB_FLOAT64, 2, (int64_t[]){2, IN}, NULL);
+        nb_tensor *hidden = nb_module_forward(nb_module_child(m, "0"), tape, x);
+        nb_tensor_set_hook(hidden, sum_in_hook, values);
+        nb_tensor *y = nb_module_forward(nb_module_child(m, "2"), tape, nb_tanh(tape, hidden));
+        CHECK(nb_mpi_ddp_backward(ddp, tape, nb_sum(tape, nb_mul(tape, y, y))) == NB_OK, "%s", nb_last_error());
+        CHECK(values[0] == size * (size + 1) / 2.0 && values[1] == size, "sum in a hook: %g %g", values[0],
+              values[1]);
+        nb_tape_reset(tape);
+    }
+    nb_tape_free(tape);
+    nb_mpi_ddp_free(ddp);
+    nb_module_free(m);
+}
+
 /* Two backward passes before finish is a clear error, not a hang. */
 static void check_double_backward(void)
 {
@@ -194,6 +232,7 @@ int main(int argc, char **argv)
     check_ddp(NB_FLOAT32, false, without);
     CHECK(memcmp(with, without, sizeof with) == 0, "overlap changes the float32 gradients");
     check_double_backward();
+    check_sum_during_backward();
     /* Every rank learns whether any failed, so the job's exit says so. */
     double failed = failures;
     nb_mpi_allreduce_sum(&failed, NB_FLOAT64, 1);

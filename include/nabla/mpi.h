@@ -72,9 +72,10 @@ NB_API int nb_mpi_broadcast(nb_tensor *const *tensors, int count, int root);
 /* A module's parameters and buffers, from root. */
 NB_API int nb_mpi_broadcast_module(nb_module *module, int root);
 /* values[0..count) summed over ranks in place, the same bits on every rank
- * (the ring below). dtype float32 or float64. Not while a backward with an
- * nb_mpi_ddp is between nb_backward and nb_mpi_ddp_finish (its thread is
- * in MPI then). */
+ * (the ring below). dtype float32 or float64. Safe during a backward with
+ * an nb_mpi_ddp (from an op or a hook, on the thread that runs the
+ * backward): the sum then waits its turn behind the buckets already
+ * handed to the communication thread, so every rank pairs up. */
 NB_API int nb_mpi_allreduce_sum(void *values, nb_dtype dtype, int64_t count);
 
 /* ---- DistributedDataParallel ------------------------------------------------ */
