@@ -56,7 +56,9 @@ NB_API nb_checkpoint *nb_checkpoint_new(void);
 NB_API void nb_checkpoint_free(nb_checkpoint *checkpoint);
 
 /* Registrations. The checkpoint copies the name and keeps the pointer,
- * which must stay valid while the checkpoint is used. Names are unique,
+ * which must stay valid while the checkpoint is used: register a module
+ * after nb_module_to_dtype (which replaces its tensors), as an optimizer
+ * is made after it. Names are unique,
  * non-empty, printable ASCII, and must not start with "nabla.". A failed
  * registration (NULL pointer, bad or duplicate name, out of memory) is
  * remembered: save and load then fail with its message. */
