@@ -11,18 +11,7 @@
 
 #include "nabla.h"
 #include "nabla/mpi.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "rank %d: %s:%d: ", nb_mpi_rank(), __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
+#include "mpi_checks.h"
 
 /* Rank r's value at index i: not exactly representable sums, so the
  * addition order shows in the bits. */
@@ -233,11 +222,5 @@ int main(int argc, char **argv)
     CHECK(memcmp(with, without, sizeof with) == 0, "overlap changes the float32 gradients");
     check_double_backward();
     check_sum_during_backward();
-    /* Every rank learns whether any failed, so the job's exit says so. */
-    double failed = failures;
-    nb_mpi_allreduce_sum(&failed, NB_FLOAT64, 1);
-    if (nb_mpi_rank() == 0)
-        printf("test_mpi: %d ranks, %s\n", nb_mpi_world_size(), failed ? "FAILED" : "all checks passed");
-    nb_mpi_finalize();
-    return failed ? 1 : 0;
+    return mpi_checks_finish("test_mpi");
 }

@@ -13,18 +13,7 @@
 
 #include "nabla.h"
 #include "nabla/mpi.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "rank %d: %s:%d: ", nb_mpi_rank(), __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
+#include "mpi_checks.h"
 
 enum { B = 7, C = 3, H = 2, W = 3, INNER = H * W };
 
@@ -414,10 +403,5 @@ int main(int argc, char **argv)
            "float64 layer %.3g (no ddp %.3g) model %.3g; float32 layer %.3g (no ddp %.3g) model %.3g\n",
            nb_mpi_rank(), nb_mpi_world_size(), layer[0][0], layer[0][1], model[0], layer[1][0], layer[1][1],
            model[1]);
-    double failed = failures;
-    nb_mpi_allreduce_sum(&failed, NB_FLOAT64, 1);
-    if (nb_mpi_rank() == 0)
-        printf("test_mpi_sync_bn: %d ranks, %s\n", nb_mpi_world_size(), failed ? "FAILED" : "all checks passed");
-    nb_mpi_finalize();
-    return failed ? 1 : 0;
+    return mpi_checks_finish("test_mpi_sync_bn");
 }
