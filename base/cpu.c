@@ -53,6 +53,22 @@ nb_cpu_level nb_cpu_level_now(void)
     return (nb_cpu_level)level;
 }
 
+bool nb_cpu_has_avx512_bf16(void)
+{
+    static atomic_int has_bf16 = -1;
+    int has = atomic_load_explicit(&has_bf16, memory_order_relaxed);
+    if (has < 0) {
+#if NB_HAVE_X86_LEVELS
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+#else
+        has = 0;
+#endif
+        atomic_store_explicit(&has_bf16, has, memory_order_relaxed);
+    }
+    return has == 1 && nb_cpu_has(NB_CPU_AVX512);
+}
+
 const char *nb_cpu_level_name(void) { return NAMES[nb_cpu_level_now()]; }
 
 int nb_cpu_force_level(const char *name)

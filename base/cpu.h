@@ -22,6 +22,11 @@ nb_cpu_level nb_cpu_level_now(void);
 /* Whether the current level includes `level`. */
 static inline bool nb_cpu_has(nb_cpu_level level) { return nb_cpu_level_now() >= level; }
 
+/* AVX-512 BF16 (VDPBF16PS, VCVTNE2PS2BF16): an extension, not a level of
+ * its own; available when the CPU has it and the level in force includes
+ * AVX-512 (so NABLA_CPU=avx2 turns it off too). */
+bool nb_cpu_has_avx512_bf16(void);
+
 /* Function attributes for the versions of a kernel (x86-64 GCC and
  * Clang); elsewhere every version is the portable one and the level stays
  * NB_CPU_PORTABLE. A kernel's body is written once, as an always-inline
@@ -30,10 +35,12 @@ static inline bool nb_cpu_has(nb_cpu_level level) { return nb_cpu_level_now() >=
 #define NB_HAVE_X86_LEVELS 1
 #define NB_TARGET_AVX512 __attribute__((target("avx512f")))
 #define NB_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define NB_TARGET_AVX512_BF16 __attribute__((target("avx512f,avx512bf16")))
 #else
 #define NB_HAVE_X86_LEVELS 0
 #define NB_TARGET_AVX512
 #define NB_TARGET_AVX2
+#define NB_TARGET_AVX512_BF16
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 #define NB_KERNEL_BODY static inline __attribute__((always_inline))

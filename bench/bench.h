@@ -35,6 +35,7 @@ typedef struct bench_options {
     int64_t steps;       /* timed steps (or repetitions for micro-benchmarks) */
     bool json;
     bool verbose;        /* micro-benchmarks: print the path each op ran */
+    bool bf16;           /* --precision bf16: models' tapes and --gemm in bf16 */
 } bench_options;
 
 /* The median of times [n] (sorts them). */

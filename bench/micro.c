@@ -9,6 +9,7 @@
 
 #include "bench/bench.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_micro.h"
 
 static const double MIN_SECONDS = 0.3;
 
@@ -36,17 +37,22 @@ int bench_gemm(int64_t n, const bench_options *o)
         b[i] = (float)nb_rng_uniform(&rng) - 0.5f;
     }
     double t0 = bench_now();
-    nb_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    nb_sgemm_at(o->bf16, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     int64_t reps = repetitions(o, bench_now() - t0);
     double start = bench_now();
-    for (int64_t r = 0; r < reps; r++) nb_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    for (int64_t r = 0; r < reps; r++)
+        nb_sgemm_at(o->bf16, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     double seconds = bench_now() - start;
     double gflops = 2.0 * (double)n * (double)n * (double)n * (double)reps / seconds * 1e-9;
+    const nb_sgemm_kernel *kernel = o->bf16 ? nb_gemm_bf16_kernel_for(n, n) : nb_gemm_kernel_for(n, n);
+    const char *precision = o->bf16 ? "bf16" : "fp32";
     if (o->json)
-        printf("{\"bench\":\"gemm\",\"n\":%lld,\"threads\":%d,\"gflops\":%.2f}\n", (long long)n,
-               o->threads, gflops);
+        printf("{\"bench\":\"gemm\",\"n\":%lld,\"threads\":%d,\"precision\":\"%s\","
+               "\"kernel\":\"%s-%dx%d\",\"gflops\":%.2f}\n", (long long)n, o->threads, precision,
+               kernel->name, kernel->rows, kernel->cols, gflops);
     else
-        printf("gemm n %lld threads %d: %.2f GFLOP/s\n", (long long)n, o->threads, gflops);
+        printf("gemm n %lld threads %d %s (%s-%dx%d): %.2f GFLOP/s\n", (long long)n, o->threads,
+               precision, kernel->name, kernel->rows, kernel->cols, gflops);
     free(a), free(b), free(c);
     return 0;
 }

@@ -197,6 +197,11 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--only") == 0) only = v;
         else if (strcmp(a, "--data") == 0) data_dir = v;
         else if (strcmp(a, "--gemm") == 0) gemm = atoll(v);
+        else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "bf16") != 0 && strcmp(v, "fp32") != 0)
+                return fprintf(stderr, "nabla-bench: --precision takes fp32 or bf16\n"), 2;
+            o.bf16 = strcmp(v, "bf16") == 0;
+        }
         else if (strcmp(a, "--conv") == 0) conv = v;
         else if (strcmp(a, "--pool") == 0) pool = v;
         else if (strcmp(a, "--op") == 0) op = v;

@@ -14,7 +14,12 @@
  * in order, each reduced by the same micro-kernel instructions. Threads only
  * choose which tiles they own (column tiles by default, since A is repacked
  * per column block anyway; row tiles when N is narrow), so the result is
- * bit-identical for any thread count. */
+ * bit-identical for any thread count.
+ *
+ * bf16 products (nb_sgemm_bf16) run the same loop nest with a bf16 kernel:
+ * the packing rounds to bf16 and pairs k steps (gemm_pack_bf16.c), the
+ * panels hold half as many bytes, and KC doubles so that a panel keeps
+ * the same size in cache. */
 #include "kernels/gemm.h"
 
 #include <pthread.h>
@@ -65,77 +70,125 @@ const nb_sgemm_kernel *nb_gemm_kernel_at(int index)
     return index >= 0 && index < KNOWN_KERNEL_COUNT ? known_kernels[index] : NULL;
 }
 
-/* The choice in one atomic: 0 = not made yet, index + 1 = that kernel's
- * family (shapes picked per call), -(index + 1) = exactly that kernel. */
-static atomic_int kernel_choice;
+static const nb_sgemm_kernel *const bf16_kernels[] = {
+    &nb_sgemm_kernel_bf16_avx512_12x32, &nb_sgemm_kernel_bf16_avx512_8x32,
+    &nb_sgemm_kernel_bf16_avx512_6x64, &nb_sgemm_kernel_bf16_avx512_24x16,
+    &nb_sgemm_kernel_bf16_scalar};
+enum { BF16_KERNEL_COUNT = sizeof bf16_kernels / sizeof bf16_kernels[0] };
 
-/* Encodes `name` (a family, or a kernel's full name) as a choice; 0 if
- * unknown. A family's first kernel stands for the family. */
-static int parse_choice(const char *name)
+int nb_gemm_bf16_kernel_count(void) { return BF16_KERNEL_COUNT; }
+
+const nb_sgemm_kernel *nb_gemm_bf16_kernel_at(int index)
 {
-    for (int i = 0; i < KNOWN_KERNEL_COUNT; i++)
-        if (strcmp(known_kernels[i]->name, name) == 0) return i + 1;
-    for (int i = 0; i < KNOWN_KERNEL_COUNT; i++) {
-        char full_name[64];
-        snprintf(full_name, sizeof full_name, "%s-%dx%d", known_kernels[i]->name,
-                 known_kernels[i]->rows, known_kernels[i]->cols);
-        if (strcmp(full_name, name) == 0) return -(i + 1);
+    return index >= 0 && index < BF16_KERNEL_COUNT ? bf16_kernels[index] : NULL;
+}
+
+/* One list per precision: [0] float32, [1] bf16. */
+static const nb_sgemm_kernel *const *const kernel_lists[2] = {known_kernels, bf16_kernels};
+static const int kernel_list_counts[2] = {KNOWN_KERNEL_COUNT, BF16_KERNEL_COUNT};
+
+/* The choice per precision, each in one atomic: 0 = not made yet, index +
+ * 1 = that kernel's family (shapes picked per call), -(index + 1) =
+ * exactly that kernel. */
+static atomic_int kernel_choice[2];
+
+/* Encodes `name` (a family, or a kernel's full name) as a choice in the
+ * list of its precision (*bf16); 0 if unknown. A family's first kernel
+ * stands for the family. */
+static int parse_choice(const char *name, bool *bf16)
+{
+    for (int list = 0; list < 2; list++) {
+        *bf16 = list == 1;
+        for (int i = 0; i < kernel_list_counts[list]; i++)
+            if (strcmp(kernel_lists[list][i]->name, name) == 0) return i + 1;
+        for (int i = 0; i < kernel_list_counts[list]; i++) {
+            const nb_sgemm_kernel *kernel = kernel_lists[list][i];
+            char full_name[64];
+            snprintf(full_name, sizeof full_name, "%s-%dx%d", kernel->name, kernel->rows,
+                     kernel->cols);
+            if (strcmp(full_name, name) == 0) return -(i + 1);
+        }
     }
     return 0;
 }
 
-static const nb_sgemm_kernel *choice_kernel(int choice)
+static const nb_sgemm_kernel *choice_kernel(bool bf16, int choice)
 {
-    return known_kernels[(choice < 0 ? -choice : choice) - 1];
+    return kernel_lists[bf16][(choice < 0 ? -choice : choice) - 1];
 }
 
 bool nb_gemm_kernel_supported(const char *name)
 {
-    int choice = name ? parse_choice(name) : 0;
-    return choice != 0 && choice_kernel(choice)->supported();
+    bool bf16 = false;
+    int choice = name ? parse_choice(name, &bf16) : 0;
+    return choice != 0 && choice_kernel(bf16, choice)->supported();
 }
 
 /* The best family the CPU level allows (base/cpu.h), asked per call so
  * that a changed level takes effect at once. */
-static int automatic_choice(void)
+static int automatic_choice(bool bf16)
 {
-    int choice = KNOWN_KERNEL_COUNT; /* the scalar kernel runs anywhere */
-    for (int i = KNOWN_KERNEL_COUNT - 1; i >= 0; i--)
-        if (known_kernels[i]->supported()) choice = i + 1;
+    int choice = kernel_list_counts[bf16]; /* the scalar kernel runs anywhere */
+    for (int i = kernel_list_counts[bf16] - 1; i >= 0; i--)
+        if (kernel_lists[bf16][i]->supported()) choice = i + 1;
     return choice;
 }
 
 /* kernel_choice once NABLA_GEMM_KERNEL was read and names nothing usable. */
 enum { AUTOMATIC = INT_MAX };
 
-static int current_choice(void)
+/* NABLA_GEMM_KERNEL: up to one name per precision, comma-separated. */
+static void read_environment(void)
 {
-    int choice = atomic_load_explicit(&kernel_choice, memory_order_acquire);
+    int choices[2] = {AUTOMATIC, AUTOMATIC};
+    const char *requested = getenv("NABLA_GEMM_KERNEL");
+    while (requested && *requested) {
+        const char *comma = strchr(requested, ',');
+        size_t length = comma ? (size_t)(comma - requested) : strlen(requested);
+        char name[64];
+        if (length < sizeof name) {
+            memcpy(name, requested, length);
+            name[length] = '\0';
+            bool bf16 = false;
+            int choice = parse_choice(name, &bf16);
+            if (choice != 0) choices[bf16] = choice;
+        }
+        requested = comma ? comma + 1 : NULL;
+    }
+    /* Racing first calls compute the same answer; storing twice is fine. */
+    for (int list = 0; list < 2; list++) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&kernel_choice[list], &expected, choices[list]);
+    }
+}
+
+static int current_choice(bool bf16)
+{
+    int choice = atomic_load_explicit(&kernel_choice[bf16], memory_order_acquire);
     if (choice == 0) {
-        const char *requested = getenv("NABLA_GEMM_KERNEL");
-        choice = requested ? parse_choice(requested) : 0;
-        if (choice == 0) choice = AUTOMATIC;
-        /* Racing first calls compute the same answer; storing twice is fine. */
-        atomic_store_explicit(&kernel_choice, choice, memory_order_release);
+        read_environment();
+        choice = atomic_load_explicit(&kernel_choice[bf16], memory_order_acquire);
     }
     /* A forced kernel above the CPU level in force gives way to it. */
-    if (choice == AUTOMATIC || !choice_kernel(choice)->supported()) return automatic_choice();
+    if (choice == AUTOMATIC || !choice_kernel(bf16, choice)->supported())
+        return automatic_choice(bf16);
     return choice;
 }
 
-const nb_sgemm_kernel *nb_gemm_kernel(void) { return choice_kernel(current_choice()); }
+const nb_sgemm_kernel *nb_gemm_kernel(void) { return choice_kernel(false, current_choice(false)); }
+const nb_sgemm_kernel *nb_gemm_bf16_kernel(void) { return choice_kernel(true, current_choice(true)); }
 
-const nb_sgemm_kernel *nb_gemm_kernel_for(int64_t M, int64_t N)
+static const nb_sgemm_kernel *kernel_for(bool bf16, int64_t M, int64_t N)
 {
-    int choice = current_choice();
-    const nb_sgemm_kernel *chosen = choice_kernel(choice);
+    int choice = current_choice(bf16);
+    const nb_sgemm_kernel *chosen = choice_kernel(bf16, choice);
     if (choice < 0) return chosen;
     /* Least padded work, weighted by each shape's speed; ties go to the
      * earlier (larger) shape. */
     const nb_sgemm_kernel *best = NULL;
     double best_cost = 0.0;
-    for (int i = 0; i < KNOWN_KERNEL_COUNT; i++) {
-        const nb_sgemm_kernel *kernel = known_kernels[i];
+    for (int i = 0; i < kernel_list_counts[bf16]; i++) {
+        const nb_sgemm_kernel *kernel = kernel_lists[bf16][i];
         if (strcmp(kernel->name, chosen->name) != 0) continue;
         double padded_rows = (double)((M + kernel->rows - 1) / kernel->rows * kernel->rows);
         double padded_cols = (double)((N + kernel->cols - 1) / kernel->cols * kernel->cols);
@@ -148,20 +201,29 @@ const nb_sgemm_kernel *nb_gemm_kernel_for(int64_t M, int64_t N)
     return best;
 }
 
+const nb_sgemm_kernel *nb_gemm_kernel_for(int64_t M, int64_t N) { return kernel_for(false, M, N); }
+const nb_sgemm_kernel *nb_gemm_bf16_kernel_for(int64_t M, int64_t N)
+{
+    return kernel_for(true, M, N);
+}
+
 int nb_gemm_force_kernel(const char *name)
 {
     if (!name) {
-        atomic_store_explicit(&kernel_choice, 0, memory_order_release);
+        for (int list = 0; list < 2; list++)
+            atomic_store_explicit(&kernel_choice[list], 0, memory_order_release);
         return NB_OK;
     }
-    int choice = parse_choice(name);
+    bool bf16 = false;
+    int choice = parse_choice(name, &bf16);
     if (choice == 0)
         return nb_fail(NB_ERR_INVALID,
                        "nb_gemm_force_kernel: unknown kernel '%s' (a family: scalar, avx2, "
-                       "avx512, or a kernel such as avx512-12x32)", name);
-    if (!choice_kernel(choice)->supported())
+                       "avx512, bf16-scalar, bf16-avx512, or a kernel such as avx512-12x32)",
+                       name);
+    if (!choice_kernel(bf16, choice)->supported())
         return nb_fail(NB_ERR_INVALID, "nb_gemm_force_kernel: this CPU cannot run '%s'", name);
-    atomic_store_explicit(&kernel_choice, choice, memory_order_release);
+    atomic_store_explicit(&kernel_choice[bf16], choice, memory_order_release);
     return NB_OK;
 }
 
@@ -257,13 +319,22 @@ static void sgemm_block_unpacked(const sgemm_job *job, int64_t row0, int64_t hei
     }
 }
 
+/* 32-bit words a packed panel uses per row or column for `depth` k steps:
+ * one float each, or one bf16 pair per two. */
+static int64_t panel_words(const nb_sgemm_kernel *kernel, int64_t depth)
+{
+    return kernel->bf16 ? (depth + 1) / 2 : depth;
+}
+
 /* C[row0 : row0+height, col0 : col0+width] on the calling thread. */
 static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int64_t col0,
                         int64_t width)
 {
     const nb_sgemm_kernel *kernel = job->kernel;
     const int64_t panel_rows = kernel->rows, panel_cols = kernel->cols;
-    const bool pack_b = !job->prepacked && (job->trans_b || height > PACK_B_MIN_PANELS * panel_rows);
+    /* bf16 panels must be converted, so B is never read in place. */
+    const bool pack_b = !job->prepacked && (kernel->bf16 || job->trans_b ||
+                                            height > PACK_B_MIN_PANELS * panel_rows);
     const int64_t row_block = min64(round_up(ROW_BLOCK, panel_rows), round_up(height, panel_rows));
     const int64_t col_block = min64(COLUMN_BLOCK, round_up(width, panel_cols));
     const int64_t depth_block = job->depth_block;
@@ -272,7 +343,13 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
     const int64_t b_floats = pack_b ? depth_block * col_block : 0;
     float *a_packed = thread_scratch((size_t)(a_floats + b_floats));
     if (!a_packed) {
-        sgemm_block_unpacked(job, row0, height, col0, width);
+        if (kernel->bf16)
+            nb_sgemm_bf16_ref(job->trans_a, job->trans_b, height, width, job->K, job->alpha,
+                              job->trans_a ? job->A + row0 : job->A + row0 * job->lda, job->lda,
+                              job->trans_b ? job->B + col0 * job->ldb : job->B + col0, job->ldb,
+                              job->beta, job->C + row0 * job->ldc + col0, job->ldc);
+        else
+            sgemm_block_unpacked(job, row0, height, col0, width);
         return;
     }
     float *b_packed = a_packed + a_floats;
@@ -283,16 +360,17 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
             const int64_t depth = min64(depth_block, job->K - pc);
             /* Later depth blocks add to what the first one stored. */
             const float beta = pc == 0 ? job->beta : 1.0f;
+            const int64_t words = panel_words(kernel, depth);
             const float *b_base = b_packed;
-            int64_t b_stride = panel_cols, b_panel_step = depth * panel_cols;
+            int64_t b_stride = panel_cols, b_panel_step = words * panel_cols;
             if (job->prepacked) {
-                /* depth block pc starts at pc * padded N; its panels follow */
-                b_base = job->prepacked->panels + pc * job->prepacked->padded_n +
-                         (col0 + jc) / panel_cols * depth * panel_cols;
-                b_panel_step = depth * panel_cols;
+                /* depth block pc starts at words(pc) * padded N; its panels follow */
+                b_base = job->prepacked->panels + panel_words(kernel, pc) * job->prepacked->padded_n +
+                         (col0 + jc) / panel_cols * words * panel_cols;
             } else if (pack_b) {
-                nb_sgemm_pack_b(job->trans_b, job->B, job->ldb, pc, col0 + jc, depth,
-                                block_width, (int)panel_cols, b_packed);
+                (kernel->bf16 ? nb_sgemm_pack_b_bf16 : nb_sgemm_pack_b)(
+                    job->trans_b, job->B, job->ldb, pc, col0 + jc, depth, block_width,
+                    (int)panel_cols, b_packed);
             } else {
                 b_base = job->B + pc * job->ldb + col0 + jc;
                 b_stride = job->ldb;
@@ -300,14 +378,15 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
             }
             for (int64_t ic = 0; ic < height; ic += row_block) {
                 const int64_t block_height = min64(row_block, height - ic);
-                nb_sgemm_pack_a(job->trans_a, job->A, job->lda, row0 + ic, pc, block_height,
-                                depth, (int)panel_rows, a_packed);
+                (kernel->bf16 ? nb_sgemm_pack_a_bf16 : nb_sgemm_pack_a)(
+                    job->trans_a, job->A, job->lda, row0 + ic, pc, block_height, depth,
+                    (int)panel_rows, a_packed);
                 for (int64_t ir = 0; ir < block_height; ir += panel_rows) {
-                    const float *a_panel = a_packed + ir * depth;
+                    const float *a_panel = a_packed + ir * words;
                     float *c_row = job->C + (row0 + ic + ir) * job->ldc + col0 + jc;
                     const int rows_used = (int)min64(panel_rows, block_height - ir);
                     for (int64_t jr = 0; jr < block_width; jr += panel_cols) {
-                        kernel->micro(depth, a_panel, b_base + jr / panel_cols * b_panel_step,
+                        kernel->micro(words, a_panel, b_base + jr / panel_cols * b_panel_step,
                                       b_stride, c_row + jr, job->ldc, job->alpha, beta,
                                       rows_used, (int)min64(panel_cols, block_width - jr));
                     }
@@ -340,18 +419,24 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 
 /* KC for depth K: near-equal blocks (K = 300 gives 160 + 140, not 256 +
  * 44), as a thin last block would pay the C load/store for little work;
- * multiples of 16 suit the packing's 16-step chunks. */
-static int64_t depth_block_for(int64_t K)
+ * multiples of 16 suit the packing's 16-step chunks (and keep bf16 pairs
+ * inside one block). bf16 panels take half the bytes per k, so twice the
+ * depth fits the same cache. */
+static int64_t depth_block_for(int64_t K, bool bf16)
 {
-    int64_t depth_blocks = (K + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
-    return min64(round_up((K + depth_blocks - 1) / depth_blocks, 16), DEPTH_BLOCK);
+    const int64_t most = bf16 ? 2 * DEPTH_BLOCK : DEPTH_BLOCK;
+    int64_t depth_blocks = (K + most - 1) / most;
+    return min64(round_up((K + depth_blocks - 1) / depth_blocks, 16), most);
 }
+
+int64_t nb_sgemm_bf16_depth_block(int64_t K) { return depth_block_for(K, true); }
 
 static void run_job(sgemm_job *job);
 
-void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-              float alpha, const float *A, int64_t lda, const float *B,
-              int64_t ldb, float beta, float *C, int64_t ldc)
+/* nb_sgemm (bf16 false) or nb_sgemm_bf16. */
+static void gemm(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                 float beta, float *C, int64_t ldc)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
@@ -361,37 +446,55 @@ void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
     /* A small C with a long K, both operands contiguous along k: plain dot
      * products beat packing (see gemm_dot.c). Only for the whole AVX-512
      * family, so a test that forces one tile shape still gets that shape. */
-    int choice = current_choice();
-    if (!trans_a && trans_b && K >= DOT_MIN_DEPTH && (M < N ? M : N) <= DOT_MAX_SHORT_SIDE &&
+    int choice = current_choice(bf16);
+    if (!bf16 && !trans_a && trans_b && K >= DOT_MIN_DEPTH && (M < N ? M : N) <= DOT_MAX_SHORT_SIDE &&
         K >= DOT_DEPTH_RATIO * (M > N ? M : N) && choice > 0 &&
-        strcmp(choice_kernel(choice)->name, "avx512") == 0) {
+        strcmp(choice_kernel(false, choice)->name, "avx512") == 0) {
         nb_sgemm_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     sgemm_job job = {
-        .kernel = nb_gemm_kernel_for(M, N), .trans_a = trans_a, .trans_b = trans_b,
-        .M = M, .N = N, .K = K, .depth_block = depth_block_for(K),
+        .kernel = kernel_for(bf16, M, N), .trans_a = trans_a, .trans_b = trans_b,
+        .M = M, .N = N, .K = K, .depth_block = depth_block_for(K, bf16),
         .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C, .ldc = ldc,
     };
     run_job(&job);
 }
 
-size_t nb_sgemm_packed_b_floats(int64_t M, int64_t N, int64_t K)
+void nb_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc)
 {
-    const nb_sgemm_kernel *kernel = nb_gemm_kernel_for(M, N);
+    gemm(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nb_sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                   int64_t ldc)
+{
+    gemm(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+size_t nb_sgemm_packed_b_floats(bool bf16, int64_t M, int64_t N, int64_t K)
+{
+    /* bf16 panels are converted in place from float32 ones: the float
+     * size, though the result takes about half. */
+    const nb_sgemm_kernel *kernel = kernel_for(bf16, M, N);
     return (size_t)(K * round_up(N, kernel->cols));
 }
 
-void nb_sgemm_pack_b_once(nb_sgemm_packed_b *out, int64_t M, bool trans_b, int64_t N, int64_t K,
-                          const float *B, int64_t ldb, float *panels)
+void nb_sgemm_pack_b_once(nb_sgemm_packed_b *out, bool bf16, int64_t M, bool trans_b, int64_t N,
+                          int64_t K, const float *B, int64_t ldb, float *panels)
 {
-    const nb_sgemm_kernel *kernel = nb_gemm_kernel_for(M, N);
+    const nb_sgemm_kernel *kernel = kernel_for(bf16, M, N);
     *out = (nb_sgemm_packed_b){.kernel = kernel, .trans_b = trans_b, .N = N, .K = K, .B = B,
-                               .ldb = ldb, .depth_block = depth_block_for(K),
+                               .ldb = ldb, .depth_block = depth_block_for(K, bf16),
                                .padded_n = round_up(N, kernel->cols), .panels = panels};
     for (int64_t pc = 0; pc < K; pc += out->depth_block) {
         int64_t depth = min64(out->depth_block, K - pc);
-        nb_sgemm_pack_b(trans_b, B, ldb, pc, 0, depth, N, kernel->cols, panels + pc * out->padded_n);
+        (bf16 ? nb_sgemm_pack_b_bf16 : nb_sgemm_pack_b)(
+            trans_b, B, ldb, pc, 0, depth, N, kernel->cols,
+            panels + panel_words(kernel, pc) * out->padded_n);
     }
 }
 

@@ -36,10 +36,11 @@ typedef struct nb_sgemm_packed_b {
     float *panels;
 } nb_sgemm_packed_b;
 
-/* Floats of `panels` for nb_sgemm_pack_b_once with these sizes. */
-size_t nb_sgemm_packed_b_floats(int64_t M, int64_t N, int64_t K);
-void nb_sgemm_pack_b_once(nb_sgemm_packed_b *out, int64_t M, bool trans_b, int64_t N, int64_t K,
-                          const float *B, int64_t ldb, float *panels);
+/* Floats of `panels` for nb_sgemm_pack_b_once with these sizes. With
+ * bf16, the panels are for bf16 products (as nb_sgemm_bf16). */
+size_t nb_sgemm_packed_b_floats(bool bf16, int64_t M, int64_t N, int64_t K);
+void nb_sgemm_pack_b_once(nb_sgemm_packed_b *out, bool bf16, int64_t M, bool trans_b, int64_t N,
+                          int64_t K, const float *B, int64_t ldb, float *panels);
 /* C[M,N] = alpha op(A) op(B) + beta C with the packed B (any M; its
  * micro-kernel was picked for the M given when packing). */
 void nb_sgemm_packed(const nb_sgemm_packed_b *b, bool trans_a, int64_t M, float alpha,
@@ -52,5 +53,31 @@ void nb_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 void nb_sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                   float alpha, const float *A, int64_t lda, const float *B,
                   int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* The bf16 product: the same contract and threading as nb_sgemm, with
+ * every element of op(A) and op(B) rounded to bf16 (round to nearest
+ * even) and the products accumulated in float32; C stays float32.
+ * Kernels: AVX-512 BF16 (VDPBF16PS) where the CPU has it, else portable C;
+ * bit-identical for any thread count.
+ * nb_sgemm_bf16_ref is its oracle: element by element, the same order of
+ * additions (k pairs, odd step first, within the same depth blocks of
+ * nb_sgemm_bf16_depth_block(K) steps), hence the same bits for operands
+ * whose partial sums stay normal floats (kernels/gemm_bf16_ref.c). */
+void nb_sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                   int64_t ldc);
+void nb_sgemm_bf16_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc);
+int64_t nb_sgemm_bf16_depth_block(int64_t K);
+
+/* nb_sgemm or nb_sgemm_bf16, by a node's precision (bf16: true). */
+static inline void nb_sgemm_at(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                               int64_t K, float alpha, const float *A, int64_t lda,
+                               const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    (bf16 ? nb_sgemm_bf16 : nb_sgemm)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                      ldc);
+}
 
 #endif

@@ -84,11 +84,11 @@ micro_avx2(int64_t depth, const float *a, const float *b, int64_t b_stride, floa
 static bool supported_avx2(void) { return nb_cpu_has(NB_CPU_AVX2); }
 
 const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", ROWS, COLS, 1.0f, micro_avx2,
-                                              supported_avx2};
+                                              supported_avx2, false};
 
 #else
 
 static bool supported_avx2(void) { return false; }
-const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", 1, 1, 1.0f, 0, supported_avx2};
+const nb_sgemm_kernel nb_sgemm_kernel_avx2 = {"avx2", 1, 1, 1.0f, 0, supported_avx2, false};
 
 #endif

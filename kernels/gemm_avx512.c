@@ -137,24 +137,24 @@ static bool supported_avx512(void) { return nb_cpu_has(NB_CPU_AVX512); }
 /* Cost weights: relative time per useful multiply-add at full tiles,
  * measured on this design (smaller tiles reload B more often per FMA). */
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_12x32 = {"avx512", 12, 32, 1.00f,
-                                                      micro_12x32, supported_avx512};
+                                                      micro_12x32, supported_avx512, false};
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_8x32 = {"avx512", 8, 32, 1.02f,
-                                                     micro_8x32, supported_avx512};
+                                                     micro_8x32, supported_avx512, false};
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_6x64 = {"avx512", 6, 64, 1.02f,
-                                                     micro_6x64, supported_avx512};
+                                                     micro_6x64, supported_avx512, false};
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_24x16 = {"avx512", 24, 16, 1.05f,
-                                                      micro_24x16, supported_avx512};
+                                                      micro_24x16, supported_avx512, false};
 
 #else /* no x86-64 intrinsics: the kernels exist but report unsupported */
 
 static bool supported_avx512(void) { return false; }
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_12x32 = {"avx512", 1, 1, 1.0f, 0,
-                                                      supported_avx512};
+                                                      supported_avx512, false};
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_8x32 = {"avx512", 1, 1, 1.0f, 0,
-                                                     supported_avx512};
+                                                     supported_avx512, false};
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_6x64 = {"avx512", 1, 1, 1.0f, 0,
-                                                     supported_avx512};
+                                                     supported_avx512, false};
 const nb_sgemm_kernel nb_sgemm_kernel_avx512_24x16 = {"avx512", 1, 1, 1.0f, 0,
-                                                      supported_avx512};
+                                                      supported_avx512, false};
 
 #endif

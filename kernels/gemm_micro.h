@@ -27,12 +27,16 @@ typedef void (*nb_sgemm_micro_fn)(int64_t depth, const float *a, const float *b,
                                   float beta, int rows_used, int cols_used);
 
 typedef struct nb_sgemm_kernel {
-    const char *name;        /* the family (instruction set): "scalar", "avx2", "avx512" */
+    const char *name;        /* the family (instruction set): "scalar", "avx2", "avx512",
+                              * or for bf16 products "bf16-scalar", "bf16-avx512" */
     int rows;                /* MR */
     int cols;                /* NR */
     float weight;            /* relative time per multiply-add on full tiles */
     nb_sgemm_micro_fn micro;
     bool (*supported)(void); /* can this CPU run it? */
+    /* A bf16 kernel (gemm_bf16*.c): its panels hold bf16 pairs, not floats,
+     * packed by nb_sgemm_pack_a_bf16 / _b_bf16; `depth` counts pairs. */
+    bool bf16;
 } nb_sgemm_kernel;
 
 extern const nb_sgemm_kernel nb_sgemm_kernel_scalar;
@@ -42,10 +46,19 @@ extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_8x32;
 extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_6x64;
 extern const nb_sgemm_kernel nb_sgemm_kernel_avx512_24x16;
 
-/* Every kernel compiled in, best family first (for tests and benchmarks).
+extern const nb_sgemm_kernel nb_sgemm_kernel_bf16_avx512_12x32;
+extern const nb_sgemm_kernel nb_sgemm_kernel_bf16_avx512_8x32;
+extern const nb_sgemm_kernel nb_sgemm_kernel_bf16_avx512_6x64;
+extern const nb_sgemm_kernel nb_sgemm_kernel_bf16_avx512_24x16;
+extern const nb_sgemm_kernel nb_sgemm_kernel_bf16_scalar;
+
+/* Every float32 kernel compiled in, best family first (for tests and benchmarks).
  * A kernel's full name is "<name>-<rows>x<cols>", e.g. "avx512-8x32". */
 int nb_gemm_kernel_count(void);
 const nb_sgemm_kernel *nb_gemm_kernel_at(int index);
+/* The same for the bf16 kernels ("bf16-avx512-12x32", ...). */
+int nb_gemm_bf16_kernel_count(void);
+const nb_sgemm_kernel *nb_gemm_bf16_kernel_at(int index);
 
 /* The current family's main kernel (its largest tile): name tells which
  * instruction set nb_sgemm runs. */
@@ -55,10 +68,16 @@ const nb_sgemm_kernel *nb_gemm_kernel(void);
  * (the best the CPU supports, unless forced), the tile shape that wastes
  * least work on padding. Depends on M and N only, never on threads. */
 const nb_sgemm_kernel *nb_gemm_kernel_for(int64_t M, int64_t N);
+/* The same two for bf16 products (nb_sgemm_bf16). */
+const nb_sgemm_kernel *nb_gemm_bf16_kernel(void);
+const nb_sgemm_kernel *nb_gemm_bf16_kernel_for(int64_t M, int64_t N);
 /* Forces a family ("avx2": shapes are picked as usual) or one exact kernel
  * by full name ("avx512-8x32", which also turns off the dot-product path);
- * NULL restores the automatic choice. The environment variable
- * NABLA_GEMM_KERNEL, read at first use, does the same. Returns
+ * NULL restores the automatic choice. A bf16 name ("bf16-scalar") forces
+ * the bf16 products and leaves the float32 choice alone, and the other way
+ * round. The environment variable NABLA_GEMM_KERNEL, read at first use,
+ * does the same with one name or a comma-separated pair
+ * ("avx2,bf16-scalar"). Returns
  * NB_ERR_INVALID for an unknown name or one this CPU cannot run. Not meant
  * to be called while another thread is in nb_sgemm. */
 int nb_gemm_force_kernel(const char *name);
@@ -79,5 +98,22 @@ void nb_sgemm_pack_a(bool trans_a, const float *A, int64_t lda, int64_t row0, in
                      int64_t height, int64_t depth, int panel_rows, float *packed);
 void nb_sgemm_pack_b(bool trans_b, const float *B, int64_t ldb, int64_t k0, int64_t col0,
                      int64_t depth, int64_t width, int panel_cols, float *packed);
+
+/* The bf16 panels: the same blocks, each element rounded to bf16
+ * (kernels/bf16.h), two consecutive k steps per 32-bit word (k even in the
+ * low half, k + 1 in the high half; a missing last k + 1 is zero):
+ *   A panel: ceil(depth / 2) x panel_rows words, pair (p, r) at [p * panel_rows + r]
+ *   B panel: ceil(depth / 2) x panel_cols words, pair (p, j) at [p * panel_cols + j]
+ * This is the layout VDPBF16PS multiplies. `packed` needs room for the
+ * float32 panels (depth x panel width floats each): the floats are packed
+ * first and converted in place. */
+void nb_sgemm_pack_a_bf16(bool trans_a, const float *A, int64_t lda, int64_t row0, int64_t k0,
+                          int64_t height, int64_t depth, int panel_rows, float *packed);
+void nb_sgemm_pack_b_bf16(bool trans_b, const float *B, int64_t ldb, int64_t k0, int64_t col0,
+                          int64_t depth, int64_t width, int panel_cols, float *packed);
+/* The in-place conversion itself, for `panels` float32 panels of depth x
+ * width; with AVX-512 BF16 or without, the same bits. */
+void nb_bf16_pair_panels(float *packed, int64_t panels, int64_t depth, int width);
+void nb_bf16_pair_panels_portable(float *packed, int64_t panels, int64_t depth, int width);
 
 #endif

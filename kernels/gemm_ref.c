@@ -39,7 +39,7 @@ static void micro_scalar(int64_t depth, const float *a, const float *b, int64_t 
 static bool supported_scalar(void) { return true; }
 
 const nb_sgemm_kernel nb_sgemm_kernel_scalar = {"scalar", ROWS, COLS, 1.0f,
-                                                micro_scalar, supported_scalar};
+                                                micro_scalar, supported_scalar, false};
 
 /* op(X)[row,col] for a row-major X with leading dimension ld. */
 static inline float op_float(const float *X, bool trans, int64_t ld, int64_t row, int64_t col)

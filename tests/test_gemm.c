@@ -376,10 +376,10 @@ Test(gemm, packed_b_matches_sgemm_bit_for_bit)
             bool ta = shapes[c].trans_a, tb = shapes[c].trans_b;
             int64_t lda = leading(ta, M, K), ldb = leading(tb, K, N), ldc = N + PAD;
             float *B = random_matrix(stored_rows(tb, K, N), ldb);
-            float *panels = malloc(sizeof(float) * nb_sgemm_packed_b_floats(M, N, K));
+            float *panels = malloc(sizeof(float) * nb_sgemm_packed_b_floats(false, M, N, K));
             cr_assert_not_null(panels);
             nb_sgemm_packed_b packed;
-            nb_sgemm_pack_b_once(&packed, M, tb, N, K, B, ldb, panels);
+            nb_sgemm_pack_b_once(&packed, false, M, tb, N, K, B, ldb, panels);
             for (int use = 0; use < 3; use++) {
                 float beta = random_beta(use), alpha = use == 2 ? 0.5f : 1.0f;
                 float *A = random_matrix(stored_rows(ta, M, K), lda);

@@ -177,9 +177,9 @@ static int recurrent_weight_init(recurrent_weight *r, nb_op_ctx *ctx, const nb_t
 {
     *r = (recurrent_weight){.trans = trans, .N = N, .K = K, .w = w, .ldw = ldw};
     if (like->dtype != NB_FLOAT32) return NB_OK;
-    float *panels = nb_op_alloc(ctx, (nb_sgemm_packed_b_floats(M, N, K) + 1) * sizeof(float));
+    float *panels = nb_op_alloc(ctx, (nb_sgemm_packed_b_floats(false, M, N, K) + 1) * sizeof(float));
     if (!panels) return NB_ERR_NOMEM;
-    nb_sgemm_pack_b_once(&r->packed, M, trans, N, K, w, ldw, panels);
+    nb_sgemm_pack_b_once(&r->packed, false, M, trans, N, K, w, ldw, panels);
     return NB_OK;
 }
 
