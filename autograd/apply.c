@@ -105,6 +105,7 @@ static nb_tensor *run(nb_tape *tape, const nb_op *op, int n, nb_tensor *const *i
     nb_op_ctx *ctx = &node->ctx;
     ctx->op = op;
     ctx->tape = tape;
+    ctx->precision = tape->precision;
     ctx->n_inputs = n;
     ctx->inputs = slots;
     ctx->input_grads = slots + n;

@@ -28,6 +28,7 @@ struct nb_tape {
     bool has_error;
     char error[NB_TAPE_ERROR_CAPACITY];
     nb_meprop meprop;          /* tape-wide meProp setting (ops/meprop/meprop.c) */
+    nb_precision precision;    /* FP32 or BF16 products (nb_tape_set_precision) */
     uint64_t meprop_draws;     /* RANDOM selections so far: seeds the next */
 };
 

@@ -12,6 +12,7 @@ nb_tape *nb_tape_new(void)
     nb_arena_init(&tape->arena);
     nb_header_ring_init(&tape->headers, tape);
     tape->grad_enabled = true;
+    tape->precision = NB_PRECISION_FP32;
     tape->generation = 1;
     return tape;
 }

@@ -85,7 +85,7 @@ NB_KERNEL_BODY void forward_body(const nb_attention_dims *d, const nb_attention_
     int64_t key_end = d->causal && r1 < d->S ? r1 : d->S;
     for (int64_t j0 = 0; j0 < key_end; j0 += KEY_TILE) {
         int64_t n_tile = min64(KEY_TILE, d->S - j0);
-        nb_sgemm(false, true, rows, n_tile, D, (float)d->scale, h->q + r0 * D, D, h->k + j0 * D, D,
+        nb_sgemm_at(d->bf16, false, true, rows, n_tile, D, (float)d->scale, h->q + r0 * D, D, h->k + j0 * D, D,
                  0.0f, s, KEY_TILE);
         for (int64_t i = r0; i < r1; i++) {
             float *row = s + (i - r0) * KEY_TILE;
@@ -98,7 +98,7 @@ NB_KERNEL_BODY void forward_body(const nb_attention_dims *d, const nb_attention_
             softmax_row_step(row, n, n_tile, mask, h->mask_col, &m[i - r0], &l[i - r0],
                              h->o + i * Dv, Dv);
         }
-        nb_sgemm(false, false, rows, Dv, n_tile, 1.0f, s, KEY_TILE, h->v + j0 * Dv, Dv, 1.0f,
+        nb_sgemm_at(d->bf16, false, false, rows, Dv, n_tile, 1.0f, s, KEY_TILE, h->v + j0 * Dv, Dv, 1.0f,
                  h->o + r0 * Dv, Dv);
     }
     for (int64_t i = r0; i < r1; i++) {
@@ -148,19 +148,19 @@ NB_KERNEL_BODY void backward_body(const nb_attention_dims *d, const nb_attention
         for (int64_t i0 = d->causal ? j0 / QUERY_TILE * QUERY_TILE : 0; i0 < d->T; i0 += QUERY_TILE) {
             int64_t rows = min64(QUERY_TILE, d->T - i0);
             /* p <- scale q k^T, ds <- do v^T; then the probabilities. */
-            nb_sgemm(false, true, rows, n_tile, D, scale, h->q + i0 * D, D, h->k + j0 * D, D, 0.0f,
+            nb_sgemm_at(d->bf16, false, true, rows, n_tile, D, scale, h->q + i0 * D, D, h->k + j0 * D, D, 0.0f,
                      p, KEY_TILE);
-            nb_sgemm(false, true, rows, n_tile, Dv, 1.0f, dout + i0 * Dv, Dv, h->v + j0 * Dv, Dv,
+            nb_sgemm_at(d->bf16, false, true, rows, n_tile, Dv, 1.0f, dout + i0 * Dv, Dv, h->v + j0 * Dv, Dv,
                      0.0f, ds, KEY_TILE);
             tile_probabilities(d, h, i0, rows, j0, n_tile, delta, p, ds, dmask);
             if (dv)
-                nb_sgemm(true, false, n_tile, Dv, rows, 1.0f, p, KEY_TILE, dout + i0 * Dv, Dv, 1.0f,
+                nb_sgemm_at(d->bf16, true, false, n_tile, Dv, rows, 1.0f, p, KEY_TILE, dout + i0 * Dv, Dv, 1.0f,
                          dv + j0 * Dv, Dv);
             if (dq)
-                nb_sgemm(false, false, rows, D, n_tile, scale, ds, KEY_TILE, h->k + j0 * D, D, 1.0f,
+                nb_sgemm_at(d->bf16, false, false, rows, D, n_tile, scale, ds, KEY_TILE, h->k + j0 * D, D, 1.0f,
                          dq + i0 * D, D);
             if (dk)
-                nb_sgemm(true, false, n_tile, D, rows, scale, ds, KEY_TILE, h->q + i0 * D, D, 1.0f,
+                nb_sgemm_at(d->bf16, true, false, n_tile, D, rows, scale, ds, KEY_TILE, h->q + i0 * D, D, 1.0f,
                          dk + j0 * D, D);
         }
     }

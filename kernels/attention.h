@@ -24,6 +24,7 @@ typedef struct nb_attention_dims {
     int64_t T, S, D, Dv;        /* query rows, key rows, q/k width, v width */
     double scale;
     bool causal;
+    bool bf16;                  /* float32 products in bf16 (nb_sgemm_bf16) */
 } nb_attention_dims;
 
 /* One head's buffers (row-major): q [T,D], k [S,D], v [S,Dv], o [T,Dv],

@@ -218,7 +218,24 @@ nb_tensor *nb_module_forward(nb_module *m, nb_tape *tape, nb_tensor *x)
                 m->kind);
         return NULL;
     }
-    return m->forward(m, tape, x);
+    if (m->precision == NB_PRECISION_INHERIT || !tape) return m->forward(m, tape, x);
+    /* The module's own precision, for its forward only. */
+    nb_precision outer = nb_tape_precision(tape);
+    nb_tape_set_precision(tape, m->precision);
+    nb_tensor *y = m->forward(m, tape, x);
+    nb_tape_set_precision(tape, outer);
+    return y;
+}
+
+int nb_module_set_precision(nb_module *m, nb_precision precision)
+{
+    if (!m) return nb_fail(NB_ERR_INVALID, "nb_module_set_precision: module is NULL");
+    if (precision != NB_PRECISION_INHERIT && precision != NB_PRECISION_FP32 &&
+        precision != NB_PRECISION_BF16)
+        return nb_fail(NB_ERR_INVALID, "nb_module_set_precision: %s: %d is not a precision",
+                       m->kind, (int)precision);
+    m->precision = precision;
+    return NB_OK;
 }
 
 void nb_module_train(nb_module *m, bool training)

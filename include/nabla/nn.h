@@ -92,6 +92,10 @@ struct nb_module {
     /* Linear and Conv2d: the layer's meProp setting (nb_module_set_meprop);
      * zeroed, it follows the tape's. */
     nb_meprop meprop;
+    /* Matrix-product precision inside this module's forward (and its
+     * children's, unless they set their own); NB_PRECISION_INHERIT (zero)
+     * follows the tape. nb_module_set_precision. */
+    nb_precision precision;
 };
 
 /* ---- layers (float32, PyTorch's default init from the global RNG, which
@@ -164,6 +168,11 @@ NB_API nb_module *nb_nn_flatten(int start_dim, int end_dim);
 /* Sets the meProp setting of a Linear or convolution module (include/nabla/
  * meprop.h; NULL: back to unset, i.e. follow the tape). Other kinds fail. */
 NB_API int nb_module_set_meprop(nb_module *m, const nb_meprop *config);
+/* Sets a module's precision (nabla/tape.h): NB_PRECISION_FP32 or _BF16
+ * override the tape's for the ops its forward records (children included,
+ * unless they set their own); NB_PRECISION_INHERIT follows the tape. A
+ * forward called through nb_module_forward applies it. */
+NB_API int nb_module_set_precision(nb_module *m, nb_precision precision);
 
 /* ---- your own layers ------------------------------------------------------- */
 /* An empty module of `kind` (a static string) whose forward is `forward`

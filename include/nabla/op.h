@@ -80,6 +80,9 @@ typedef struct nb_op_ctx {
     /* Set for backward_ops only. Bit i: input i's gradient is wanted (it
      * leads to an input of nb_grad). Inputs from 32 on are always wanted. */
     unsigned wanted_grads;
+    /* The tape's precision when the node was recorded (FP32 or BF16; see
+     * nb_tape_set_precision). */
+    nb_precision precision;
 } nb_op_ctx;
 
 typedef struct nb_sample {
@@ -167,6 +170,14 @@ NB_API int nb_tape_fail(nb_tape *tape, int status, const char *fmt, ...)
     NB_PRINTF(3, 4);
 /* Ops flagged NB_OP_ASSIGNS_FRESH_GRADS: whether input_grads[i] must be
  * assigned rather than added to (bit i of ctx->fresh_grads). */
+/* Whether the node's float32 matrix products run in bf16: the node's
+ * precision is BF16 and its input 0 is float32 (float64 ignores it). */
+static inline bool nb_op_bf16(const nb_op_ctx *ctx)
+{
+    return ctx->precision == NB_PRECISION_BF16 && ctx->n_inputs > 0 &&
+           ctx->inputs[0]->dtype == NB_FLOAT32;
+}
+
 static inline bool nb_grad_fresh(const nb_op_ctx *ctx, int i) { return ctx->fresh_grads >> i & 1u; }
 /* In backward_ops: whether input i's gradient is wanted. */
 static inline bool nb_grad_wanted(const nb_op_ctx *ctx, int i)

@@ -59,6 +59,26 @@ NB_API int nb_tape_check_input(nb_tape *tape, const nb_tensor *x, const char *wh
 NB_API bool nb_tape_set_grad_enabled(nb_tape *tape, bool enabled);
 NB_API bool nb_tape_grad_enabled(const nb_tape *tape);
 
+/* Precision of the matrix products (linear, matmul, conv2d and its fused
+ * nodes, conv1d, conv_transpose2d, attention, the recurrent cells) on
+ * float32 tensors: NB_PRECISION_FP32 (the default) or NB_PRECISION_BF16,
+ * where the operands are rounded to bfloat16 (nearest even) and the
+ * products accumulated in float32. Outputs, gradients, parameters and
+ * optimizer state stay float32 (the weights are the float32 master copy);
+ * float64 ignores the setting. A node keeps the precision it was recorded
+ * with for its backward. A module's own setting (nb_module_set_precision)
+ * overrides the tape's inside its forward. docs/precision.md. */
+typedef enum nb_precision {
+    NB_PRECISION_INHERIT = 0, /* a module's default: follow the tape */
+    NB_PRECISION_FP32 = 1,
+    NB_PRECISION_BF16 = 2
+} nb_precision;
+NB_API int nb_tape_set_precision(nb_tape *tape, nb_precision precision);
+NB_API nb_precision nb_tape_precision(const nb_tape *tape);
+/* "fp32", "bf16" (and "inherit"); NB_ERR_INVALID for another name. */
+NB_API int nb_precision_parse(const char *name, nb_precision *out);
+NB_API const char *nb_precision_name(nb_precision precision);
+
 /* Anomaly mode: the first op whose forward or backward makes a NaN or Inf
  * fails with a message naming the op and its input shapes. */
 NB_API void nb_tape_set_anomaly_mode(nb_tape *tape, bool enabled);

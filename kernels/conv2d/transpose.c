@@ -55,7 +55,7 @@ static void gather(const float *x, int64_t n0, int64_t count, int64_t C, int64_t
                    (size_t)plane * sizeof *xs);
 }
 
-void nb_conv_transpose2d_forward(const nb_conv_transpose2d_geometry *g, int64_t chunk,
+void nb_conv_transpose2d_forward(bool bf16, const nb_conv_transpose2d_geometry *g, int64_t chunk,
                                  const float *x, const float *w, const float *bias, float *y,
                                  float *scratch)
 {
@@ -67,7 +67,7 @@ void nb_conv_transpose2d_forward(const nb_conv_transpose2d_geometry *g, int64_t 
         int64_t count = g->N - n0 < chunk ? g->N - n0 : chunk, ld = count * plane;
         gather(x, n0, count, g->C, plane, xs);
         for (int64_t group = 0; group < g->groups; group++)
-            nb_sgemm(true, false, depth, ld, Cg, 1.0f, w + group * Cg * depth, depth,
+            nb_sgemm_at(bf16, true, false, depth, ld, Cg, 1.0f, w + group * Cg * depth, depth,
                      xs + group * Cg * ld, ld, 0.0f, col + group * depth * ld, ld);
         for (int64_t b = 0; b < count; b++) {
             float *image = y + (n0 + b) * g->K * out_plane;
@@ -80,7 +80,7 @@ void nb_conv_transpose2d_forward(const nb_conv_transpose2d_geometry *g, int64_t 
     }
 }
 
-void nb_conv_transpose2d_backward(const nb_conv_transpose2d_geometry *g, int64_t chunk,
+void nb_conv_transpose2d_backward(bool bf16, const nb_conv_transpose2d_geometry *g, int64_t chunk,
                                   const float *x, const float *w, const float *dy, float *dx,
                                   float *dw, float *db, float *scratch)
 {
@@ -103,12 +103,12 @@ void nb_conv_transpose2d_backward(const nb_conv_transpose2d_geometry *g, int64_t
         if (dw) {
             gather(x, n0, count, g->C, plane, block);
             for (int64_t group = 0; group < g->groups; group++)
-                nb_sgemm(false, true, Cg, depth, ld, 1.0f, block + group * Cg * ld, ld,
+                nb_sgemm_at(bf16, false, true, Cg, depth, ld, 1.0f, block + group * Cg * ld, ld,
                          col + group * depth * ld, ld, 1.0f, dw + group * Cg * depth, depth);
         }
         if (dx) {
             for (int64_t group = 0; group < g->groups; group++)
-                nb_sgemm(false, false, Cg, ld, depth, 1.0f, w + group * Cg * depth, depth,
+                nb_sgemm_at(bf16, false, false, Cg, ld, depth, 1.0f, w + group * Cg * depth, depth,
                          col + group * depth * ld, ld, 0.0f, block + group * Cg * ld, ld);
             for (int64_t b = 0; b < count; b++)
                 for (int64_t c = 0; c < g->C; c++) {

@@ -12,6 +12,7 @@
 #ifndef NABLA_KERNELS_CONV2D_TRANSPOSE_H
 #define NABLA_KERNELS_CONV2D_TRANSPOSE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels/conv2d/im2col.h"
@@ -36,14 +37,14 @@ int64_t nb_conv_transpose2d_scratch(const nb_conv_transpose2d_geometry *g, int64
 
 /* x [N,C,H,W], w [C,K/G,kh,kw], bias [K] or NULL -> y [N,K,OH,OW]
  * (overwritten); scratch as above. */
-void nb_conv_transpose2d_forward(const nb_conv_transpose2d_geometry *g, int64_t chunk,
+void nb_conv_transpose2d_forward(bool bf16, const nb_conv_transpose2d_geometry *g, int64_t chunk,
                                  const float *x, const float *w, const float *bias, float *y,
                                  float *scratch);
 void nb_conv_transpose2d_forward_ref(const nb_conv_transpose2d_geometry *g, const double *x,
                                      const double *w, const double *bias, double *y);
 /* dy [N,K,OH,OW]; dx [N,C,H,W], dw [C,K/G,kh,kw], db [K] accumulate (+=);
  * each may be NULL. */
-void nb_conv_transpose2d_backward(const nb_conv_transpose2d_geometry *g, int64_t chunk,
+void nb_conv_transpose2d_backward(bool bf16, const nb_conv_transpose2d_geometry *g, int64_t chunk,
                                   const float *x, const float *w, const float *dy, float *dx,
                                   float *dw, float *db, float *scratch);
 void nb_conv_transpose2d_backward_ref(const nb_conv_transpose2d_geometry *g, const double *x,

@@ -55,7 +55,7 @@ static attention_call call_of(const nb_op_ctx *ctx)
     attention_call c = {.q = q, .k = k, .v = v, .mask = mask, .heads = 1, .lead_ndim = q->ndim - 2};
     c.dims = (nb_attention_dims){.T = q->shape[q->ndim - 2], .S = k->shape[k->ndim - 2],
                                  .D = q->shape[q->ndim - 1], .Dv = v->shape[v->ndim - 1],
-                                 .causal = p->is_causal};
+                                 .causal = p->is_causal, .bf16 = nb_op_bf16(ctx)};
     c.dims.scale = p->scale != 0.0 ? p->scale : 1.0 / sqrt((double)(c.dims.D ? c.dims.D : 1));
     for (int d = 0; d < c.lead_ndim; d++) c.heads *= c.lead[d] = q->shape[d];
     if (mask) {

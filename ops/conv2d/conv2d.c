@@ -220,7 +220,8 @@ static int prepare_state(nb_op_ctx *ctx, const nb_conv2d_geometry *g,
 {
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     bool records = nb_op_records(ctx);
-    nb_conv2d_choice choice = {.g = g, .dtype = x->dtype, .input_grad = records && x->requires_grad};
+    nb_conv2d_choice choice = {.g = g, .dtype = x->dtype, .input_grad = records && x->requires_grad,
+                               .bf16 = nb_op_bf16(ctx)};
     *state = (nb_conv2d_state){0};
     if (records && (x->requires_grad || w->requires_grad) && g->N > 0 && g->K > 0 &&
         nb_meprop_resolve(ctx, &node->meprop, g->K, &state->meprop,

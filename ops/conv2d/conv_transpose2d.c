@@ -139,7 +139,7 @@ static int forward(nb_op_ctx *ctx)
     float *scratch = nb_op_alloc(ctx, (size_t)(nb_conv_transpose2d_scratch(&g, chunk) + 1) *
                                           sizeof(float));
     if (scratch)
-        nb_conv_transpose2d_forward(&g, chunk, x->data, w->data, b ? b->data : NULL,
+        nb_conv_transpose2d_forward(nb_op_bf16(ctx), &g, chunk, x->data, w->data, b ? b->data : NULL,
                                     ctx->output->data, scratch);
     nb_op_scratch_end(ctx, mark);
     return scratch ? NB_OK : NB_ERR_NOMEM;
@@ -163,7 +163,7 @@ static int backward(nb_op_ctx *ctx)
     float *scratch = nb_op_alloc(ctx, (size_t)(nb_conv_transpose2d_scratch(&g, chunk) + 1) *
                                           sizeof(float));
     if (scratch)
-        nb_conv_transpose2d_backward(&g, chunk, x->data, w->data, ctx->output_grad->data,
+        nb_conv_transpose2d_backward(nb_op_bf16(ctx), &g, chunk, x->data, w->data, ctx->output_grad->data,
                                      dx ? dx->data : NULL, dw ? dw->data : NULL,
                                      db ? db->data : NULL, scratch);
     nb_op_scratch_end(ctx, mark);

@@ -39,7 +39,7 @@ static void group_run(const int32_t *S, int64_t k, int64_t Kg, int64_t group, in
  *   grad [k, OH*OW] = dy[n, S_n];  col [C*kh*kw, OH*OW] = im2col(x[n])
  *   per group: block [m, depth] = grad_g col_g^T;  dW[S_n] += block
  *              col_g = W[S_n]_g^T grad_g (zero when m = 0);  dx[n] += col2im(col) */
-static void conv2d_backward_per_image(const nb_conv2d_geometry *g, const int32_t *index,
+static void conv2d_backward_per_image(bool bf16, const nb_conv2d_geometry *g, const int32_t *index,
                                       int64_t k, const float *x, const float *w, const float *dy,
                                       float *dx, float *dw, float *col, float *grad, float *block)
 {
@@ -54,7 +54,7 @@ static void conv2d_backward_per_image(const nb_conv2d_geometry *g, const int32_t
             for (int64_t group = 0, a, b; group < g->groups; group++) {
                 group_run(S, k, Kg, group, &a, &b);
                 if (a == b) continue;
-                nb_sgemm(false, true, b - a, depth, plane, 1.0f, grad + a * plane, plane,
+                nb_sgemm_at(bf16, false, true, b - a, depth, plane, 1.0f, grad + a * plane, plane,
                          col + group * depth * plane, plane, 0.0f, block, depth);
                 for (int64_t t = a; t < b; t++)
                     for (int64_t i = 0; i < depth; i++) dw[S[t] * depth + i] += block[(t - a) * depth + i];
@@ -70,7 +70,7 @@ static void conv2d_backward_per_image(const nb_conv2d_geometry *g, const int32_t
                 }
                 for (int64_t t = a; t < b; t++)
                     memcpy(block + (t - a) * depth, w + S[t] * depth, (size_t)depth * sizeof *block);
-                nb_sgemm(true, false, depth, plane, b - a, 1.0f, block, depth, grad + a * plane,
+                nb_sgemm_at(bf16, true, false, depth, plane, b - a, 1.0f, block, depth, grad + a * plane,
                          plane, 0.0f, col_g, plane);
             }
             nb_col2im(g, g->C, col, plane, dx + n * image);
@@ -122,7 +122,7 @@ static void conv2d_backward_per_image_ref(const nb_conv2d_geometry *g, const int
  *   grad [k, ld] = dy[chunk, S] side by side; col = their unfoldings
  *   per group: acc[S_g] [m, depth] += grad_g col_g^T;  col_g = W_S,g^T grad_g
  * w_kept [k, depth] = W[S] is gathered once; dW[S] += acc at the end. */
-static void conv2d_backward_unified(const nb_conv2d_geometry *g, int64_t chunk, const int32_t *S,
+static void conv2d_backward_unified(bool bf16, const nb_conv2d_geometry *g, int64_t chunk, const int32_t *S,
                                     int64_t k, const float *x, const float *w, const float *dy,
                                     float *dx, float *dw, float *col, float *grad, float *w_kept,
                                     float *acc)
@@ -144,7 +144,7 @@ static void conv2d_backward_unified(const nb_conv2d_geometry *g, int64_t chunk, 
             for (int64_t group = 0, a, e; group < g->groups; group++) {
                 group_run(S, k, Kg, group, &a, &e);
                 if (a < e)
-                    nb_sgemm(false, true, e - a, depth, ld, 1.0f, grad + a * ld, ld,
+                    nb_sgemm_at(bf16, false, true, e - a, depth, ld, 1.0f, grad + a * ld, ld,
                              col + group * depth * ld, ld, 1.0f, acc + a * depth, depth);
             }
         }
@@ -154,7 +154,7 @@ static void conv2d_backward_unified(const nb_conv2d_geometry *g, int64_t chunk, 
                 float *col_g = col + group * depth * ld;
                 if (a == e) memset(col_g, 0, (size_t)(depth * ld) * sizeof *col);
                 else
-                    nb_sgemm(true, false, depth, ld, e - a, 1.0f, w_kept + a * depth, depth,
+                    nb_sgemm_at(bf16, true, false, depth, ld, e - a, 1.0f, w_kept + a * depth, depth,
                              grad + a * ld, ld, 0.0f, col_g, ld);
             }
             for (int64_t b = 0; b < count; b++)
@@ -376,7 +376,7 @@ static int meprop_im2col_backward(const nb_conv2d_call *call)
         char *grad = col + (size_t)(unfold_rows * columns) * element;
         char *w_kept = grad + (size_t)(k * columns) * element, *acc = w_kept + (size_t)(k * depth) * element;
         if (f32)
-            conv2d_backward_unified(g, chunk, index, k, x->data, w->data, dy, dx_data,
+            conv2d_backward_unified(nb_op_bf16(call->ctx), g, chunk, index, k, x->data, w->data, dy, dx_data,
                                     dw_data, (float *)col, (float *)grad, (float *)w_kept,
                                     (float *)acc);
         else
@@ -390,7 +390,7 @@ static int meprop_im2col_backward(const nb_conv2d_call *call)
     char *grad = col + (size_t)(unfold_rows * plane) * element;
     char *block = grad + (size_t)(k * plane) * element;
     if (f32)
-        conv2d_backward_per_image(g, index, k, x->data, w->data, dy, dx_data, dw_data,
+        conv2d_backward_per_image(nb_op_bf16(call->ctx), g, index, k, x->data, w->data, dy, dx_data, dw_data,
                                   (float *)col, (float *)grad, (float *)block);
     else
         conv2d_backward_per_image_ref(g, index, k, x->data, w->data, dy, dx_data, dw_data,
@@ -402,12 +402,13 @@ static int meprop_im2col_backward(const nb_conv2d_call *call)
 static bool implicit_applies(const nb_conv2d_choice *c)
 {
     return c->meprop && c->meprop_mode == NB_MEPROP_UNIFIED && c->dtype == NB_FLOAT32 &&
-           nb_conv2d_implicit_applies(c->g);
+           !c->bf16 && nb_conv2d_implicit_applies(c->g);
 }
 
 static bool direct_applies(const nb_conv2d_choice *c)
 {
-    return c->meprop && c->dtype == NB_FLOAT32 && nb_meprop_conv2d_direct_applies(c->g);
+    return c->meprop && c->dtype == NB_FLOAT32 && !c->bf16 &&
+           nb_meprop_conv2d_direct_applies(c->g);
 }
 
 static bool im2col_applies(const nb_conv2d_choice *c) { return c->meprop; }

@@ -47,6 +47,7 @@ typedef struct nb_conv2d_choice {
     bool input_grad;            /* the backward will compute dx */
     bool meprop;                /* a sparse meProp backward is asked for */
     nb_meprop_mode meprop_mode; /* its mode, when meprop */
+    bool bf16;                  /* float32 products in bf16: only the GEMM paths apply */
 } nb_conv2d_choice;
 
 typedef struct nb_conv2d_path nb_conv2d_path;

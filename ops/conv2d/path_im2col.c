@@ -62,7 +62,7 @@ static int64_t chunk_images(const nb_conv2d_geometry *g)
  * Per chunk of B images: col [C*kh*kw, B*OH*OW] holds their unfoldings side
  * by side; per group, out_g [K/G, B*OH*OW] = W_g col_g; then out is
  * scattered into y with the bias added. */
-static void conv2d_forward(const nb_conv2d_geometry *g, int64_t chunk, const float *x,
+static void conv2d_forward(bool bf16, const nb_conv2d_geometry *g, int64_t chunk, const float *x,
                            const float *w, const float *bias, float *y, float *col, float *out)
 {
     int64_t plane = g->OH * g->OW, Kg = g->K / g->groups;
@@ -72,7 +72,7 @@ static void conv2d_forward(const nb_conv2d_geometry *g, int64_t chunk, const flo
         for (int64_t b = 0; b < count; b++)
             nb_im2col(g, g->C, x + (n0 + b) * image, col + b * plane, ld);
         for (int64_t group = 0; group < g->groups; group++)
-            nb_sgemm(false, false, Kg, ld, depth, 1.0f, w + group * Kg * depth, depth,
+            nb_sgemm_at(bf16, false, false, Kg, ld, depth, 1.0f, w + group * Kg * depth, depth,
                      col + group * depth * ld, ld, 0.0f, out + group * Kg * ld, ld);
         for (int64_t b = 0; b < count; b++)
             for (int64_t k = 0; k < g->K; k++) {
@@ -108,7 +108,7 @@ static void conv2d_forward_gemm_ref(const nb_conv2d_geometry *g, int64_t chunk, 
 /* dy [N,K,OH,OW]; dx, dw, db (each may be NULL) accumulate with +=. Per
  * chunk: grad [K, B*OH*OW] gathers dy; dW_g += grad_g col_g^T (one GEMM
  * over the chunk's positions); col = W^T grad, folded back into dx. */
-static void conv2d_backward(const nb_conv2d_geometry *g, int64_t chunk, const float *x,
+static void conv2d_backward(bool bf16, const nb_conv2d_geometry *g, int64_t chunk, const float *x,
                             const float *w, const float *dy, float *dx, float *dw, float *db,
                             float *col, float *grad)
 {
@@ -129,12 +129,12 @@ static void conv2d_backward(const nb_conv2d_geometry *g, int64_t chunk, const fl
             for (int64_t b = 0; b < count; b++)
                 nb_im2col(g, g->C, x + (n0 + b) * image, col + b * plane, ld);
             for (int64_t group = 0; group < g->groups; group++)
-                nb_sgemm(false, true, Kg, depth, ld, 1.0f, grad + group * Kg * ld, ld,
+                nb_sgemm_at(bf16, false, true, Kg, depth, ld, 1.0f, grad + group * Kg * ld, ld,
                          col + group * depth * ld, ld, 1.0f, dw + group * Kg * depth, depth);
         }
         if (dx) {
             for (int64_t group = 0; group < g->groups; group++)
-                nb_sgemm(true, false, depth, ld, Kg, 1.0f, w + group * Kg * depth, depth,
+                nb_sgemm_at(bf16, true, false, depth, ld, Kg, 1.0f, w + group * Kg * depth, depth,
                          grad + group * Kg * ld, ld, 0.0f, col + group * depth * ld, ld);
             for (int64_t b = 0; b < count; b++)
                 nb_col2im(g, g->C, col + b * plane, ld, dx + (n0 + b) * image);
@@ -202,7 +202,7 @@ int nb_conv2d_im2col_forward(const nb_conv2d_call *call)
     void *y = call->pool ? nb_op_alloc(ctx, (size_t)n * element) : ctx->output->data;
     if (!col || !y) return NB_ERR_NOMEM;
     if (x->dtype == NB_FLOAT32) {
-        conv2d_forward(g, chunk, x->data, w->data, b ? b->data : NULL, y, col, out);
+        conv2d_forward(nb_op_bf16(call->ctx), g, chunk, x->data, w->data, b ? b->data : NULL, y, col, out);
         if (call->relu) nb_conv_rectify(y, n);
     } else {
         double *yd = y;
@@ -232,7 +232,7 @@ int nb_conv2d_im2col_backward(const nb_conv2d_call *call, const void *dy)
     void *grad, *col = chunk_scratch(ctx, g, chunk, &grad);
     if (!col) return NB_ERR_NOMEM;
     if (x->dtype == NB_FLOAT32)
-        conv2d_backward(g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,
+        conv2d_backward(nb_op_bf16(call->ctx), g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,
                         dw ? dw->data : NULL, db ? db->data : NULL, col, grad);
     else
         conv2d_backward_ref(g, chunk, x->data, w->data, dy, dx ? dx->data : NULL,

@@ -57,7 +57,7 @@ static int winograd_backward(const nb_conv2d_call *call) { return backward_with(
 
 static bool implicit_applies(const nb_conv2d_choice *c)
 {
-    return c->dtype == NB_FLOAT32 && !c->meprop && nb_conv2d_implicit_applies(c->g);
+    return c->dtype == NB_FLOAT32 && !c->bf16 && !c->meprop && nb_conv2d_implicit_applies(c->g);
 }
 
 /* Only when dx is wanted and unfolding it is cheaper. */
@@ -110,7 +110,7 @@ bool nb_conv2d_path_is_implicit(const nb_conv2d_path *path)
 int nb_conv2d_dense_forward(const nb_conv2d_call *call)
 {
     nb_op_ctx *ctx = call->ctx;
-    if (ctx->inputs[0]->dtype == NB_FLOAT32 && nb_conv2d_implicit_applies(call->g))
+    if (ctx->inputs[0]->dtype == NB_FLOAT32 && !nb_op_bf16(ctx) && nb_conv2d_implicit_applies(call->g))
         return forward_with(call, &WINOGRAD);
     return nb_conv2d_im2col_forward(call);
 }

@@ -23,13 +23,13 @@
 static const nb_linear_params DEFAULT_PARAMS = {{0}};
 
 /* x [R,in], W [out,in], bias [out] or NULL -> y [R,out] */
-static void linear_forward(const float *x, const float *weight, const float *bias, float *y,
+static void linear_forward(bool bf16, const float *x, const float *weight, const float *bias, float *y,
                            int64_t R, int64_t in, int64_t out)
 {
     /* Seed y with the bias so the GEMM adds x W^T on top (beta = 1). */
     for (int64_t r = 0; r < R; r++)
         for (int64_t o = 0; o < out; o++) y[r * out + o] = bias ? bias[o] : 0.0f;
-    if (in > 0) nb_sgemm(false, true, R, out, in, 1.0f, x, in, weight, in, 1.0f, y, out);
+    if (in > 0) nb_sgemm_at(bf16, false, true, R, out, in, 1.0f, x, in, weight, in, 1.0f, y, out);
 }
 
 static void linear_forward_ref(const double *x, const double *weight, const double *bias,
@@ -43,12 +43,12 @@ static void linear_forward_ref(const double *x, const double *weight, const doub
 /* dx[R,in] += dy[R,out] W (dx = ... with assign_dx: a fresh buffer);
  * dW[out,in] += dy^T x;  db[out] += sum_r dy[r,:].
  * Any of dx, dW, db may be NULL (not needed). */
-static void linear_backward(const float *x, const float *weight, const float *dy, float *dx,
+static void linear_backward(bool bf16, const float *x, const float *weight, const float *dy, float *dx,
                             bool assign_dx, float *dweight, float *dbias, int64_t R, int64_t in,
                             int64_t out)
 {
-    if (dx) nb_sgemm(false, false, R, in, out, 1.0f, dy, out, weight, in, assign_dx ? 0.0f : 1.0f, dx, in);
-    if (dweight) nb_sgemm(true, false, out, in, R, 1.0f, dy, out, x, in, 1.0f, dweight, in);
+    if (dx) nb_sgemm_at(bf16, false, false, R, in, out, 1.0f, dy, out, weight, in, assign_dx ? 0.0f : 1.0f, dx, in);
+    if (dweight) nb_sgemm_at(bf16, true, false, out, in, R, 1.0f, dy, out, x, in, 1.0f, dweight, in);
     if (dbias)
         for (int64_t r = 0; r < R; r++)
             for (int64_t o = 0; o < out; o++) dbias[o] += dy[r * out + o];
@@ -68,7 +68,7 @@ static void linear_backward_ref(const double *x, const double *weight, const dou
 /* Unified meProp, float32. S [k] kept units (ascending); scratch holds
  * dy_S [R,k], then W_S [k,in] or the dW block [k,in].
  *   dx [R,in] += dy_S W_S;   dW[S,:] += dy_S^T x */
-static void linear_backward_unified(const float *x, const float *weight, const float *dy,
+static void linear_backward_unified(bool bf16, const float *x, const float *weight, const float *dy,
                                     const int32_t *S, float *dx, float *dweight, float *dy_kept,
                                     float *block, int64_t R, int64_t in, int64_t out, int64_t k)
 {
@@ -77,10 +77,10 @@ static void linear_backward_unified(const float *x, const float *weight, const f
     if (dx) {
         for (int64_t t = 0; t < k; t++)
             memcpy(block + t * in, weight + S[t] * in, (size_t)in * sizeof *block);
-        nb_sgemm(false, false, R, in, k, 1.0f, dy_kept, k, block, in, 1.0f, dx, in);
+        nb_sgemm_at(bf16, false, false, R, in, k, 1.0f, dy_kept, k, block, in, 1.0f, dx, in);
     }
     if (dweight) {
-        nb_sgemm(true, false, k, in, R, 1.0f, dy_kept, k, x, in, 0.0f, block, in);
+        nb_sgemm_at(bf16, true, false, k, in, R, 1.0f, dy_kept, k, x, in, 0.0f, block, in);
         for (int64_t t = 0; t < k; t++)
             for (int64_t i = 0; i < in; i++) dweight[S[t] * in + i] += block[t * in + i];
     }
@@ -141,7 +141,7 @@ static int forward(nb_op_ctx *ctx)
     if (ctx->output->numel == 0) return NB_OK;
     int64_t R = ctx->output->numel / out; /* rows: x's leading dims flattened */
     if (x->dtype == NB_FLOAT32)
-        linear_forward(x->data, w->data, b ? b->data : NULL, ctx->output->data, R, in, out);
+        linear_forward(nb_op_bf16(ctx), x->data, w->data, b ? b->data : NULL, ctx->output->data, R, in, out);
     else
         linear_forward_ref(x->data, w->data, b ? b->data : NULL, ctx->output->data, R, in, out);
     return NB_OK;
@@ -171,7 +171,7 @@ static int meprop_backward(nb_op_ctx *ctx, const nb_meprop *config, int64_t k, n
         if (!dy_kept) return NB_ERR_NOMEM;
         void *block = (char *)dy_kept + (size_t)(R * k) * element;
         if (f32)
-            linear_backward_unified(x->data, w->data, dy->data, index, dx ? dx->data : NULL,
+            linear_backward_unified(nb_op_bf16(ctx), x->data, w->data, dy->data, index, dx ? dx->data : NULL,
                                     dw ? dw->data : NULL, dy_kept, block, R, in, out, k);
         else
             linear_backward_unified_ref(x->data, w->data, dy->data, index, dx ? dx->data : NULL,
@@ -224,7 +224,7 @@ static int backward(nb_op_ctx *ctx)
     }
     bool assign_dx = nb_grad_fresh(ctx, 0);
     if (x->dtype == NB_FLOAT32)
-        linear_backward(x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL, assign_dx,
+        linear_backward(nb_op_bf16(ctx), x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL, assign_dx,
                         dw ? dw->data : NULL, db ? db->data : NULL, R, in, out);
     else
         linear_backward_ref(x->data, w->data, ctx->output_grad->data, dx ? dx->data : NULL,

@@ -18,6 +18,7 @@
 typedef struct matmul_dims {
     int64_t batches, M, K, N;
     bool b_shared;
+    bool bf16;          /* float32 products in bf16 (the node's precision) */
 } matmul_dims;
 
 static matmul_dims dims_of(const nb_tensor *a, const nb_tensor *b)
@@ -40,7 +41,7 @@ static matmul_dims dims_of(const nb_tensor *a, const nb_tensor *b)
 static void matmul_forward(const float *a, const float *b, float *y, matmul_dims d)
 {
     for (int64_t i = 0; i < d.batches; i++)
-        nb_sgemm(false, false, d.M, d.N, d.K, 1.0f, a + i * d.M * d.K, d.K, b + i * d.K * d.N, d.N,
+        nb_sgemm_at(d.bf16, false, false, d.M, d.N, d.K, 1.0f, a + i * d.M * d.K, d.K, b + i * d.K * d.N, d.N,
                  0.0f, y + i * d.M * d.N, d.N);
 }
 
@@ -59,9 +60,9 @@ static void matmul_backward(const float *a, const float *b, const float *dy, flo
     for (int64_t i = 0; i < d.batches; i++) {
         const float *ai = a + i * d.M * d.K, *bi = b + i * d.K * d.N, *dyi = dy + i * d.M * d.N;
         if (da)
-            nb_sgemm(false, true, d.M, d.K, d.N, 1.0f, dyi, d.N, bi, d.N, 1.0f, da + i * d.M * d.K, d.K);
+            nb_sgemm_at(d.bf16, false, true, d.M, d.K, d.N, 1.0f, dyi, d.N, bi, d.N, 1.0f, da + i * d.M * d.K, d.K);
         if (db)
-            nb_sgemm(true, false, d.K, d.N, d.M, 1.0f, ai, d.K, dyi, d.N, 1.0f, db + i * d.K * d.N, d.N);
+            nb_sgemm_at(d.bf16, true, false, d.K, d.N, d.M, 1.0f, ai, d.K, dyi, d.N, 1.0f, db + i * d.K * d.N, d.N);
     }
 }
 
@@ -107,6 +108,7 @@ static int forward(nb_op_ctx *ctx)
     const nb_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
     nb_tensor *y = ctx->output;
     matmul_dims d = dims_of(a, b);
+    d.bf16 = nb_op_bf16(ctx);
     if (y->numel == 0) return NB_OK;
     /* An empty inner dim makes y all zeros; GEMM is not asked to do K = 0. */
     if (d.K == 0) {
@@ -123,6 +125,7 @@ static int backward(nb_op_ctx *ctx)
     const nb_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
     nb_tensor *da = ctx->input_grads[0], *db = ctx->input_grads[1];
     matmul_dims d = dims_of(a, b);
+    d.bf16 = nb_op_bf16(ctx);
     /* Any empty dim leaves nothing to add (an empty sum contributes 0). */
     if ((!da && !db) || d.batches == 0 || d.M == 0 || d.K == 0 || d.N == 0) return NB_OK;
     if (a->dtype == NB_FLOAT32)

@@ -152,8 +152,8 @@ static int forward(nb_op_ctx *ctx)
     saved->gh = nb_op_alloc(ctx, bytes);
     if (!saved->gi || !saved->gh) return NB_ERR_NOMEM;
     ctx->saved = saved;
-    nb_cell_linear(in[X], B, 3 * H, I, in[X]->data, in[W_IH]->data, saved->gi, false);
-    nb_cell_linear(in[X], B, 3 * H, H, in[H_IN]->data, in[W_HH]->data, saved->gh, false);
+    nb_cell_linear(ctx, B, 3 * H, I, in[X]->data, in[W_IH]->data, saved->gi, false);
+    nb_cell_linear(ctx, B, 3 * H, H, in[H_IN]->data, in[W_HH]->data, saved->gh, false);
     if (ctx->n_inputs > B_IH) {
         nb_cell_add_bias(in[X], B, 3 * H, in[B_IH]->data, saved->gi);
         nb_cell_add_bias(in[X], B, 3 * H, in[B_HH]->data, saved->gh);
@@ -179,11 +179,11 @@ static int backward(nb_op_ctx *ctx)
                           dh, B, H);
     else gru_cell_backward_ref(saved->gi, saved->gh, in[H_IN]->data, ctx->output_grad->data, dgi,
                                dgh, dh, B, H);
-    if (grad[X]) nb_cell_linear_input_grad(in[X], B, 3 * H, I, dgi, in[W_IH]->data, grad[X]->data);
-    if (dh) nb_cell_linear_input_grad(in[X], B, 3 * H, H, dgh, in[W_HH]->data, dh);
-    if (grad[W_IH]) nb_cell_linear_weight_grad(in[X], B, 3 * H, I, dgi, in[X]->data, grad[W_IH]->data);
+    if (grad[X]) nb_cell_linear_input_grad(ctx, B, 3 * H, I, dgi, in[W_IH]->data, grad[X]->data);
+    if (dh) nb_cell_linear_input_grad(ctx, B, 3 * H, H, dgh, in[W_HH]->data, dh);
+    if (grad[W_IH]) nb_cell_linear_weight_grad(ctx, B, 3 * H, I, dgi, in[X]->data, grad[W_IH]->data);
     if (grad[W_HH])
-        nb_cell_linear_weight_grad(in[X], B, 3 * H, H, dgh, in[H_IN]->data, grad[W_HH]->data);
+        nb_cell_linear_weight_grad(ctx, B, 3 * H, H, dgh, in[H_IN]->data, grad[W_HH]->data);
     if (ctx->n_inputs > B_IH && grad[B_IH]) nb_cell_bias_grad(in[X], B, 3 * H, dgi, grad[B_IH]->data);
     if (ctx->n_inputs > B_HH && grad[B_HH]) nb_cell_bias_grad(in[X], B, 3 * H, dgh, grad[B_HH]->data);
     nb_op_scratch_end(ctx, mark);

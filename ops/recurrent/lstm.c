@@ -177,9 +177,10 @@ static int recurrent_weight_init(recurrent_weight *r, nb_op_ctx *ctx, const nb_t
 {
     *r = (recurrent_weight){.trans = trans, .N = N, .K = K, .w = w, .ldw = ldw};
     if (like->dtype != NB_FLOAT32) return NB_OK;
-    float *panels = nb_op_alloc(ctx, (nb_sgemm_packed_b_floats(false, M, N, K) + 1) * sizeof(float));
+    const bool bf16 = nb_op_bf16(ctx);
+    float *panels = nb_op_alloc(ctx, (nb_sgemm_packed_b_floats(bf16, M, N, K) + 1) * sizeof(float));
     if (!panels) return NB_ERR_NOMEM;
-    nb_sgemm_pack_b_once(&r->packed, false, M, trans, N, K, w, ldw, panels);
+    nb_sgemm_pack_b_once(&r->packed, bf16, M, trans, N, K, w, ldw, panels);
     return NB_OK;
 }
 
@@ -231,7 +232,7 @@ static int forward(nb_op_ctx *ctx)
     if (!saved->gates || !saved->cells || !saved->tanh_c) return NB_ERR_NOMEM;
     ctx->saved = saved;
     /* Every step's input projection and both biases, as one product. */
-    nb_cell_gemm(x, false, true, B * T, G, I, x->data, I, in[W_IH]->data, I, 0.0, saved->gates, G);
+    nb_cell_gemm(ctx, false, true, B * T, G, I, x->data, I, in[W_IH]->data, I, 0.0, saved->gates, G);
     if (ctx->n_inputs > B_IH) {
         nb_cell_add_bias(x, B * T, G, in[B_IH]->data, saved->gates);
         nb_cell_add_bias(x, B * T, G, in[B_HH]->data, saved->gates);
@@ -309,11 +310,11 @@ static int backward(nb_op_ctx *ctx)
     }
     const int64_t rows = B * T;
     if (grad[W_IH])
-        nb_cell_gemm(x, true, false, G, I, rows, dgates, G, x->data, I, 1.0, grad[W_IH]->data, I);
+        nb_cell_gemm(ctx, true, false, G, I, rows, dgates, G, x->data, I, 1.0, grad[W_IH]->data, I);
     if (grad[W_HH])
-        nb_cell_gemm(x, true, false, G, H, rows, dgates, G, h_prev, H, 1.0, grad[W_HH]->data, H);
+        nb_cell_gemm(ctx, true, false, G, H, rows, dgates, G, h_prev, H, 1.0, grad[W_HH]->data, H);
     if (grad[X])
-        nb_cell_gemm(x, false, false, rows, I, G, dgates, G, in[W_IH]->data, I, 1.0, grad[X]->data, I);
+        nb_cell_gemm(ctx, false, false, rows, I, G, dgates, G, in[W_IH]->data, I, 1.0, grad[X]->data, I);
     for (int b = B_IH; b < ctx->n_inputs; b++)
         if (grad[b]) nb_cell_bias_grad(x, rows, G, dgates, grad[b]->data);
     nb_op_scratch_end(ctx, mark);

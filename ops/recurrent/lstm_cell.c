@@ -159,8 +159,8 @@ static int forward(nb_op_ctx *ctx)
     saved->tanh_c = nb_op_alloc(ctx, (size_t)(B * H + 1) * element);
     if (!saved->gates || !saved->tanh_c) return NB_ERR_NOMEM;
     ctx->saved = saved;
-    nb_cell_linear(in[X], B, 4 * H, I, in[X]->data, in[W_IH]->data, saved->gates, false);
-    nb_cell_linear(in[X], B, 4 * H, H, in[H_IN]->data, in[W_HH]->data, saved->gates, true);
+    nb_cell_linear(ctx, B, 4 * H, I, in[X]->data, in[W_IH]->data, saved->gates, false);
+    nb_cell_linear(ctx, B, 4 * H, H, in[H_IN]->data, in[W_HH]->data, saved->gates, true);
     if (ctx->n_inputs > B_IH) {
         nb_cell_add_bias(in[X], B, 4 * H, in[B_IH]->data, saved->gates);
         nb_cell_add_bias(in[X], B, 4 * H, in[B_HH]->data, saved->gates);
@@ -185,13 +185,13 @@ static int backward(nb_op_ctx *ctx)
                            dgates, dc, B, H);
     else lstm_cell_backward_ref(saved->gates, saved->tanh_c, in[C_IN]->data,
                                 ctx->output_grad->data, dgates, dc, B, H);
-    if (grad[X]) nb_cell_linear_input_grad(in[X], B, 4 * H, I, dgates, in[W_IH]->data, grad[X]->data);
+    if (grad[X]) nb_cell_linear_input_grad(ctx, B, 4 * H, I, dgates, in[W_IH]->data, grad[X]->data);
     if (grad[H_IN])
-        nb_cell_linear_input_grad(in[X], B, 4 * H, H, dgates, in[W_HH]->data, grad[H_IN]->data);
+        nb_cell_linear_input_grad(ctx, B, 4 * H, H, dgates, in[W_HH]->data, grad[H_IN]->data);
     if (grad[W_IH])
-        nb_cell_linear_weight_grad(in[X], B, 4 * H, I, dgates, in[X]->data, grad[W_IH]->data);
+        nb_cell_linear_weight_grad(ctx, B, 4 * H, I, dgates, in[X]->data, grad[W_IH]->data);
     if (grad[W_HH])
-        nb_cell_linear_weight_grad(in[X], B, 4 * H, H, dgates, in[H_IN]->data, grad[W_HH]->data);
+        nb_cell_linear_weight_grad(ctx, B, 4 * H, H, dgates, in[H_IN]->data, grad[W_HH]->data);
     for (int b = B_IH; b < ctx->n_inputs; b++)
         if (grad[b]) nb_cell_bias_grad(in[X], B, 4 * H, dgates, grad[b]->data);
     nb_op_scratch_end(ctx, mark);

@@ -3,34 +3,34 @@
 #include "kernels/gemm.h"
 #include "ops/common.h"
 
-void nb_cell_gemm(const nb_tensor *like, bool trans_a, bool trans_b, int64_t M, int64_t N,
+void nb_cell_gemm(const nb_op_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                   int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb, double beta,
                   void *C, int64_t ldc)
 {
-    if (like->dtype == NB_FLOAT32)
-        nb_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
+    if (ctx->inputs[0]->dtype == NB_FLOAT32)
+        nb_sgemm_at(nb_op_bf16(ctx), trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
     else nb_dgemm(trans_a, trans_b, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
 }
 
-void nb_cell_linear(const nb_tensor *like, int64_t M, int64_t N, int64_t K, const void *A,
+void nb_cell_linear(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K, const void *A,
                     const void *B, void *C, bool accumulate)
 {
-    if (like->dtype == NB_FLOAT32)
-        nb_sgemm(false, true, M, N, K, 1.0f, A, K, B, K, accumulate ? 1.0f : 0.0f, C, N);
+    if (ctx->inputs[0]->dtype == NB_FLOAT32)
+        nb_sgemm_at(nb_op_bf16(ctx), false, true, M, N, K, 1.0f, A, K, B, K, accumulate ? 1.0f : 0.0f, C, N);
     else nb_dgemm(false, true, M, N, K, 1.0, A, K, B, K, accumulate ? 1.0 : 0.0, C, N);
 }
 
-void nb_cell_linear_input_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+void nb_cell_linear_input_grad(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K,
                                const void *A, const void *B, void *C)
 {
-    if (like->dtype == NB_FLOAT32) nb_sgemm(false, false, M, K, N, 1.0f, A, N, B, K, 1.0f, C, K);
+    if (ctx->inputs[0]->dtype == NB_FLOAT32) nb_sgemm_at(nb_op_bf16(ctx), false, false, M, K, N, 1.0f, A, N, B, K, 1.0f, C, K);
     else nb_dgemm(false, false, M, K, N, 1.0, A, N, B, K, 1.0, C, K);
 }
 
-void nb_cell_linear_weight_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+void nb_cell_linear_weight_grad(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K,
                                 const void *A, const void *B, void *C)
 {
-    if (like->dtype == NB_FLOAT32) nb_sgemm(true, false, N, K, M, 1.0f, A, N, B, K, 1.0f, C, K);
+    if (ctx->inputs[0]->dtype == NB_FLOAT32) nb_sgemm_at(nb_op_bf16(ctx), true, false, N, K, M, 1.0f, A, N, B, K, 1.0f, C, K);
     else nb_dgemm(true, false, N, K, M, 1.0, A, N, B, K, 1.0, C, K);
 }
 

@@ -13,18 +13,18 @@
 
 /* C = op(A) op(B) + beta C with strides, on nabla's GEMM (float32) or its
  * float64 loops (kernels/gemm.h's arguments); the dtype is like's. */
-void nb_cell_gemm(const nb_tensor *like, bool trans_a, bool trans_b, int64_t M, int64_t N,
+void nb_cell_gemm(const nb_op_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                   int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb, double beta,
                   void *C, int64_t ldc);
 /* C [M,N] (+)= A [M,K] B^T where B is [N,K] (accumulate: beta 1); the
  * dtype is a's. */
-void nb_cell_linear(const nb_tensor *like, int64_t M, int64_t N, int64_t K, const void *A,
+void nb_cell_linear(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K, const void *A,
                     const void *B, void *C, bool accumulate);
 /* C [M,K] += A [M,N] B [N,K] (the gradient of an input of nb_cell_linear) */
-void nb_cell_linear_input_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+void nb_cell_linear_input_grad(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K,
                                const void *A, const void *B, void *C);
 /* C [N,K] += A^T B with A [M,N], B [M,K] (the weight's gradient) */
-void nb_cell_linear_weight_grad(const nb_tensor *like, int64_t M, int64_t N, int64_t K,
+void nb_cell_linear_weight_grad(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K,
                                 const void *A, const void *B, void *C);
 /* rows [M,N] += bias [N] */
 void nb_cell_add_bias(const nb_tensor *like, int64_t M, int64_t N, const void *bias, void *rows);

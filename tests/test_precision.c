@@ -1,0 +1,212 @@
+/* The matrix-product precision: a bf16 tape (or module) makes linear,
+ * matmul, conv2d and their backward run nb_sgemm_bf16, checked bit for
+ * bit against nb_sgemm_bf16_ref on the same operands; nodes keep the
+ * precision they were recorded with; modules override the tape; float64
+ * ignores the setting; bad values are errors. */
+#include <math.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "kernels/bf16.h"
+#include "kernels/gemm.h"
+
+static nb_tensor *uniform(nb_dtype dtype, int ndim, const int64_t *shape, bool grad)
+{
+    nb_tensor *t = nb_tensor_uniform(dtype, ndim, shape, -1.0, 1.0, NULL);
+    cr_assert_not_null(t, "%s", nb_last_error());
+    nb_tensor_set_requires_grad(t, grad);
+    return t;
+}
+
+static void assert_same_bits(const float *got, const float *want, int64_t n, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(memcmp(&got[i], &want[i], sizeof(float)) == 0, "%s[%ld]: %.9g, expected %.9g",
+                  what, (long)i, got[i], want[i]);
+}
+
+static bool any_differs(const float *a, const float *b, int64_t n)
+{
+    return memcmp(a, b, (size_t)n * sizeof(float)) != 0;
+}
+
+enum { R = 7, IN = 37, OUT = 5 };
+
+/* y = x W^T + b and its gradients for loss sum(y * g), on a tape at
+ * `precision`; y and the gradients are copied out. */
+static void run_linear(nb_precision precision, nb_tensor *x, nb_tensor *w, nb_tensor *b,
+                       nb_tensor *g, float *y, float *dx, float *dw)
+{
+    nb_tape *tape = nb_tape_new();
+    cr_assert_eq(nb_tape_set_precision(tape, precision), NB_OK);
+    nb_tensor_zero_grad(x);
+    nb_tensor_zero_grad(w);
+    nb_tensor_zero_grad(b);
+    nb_tensor *out = nb_linear(tape, x, w, b);
+    cr_assert_not_null(out, "%s", nb_tape_error(tape));
+    memcpy(y, out->data, sizeof(float) * R * OUT);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, out, g)), NULL), NB_OK);
+    memcpy(dx, nb_tensor_grad(x)->data, sizeof(float) * R * IN);
+    memcpy(dw, nb_tensor_grad(w)->data, sizeof(float) * OUT * IN);
+    nb_tape_free(tape);
+}
+
+Test(precision, bf16_linear_runs_the_bf16_products_forward_and_backward)
+{
+    nb_manual_seed(1);
+    nb_tensor *x = uniform(NB_FLOAT32, 2, (int64_t[]){R, IN}, true);
+    nb_tensor *w = uniform(NB_FLOAT32, 2, (int64_t[]){OUT, IN}, true);
+    nb_tensor *b = uniform(NB_FLOAT32, 1, (int64_t[]){OUT}, true);
+    nb_tensor *g = uniform(NB_FLOAT32, 2, (int64_t[]){R, OUT}, false);
+    float y[R * OUT], dx[R * IN], dw[OUT * IN];
+    run_linear(NB_PRECISION_BF16, x, w, b, g, y, dx, dw);
+
+    /* The oracle: y = b + x W^T, dx = g W, dW = g^T x, each a bf16 product. */
+    const float *xd = x->data, *wd = w->data, *bd = b->data, *gd = g->data;
+    float want_y[R * OUT], want_dx[R * IN] = {0}, want_dw[OUT * IN] = {0};
+    for (int r = 0; r < R; r++)
+        for (int o = 0; o < OUT; o++) want_y[r * OUT + o] = bd[o];
+    nb_sgemm_bf16_ref(false, true, R, OUT, IN, 1.0f, xd, IN, wd, IN, 1.0f, want_y, OUT);
+    nb_sgemm_bf16_ref(false, false, R, IN, OUT, 1.0f, gd, OUT, wd, IN, 0.0f, want_dx, IN);
+    nb_sgemm_bf16_ref(true, false, OUT, IN, R, 1.0f, gd, OUT, xd, IN, 1.0f, want_dw, IN);
+    assert_same_bits(y, want_y, R * OUT, "y");
+    assert_same_bits(dx, want_dx, R * IN, "dx");
+    assert_same_bits(dw, want_dw, OUT * IN, "dW");
+    cr_assert_eq(nb_tensor_grad(w)->dtype, NB_FLOAT32, "gradients stay float32");
+
+    /* And float32 gives something else (the setting is not a no-op). */
+    float y32[R * OUT], dx32[R * IN], dw32[OUT * IN];
+    run_linear(NB_PRECISION_FP32, x, w, b, g, y32, dx32, dw32);
+    cr_assert(any_differs(y, y32, R * OUT) && any_differs(dw, dw32, OUT * IN));
+    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(b), nb_tensor_free(g);
+}
+
+Test(precision, a_node_keeps_the_precision_it_was_recorded_with)
+{
+    nb_manual_seed(2);
+    nb_tensor *a = uniform(NB_FLOAT32, 2, (int64_t[]){9, 40}, true);
+    nb_tensor *b = uniform(NB_FLOAT32, 2, (int64_t[]){40, 11}, true);
+    nb_tape *tape = nb_tape_new();
+    nb_tape_set_precision(tape, NB_PRECISION_BF16);
+    nb_tensor *y = nb_matmul(tape, a, b);
+    cr_assert_not_null(y, "%s", nb_tape_error(tape));
+    nb_tape_set_precision(tape, NB_PRECISION_FP32); /* too late for y's node */
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, y), NULL), NB_OK);
+    float want_y[9 * 11], ones[9 * 11], want_da[9 * 40] = {0};
+    for (int i = 0; i < 9 * 11; i++) ones[i] = 1.0f;
+    nb_sgemm_bf16_ref(false, false, 9, 11, 40, 1.0f, a->data, 40, b->data, 11, 0.0f, want_y, 11);
+    nb_sgemm_bf16_ref(false, true, 9, 40, 11, 1.0f, ones, 11, b->data, 11, 1.0f, want_da, 40);
+    assert_same_bits(y->data, want_y, 9 * 11, "y");
+    assert_same_bits(nb_tensor_grad(a)->data, want_da, 9 * 40, "da");
+    nb_tape_free(tape);
+    nb_tensor_free(a), nb_tensor_free(b);
+}
+
+/* A two-layer model: the module's own precision wins over the tape's, and
+ * the children of a module follow it unless they set their own. */
+Test(precision, modules_override_the_tape)
+{
+    nb_manual_seed(3);
+    nb_module *first = nb_nn_linear(IN, OUT, true), *second = nb_nn_linear(OUT, 3, false);
+    nb_module *model = nb_nn_sequential(2, (nb_module *[]){first, second});
+    nb_tensor *x = uniform(NB_FLOAT32, 2, (int64_t[]){R, IN}, false);
+    float outputs[4][R * 3];
+    const nb_precision tapes[4] = {NB_PRECISION_FP32, NB_PRECISION_BF16, NB_PRECISION_FP32,
+                                   NB_PRECISION_BF16};
+    const nb_precision models[4] = {NB_PRECISION_INHERIT, NB_PRECISION_INHERIT,
+                                    NB_PRECISION_BF16, NB_PRECISION_FP32};
+    for (int run = 0; run < 4; run++) {
+        cr_assert_eq(nb_module_set_precision(model, models[run]), NB_OK);
+        nb_tape *tape = nb_tape_new();
+        nb_tape_set_precision(tape, tapes[run]);
+        nb_tensor *y = nb_module_forward(model, tape, x);
+        cr_assert_not_null(y, "%s", nb_tape_error(tape));
+        memcpy(outputs[run], y->data, sizeof outputs[run]);
+        cr_assert_eq(nb_tape_precision(tape), tapes[run], "the forward restores the tape's");
+        nb_tape_free(tape);
+    }
+    assert_same_bits(outputs[2], outputs[1], R * 3, "bf16 model on an fp32 tape");
+    assert_same_bits(outputs[3], outputs[0], R * 3, "fp32 model on a bf16 tape");
+    cr_assert(any_differs(outputs[0], outputs[1], R * 3));
+
+    /* Only the second layer in bf16: differs from both uniform runs. */
+    nb_module_set_precision(model, NB_PRECISION_INHERIT);
+    nb_module_set_precision(second, NB_PRECISION_BF16);
+    nb_tape *tape = nb_tape_new();
+    nb_tensor *y = nb_module_forward(model, tape, x);
+    cr_assert(any_differs(y->data, outputs[0], R * 3) && any_differs(y->data, outputs[1], R * 3));
+    nb_tape_free(tape);
+    cr_assert_eq(nb_module_set_precision(model, (nb_precision)7), NB_ERR_INVALID);
+    cr_assert(strstr(nb_last_error(), "Sequential") != NULL, "%s", nb_last_error());
+    nb_module_free(model);
+    nb_tensor_free(x);
+}
+
+Test(precision, float64_ignores_the_setting)
+{
+    nb_manual_seed(4);
+    nb_tensor *x = uniform(NB_FLOAT64, 4, (int64_t[]){2, 3, 9, 9}, false);
+    nb_tensor *w = uniform(NB_FLOAT64, 4, (int64_t[]){4, 3, 3, 3}, false);
+    double results[2][2 * 4 * 7 * 7];
+    for (int run = 0; run < 2; run++) {
+        nb_tape *tape = nb_tape_new();
+        nb_tape_set_precision(tape, run ? NB_PRECISION_BF16 : NB_PRECISION_FP32);
+        nb_tensor *y = nb_conv2d(tape, x, w, NULL, NULL);
+        cr_assert_not_null(y, "%s", nb_tape_error(tape));
+        memcpy(results[run], y->data, sizeof results[run]);
+        nb_tape_free(tape);
+    }
+    cr_assert(memcmp(results[0], results[1], sizeof results[0]) == 0);
+    nb_tensor_free(x), nb_tensor_free(w);
+}
+
+/* conv2d in bf16 takes the GEMM path (the implicit float32 kernels do not
+ * apply) and equals the direct convolution of the bf16-rounded operands
+ * within float32 rounding of its 27-term sums. */
+Test(precision, bf16_conv2d_takes_the_gemm_path)
+{
+    nb_manual_seed(5);
+    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){2, 3, 9, 9}, false);
+    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){4, 3, 3, 3}, true);
+    nb_tape *tape = nb_tape_new();
+    nb_tape_set_precision(tape, NB_PRECISION_BF16);
+    nb_tensor *y = nb_conv2d(tape, x, w, NULL, NULL);
+    cr_assert_not_null(y, "%s", nb_tape_error(tape));
+    cr_assert_str_eq(nb_conv2d_path_name(y), "im2col");
+    const float *xd = x->data, *wd = w->data, *yd = y->data;
+    for (int n = 0; n < 2; n++)
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < 7; i++)
+                for (int j = 0; j < 7; j++) {
+                    double sum = 0.0, magnitude = 0.0;
+                    for (int c = 0; c < 3; c++)
+                        for (int u = 0; u < 3; u++)
+                            for (int v = 0; v < 3; v++) {
+                                double term =
+                                    (double)nb_bf16_rounded(xd[((n * 3 + c) * 9 + i + u) * 9 + j + v]) *
+                                    nb_bf16_rounded(wd[((k * 3 + c) * 3 + u) * 3 + v]);
+                                sum += term;
+                                magnitude += fabs(term);
+                            }
+                    double got = yd[((n * 4 + k) * 7 + i) * 7 + j];
+                    cr_assert(fabs(got - sum) <= 29 * 0x1p-24 * magnitude, "%g vs %g", got, sum);
+                }
+    nb_tape_free(tape);
+    nb_tensor_free(x), nb_tensor_free(w);
+}
+
+Test(precision, bad_values_and_names_are_errors)
+{
+    nb_tape *tape = nb_tape_new();
+    cr_assert_eq(nb_tape_precision(tape), NB_PRECISION_FP32, "fp32 is the default");
+    cr_assert_eq(nb_tape_set_precision(tape, NB_PRECISION_INHERIT), NB_ERR_INVALID);
+    cr_assert(strstr(nb_last_error(), "nb_tape_set_precision") != NULL);
+    cr_assert_eq(nb_tape_set_precision(NULL, NB_PRECISION_BF16), NB_ERR_INVALID);
+    nb_precision p = NB_PRECISION_FP32;
+    cr_assert_eq(nb_precision_parse("bf16", &p), NB_OK);
+    cr_assert_eq(p, NB_PRECISION_BF16);
+    cr_assert_eq(nb_precision_parse("fp16", &p), NB_ERR_INVALID);
+    cr_assert(strstr(nb_last_error(), "fp16") != NULL);
+    cr_assert_str_eq(nb_precision_name(NB_PRECISION_BF16), "bf16");
+    nb_tape_free(tape);
+}
