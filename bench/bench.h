@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "nabla.h"
+#include "nabla/data.h"
 
 enum { BENCH_MAX_PARAMS = 32 };
 
@@ -50,6 +51,10 @@ int bench_language_model(const char *name, const bench_options *o, const char *d
 int bench_gemm(int64_t n, const bench_options *o);
 int bench_conv(const char *shape, const bench_options *o);
 int bench_pool(const char *shape, const bench_options *o);
+/* Trains `epochs` whole epochs of train, then prints the time and the
+ * test accuracy (accuracy.c). */
+int bench_epochs(const char *name, const bench_options *o, bench_model *m, const nb_dataset *train,
+                 const nb_dataset *test, int epochs);
 /* Hessian-vector products against gradients on an MLP (hessian.c). */
 int bench_hessian(const bench_options *o);
 /* Fused ops at language-model shapes (ops.c). */

@@ -39,7 +39,7 @@ int bench_language_model(const char *name, const bench_options *o, const char *d
     /* The schedule spans more steps than are timed: the LR stays in warm-up,
      * which costs the same as any other step. */
     charlm_train_options options = {.model = name, .steps = 2000, .batch = o->batch,
-                                    .lr = strcmp(name, "gpt") == 0 ? 3e-3 : 2e-3};
+                                    .lr = strcmp(name, "gpt") == 0 ? 3e-3 : 2e-3, .bf16 = o->bf16};
     charlm_trainer t;
     int64_t steps = o->steps;
     double *times = malloc((size_t)steps * sizeof *times), loss = 0.0, seconds = 0.0, cpu = 0.0;
@@ -59,15 +59,17 @@ int bench_language_model(const char *name, const bench_options *o, const char *d
         double tokens = (double)(o->batch * T * steps) / seconds;
         double median = bench_median(times, steps);
         if (o->json)
-            printf("{\"bench\":\"train\",\"model\":\"%s\",\"threads\":%d,\"batch\":%lld,\"seq\":%lld,"
+            printf("{\"bench\":\"train\",\"model\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"batch\":%lld,\"seq\":%lld,"
                    "\"steps\":%lld,\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
                    "\"ms_per_step_median\":%.4f,\"cpu_ms_per_step\":%.4f,\"peak_rss_mb\":%.1f}\n",
-                   name, nb_get_num_threads(), (long long)o->batch, (long long)T, (long long)steps,
+                   name, o->bf16 ? "bf16" : "fp32", nb_get_num_threads(), (long long)o->batch,
+                   (long long)T, (long long)steps,
                    tokens, 1e3 * seconds / (double)steps, 1e3 * median, 1e3 * cpu / (double)steps,
                    bench_peak_rss_mb());
         else
-            printf("train %-5s threads %d batch %lld x %lld: %9.0f tokens/s, %8.2f ms/step (median "
-                   "%.2f, CPU %.2f), peak RSS %.1f MiB\n", name, nb_get_num_threads(),
+            printf("train %-5s %s threads %d batch %lld x %lld: %9.0f tokens/s, %8.2f ms/step (median "
+                   "%.2f, CPU %.2f), peak RSS %.1f MiB\n", name, o->bf16 ? "bf16" : "fp32",
+                   nb_get_num_threads(),
                    (long long)o->batch, (long long)T, tokens, 1e3 * seconds / (double)steps,
                    1e3 * median, 1e3 * cpu / (double)steps, bench_peak_rss_mb());
     } else {

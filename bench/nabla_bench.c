@@ -8,7 +8,9 @@
  *   nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all [--threads N]
  *   nabla-bench --hvp [--batch B] [--steps ROUNDS] [--threads N]
  *               (Hessian-vector product vs gradient, 784-500-500-10 MLP)
- *   add --json for one JSON object per line; --verbose with --conv or
+ *   --epochs E trains the model E whole epochs and prints its test accuracy;
+ *   --precision bf16 runs the models' and --gemm's matrix products in bf16
+ *   (nb_tape_set_precision); add --json for one JSON object per line; --verbose with --conv or
  *   --pool prints the path each shape runs (include/nabla/paths.h).
  *
  * A training step is what a training loop does: take the next batch from
@@ -96,16 +98,17 @@ static void report(const char *kind, const char *model, const bench_options *o, 
 {
     double images = (double)batch * (double)steps / seconds;
     if (o->json)
-        printf("{\"bench\":\"%s\",\"model\":\"%s\",\"threads\":%d,\"batch\":%lld,\"steps\":%lld,"
+        printf("{\"bench\":\"%s\",\"model\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"batch\":%lld,\"steps\":%lld,"
                "\"images_per_s\":%.1f,\"ms_per_step\":%.4f,\"ms_per_step_median\":%.4f,"
                "\"cpu_ms_per_step\":%.4f,\"peak_rss_mb\":%.1f}\n",
-               kind, model, nb_get_num_threads(), (long long)batch, (long long)steps, images,
+               kind, model, o->bf16 ? "bf16" : "fp32", nb_get_num_threads(), (long long)batch,
+               (long long)steps, images,
                1e3 * seconds / (double)steps, 1e3 * median, 1e3 * cpu / (double)steps,
                bench_peak_rss_mb());
     else
-        printf("%-5s %-8s threads %d batch %4lld: %9.0f images/s, %8.3f ms/step (median "
+        printf("%-5s %-8s %s threads %d batch %4lld: %9.0f images/s, %8.3f ms/step (median "
                "%.3f, CPU %.3f), peak RSS %.1f MiB\n",
-               kind, model, nb_get_num_threads(), (long long)batch, images,
+               kind, model, o->bf16 ? "bf16" : "fp32", nb_get_num_threads(), (long long)batch, images,
                1e3 * seconds / (double)steps, 1e3 * median, 1e3 * cpu / (double)steps,
                bench_peak_rss_mb());
     fflush(stdout);
@@ -122,6 +125,7 @@ static int measure(const char *kind, const char *model, const bench_options *o, 
     lo.drop_last = true;
     nb_loader *loader = nb_loader_new(data, &lo);
     nb_tape *tape = nb_tape_new();
+    if (tape) nb_tape_set_precision(tape, o->bf16 ? NB_PRECISION_BF16 : NB_PRECISION_FP32);
     double *times = malloc((size_t)o->steps * sizeof *times);
     int status = loader && tape && times ? 0 : -1;
     bool training = step == train_step;
@@ -168,8 +172,10 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: nabla-bench --model lenet5|convnet|mlp|gpt|lstm [--threads N] [--batch B] [--steps S]\n"
             "                   [--only train|infer] [--data DIR] [--synthetic] [--json]\n"
+            "                   [--precision fp32|bf16] [--epochs E]\n"
             "       nabla-bench --hvp [--batch B] [--steps ROUNDS] [--threads N] [--json]\n"
-            "       nabla-bench --gemm N | --conv NAME|all | --pool NAME|all | --op NAME|all\n"
+            "       nabla-bench --gemm N [--precision fp32|bf16] | --conv NAME|all | --pool NAME|all\n"
+            "                   | --op NAME|all\n"
             "                   [--threads N]"
             "\n"
             "                   [--steps S] [--json] [--verbose]\n");
@@ -181,6 +187,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *only = NULL, *conv = NULL, *pool = NULL, *op = NULL;
     const char *data_dir = NULL;
     int64_t gemm = 0;
+    int epochs = 0;
     bool use_synthetic = false, batch_given = false, hvp = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -197,6 +204,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--only") == 0) only = v;
         else if (strcmp(a, "--data") == 0) data_dir = v;
         else if (strcmp(a, "--gemm") == 0) gemm = atoll(v);
+        else if (strcmp(a, "--epochs") == 0) epochs = atoi(v);
         else if (strcmp(a, "--precision") == 0) {
             if (strcmp(v, "bf16") != 0 && strcmp(v, "fp32") != 0)
                 return fprintf(stderr, "nabla-bench: --precision takes fp32 or bf16\n"), 2;
@@ -244,9 +252,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "nabla-bench: %s\n", nb_last_error());
             status = 1;
         }
-        if (!status && (!only || strcmp(only, "train") == 0))
+        if (!status && epochs > 0)
+            status = bench_epochs(model, &o, &m, &train, &test, epochs);
+        else if (!status && (!only || strcmp(only, "train") == 0))
             status = measure("train", model, &o, &m, &train, o.batch, train_step);
-        if (!status && (!only || strcmp(only, "infer") == 0))
+        if (!status && epochs <= 0 && (!only || strcmp(only, "infer") == 0))
             status = measure("infer", model, &o, &m, &test, INFER_BATCH, infer_step);
         bench_model_free(&m);
     }

@@ -44,6 +44,7 @@ int charlm_trainer_init(charlm_trainer *t, const charlm_train_options *o)
     t->model = gpt ? charlm_gpt_new(&t->config) : charlm_lstm_new(&t->config);
     t->tape = nb_tape_new();
     if (!t->model || !t->tape) return NB_ERR_NOMEM;
+    nb_tape_set_precision(t->tape, o->bf16 ? NB_PRECISION_BF16 : NB_PRECISION_FP32);
     if (o->load && nb_module_load(t->model, o->load) != NB_OK) return NB_ERR_IO;
     nb_named_tensor named[CHARLM_MAX_PARAMS];
     int count = nb_module_parameters(t->model, named, CHARLM_MAX_PARAMS);

@@ -21,6 +21,7 @@ typedef struct charlm_train_options {
     uint64_t seed;           /* init (global RNG), windows (seed + 1) */
     const char *load;        /* safetensors weights to start from, or NULL */
     int64_t val_windows;     /* validation windows evaluated (the first ones); 0: all */
+    bool bf16;               /* matrix products in bf16 (nb_tape_set_precision) */
 } charlm_train_options;
 
 typedef struct charlm_trainer {

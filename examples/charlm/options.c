@@ -10,7 +10,7 @@ static void usage(FILE *out)
             "usage: charlm [--model gpt|lstm] [--steps N] [--batch B] [--lr X] [--threads N]\n"
             "              [--seed S] [--data DIR] [--save FILE] [--load FILE]\n"
             "              [--eval-every N] [--val-windows N] [--sample N] [--temperature X]\n"
-            "              [--prompt TEXT]\n"
+            "              [--prompt TEXT] [--precision fp32|bf16]\n"
             "  --model        gpt (4 blocks, 128 wide, T 128; AdamW lr 3e-3) or lstm (2 layers\n"
             "                 of 256, T 64; Adam lr 2e-3); default gpt\n"
             "  --steps        training steps (default 2000; 0 only evaluates and samples)\n"
@@ -21,6 +21,8 @@ static void usage(FILE *out)
             "  --val-windows  evaluate the first N validation windows (default 0: all)\n"
             "  --sample       bytes generated at the end (default 200) at --temperature\n"
             "                 (default 0.8; 0 picks the most likely byte)\n"
+            "  --precision    bf16 rounds the operands of the matrix products to bfloat16\n"
+            "                 (float32 accumulation, float32 weights and optimizer state)\n"
             "The last line printed is the validation loss, `val loss: X.XXXX`.\n");
 }
 
@@ -28,7 +30,8 @@ static bool known_flag(const char *a)
 {
     static const char *const FLAGS[] = {"--model", "--steps", "--batch", "--lr", "--threads",
                                         "--seed", "--data", "--save", "--load", "--eval-every",
-                                        "--val-windows", "--sample", "--temperature", "--prompt"};
+                                        "--val-windows", "--sample", "--temperature", "--prompt",
+                                        "--precision"};
     for (size_t i = 0; i < sizeof FLAGS / sizeof FLAGS[0]; i++)
         if (strcmp(FLAGS[i], a) == 0) return true;
     return false;
@@ -59,6 +62,11 @@ int options_parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--val-windows") == 0) t->val_windows = atoll(v);
         else if (strcmp(a, "--sample") == 0) o->sample_bytes = atoll(v);
         else if (strcmp(a, "--temperature") == 0) o->temperature = atof(v);
+        else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "bf16") != 0 && strcmp(v, "fp32") != 0)
+                return fprintf(stderr, "charlm: --precision is fp32 or bf16, not %s\n", v), 2;
+            t->bf16 = strcmp(v, "bf16") == 0;
+        }
         else o->prompt = v;   /* --prompt */
     }
     bool gpt = strcmp(t->model, "gpt") == 0;

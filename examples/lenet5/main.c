@@ -31,6 +31,7 @@ typedef struct options {
     int64_t checkpoint_every;
     bool eval_only, distributed;
     nb_dtype dtype;
+    nb_precision precision;            /* of the matrix products (float32 models) */
     int64_t max_steps;
     int64_t train_images, test_images;
 } options;
@@ -44,7 +45,7 @@ static void usage(FILE *out)
             "              [--max-steps N] [--plot FILE.svg]\n"
             "              [--grad-noise ETA] [--input-noise STD]\n"
             "              [--checkpoint FILE] [--checkpoint-every STEPS] [--resume FILE]\n"
-            "              [--distributed] [--dtype float32|float64]\n"
+            "              [--distributed] [--dtype float32|float64] [--precision fp32|bf16]\n"
             "              [--train-images N] [--test-images N]\n"
             "  --checkpoint   write the whole training state to FILE at the end of each\n"
             "                 epoch (and every STEPS steps with --checkpoint-every)\n"
@@ -53,6 +54,9 @@ static void usage(FILE *out)
             "                 batch, split across the ranks; one thread per rank unless\n"
             "                 --threads says otherwise\n"
             "  --dtype        float64 trains in double precision (for checking)\n"
+            "  --precision    bf16 rounds the operands of the convolutions and linear\n"
+            "                 layers to bfloat16 and accumulates in float32; weights,\n"
+            "                 gradients and optimizer state stay float32\n"
             "  --train-images, --test-images  use the first N images of the split only\n"
             "  --grad-noise   Gaussian gradient noise of variance ETA / (1 + t)^0.55\n"
             "                 (Neelakantan et al. 2015), t the step\n"
@@ -62,7 +66,8 @@ static void usage(FILE *out)
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){.epochs = 12, .batch = 64, .lr = -1, .weight_decay = 5e-4, .optimizer = "sgd",
-                   .seed = 1, .data = "/usr/share/datasets/fashion-mnist", .max_steps = -1};
+                   .seed = 1, .data = "/usr/share/datasets/fashion-mnist", .max_steps = -1,
+                   .precision = NB_PRECISION_FP32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
@@ -93,6 +98,10 @@ static int parse(int argc, char **argv, options *o)
             if (strcmp(v, "float32") && strcmp(v, "float64"))
                 return fprintf(stderr, "lenet5: --dtype is float32 or float64, not '%s'\n", v), 2;
             o->dtype = strcmp(v, "float64") == 0 ? NB_FLOAT64 : NB_FLOAT32;
+        }
+        else if (strcmp(a, "--precision") == 0) {
+            if (nb_precision_parse(v, &o->precision) != NB_OK || o->precision == NB_PRECISION_INHERIT)
+                return fprintf(stderr, "lenet5: --precision is fp32 or bf16, not '%s'\n", v), 2;
         }
         else return fprintf(stderr, "lenet5: unknown option %s\n", a), usage(stderr), 2;
         if (takes) i++;
@@ -288,6 +297,7 @@ static int run(const options *o, parallel *par, nb_module *model, const nb_datas
                const nb_dataset *test)
 {
     nb_tape *tape = nb_tape_new();
+    if (tape) nb_tape_set_precision(tape, o->precision);
     int64_t confusion[CLASSES][CLASSES];
     curves *plot = calloc(1, sizeof *plot);
     nb_named_tensor named[MAX_PARAMS];
@@ -332,6 +342,7 @@ static int run(const options *o, parallel *par, nb_module *model, const nb_datas
                (long long)nb_module_parameter_count(model), (long long)train->count, o->optimizer, t.base_lr,
                (long long)o->batch, o->epochs, nb_get_num_threads());
         if (par->distributed) printf(" per rank, %d ranks", par->size);
+        if (o->precision == NB_PRECISION_BF16) printf(", bf16 products");
         printf("\n");
         double start = now_seconds();
         int64_t start_step = t.step;
