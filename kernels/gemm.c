@@ -155,7 +155,8 @@ static void read_environment(void)
         }
         requested = comma ? comma + 1 : NULL;
     }
-    /* Racing first calls compute the same answer; storing twice is fine. */
+    /* Racing first calls compute the same answer; only a slot still unset
+     * takes it, so a kernel forced meanwhile stays. */
     for (int list = 0; list < 2; list++) {
         int expected = 0;
         atomic_compare_exchange_strong(&kernel_choice[list], &expected, choices[list]);

@@ -299,3 +299,16 @@ Test(bf16, forcing_a_bf16_kernel_leaves_float32_alone)
         cr_assert_str_eq(nb_gemm_bf16_kernel()->name, "bf16-scalar");
     }
 }
+
+/* NABLA_GEMM_KERNEL with one name per precision, read at the first product
+ * of the test's own process. */
+static void force_both_by_environment(void)
+{
+    setenv("NABLA_GEMM_KERNEL", "scalar,bf16-scalar", 1);
+}
+
+Test(bf16, environment_names_a_kernel_for_each_precision, .init = force_both_by_environment)
+{
+    cr_assert_str_eq(nb_gemm_kernel()->name, "scalar");
+    cr_assert_str_eq(nb_gemm_bf16_kernel()->name, "bf16-scalar");
+}

@@ -11,13 +11,14 @@
 
 #include "nabla/op.h"
 
-/* C = op(A) op(B) + beta C with strides, on nabla's GEMM (float32) or its
- * float64 loops (kernels/gemm.h's arguments); the dtype is like's. */
+/* C = op(A) op(B) + beta C with strides, on nabla's GEMM (float32, in bf16
+ * when the node's precision asks: nb_op_bf16) or its float64 loops
+ * (kernels/gemm.h's arguments); the dtype is that of the node's input 0. */
 void nb_cell_gemm(const nb_op_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N,
                   int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb, double beta,
                   void *C, int64_t ldc);
-/* C [M,N] (+)= A [M,K] B^T where B is [N,K] (accumulate: beta 1); the
- * dtype is a's. */
+/* C [M,N] (+)= A [M,K] B^T where B is [N,K] (accumulate: beta 1); dtype
+ * and precision as nb_cell_gemm. */
 void nb_cell_linear(const nb_op_ctx *ctx, int64_t M, int64_t N, int64_t K, const void *A,
                     const void *B, void *C, bool accumulate);
 /* C [M,K] += A [M,N] B [N,K] (the gradient of an input of nb_cell_linear) */
