@@ -24,12 +24,14 @@
 
 #include <pthread.h>
 #include <limits.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "kernels/bf16.h"
 #include "kernels/gemm_micro.h"
 #include "nabla/threads.h"
 
@@ -294,6 +296,7 @@ typedef struct sgemm_job {
     int64_t ldc;
     bool split_rows; /* threads own row tiles (else column tiles) */
     const nb_sgemm_packed_b *prepacked; /* op(B) packed by nb_sgemm_pack_b_once, or NULL */
+    const float *const *b_rows; /* op(B) by row pointers (nb_sgemm_rows), or NULL */
 } sgemm_job;
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
@@ -303,19 +306,49 @@ static int64_t round_up(int64_t x, int64_t multiple)
 }
 
 /* Last resort when no scratch can be had: the same math without packing. */
+static float a_at(const sgemm_job *job, int64_t i, int64_t k)
+{
+    return job->trans_a ? job->A[k * job->lda + i] : job->A[i * job->lda + k];
+}
+
+static float b_at(const sgemm_job *job, int64_t k, int64_t j)
+{
+    if (job->b_rows) return job->trans_b ? job->b_rows[j][k] : job->b_rows[k][j];
+    return job->trans_b ? job->B[j * job->ldb + k] : job->B[k * job->ldb + j];
+}
+
+/* The bf16 kernels' sum for one element over steps [k0, end): k pairs,
+ * the odd step's product first (nb_sgemm_bf16_ref's order). */
+static float bf16_sum(const sgemm_job *job, int64_t i, int64_t j, int64_t k0, int64_t end)
+{
+    float sum = 0.0f;
+    for (int64_t k = k0; k < end; k += 2) {
+        if (k + 1 < end)
+            sum += nb_bf16_rounded(a_at(job, i, k + 1)) * nb_bf16_rounded(b_at(job, k + 1, j));
+        sum += nb_bf16_rounded(a_at(job, i, k)) * nb_bf16_rounded(b_at(job, k, j));
+    }
+    return sum;
+}
+
+/* Last resort when no scratch can be had: the same math without packing
+ * (for bf16, the kernels' order, depth block by depth block). */
 static void sgemm_block_unpacked(const sgemm_job *job, int64_t row0, int64_t height,
                                  int64_t col0, int64_t width)
 {
+    const bool bf16 = job->kernel->bf16;
+    const int64_t block = bf16 ? job->depth_block : job->K;
     for (int64_t i = row0; i < row0 + height; i++) {
         for (int64_t j = col0; j < col0 + width; j++) {
-            float sum = 0.0f;
-            for (int64_t k = 0; k < job->K; k++) {
-                float a = job->trans_a ? job->A[k * job->lda + i] : job->A[i * job->lda + k];
-                float b = job->trans_b ? job->B[j * job->ldb + k] : job->B[k * job->ldb + j];
-                sum += a * b;
-            }
             float *c = job->C + i * job->ldc + j;
-            *c = job->beta == 0.0f ? job->alpha * sum : job->alpha * sum + job->beta * *c;
+            for (int64_t k0 = 0; k0 < job->K; k0 += block) {
+                int64_t end = k0 + block < job->K ? k0 + block : job->K;
+                float sum = 0.0f;
+                if (bf16) sum = bf16_sum(job, i, j, k0, end);
+                else
+                    for (int64_t k = k0; k < end; k++) sum += a_at(job, i, k) * b_at(job, k, j);
+                float beta = k0 == 0 ? job->beta : 1.0f;
+                *c = beta == 0.0f ? job->alpha * sum : fmaf(beta, *c, job->alpha * sum);
+            }
         }
     }
 }
@@ -333,8 +366,9 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
 {
     const nb_sgemm_kernel *kernel = job->kernel;
     const int64_t panel_rows = kernel->rows, panel_cols = kernel->cols;
-    /* bf16 panels must be converted, so B is never read in place. */
-    const bool pack_b = !job->prepacked && (kernel->bf16 || job->trans_b ||
+    /* bf16 panels must be converted, and rows gathered, so such a B is
+     * never read in place. */
+    const bool pack_b = !job->prepacked && (kernel->bf16 || job->b_rows || job->trans_b ||
                                             height > PACK_B_MIN_PANELS * panel_rows);
     const int64_t row_block = min64(round_up(ROW_BLOCK, panel_rows), round_up(height, panel_rows));
     const int64_t col_block = min64(COLUMN_BLOCK, round_up(width, panel_cols));
@@ -344,13 +378,7 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
     const int64_t b_floats = pack_b ? depth_block * col_block : 0;
     float *a_packed = thread_scratch((size_t)(a_floats + b_floats));
     if (!a_packed) {
-        if (kernel->bf16)
-            nb_sgemm_bf16_ref(job->trans_a, job->trans_b, height, width, job->K, job->alpha,
-                              job->trans_a ? job->A + row0 : job->A + row0 * job->lda, job->lda,
-                              job->trans_b ? job->B + col0 * job->ldb : job->B + col0, job->ldb,
-                              job->beta, job->C + row0 * job->ldc + col0, job->ldc);
-        else
-            sgemm_block_unpacked(job, row0, height, col0, width);
+        sgemm_block_unpacked(job, row0, height, col0, width);
         return;
     }
     float *b_packed = a_packed + a_floats;
@@ -368,6 +396,10 @@ static void sgemm_block(const sgemm_job *job, int64_t row0, int64_t height, int6
                 /* depth block pc starts at words(pc) * padded N; its panels follow */
                 b_base = job->prepacked->panels + panel_words(kernel, pc) * job->prepacked->padded_n +
                          (col0 + jc) / panel_cols * words * panel_cols;
+            } else if (job->b_rows) {
+                (kernel->bf16 ? nb_sgemm_pack_b_rows_bf16 : nb_sgemm_pack_b_rows)(
+                    job->trans_b, job->b_rows, pc, col0 + jc, depth, block_width, (int)panel_cols,
+                    b_packed);
             } else if (pack_b) {
                 (kernel->bf16 ? nb_sgemm_pack_b_bf16 : nb_sgemm_pack_b)(
                     job->trans_b, job->B, job->ldb, pc, col0 + jc, depth, block_width,
@@ -474,6 +506,23 @@ void nb_sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
                    int64_t ldc)
 {
     gemm(true, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nb_sgemm_rows(bool bf16, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *const *rows, float beta, float *C,
+                   int64_t ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    sgemm_job job = {
+        .kernel = kernel_for(bf16, M, N), .trans_a = false, .trans_b = trans_b,
+        .M = M, .N = N, .K = K, .depth_block = depth_block_for(K, bf16),
+        .alpha = alpha, .beta = beta, .A = A, .lda = lda, .C = C, .ldc = ldc, .b_rows = rows,
+    };
+    run_job(&job);
 }
 
 size_t nb_sgemm_packed_b_floats(bool bf16, int64_t M, int64_t N, int64_t K)

@@ -71,6 +71,17 @@ void nb_sgemm_bf16_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
                        float *C, int64_t ldc);
 int64_t nb_sgemm_bf16_depth_block(int64_t K);
 
+/* C = alpha A op(B) + beta C (A [M,K], row stride lda) with op(B) [K,N]
+ * given by row pointers: op(B)[k, j] = rows[k][j], or rows[j][k] with
+ * trans_b. For operands that are slices of another array, such as the
+ * rows of an unfolded image (each a run of the padded image), gathered
+ * straight into the packed panels. Float32 or bf16 products, with the
+ * packed path's kernels, order and threading: the bits of nb_sgemm_bf16
+ * (or of nb_sgemm with one kernel forced) on the matrix the rows describe. */
+void nb_sgemm_rows(bool bf16, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *const *rows, float beta, float *C,
+                   int64_t ldc);
+
 /* nb_sgemm or nb_sgemm_bf16, by a node's precision (bf16: true). */
 static inline void nb_sgemm_at(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N,
                                int64_t K, float alpha, const float *A, int64_t lda,

@@ -99,6 +99,11 @@ void nb_sgemm_pack_a(bool trans_a, const float *A, int64_t lda, int64_t row0, in
 void nb_sgemm_pack_b(bool trans_b, const float *B, int64_t ldb, int64_t k0, int64_t col0,
                      int64_t depth, int64_t width, int panel_cols, float *packed);
 
+/* The same for op(B) given by row pointers (nb_sgemm_rows): op(B)[k, j] is
+ * rows[k][j], or rows[j][k] with trans_b. */
+void nb_sgemm_pack_b_rows(bool trans_b, const float *const *rows, int64_t k0, int64_t col0,
+                          int64_t depth, int64_t width, int panel_cols, float *packed);
+
 /* The bf16 panels: the same blocks, each element rounded to bf16
  * (kernels/bf16.h), two consecutive k steps per 32-bit word (k even in the
  * low half, k + 1 in the high half; a missing last k + 1 is zero):
@@ -111,6 +116,8 @@ void nb_sgemm_pack_a_bf16(bool trans_a, const float *A, int64_t lda, int64_t row
                           int64_t height, int64_t depth, int panel_rows, float *packed);
 void nb_sgemm_pack_b_bf16(bool trans_b, const float *B, int64_t ldb, int64_t k0, int64_t col0,
                           int64_t depth, int64_t width, int panel_cols, float *packed);
+void nb_sgemm_pack_b_rows_bf16(bool trans_b, const float *const *rows, int64_t k0, int64_t col0,
+                               int64_t depth, int64_t width, int panel_cols, float *packed);
 /* The in-place conversion itself, for `panels` float32 panels of depth x
  * width; with AVX-512 BF16 or without, the same bits. */
 void nb_bf16_pair_panels(float *packed, int64_t panels, int64_t depth, int width);

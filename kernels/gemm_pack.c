@@ -104,12 +104,17 @@ typedef struct lane_group {
     int pieces;
 } lane_group;
 
+/* Lane l's source is source + l * lane_stride, or with lane_rows,
+ * lane_rows[l] + offset. */
 static void lane_group_init(lane_group *group, const float *source, int64_t lane_stride,
-                            int64_t lanes, int64_t padded, int64_t first, int width,
-                            int64_t panel_size, float *packed)
+                            const float *const *lane_rows, int64_t offset, int64_t lanes,
+                            int64_t padded, int64_t first, int width, int64_t panel_size,
+                            float *packed)
 {
     for (int l = 0; l < 16; l++)
-        group->rows[l] = first + l < lanes ? source + (first + l) * lane_stride : NULL;
+        group->rows[l] = first + l >= lanes ? NULL
+                         : lane_rows        ? lane_rows[first + l] + offset
+                                            : source + (first + l) * lane_stride;
     int64_t end = first + 16 < padded ? first + 16 : padded;
     group->pieces = 0;
     for (int64_t lane = first; lane < end;) {
@@ -157,8 +162,8 @@ pack_chunk_avx512(const lane_group *group, int64_t k, int steps, bool full, int 
  * Several times faster than the scalar copy; it matters because A is
  * repacked per column block and a transposed B by every thread. */
 __attribute__((target("avx512f"))) static void
-pack_strided_block_avx512(const float *source, int64_t lane_stride, int64_t depth,
-                          int64_t lanes, int width, float *packed)
+pack_strided_block_avx512(const float *source, int64_t lane_stride, const float *const *lane_rows,
+                          int64_t offset, int64_t depth, int64_t lanes, int width, float *packed)
 {
     enum { MAX_BAND_GROUPS = MAX_VECTOR_WIDTH / 16 };
     int64_t padded = (lanes + width - 1) / width * width, panel_size = depth * width;
@@ -169,8 +174,8 @@ pack_strided_block_avx512(const float *source, int64_t lane_stride, int64_t dept
         lane_group groups[MAX_BAND_GROUPS];
         int group_count = 0;
         for (int64_t first = band_first; first < band_first + band && first < padded; first += 16)
-            lane_group_init(&groups[group_count++], source, lane_stride, lanes, padded, first,
-                            width, panel_size, packed);
+            lane_group_init(&groups[group_count++], source, lane_stride, lane_rows, offset, lanes,
+                            padded, first, width, panel_size, packed);
         int64_t k = 0;
         for (; k + 16 <= depth; k += 16)
             for (int g = 0; g < group_count; g++) pack_chunk_avx512(&groups[g], k, 16, true, width);
@@ -235,7 +240,7 @@ static inline void pack_strided(const float *source, int64_t lane_stride, int64_
 {
 #ifdef HAVE_X86_INTRINSICS
     if (use_avx512(width)) {
-        pack_strided_block_avx512(source, lane_stride, depth, lanes, width, packed);
+        pack_strided_block_avx512(source, lane_stride, NULL, 0, depth, lanes, width, packed);
         return;
     }
 #endif
@@ -302,5 +307,49 @@ void nb_sgemm_pack_b(bool trans_b, const float *B, int64_t ldb, int64_t k0, int6
     case 16: pack_b_width(trans_b, B, ldb, k0, col0, depth, width, 16, packed); break;
     case 8: pack_b_width(trans_b, B, ldb, k0, col0, depth, width, 8, packed); break;
     default: pack_b_width(trans_b, B, ldb, k0, col0, depth, width, panel_cols, packed);
+    }
+}
+
+/* op(B) given by row pointers (an implicit GEMM's operand, e.g. the rows of
+ * an unfolded image that are slices of the image itself): op(B)[k, j] is
+ * rows[k][j], or rows[j][k] with trans_b. */
+static inline void pack_b_rows_width(bool trans_b, const float *const *rows, int64_t k0,
+                                     int64_t col0, int64_t depth, int64_t width_total, int width,
+                                     float *packed)
+{
+    if (trans_b) { /* lane j at step k: rows[col0 + j][k0 + k] */
+#ifdef HAVE_X86_INTRINSICS
+        if (use_avx512(width)) {
+            pack_strided_block_avx512(NULL, 0, rows + col0, k0, depth, width_total, width, packed);
+            return;
+        }
+#endif
+        for (int64_t first = 0; first < width_total; first += width) {
+            int used = width_total - first < width ? (int)(width_total - first) : width;
+            float *panel = packed + first * depth;
+            for (int64_t k = 0; k < depth; k++) {
+                for (int l = 0; l < used; l++) panel[k * width + l] = rows[col0 + first + l][k0 + k];
+                for (int l = used; l < width; l++) panel[k * width + l] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (int64_t panel_col = 0; panel_col < width_total; panel_col += width) {
+        int used = width_total - panel_col < width ? (int)(width_total - panel_col) : width;
+        float *panel = packed + panel_col * depth;
+        /* One k step at a time: each has its own row. */
+        for (int64_t k = 0; k < depth; k++)
+            pack_contiguous(rows[k0 + k] + col0 + panel_col, 0, 1, used, width, panel + k * width);
+    }
+}
+
+void nb_sgemm_pack_b_rows(bool trans_b, const float *const *rows, int64_t k0, int64_t col0,
+                          int64_t depth, int64_t width, int panel_cols, float *packed)
+{
+    switch (panel_cols) { /* the kernels' NR values */
+    case 64: pack_b_rows_width(trans_b, rows, k0, col0, depth, width, 64, packed); break;
+    case 32: pack_b_rows_width(trans_b, rows, k0, col0, depth, width, 32, packed); break;
+    case 16: pack_b_rows_width(trans_b, rows, k0, col0, depth, width, 16, packed); break;
+    default: pack_b_rows_width(trans_b, rows, k0, col0, depth, width, panel_cols, packed);
     }
 }

@@ -90,3 +90,10 @@ void nb_sgemm_pack_b_bf16(bool trans_b, const float *B, int64_t ldb, int64_t k0,
     nb_sgemm_pack_b(trans_b, B, ldb, k0, col0, depth, width, panel_cols, packed);
     nb_bf16_pair_panels(packed, (width + panel_cols - 1) / panel_cols, depth, panel_cols);
 }
+
+void nb_sgemm_pack_b_rows_bf16(bool trans_b, const float *const *rows, int64_t k0, int64_t col0,
+                               int64_t depth, int64_t width, int panel_cols, float *packed)
+{
+    nb_sgemm_pack_b_rows(trans_b, rows, k0, col0, depth, width, panel_cols, packed);
+    nb_bf16_pair_panels(packed, (width + panel_cols - 1) / panel_cols, depth, panel_cols);
+}

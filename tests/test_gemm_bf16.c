@@ -312,3 +312,34 @@ Test(bf16, environment_names_a_kernel_for_each_precision, .init = force_both_by_
     cr_assert_str_eq(nb_gemm_kernel()->name, "scalar");
     cr_assert_str_eq(nb_gemm_bf16_kernel()->name, "bf16-scalar");
 }
+
+/* B given by row pointers gives the bits of the same B stored plainly:
+ * bf16 against nb_sgemm_bf16, float32 against nb_sgemm with an exact
+ * kernel forced (which also keeps nb_sgemm off its dot-product path). */
+Test(bf16, row_pointer_operand_matches_the_stored_matrix)
+{
+    const char *exact = nb_gemm_kernel_supported("avx512-12x32") ? "avx512-12x32" : "scalar-4x8";
+    cr_assert_eq(nb_gemm_force_kernel(exact), NB_OK);
+    static const int64_t shapes[][3] = {{32, 624, 288}, {7, 45, 1100}, {33, 17, 9}};
+    rng_seed(13);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int bf16 = 0; bf16 < 2; bf16++) {
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                int64_t ldb = (tb ? K : N) + PAD, stored = tb ? N : K;
+                float *A = random_matrix(M, K), *B = random_matrix(stored, ldb);
+                const float **rows = malloc(sizeof *rows * (size_t)stored);
+                for (int64_t r = 0; r < stored; r++) rows[r] = B + r * ldb;
+                float *C1 = random_matrix(M, N), *C2 = malloc(sizeof(float) * (size_t)(M * N));
+                memcpy(C2, C1, sizeof(float) * (size_t)(M * N));
+                nb_set_num_threads(2);
+                nb_sgemm_rows(bf16, tb, M, N, K, 0.5f, A, K, rows, 1.0f, C1, N);
+                nb_set_num_threads(1);
+                (bf16 ? nb_sgemm_bf16 : nb_sgemm)(false, tb, M, N, K, 0.5f, A, K, B, ldb, 1.0f,
+                                                  C2, N);
+                cr_assert(memcmp(C1, C2, sizeof(float) * (size_t)(M * N)) == 0,
+                          "%ldx%ldx%ld trans_b %d bf16 %d", (long)M, (long)N, (long)K, tb, bf16);
+                free(A), free(B), free(rows), free(C1), free(C2);
+            }
+    nb_gemm_force_kernel(NULL);
+}
