@@ -103,6 +103,7 @@ static int time_op(const bench_options *o, nb_tensor *x, forward_fn fn, const vo
 {
     nb_tape *tape = nb_tape_new();
     if (!tape) return -1;
+    nb_tape_set_precision(tape, o->bf16 ? NB_PRECISION_BF16 : NB_PRECISION_FP32);
     /* Forward as inference runs it: nothing recorded. */
     nb_tape_set_grad_enabled(tape, false);
     double t0 = bench_now();

@@ -91,9 +91,47 @@ void nb_sgemm_pack_b_bf16(bool trans_b, const float *B, int64_t ldb, int64_t k0,
     nb_bf16_pair_panels(packed, (width + panel_cols - 1) / panel_cols, depth, panel_cols);
 }
 
+#ifdef HAVE_X86_INTRINSICS
+/* Rows to bf16 pair panels in one pass (no float32 staging): per k pair,
+ * 16 lanes of each of the two rows are rounded (VCVTNEPS2BF16) and
+ * interleaved, even step low. Lanes past `width` are zero. */
+NB_TARGET_AVX512_BF16 static void pack_rows_pairs_avx512(const float *const *rows, int64_t k0,
+                                                         int64_t col0, int64_t depth, int64_t width,
+                                                         int panel_cols, float *packed)
+{
+    const int64_t pairs = (depth + 1) / 2, panels = (width + panel_cols - 1) / panel_cols;
+    for (int64_t p = 0; p < pairs; p++) {
+        const float *even = rows[k0 + 2 * p] + col0;
+        const float *odd = 2 * p + 1 < depth ? rows[k0 + 2 * p + 1] + col0 : NULL;
+        for (int64_t q = 0; q < panels; q++) {
+            float *to = packed + (q * pairs + p) * panel_cols;
+            for (int l = 0; l < panel_cols; l += 16) {
+                int64_t column = q * panel_cols + l, left = width - column;
+                int lanes = left <= 0 ? 0 : left < 16 ? (int)left : 16;
+                __mmask16 load = (__mmask16)((1u << lanes) - 1u);
+                int stored = panel_cols - l < 16 ? panel_cols - l : 16;
+                __mmask16 store = (__mmask16)((1u << stored) - 1u);
+                __m512 e = _mm512_maskz_loadu_ps(load, even + column);
+                __m512 o = odd ? _mm512_maskz_loadu_ps(load, odd + column) : _mm512_setzero_ps();
+                __m512i words = _mm512_or_si512(
+                    _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e)),
+                    _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(o)), 16));
+                _mm512_mask_storeu_epi32(to + l, store, words);
+            }
+        }
+    }
+}
+#endif
+
 void nb_sgemm_pack_b_rows_bf16(bool trans_b, const float *const *rows, int64_t k0, int64_t col0,
                                int64_t depth, int64_t width, int panel_cols, float *packed)
 {
+#ifdef HAVE_X86_INTRINSICS
+    if (!trans_b && nb_cpu_has_avx512_bf16()) {
+        pack_rows_pairs_avx512(rows, k0, col0, depth, width, panel_cols, packed);
+        return;
+    }
+#endif
     nb_sgemm_pack_b_rows(trans_b, rows, k0, col0, depth, width, panel_cols, packed);
     nb_bf16_pair_panels(packed, (width + panel_cols - 1) / panel_cols, depth, panel_cols);
 }

@@ -160,39 +160,115 @@ Test(precision, float64_ignores_the_setting)
     nb_tensor_free(x), nb_tensor_free(w);
 }
 
-/* conv2d in bf16 takes the GEMM path (the implicit float32 kernels do not
- * apply) and equals the direct convolution of the bf16-rounded operands
- * within float32 rounding of its 27-term sums. */
-Test(precision, bf16_conv2d_takes_the_gemm_path)
+/* conv2d in bf16, 3x3 with padding 1 (N 2, C 3, K 4, 9x9): y, dx and dW
+ * against float64 sums of the bf16-rounded operands (for the loss sum(y *
+ * s), dy = s), within float32 rounding of the sums. */
+enum { CN = 2, CC = 3, CK = 4, CS = 9 };
+
+static double rounded_at(const float *t, int64_t i) { return nb_bf16_rounded(t[i]); }
+
+/* x, w or s element, 0 outside (the padding) */
+static double x_at(const float *x, int n, int c, int h, int w)
+{
+    if (h < 0 || h >= CS || w < 0 || w >= CS) return 0.0;
+    return rounded_at(x, ((n * CC + c) * CS + h) * CS + w);
+}
+
+static void check_sum(double got, double sum, double magnitude, int terms, const char *what)
+{
+    cr_assert(fabs(got - sum) <= (terms + 2) * 0x1p-24 * magnitude, "%s: %.9g vs %.9g", what,
+              got, sum);
+}
+
+static void run_conv(nb_precision precision, nb_tensor *x, nb_tensor *w, nb_tensor *s,
+                     const char *path, float *y, float *dx, float *dw)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tape_set_precision(tape, precision);
+    cr_assert_eq(nb_conv2d_force_path(path), NB_OK);
+    nb_tensor_zero_grad(x);
+    nb_tensor_zero_grad(w);
+    nb_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
+    nb_tensor *out = nb_conv2d(tape, x, w, NULL, &p);
+    cr_assert_not_null(out, "%s", nb_tape_error(tape));
+    if (path) cr_assert_str_eq(nb_conv2d_path_name(out), path);
+    memcpy(y, out->data, sizeof(float) * CN * CK * CS * CS);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, out, s)), NULL), NB_OK);
+    memcpy(dx, nb_tensor_grad(x)->data, sizeof(float) * CN * CC * CS * CS);
+    memcpy(dw, nb_tensor_grad(w)->data, sizeof(float) * CK * CC * 9);
+    nb_conv2d_force_path(NULL);
+    nb_tape_free(tape);
+}
+
+Test(precision, bf16_conv2d_runs_bf16_products_forward_and_backward)
 {
     nb_manual_seed(5);
-    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){2, 3, 9, 9}, false);
-    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){4, 3, 3, 3}, true);
-    nb_tape *tape = nb_tape_new();
-    nb_tape_set_precision(tape, NB_PRECISION_BF16);
-    nb_tensor *y = nb_conv2d(tape, x, w, NULL, NULL);
-    cr_assert_not_null(y, "%s", nb_tape_error(tape));
-    cr_assert_str_eq(nb_conv2d_path_name(y), "im2col");
-    const float *xd = x->data, *wd = w->data, *yd = y->data;
-    for (int n = 0; n < 2; n++)
-        for (int k = 0; k < 4; k++)
-            for (int i = 0; i < 7; i++)
-                for (int j = 0; j < 7; j++) {
+    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){CN, CC, CS, CS}, true);
+    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){CK, CC, 3, 3}, true);
+    nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){CN, CK, CS, CS}, false);
+    static float y[CN * CK * CS * CS], dx[CN * CC * CS * CS], dw[CK * CC * 9];
+    run_conv(NB_PRECISION_BF16, x, w, s, NULL, y, dx, dw);
+    {   /* the automatic choice for a bf16 node */
+        nb_tape *tape = nb_tape_new();
+        nb_tape_set_precision(tape, NB_PRECISION_BF16);
+        nb_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
+        cr_assert_str_eq(nb_conv2d_path_name(nb_conv2d(tape, x, w, NULL, &p)), "gathered");
+        nb_tape_free(tape);
+    }
+    const float *xd = x->data, *wd = w->data, *sd = s->data;
+    for (int n = 0; n < CN; n++)
+        for (int k = 0; k < CK; k++)
+            for (int h = 0; h < CS; h++)
+                for (int v = 0; v < CS; v++) {
                     double sum = 0.0, magnitude = 0.0;
-                    for (int c = 0; c < 3; c++)
-                        for (int u = 0; u < 3; u++)
-                            for (int v = 0; v < 3; v++) {
-                                double term =
-                                    (double)nb_bf16_rounded(xd[((n * 3 + c) * 9 + i + u) * 9 + j + v]) *
-                                    nb_bf16_rounded(wd[((k * 3 + c) * 3 + u) * 3 + v]);
+                    for (int c = 0; c < CC; c++)
+                        for (int i = 0; i < 3; i++)
+                            for (int j = 0; j < 3; j++) {
+                                double term = x_at(xd, n, c, h + i - 1, v + j - 1) *
+                                              rounded_at(wd, (k * CC + c) * 9 + i * 3 + j);
                                 sum += term;
                                 magnitude += fabs(term);
                             }
-                    double got = yd[((n * 4 + k) * 7 + i) * 7 + j];
-                    cr_assert(fabs(got - sum) <= 29 * 0x1p-24 * magnitude, "%g vs %g", got, sum);
+                    check_sum(y[((n * CK + k) * CS + h) * CS + v], sum, magnitude, 27, "y");
                 }
-    nb_tape_free(tape);
-    nb_tensor_free(x), nb_tensor_free(w);
+    for (int k = 0; k < CK; k++)
+        for (int c = 0; c < CC; c++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    double sum = 0.0, magnitude = 0.0;
+                    for (int n = 0; n < CN; n++)
+                        for (int h = 0; h < CS; h++)
+                            for (int v = 0; v < CS; v++) {
+                                double term = x_at(xd, n, c, h + i - 1, v + j - 1) *
+                                              rounded_at(sd, ((n * CK + k) * CS + h) * CS + v);
+                                sum += term;
+                                magnitude += fabs(term);
+                            }
+                    check_sum(dw[(k * CC + c) * 9 + i * 3 + j], sum, magnitude, CN * CS * CS, "dW");
+                }
+    for (int n = 0; n < CN; n++)
+        for (int c = 0; c < CC; c++)
+            for (int h = 0; h < CS; h++)
+                for (int v = 0; v < CS; v++) {
+                    double sum = 0.0, magnitude = 0.0;
+                    for (int k = 0; k < CK; k++)
+                        for (int i = 0; i < 3; i++)
+                            for (int j = 0; j < 3; j++) {
+                                int oh = h + 1 - i, ow = v + 1 - j; /* output read by (h, v) */
+                                if (oh < 0 || oh >= CS || ow < 0 || ow >= CS) continue;
+                                double term = rounded_at(wd, (k * CC + c) * 9 + i * 3 + j) *
+                                              rounded_at(sd, ((n * CK + k) * CS + oh) * CS + ow);
+                                sum += term;
+                                magnitude += fabs(term);
+                            }
+                    check_sum(dx[((n * CC + c) * CS + h) * CS + v], sum, magnitude, 36, "dx");
+                }
+    /* The forward adds over (c, i, j) in the same order and blocks as the
+     * im2col path's GEMM: the same bits. */
+    static float y2[CN * CK * CS * CS], dx2[CN * CC * CS * CS], dw2[CK * CC * 9];
+    run_conv(NB_PRECISION_BF16, x, w, s, "im2col", y2, dx2, dw2);
+    assert_same_bits(y, y2, CN * CK * CS * CS, "gathered y against im2col's");
+    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(s);
 }
 
 Test(precision, bad_values_and_names_are_errors)

@@ -1,0 +1,226 @@
+/* conv2d by GEMMs on gathered rows of the padded image (gathered.h). */
+#include "kernels/conv2d/gathered.h"
+
+#include <string.h>
+
+#include "base/parallel.h"
+#include "kernels/conv2d/rows.h"
+#include "kernels/gemm.h"
+
+/* Images per partition of the weight gradient: a constant, so the sum's
+ * order depends on the batch size only. */
+enum { PARTITION_IMAGES = 8 };
+
+bool nb_conv2d_gathered_applies(const nb_conv2d_geometry *g)
+{
+    return g->stride_h == 1 && g->stride_w == 1 && g->dil_h == 1 && g->dil_w == 1 &&
+           g->groups == 1 && g->pad_h < g->kh && g->pad_w < g->kw && g->OH > 0 && g->OW > 0;
+}
+
+/* One image's unfolding: the planes of `channels` x [H,W] padded, and a
+ * pointer per row (channel, i, j) into the padded copy. */
+typedef struct unfolding {
+    int64_t channels, H, W, kh, kw, pad_h, pad_w;
+    int64_t Hp, Wp, OH, OW;
+    int64_t positions; /* wide positions: (OH-1)*Wp + OW */
+} unfolding;
+
+static unfolding unfolding_of(int64_t channels, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                              int64_t pad_h, int64_t pad_w)
+{
+    unfolding u = {.channels = channels, .H = H, .W = W, .kh = kh, .kw = kw, .pad_h = pad_h,
+                   .pad_w = pad_w, .Hp = H + 2 * pad_h, .Wp = W + 2 * pad_w};
+    u.OH = u.Hp - kh + 1;
+    u.OW = u.Wp - kw + 1;
+    u.positions = (u.OH - 1) * u.Wp + u.OW;
+    return u;
+}
+
+/* image [channels,H,W] -> padded [channels,Hp,Wp]; rows[(c*kh+i)*kw+j]. */
+static void unfold_image(const unfolding *u, const float *image, float *padded, const float **rows)
+{
+    if (u->pad_h == 0 && u->pad_w == 0) {
+        memcpy(padded, image, sizeof(float) * (size_t)(u->channels * u->H * u->W));
+    } else {
+        memset(padded, 0, sizeof(float) * (size_t)(u->channels * u->Hp * u->Wp));
+        for (int64_t c = 0; c < u->channels; c++)
+            for (int64_t h = 0; h < u->H; h++)
+                memcpy(padded + (c * u->Hp + h + u->pad_h) * u->Wp + u->pad_w,
+                       image + (c * u->H + h) * u->W, sizeof(float) * (size_t)u->W);
+    }
+    for (int64_t c = 0; c < u->channels; c++)
+        for (int64_t i = 0; i < u->kh; i++)
+            for (int64_t j = 0; j < u->kw; j++)
+                rows[(c * u->kh + i) * u->kw + j] = padded + (c * u->Hp + i) * u->Wp + j;
+}
+
+/* out [M,OH,OW] (=, or += with accumulate) from wide [M, positions],
+ * plus bias [M] (or NULL). */
+static void store_wide(const unfolding *u, int64_t M, const float *wide, const float *bias,
+                       bool accumulate, float *out)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t oh = 0; oh < u->OH; oh++) {
+            const float *from = wide + m * u->positions + oh * u->Wp;
+            float *to = out + (m * u->OH + oh) * u->OW;
+            float shift = bias ? bias[m] : 0.0f;
+            if (accumulate)
+                for (int64_t ow = 0; ow < u->OW; ow++) to[ow] += from[ow] + shift;
+            else
+                for (int64_t ow = 0; ow < u->OW; ow++) to[ow] = from[ow] + shift;
+        }
+}
+
+/* Per-thread scratch: a padded image, its row pointers, a wide block. */
+typedef struct scratch {
+    float *padded, *wide;
+    const float **rows;
+} scratch;
+
+static int scratch_new(const nb_workspace *ws, int slots, int64_t padded_floats,
+                       int64_t row_count, int64_t wide_floats, scratch **out)
+{
+    scratch *s = nb_workspace_alloc(ws, sizeof *s * (size_t)slots);
+    if (!s) return NB_ERR_NOMEM;
+    for (int t = 0; t < slots; t++) {
+        s[t].padded = nb_workspace_alloc(ws, sizeof(float) * (size_t)padded_floats);
+        s[t].wide = nb_workspace_alloc(ws, sizeof(float) * (size_t)wide_floats);
+        s[t].rows = nb_workspace_alloc(ws, sizeof(float *) * (size_t)row_count);
+        if (!s[t].padded || !s[t].wide || !s[t].rows) return NB_ERR_NOMEM;
+    }
+    *out = s;
+    return NB_OK;
+}
+
+/* A convolution of images [N, channels, H, W] by A [M, channels*kh*kw]
+ * into out [N, M, OH, OW]: the forward, and the input gradient as the
+ * transposed convolution. */
+typedef struct image_job {
+    const unfolding *u;
+    bool bf16, relu, accumulate;
+    int64_t M, depth;
+    const float *images, *A, *bias;
+    float *out;
+    scratch *scratch;
+} image_job;
+
+static void image_task(void *context, int64_t n, int worker)
+{
+    const image_job *job = context;
+    const unfolding *u = job->u;
+    scratch *s = &job->scratch[worker];
+    unfold_image(u, job->images + n * u->channels * u->H * u->W, s->padded, s->rows);
+    nb_sgemm_rows(job->bf16, false, job->M, u->positions, job->depth, 1.0f, job->A, job->depth,
+                  s->rows, 0.0f, s->wide, u->positions);
+    float *out = job->out + n * job->M * u->OH * u->OW;
+    store_wide(u, job->M, s->wide, job->bias, job->accumulate, out);
+    if (job->relu) nb_conv_rectify(out, job->M * u->OH * u->OW);
+}
+
+static int convolve_images(const nb_workspace *ws, image_job *job, int64_t N)
+{
+    const unfolding *u = job->u;
+    int slots = nb_parallel_slots();
+    if (scratch_new(ws, slots, u->channels * u->Hp * u->Wp, job->depth, job->M * u->positions,
+                    &job->scratch) != NB_OK)
+        return NB_ERR_NOMEM;
+    nb_parallel_tasks(N, slots, image_task, job);
+    return NB_OK;
+}
+
+int nb_conv2d_gathered_forward(const nb_workspace *ws, const nb_conv2d_geometry *g, bool bf16,
+                               const float *x, const float *w, const float *bias, bool relu,
+                               float *y)
+{
+    unfolding u = unfolding_of(g->C, g->H, g->W, g->kh, g->kw, g->pad_h, g->pad_w);
+    image_job job = {.u = &u, .bf16 = bf16, .relu = relu, .M = g->K,
+                     .depth = g->C * g->kh * g->kw, .images = x, .A = w, .bias = bias, .out = y};
+    return convolve_images(ws, &job, g->N);
+}
+
+/* dW and db of one partition of images, into its own [K, depth] and [K]. */
+typedef struct weight_job {
+    const nb_conv2d_geometry *g;
+    const unfolding *u;
+    bool bf16;
+    const float *x, *dy;
+    float *partial_dw;  /* [partitions][K][depth] */
+    double *partial_db; /* [partitions][K] */
+    scratch *scratch;
+} weight_job;
+
+static void weight_task(void *context, int64_t part, int worker)
+{
+    const weight_job *job = context;
+    const nb_conv2d_geometry *g = job->g;
+    const unfolding *u = job->u;
+    scratch *s = &job->scratch[worker];
+    const int64_t depth = g->C * g->kh * g->kw, plane = g->OH * g->OW;
+    float *dw = job->partial_dw ? job->partial_dw + part * g->K * depth : NULL;
+    double *db = job->partial_db ? job->partial_db + part * g->K : NULL;
+    int64_t first = part * PARTITION_IMAGES;
+    int64_t last = first + PARTITION_IMAGES < g->N ? first + PARTITION_IMAGES : g->N;
+    for (int64_t n = first; n < last; n++) {
+        const float *dy = job->dy + n * g->K * plane;
+        if (db)
+            for (int64_t k = 0; k < g->K; k++) {
+                double sum = n == first ? 0.0 : db[k];
+                for (int64_t i = 0; i < plane; i++) sum += dy[k * plane + i];
+                db[k] = sum;
+            }
+        if (!dw) continue;
+        /* dy in the wide layout, zero between output rows. */
+        memset(s->wide, 0, sizeof(float) * (size_t)(g->K * u->positions));
+        for (int64_t k = 0; k < g->K; k++)
+            for (int64_t oh = 0; oh < g->OH; oh++)
+                memcpy(s->wide + k * u->positions + oh * u->Wp, dy + (k * g->OH + oh) * g->OW,
+                       sizeof(float) * (size_t)g->OW);
+        unfold_image(u, job->x + n * g->C * g->H * g->W, s->padded, s->rows);
+        nb_sgemm_rows(job->bf16, true, g->K, depth, u->positions, 1.0f, s->wide, u->positions,
+                      s->rows, n == first ? 0.0f : 1.0f, dw, depth);
+    }
+}
+
+/* W'[c, (k,i,j)] = W[k, c, kh-1-i, kw-1-j]: the transposed convolution's weight. */
+static void flip_weight(const nb_conv2d_geometry *g, const float *w, float *flipped)
+{
+    const int64_t taps = g->kh * g->kw;
+    for (int64_t k = 0; k < g->K; k++)
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t t = 0; t < taps; t++)
+                flipped[(c * g->K + k) * taps + t] = w[(k * g->C + c) * taps + taps - 1 - t];
+}
+
+int nb_conv2d_gathered_backward(const nb_workspace *ws, const nb_conv2d_geometry *g, bool bf16,
+                                const float *x, const float *w, const float *dy, float *dx,
+                                bool assign_dx, float *dw, float *db)
+{
+    if (dw || db) {
+        unfolding u = unfolding_of(g->C, g->H, g->W, g->kh, g->kw, g->pad_h, g->pad_w);
+        const int64_t depth = g->C * g->kh * g->kw;
+        const int64_t parts = (g->N + PARTITION_IMAGES - 1) / PARTITION_IMAGES;
+        weight_job job = {.g = g, .u = &u, .bf16 = bf16, .x = x, .dy = dy};
+        if (dw) job.partial_dw = nb_workspace_alloc(ws, sizeof(float) * (size_t)(parts * g->K * depth));
+        if (db) job.partial_db = nb_workspace_alloc(ws, sizeof(double) * (size_t)(parts * g->K));
+        int slots = nb_parallel_slots();
+        if ((dw && !job.partial_dw) || (db && !job.partial_db) ||
+            scratch_new(ws, slots, g->C * u.Hp * u.Wp, depth, g->K * u.positions, &job.scratch) !=
+                NB_OK)
+            return NB_ERR_NOMEM;
+        nb_parallel_tasks(parts, slots, weight_task, &job);
+        for (int64_t part = 0; part < parts; part++) {
+            for (int64_t i = 0; dw && i < g->K * depth; i++)
+                dw[i] += job.partial_dw[part * g->K * depth + i];
+            for (int64_t k = 0; db && k < g->K; k++) db[k] += (float)job.partial_db[part * g->K + k];
+        }
+    }
+    if (!dx) return NB_OK;
+    unfolding u = unfolding_of(g->K, g->OH, g->OW, g->kh, g->kw, g->kh - 1 - g->pad_h,
+                               g->kw - 1 - g->pad_w);
+    float *flipped = nb_workspace_alloc(ws, sizeof(float) * (size_t)(g->C * g->K * g->kh * g->kw));
+    if (!flipped) return NB_ERR_NOMEM;
+    flip_weight(g, w, flipped);
+    image_job job = {.u = &u, .bf16 = bf16, .accumulate = !assign_dx, .M = g->C,
+                     .depth = g->K * g->kh * g->kw, .images = dy, .A = flipped, .out = dx};
+    return convolve_images(ws, &job, g->N);
+}
