@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/parallel.h"
+#include "kernels/conv2d/pairs_bf16.h"
 #include "kernels/conv2d/rows.h"
 #include "kernels/gemm.h"
 
@@ -71,22 +72,32 @@ static void store_wide(const unfolding *u, int64_t M, const float *wide, const f
         }
 }
 
-/* Per-thread scratch: a padded image, its row pointers, a wide block. */
+/* Per-thread scratch: a padded image, its row pointers, a wide block;
+ * for bf16 products also the image in channel pairs and its pair rows. */
 typedef struct scratch {
     float *padded, *wide;
     const float **rows;
+    uint32_t *paired;
+    const uint32_t **pair_rows;
 } scratch;
 
 static int scratch_new(const nb_workspace *ws, int slots, int64_t padded_floats,
-                       int64_t row_count, int64_t wide_floats, scratch **out)
+                       int64_t row_count, int64_t wide_floats, const nb_conv_pairs *pairs,
+                       scratch **out)
 {
     scratch *s = nb_workspace_alloc(ws, sizeof *s * (size_t)slots);
     if (!s) return NB_ERR_NOMEM;
     for (int t = 0; t < slots; t++) {
+        s[t] = (scratch){0};
         s[t].padded = nb_workspace_alloc(ws, sizeof(float) * (size_t)padded_floats);
         s[t].wide = nb_workspace_alloc(ws, sizeof(float) * (size_t)wide_floats);
         s[t].rows = nb_workspace_alloc(ws, sizeof(float *) * (size_t)row_count);
         if (!s[t].padded || !s[t].wide || !s[t].rows) return NB_ERR_NOMEM;
+        if (!pairs) continue;
+        s[t].paired = nb_workspace_alloc(ws, sizeof(uint32_t) *
+                                                 (size_t)nb_conv_pairs_image_words(pairs));
+        s[t].pair_rows = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)row_count);
+        if (!s[t].paired || !s[t].pair_rows) return NB_ERR_NOMEM;
     }
     *out = s;
     return NB_OK;
@@ -102,6 +113,7 @@ typedef struct image_job {
     const float *images, *A, *bias;
     float *out;
     scratch *scratch;
+    nb_conv_pairs pairs; /* bf16: the channel-pair product (pairs_bf16.h) */
 } image_job;
 
 static void image_task(void *context, int64_t n, int worker)
@@ -109,9 +121,16 @@ static void image_task(void *context, int64_t n, int worker)
     const image_job *job = context;
     const unfolding *u = job->u;
     scratch *s = &job->scratch[worker];
-    unfold_image(u, job->images + n * u->channels * u->H * u->W, s->padded, s->rows);
-    nb_sgemm_rows(job->bf16, false, job->M, u->positions, job->depth, 1.0f, job->A, job->depth,
-                  s->rows, 0.0f, s->wide, u->positions);
+    const float *image = job->images + n * u->channels * u->H * u->W;
+    if (job->bf16) {
+        nb_conv_pairs_image(&job->pairs, u->channels, u->H, u->W, u->pad_h, u->pad_w, image,
+                            s->paired);
+        nb_conv_pairs_product(&job->pairs, s->paired, s->pair_rows, s->wide);
+    } else {
+        unfold_image(u, image, s->padded, s->rows);
+        nb_sgemm_rows(false, false, job->M, u->positions, job->depth, 1.0f, job->A, job->depth,
+                      s->rows, 0.0f, s->wide, u->positions);
+    }
     float *out = job->out + n * job->M * u->OH * u->OW;
     store_wide(u, job->M, s->wide, job->bias, job->accumulate, out);
     if (job->relu) nb_conv_rectify(out, job->M * u->OH * u->OW);
@@ -121,8 +140,18 @@ static int convolve_images(const nb_workspace *ws, image_job *job, int64_t N)
 {
     const unfolding *u = job->u;
     int slots = nb_parallel_slots();
+    if (job->bf16) {
+        job->pairs = (nb_conv_pairs){.M = job->M, .pairs = (u->channels + 1) / 2, .kh = u->kh,
+                                     .kw = u->kw, .Wp = u->Wp, .plane = u->Hp * u->Wp,
+                                     .positions = u->positions};
+        uint32_t *weights = nb_workspace_alloc(
+            ws, sizeof(uint32_t) * (size_t)nb_conv_pairs_weight_words(&job->pairs));
+        if (!weights) return NB_ERR_NOMEM;
+        nb_conv_pairs_pack_weights(&job->pairs, u->channels, job->A, weights);
+        job->pairs.weights = weights;
+    }
     if (scratch_new(ws, slots, u->channels * u->Hp * u->Wp, job->depth, job->M * u->positions,
-                    &job->scratch) != NB_OK)
+                    job->bf16 ? &job->pairs : NULL, &job->scratch) != NB_OK)
         return NB_ERR_NOMEM;
     nb_parallel_tasks(N, slots, image_task, job);
     return NB_OK;
@@ -204,8 +233,8 @@ int nb_conv2d_gathered_backward(const nb_workspace *ws, const nb_conv2d_geometry
         if (db) job.partial_db = nb_workspace_alloc(ws, sizeof(double) * (size_t)(parts * g->K));
         int slots = nb_parallel_slots();
         if ((dw && !job.partial_dw) || (db && !job.partial_db) ||
-            scratch_new(ws, slots, g->C * u.Hp * u.Wp, depth, g->K * u.positions, &job.scratch) !=
-                NB_OK)
+            scratch_new(ws, slots, g->C * u.Hp * u.Wp, depth, g->K * u.positions, NULL,
+                        &job.scratch) != NB_OK)
             return NB_ERR_NOMEM;
         nb_parallel_tasks(parts, slots, weight_task, &job);
         for (int64_t part = 0; part < parts; part++) {

@@ -1,0 +1,173 @@
+/* The bf16 channel-pair convolution product (pairs_bf16.h). */
+#include "kernels/conv2d/pairs_bf16.h"
+
+#include <string.h>
+
+#include "base/cpu.h"
+#include "kernels/bf16.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86_INTRINSICS 1
+#endif
+
+enum { ROWS = NB_CONV_PAIRS_ROWS, COLS = 32 };
+
+static int64_t depth_pairs(const nb_conv_pairs *c) { return c->kh * c->kw * c->pairs; }
+
+int64_t nb_conv_pairs_weight_words(const nb_conv_pairs *c)
+{
+    return (c->M + ROWS - 1) / ROWS * depth_pairs(c) * ROWS;
+}
+
+int64_t nb_conv_pairs_image_words(const nb_conv_pairs *c)
+{
+    return c->pairs * c->plane + NB_CONV_PAIRS_SLACK;
+}
+
+static uint32_t pair_word(float low, float high)
+{
+    return nb_bf16_round(low) | (uint32_t)nb_bf16_round(high) << 16;
+}
+
+void nb_conv_pairs_pack_weights(const nb_conv_pairs *c, int64_t channels, const float *w,
+                                uint32_t *packed)
+{
+    const int64_t taps = c->kh * c->kw, depth = depth_pairs(c);
+    for (int64_t m0 = 0; m0 < c->M; m0 += ROWS)
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t cp = 0; cp < c->pairs; cp++)
+                for (int r = 0; r < ROWS; r++) {
+                    int64_t m = m0 + r, low = 2 * cp, high = 2 * cp + 1;
+                    float lo = m < c->M ? w[(m * channels + low) * taps + t] : 0.0f;
+                    float hi = m < c->M && high < channels ? w[(m * channels + high) * taps + t]
+                                                           : 0.0f;
+                    packed[(m0 / ROWS * depth + t * c->pairs + cp) * ROWS + r] = pair_word(lo, hi);
+                }
+}
+
+/* n words from two rows of floats (high may be NULL: zeros). */
+static void pair_row_portable(const float *low, const float *high, int64_t n, uint32_t *to)
+{
+    for (int64_t i = 0; i < n; i++) to[i] = pair_word(low[i], high ? high[i] : 0.0f);
+}
+
+#ifdef HAVE_X86_INTRINSICS
+/* The same with VCVTNEPS2BF16, which rounds as nb_bf16_round does. */
+NB_TARGET_AVX512_BF16 static void pair_row_avx512(const float *low, const float *high, int64_t n,
+                                                  uint32_t *to)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 lo = _mm512_loadu_ps(low + i);
+        __m512 hi = high ? _mm512_loadu_ps(high + i) : _mm512_setzero_ps();
+        __m512i words = _mm512_or_si512(
+            _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo)),
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi)), 16));
+        _mm512_storeu_si512(to + i, words);
+    }
+    if (i < n) {
+        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 lo = _mm512_maskz_loadu_ps(mask, low + i);
+        __m512 hi = high ? _mm512_maskz_loadu_ps(mask, high + i) : _mm512_setzero_ps();
+        __m512i words = _mm512_or_si512(
+            _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo)),
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi)), 16));
+        _mm512_mask_storeu_epi32(to + i, mask, words);
+    }
+}
+#endif
+
+void nb_conv_pairs_image(const nb_conv_pairs *c, int64_t channels, int64_t H, int64_t W,
+                         int64_t pad_h, int64_t pad_w, const float *image, uint32_t *paired)
+{
+    void (*pair_row)(const float *, const float *, int64_t, uint32_t *) = pair_row_portable;
+#ifdef HAVE_X86_INTRINSICS
+    if (nb_cpu_has_avx512_bf16()) pair_row = pair_row_avx512;
+#endif
+    const int64_t Hp = c->plane / c->Wp;
+    for (int64_t cp = 0; cp < c->pairs; cp++) {
+        const float *low = image + 2 * cp * H * W;
+        const float *high = 2 * cp + 1 < channels ? low + H * W : NULL;
+        uint32_t *plane = paired + cp * c->plane;
+        /* Padding rows above and below, and the columns beside each row. */
+        memset(plane, 0, sizeof(uint32_t) * (size_t)(pad_h * c->Wp));
+        memset(plane + (pad_h + H) * c->Wp, 0, sizeof(uint32_t) * (size_t)((Hp - pad_h - H) * c->Wp));
+        for (int64_t h = 0; h < H; h++) {
+            uint32_t *row = plane + (pad_h + h) * c->Wp;
+            memset(row, 0, sizeof(uint32_t) * (size_t)pad_w);
+            pair_row(low + h * W, high ? high + h * W : NULL, W, row + pad_w);
+            memset(row + pad_w + W, 0, sizeof(uint32_t) * (size_t)(c->Wp - pad_w - W));
+        }
+    }
+    memset(paired + c->pairs * c->plane, 0, sizeof(uint32_t) * NB_CONV_PAIRS_SLACK);
+}
+
+static float high_of(uint32_t word) { return nb_bf16_to_float((uint16_t)(word >> 16)); }
+static float low_of(uint32_t word) { return nb_bf16_to_float((uint16_t)word); }
+
+/* One 8 x 32 tile in plain C: the reference order. */
+static void tile_portable(int64_t pairs, const uint32_t *a, const uint32_t *const *rows,
+                          int64_t col, float *c, int64_t ldc, int rows_used, int cols_used)
+{
+    for (int r = 0; r < rows_used; r++)
+        for (int j = 0; j < cols_used; j++) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < pairs; p++) {
+                uint32_t x = rows[p][col + j], weight = a[p * ROWS + r];
+                sum += high_of(weight) * high_of(x);
+                sum += low_of(weight) * low_of(x);
+            }
+            c[r * ldc + j] = sum;
+        }
+}
+
+#ifdef HAVE_X86_INTRINSICS
+NB_TARGET_AVX512_BF16 static void tile_avx512(int64_t pairs, const uint32_t *a,
+                                              const uint32_t *const *rows, int64_t col, float *c,
+                                              int64_t ldc, int rows_used, int cols_used)
+{
+    __m512 sum[ROWS][2];
+    for (int r = 0; r < ROWS; r++) sum[r][0] = sum[r][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < pairs; p++) {
+        const uint32_t *row = rows[p] + col;
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(row);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(row + 16);
+        for (int r = 0; r < ROWS; r++) {
+            __m512bh weight = (__m512bh)_mm512_set1_epi32((int)a[p * ROWS + r]);
+            sum[r][0] = _mm512_dpbf16_ps(sum[r][0], weight, b0);
+            sum[r][1] = _mm512_dpbf16_ps(sum[r][1], weight, b1);
+        }
+    }
+    int low = cols_used < 16 ? cols_used : 16, high = cols_used - low;
+    __mmask16 mask0 = (__mmask16)((1u << low) - 1u), mask1 = (__mmask16)((1u << high) - 1u);
+    for (int r = 0; r < rows_used; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, mask0, sum[r][0]);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, mask1, sum[r][1]);
+    }
+}
+#endif
+
+void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const uint32_t **rows,
+                           float *wide)
+{
+    const int64_t depth = depth_pairs(c);
+    for (int64_t i = 0; i < c->kh; i++)
+        for (int64_t j = 0; j < c->kw; j++)
+            for (int64_t cp = 0; cp < c->pairs; cp++)
+                rows[(i * c->kw + j) * c->pairs + cp] = paired + cp * c->plane + i * c->Wp + j;
+    void (*tile)(int64_t, const uint32_t *, const uint32_t *const *, int64_t, float *, int64_t,
+                 int, int) = tile_portable;
+#ifdef HAVE_X86_INTRINSICS
+    if (nb_cpu_has_avx512_bf16()) tile = tile_avx512;
+#endif
+    for (int64_t m0 = 0; m0 < c->M; m0 += ROWS) {
+        const uint32_t *panel = c->weights + m0 / ROWS * depth * ROWS;
+        int rows_used = c->M - m0 < ROWS ? (int)(c->M - m0) : ROWS;
+        for (int64_t col = 0; col < c->positions; col += COLS) {
+            int cols_used = c->positions - col < COLS ? (int)(c->positions - col) : COLS;
+            tile(depth, panel, rows, col, wide + m0 * c->positions + col, c->positions, rows_used,
+                 cols_used);
+        }
+    }
+}
