@@ -12,6 +12,9 @@
  *   dW       += dy_n (wide, zero between rows) unfold(x_n)^T
  *   dx       the same forward, of dy_n padded by k-1-pad, with the flipped,
  *            channel-transposed weight W'[c, (k,i,j)] = W[k, c, kh-1-i, kw-1-j]
+ * With bf16 products the forward and dx read the image in channel pairs
+ * in place instead (kernels/conv2d/pairs_bf16.h: depth ordered by tap, then
+ * channel pair); dW runs nb_sgemm_rows in bf16.
  * Images go to the threads whole (each product single-threaded), and dW and
  * db are summed per fixed partition of images, the partitions in order, so
  * results do not depend on the thread count. */
