@@ -160,119 +160,124 @@ Test(precision, float64_ignores_the_setting)
     nb_tensor_free(x), nb_tensor_free(w);
 }
 
-/* conv2d in bf16, 3x3 with padding 1 (N 2, C 3, K 4, 9x9): y, dx and dW
- * against float64 sums of the bf16-rounded operands (for the loss sum(y *
- * s), dy = s), within float32 rounding of the sums. */
-enum { CN = 2, CC = 3, CK = 4, CS = 9 };
+/* conv2d in bf16 on the gathered path: y, dx and dW against float64 sums
+ * of the bf16-rounded operands (for the loss sum(y * s), dy = s), within
+ * float32 rounding of the sums; and the portable kernels give the bits of
+ * the AVX-512 BF16 ones. Geometries with odd channel counts (a lone
+ * channel pair), more than 32 output channels, 5x5 and 1x1 kernels. */
+typedef struct conv_geometry {
+    int N, C, K, H, W, kh, kw, pad;
+} conv_geometry;
 
 static double rounded_at(const float *t, int64_t i) { return nb_bf16_rounded(t[i]); }
 
-/* x, w or s element, 0 outside (the padding) */
-static double x_at(const float *x, int n, int c, int h, int w)
+static void check_sum(double got, double sum, double magnitude, int terms, const char *what,
+                      const conv_geometry *c)
 {
-    if (h < 0 || h >= CS || w < 0 || w >= CS) return 0.0;
-    return rounded_at(x, ((n * CC + c) * CS + h) * CS + w);
+    cr_assert(fabs(got - sum) <= (terms + 2) * 0x1p-24 * magnitude,
+              "%s (N %d C %d K %d %dx%d, %dx%d pad %d): %.9g vs %.9g", what, c->N, c->C, c->K,
+              c->H, c->W, c->kh, c->kw, c->pad, got, sum);
 }
 
-static void check_sum(double got, double sum, double magnitude, int terms, const char *what)
-{
-    cr_assert(fabs(got - sum) <= (terms + 2) * 0x1p-24 * magnitude, "%s: %.9g vs %.9g", what,
-              got, sum);
-}
+typedef struct conv_results {
+    float *y, *dx, *dw;
+} conv_results;
 
-static void run_conv(nb_precision precision, nb_tensor *x, nb_tensor *w, nb_tensor *s,
-                     const char *path, float *y, float *dx, float *dw)
+static void run_conv(const conv_geometry *c, nb_tensor *x, nb_tensor *w, nb_tensor *s,
+                     const char *path, conv_results *r)
 {
     nb_tape *tape = nb_tape_new();
-    nb_tape_set_precision(tape, precision);
+    nb_tape_set_precision(tape, NB_PRECISION_BF16);
     cr_assert_eq(nb_conv2d_force_path(path), NB_OK);
     nb_tensor_zero_grad(x);
     nb_tensor_zero_grad(w);
-    nb_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
+    nb_conv2d_params p = {{1, 1}, {c->pad, c->pad}, {1, 1}, 1};
     nb_tensor *out = nb_conv2d(tape, x, w, NULL, &p);
     cr_assert_not_null(out, "%s", nb_tape_error(tape));
-    if (path) cr_assert_str_eq(nb_conv2d_path_name(out), path);
-    memcpy(y, out->data, sizeof(float) * CN * CK * CS * CS);
+    cr_assert_str_eq(nb_conv2d_path_name(out), "gathered");
+    r->y = malloc(sizeof(float) * (size_t)out->numel);
+    r->dx = malloc(sizeof(float) * (size_t)x->numel);
+    r->dw = malloc(sizeof(float) * (size_t)w->numel);
+    memcpy(r->y, out->data, sizeof(float) * (size_t)out->numel);
     cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, out, s)), NULL), NB_OK);
-    memcpy(dx, nb_tensor_grad(x)->data, sizeof(float) * CN * CC * CS * CS);
-    memcpy(dw, nb_tensor_grad(w)->data, sizeof(float) * CK * CC * 9);
+    memcpy(r->dx, nb_tensor_grad(x)->data, sizeof(float) * (size_t)x->numel);
+    memcpy(r->dw, nb_tensor_grad(w)->data, sizeof(float) * (size_t)w->numel);
     nb_conv2d_force_path(NULL);
     nb_tape_free(tape);
 }
 
+static void check_conv(const conv_geometry *c)
+{
+    const int OH = c->H + 2 * c->pad - c->kh + 1, OW = c->W + 2 * c->pad - c->kw + 1;
+    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){c->N, c->C, c->H, c->W}, true);
+    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){c->K, c->C, c->kh, c->kw}, true);
+    nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){c->N, c->K, OH, OW}, false);
+    conv_results r;
+    run_conv(c, x, w, s, NULL, &r);
+    const float *xd = x->data, *wd = w->data, *sd = s->data;
+    /* Each output (n, k, oh, ow) reads x at (oh + i - pad, ow + j - pad). */
+    double *y = calloc((size_t)(c->N * c->K * OH * OW), sizeof(double));
+    double *ym = calloc((size_t)(c->N * c->K * OH * OW), sizeof(double));
+    double *dx = calloc((size_t)(c->N * c->C * c->H * c->W), sizeof(double));
+    double *dxm = calloc((size_t)(c->N * c->C * c->H * c->W), sizeof(double));
+    double *dw = calloc((size_t)(c->K * c->C * c->kh * c->kw), sizeof(double));
+    double *dwm = calloc((size_t)(c->K * c->C * c->kh * c->kw), sizeof(double));
+    for (int n = 0; n < c->N; n++)
+        for (int k = 0; k < c->K; k++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++)
+                    for (int ch = 0; ch < c->C; ch++)
+                        for (int i = 0; i < c->kh; i++)
+                            for (int j = 0; j < c->kw; j++) {
+                                int h = oh + i - c->pad, v = ow + j - c->pad;
+                                if (h < 0 || h >= c->H || v < 0 || v >= c->W) continue;
+                                int64_t xi = ((n * c->C + ch) * c->H + h) * c->W + v;
+                                int64_t wi = ((k * c->C + ch) * c->kh + i) * c->kw + j;
+                                int64_t yi = ((n * c->K + k) * OH + oh) * OW + ow;
+                                double a = rounded_at(xd, xi), b = rounded_at(wd, wi),
+                                       g = rounded_at(sd, yi);
+                                y[yi] += a * b, ym[yi] += fabs(a * b);
+                                dx[xi] += b * g, dxm[xi] += fabs(b * g);
+                                dw[wi] += a * g, dwm[wi] += fabs(a * g);
+                            }
+    int taps = c->C * c->kh * c->kw;
+    for (int64_t i = 0; i < c->N * c->K * OH * OW; i++) check_sum(r.y[i], y[i], ym[i], taps, "y", c);
+    for (int64_t i = 0; i < c->N * c->C * c->H * c->W; i++)
+        check_sum(r.dx[i], dx[i], dxm[i], c->K * c->kh * c->kw, "dx", c);
+    for (int64_t i = 0; i < c->K * taps; i++)
+        check_sum(r.dw[i], dw[i], dwm[i], c->N * (OH + 1) * (OW + c->kw), "dW", c);
+
+    /* The portable kernels (the "portable" CPU level has no AVX-512 BF16)
+     * add in the same order as the AVX-512 BF16 ones: the same bits. */
+    conv_results portable;
+    cr_assert_eq(nb_cpu_force_level("portable"), NB_OK);
+    run_conv(c, x, w, s, "gathered", &portable);
+    nb_cpu_force_level(NULL);
+    assert_same_bits(r.y, portable.y, (int64_t)c->N * c->K * OH * OW, "y, portable");
+    assert_same_bits(r.dx, portable.dx, x->numel, "dx, portable");
+    assert_same_bits(r.dw, portable.dw, w->numel, "dW, portable");
+    free(y), free(ym), free(dx), free(dxm), free(dw), free(dwm);
+    free(r.y), free(r.dx), free(r.dw), free(portable.y), free(portable.dx), free(portable.dw);
+    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(s);
+}
+
 Test(precision, bf16_conv2d_runs_bf16_products_forward_and_backward)
 {
+    static const conv_geometry geometries[] = {
+        {2, 3, 4, 9, 9, 3, 3, 1},    {3, 1, 6, 11, 10, 5, 5, 2}, {2, 7, 40, 8, 7, 3, 3, 0},
+        {9, 4, 9, 5, 6, 1, 1, 0},    {2, 32, 33, 6, 6, 3, 3, 1},
+    };
     nb_manual_seed(5);
-    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){CN, CC, CS, CS}, true);
-    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){CK, CC, 3, 3}, true);
-    nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){CN, CK, CS, CS}, false);
-    static float y[CN * CK * CS * CS], dx[CN * CC * CS * CS], dw[CK * CC * 9];
-    run_conv(NB_PRECISION_BF16, x, w, s, NULL, y, dx, dw);
-    {   /* the automatic choice for a bf16 node */
-        nb_tape *tape = nb_tape_new();
-        nb_tape_set_precision(tape, NB_PRECISION_BF16);
-        nb_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
-        cr_assert_str_eq(nb_conv2d_path_name(nb_conv2d(tape, x, w, NULL, &p)), "gathered");
-        nb_tape_free(tape);
-    }
-    const float *xd = x->data, *wd = w->data, *sd = s->data;
-    for (int n = 0; n < CN; n++)
-        for (int k = 0; k < CK; k++)
-            for (int h = 0; h < CS; h++)
-                for (int v = 0; v < CS; v++) {
-                    double sum = 0.0, magnitude = 0.0;
-                    for (int c = 0; c < CC; c++)
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                double term = x_at(xd, n, c, h + i - 1, v + j - 1) *
-                                              rounded_at(wd, (k * CC + c) * 9 + i * 3 + j);
-                                sum += term;
-                                magnitude += fabs(term);
-                            }
-                    check_sum(y[((n * CK + k) * CS + h) * CS + v], sum, magnitude, 27, "y");
-                }
-    for (int k = 0; k < CK; k++)
-        for (int c = 0; c < CC; c++)
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    double sum = 0.0, magnitude = 0.0;
-                    for (int n = 0; n < CN; n++)
-                        for (int h = 0; h < CS; h++)
-                            for (int v = 0; v < CS; v++) {
-                                double term = x_at(xd, n, c, h + i - 1, v + j - 1) *
-                                              rounded_at(sd, ((n * CK + k) * CS + h) * CS + v);
-                                sum += term;
-                                magnitude += fabs(term);
-                            }
-                    check_sum(dw[(k * CC + c) * 9 + i * 3 + j], sum, magnitude, CN * CS * CS, "dW");
-                }
-    for (int n = 0; n < CN; n++)
-        for (int c = 0; c < CC; c++)
-            for (int h = 0; h < CS; h++)
-                for (int v = 0; v < CS; v++) {
-                    double sum = 0.0, magnitude = 0.0;
-                    for (int k = 0; k < CK; k++)
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                int oh = h + 1 - i, ow = v + 1 - j; /* output read by (h, v) */
-                                if (oh < 0 || oh >= CS || ow < 0 || ow >= CS) continue;
-                                double term = rounded_at(wd, (k * CC + c) * 9 + i * 3 + j) *
-                                              rounded_at(sd, ((n * CK + k) * CS + oh) * CS + ow);
-                                sum += term;
-                                magnitude += fabs(term);
-                            }
-                    check_sum(dx[((n * CC + c) * CS + h) * CS + v], sum, magnitude, 36, "dx");
-                }
-    /* The portable kernels (the "portable" CPU level) add in the
-     * same order as the AVX-512 BF16 ones: the same bits. */
-    static float y2[CN * CK * CS * CS], dx2[CN * CC * CS * CS], dw2[CK * CC * 9];
-    cr_assert_eq(nb_cpu_force_level("portable"), NB_OK);
-    run_conv(NB_PRECISION_BF16, x, w, s, "gathered", y2, dx2, dw2);
-    nb_cpu_force_level(NULL);
-    assert_same_bits(y, y2, CN * CK * CS * CS, "y at the portable level");
-    assert_same_bits(dx, dx2, CN * CC * CS * CS, "dx at the portable level");
-    assert_same_bits(dw, dw2, CK * CC * 9, "dW at the portable level");
-    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(s);
+    for (size_t i = 0; i < sizeof geometries / sizeof geometries[0]; i++)
+        check_conv(&geometries[i]);
+    /* The automatic choice for a bf16 node. */
+    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){1, 3, 9, 9}, false);
+    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){4, 3, 3, 3}, true);
+    nb_tape *tape = nb_tape_new();
+    nb_tape_set_precision(tape, NB_PRECISION_BF16);
+    cr_assert_str_eq(nb_conv2d_path_name(nb_conv2d(tape, x, w, NULL, NULL)), "gathered");
+    nb_tape_free(tape);
+    nb_tensor_free(x), nb_tensor_free(w);
 }
 
 Test(precision, bad_values_and_names_are_errors)

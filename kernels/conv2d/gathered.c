@@ -37,8 +37,8 @@ static unfolding unfolding_of(int64_t channels, int64_t H, int64_t W, int64_t kh
     return u;
 }
 
-/* image [channels,H,W] -> padded [channels,Hp,Wp]; rows[(c*kh+i)*kw+j]. */
-static void unfold_image(const unfolding *u, const float *image, float *padded, const float **rows)
+/* image [channels,H,W] -> padded [channels,Hp,Wp] */
+static void pad_image(const unfolding *u, const float *image, float *padded)
 {
     if (u->pad_h == 0 && u->pad_w == 0) {
         memcpy(padded, image, sizeof(float) * (size_t)(u->channels * u->H * u->W));
@@ -49,6 +49,12 @@ static void unfold_image(const unfolding *u, const float *image, float *padded, 
                 memcpy(padded + (c * u->Hp + h + u->pad_h) * u->Wp + u->pad_w,
                        image + (c * u->H + h) * u->W, sizeof(float) * (size_t)u->W);
     }
+}
+
+/* The padded image and its unfolding's rows[(c*kh+i)*kw+j]. */
+static void unfold_image(const unfolding *u, const float *image, float *padded, const float **rows)
+{
+    pad_image(u, image, padded);
     for (int64_t c = 0; c < u->channels; c++)
         for (int64_t i = 0; i < u->kh; i++)
             for (int64_t j = 0; j < u->kw; j++)
@@ -167,15 +173,18 @@ int nb_conv2d_gathered_forward(const nb_workspace *ws, const nb_conv2d_geometry 
     return convolve_images(ws, &job, g->N);
 }
 
-/* dW and db of one partition of images, into its own [K, depth] and [K]. */
+/* dW and db of one partition of images, into its own [K, depth] (bf16:
+ * transposed, [depth, columns]) and [K]. */
 typedef struct weight_job {
     const nb_conv2d_geometry *g;
     const unfolding *u;
     bool bf16;
     const float *x, *dy;
-    float *partial_dw;  /* [partitions][K][depth] */
+    float *partial_dw;  /* [partitions][K][depth], bf16: [partitions][depth][columns] */
     double *partial_db; /* [partitions][K] */
     scratch *scratch;
+    nb_conv_pairs_grad pairs; /* bf16: the position-pair product (pairs_bf16.h) */
+    uint32_t **pair_image, **pair_dy; /* bf16: per thread */
 } weight_job;
 
 static void weight_task(void *context, int64_t part, int worker)
@@ -185,7 +194,9 @@ static void weight_task(void *context, int64_t part, int worker)
     const unfolding *u = job->u;
     scratch *s = &job->scratch[worker];
     const int64_t depth = g->C * g->kh * g->kw, plane = g->OH * g->OW;
-    float *dw = job->partial_dw ? job->partial_dw + part * g->K * depth : NULL;
+    const int64_t partial_floats = job->bf16 ? depth * job->pairs.columns : g->K * depth;
+    float *dw = job->partial_dw ? job->partial_dw + part * partial_floats : NULL;
+    if (dw && job->bf16) memset(dw, 0, sizeof(float) * (size_t)partial_floats);
     double *db = job->partial_db ? job->partial_db + part * g->K : NULL;
     int64_t first = part * PARTITION_IMAGES;
     int64_t last = first + PARTITION_IMAGES < g->N ? first + PARTITION_IMAGES : g->N;
@@ -204,10 +215,38 @@ static void weight_task(void *context, int64_t part, int worker)
             for (int64_t oh = 0; oh < g->OH; oh++)
                 memcpy(s->wide + k * u->positions + oh * u->Wp, dy + (k * g->OH + oh) * g->OW,
                        sizeof(float) * (size_t)g->OW);
+        if (job->bf16) {
+            pad_image(u, job->x + n * g->C * g->H * g->W, s->padded);
+            nb_conv_pairs_grad_image(&job->pairs, s->padded, job->pair_image[worker]);
+            nb_conv_pairs_grad_dy(&job->pairs, s->wide, job->pair_dy[worker]);
+            nb_conv_pairs_grad_accumulate(&job->pairs, job->pair_image[worker],
+                                          job->pair_dy[worker], s->pair_rows, dw);
+            continue;
+        }
         unfold_image(u, job->x + n * g->C * g->H * g->W, s->padded, s->rows);
-        nb_sgemm_rows(job->bf16, true, g->K, depth, u->positions, 1.0f, s->wide, u->positions,
+        nb_sgemm_rows(false, true, g->K, depth, u->positions, 1.0f, s->wide, u->positions,
                       s->rows, n == first ? 0.0f : 1.0f, dw, depth);
     }
+}
+
+/* Per-thread buffers of the bf16 weight gradient: the converted image and
+ * dy, and the row pointers (in the scratch's pair_rows). */
+static int pair_scratch_new(const nb_workspace *ws, int slots, weight_job *job)
+{
+    job->pair_image = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)slots);
+    job->pair_dy = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)slots);
+    if (!job->pair_image || !job->pair_dy) return NB_ERR_NOMEM;
+    const int64_t depth = job->g->C * job->g->kh * job->g->kw;
+    for (int t = 0; t < slots; t++) {
+        job->pair_image[t] = nb_workspace_alloc(
+            ws, sizeof(uint32_t) * (size_t)nb_conv_pairs_grad_image_words(&job->pairs));
+        job->pair_dy[t] = nb_workspace_alloc(
+            ws, sizeof(uint32_t) * (size_t)nb_conv_pairs_grad_dy_words(&job->pairs));
+        job->scratch[t].pair_rows = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)depth);
+        if (!job->pair_image[t] || !job->pair_dy[t] || !job->scratch[t].pair_rows)
+            return NB_ERR_NOMEM;
+    }
+    return NB_OK;
 }
 
 /* W'[c, (k,i,j)] = W[k, c, kh-1-i, kw-1-j]: the transposed convolution's weight. */
@@ -229,17 +268,23 @@ int nb_conv2d_gathered_backward(const nb_workspace *ws, const nb_conv2d_geometry
         const int64_t depth = g->C * g->kh * g->kw;
         const int64_t parts = (g->N + PARTITION_IMAGES - 1) / PARTITION_IMAGES;
         weight_job job = {.g = g, .u = &u, .bf16 = bf16, .x = x, .dy = dy};
-        if (dw) job.partial_dw = nb_workspace_alloc(ws, sizeof(float) * (size_t)(parts * g->K * depth));
+        job.pairs = nb_conv_pairs_grad_of(g->K, g->C, g->kh, g->kw, u.Hp, u.Wp, u.positions);
+        const int64_t partial_floats = bf16 ? depth * job.pairs.columns : g->K * depth;
+        if (dw) job.partial_dw = nb_workspace_alloc(ws, sizeof(float) * (size_t)(parts * partial_floats));
         if (db) job.partial_db = nb_workspace_alloc(ws, sizeof(double) * (size_t)(parts * g->K));
         int slots = nb_parallel_slots();
         if ((dw && !job.partial_dw) || (db && !job.partial_db) ||
             scratch_new(ws, slots, g->C * u.Hp * u.Wp, depth, g->K * u.positions, NULL,
-                        &job.scratch) != NB_OK)
+                        &job.scratch) != NB_OK ||
+            (bf16 && pair_scratch_new(ws, slots, &job) != NB_OK))
             return NB_ERR_NOMEM;
         nb_parallel_tasks(parts, slots, weight_task, &job);
         for (int64_t part = 0; part < parts; part++) {
-            for (int64_t i = 0; dw && i < g->K * depth; i++)
-                dw[i] += job.partial_dw[part * g->K * depth + i];
+            const float *partial = dw ? job.partial_dw + part * partial_floats : NULL;
+            for (int64_t k = 0; dw && k < g->K; k++)
+                for (int64_t r = 0; r < depth; r++)
+                    dw[k * depth + r] += bf16 ? partial[r * job.pairs.columns + k]
+                                              : partial[k * depth + r];
             for (int64_t k = 0; db && k < g->K; k++) db[k] += (float)job.partial_db[part * g->K + k];
         }
     }

@@ -171,3 +171,135 @@ void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const
         }
     }
 }
+
+/* ---- the weight gradient ---- */
+
+enum { GRAD_SLACK = 2 }; /* words past a converted channel: a pair may reach one float beyond */
+
+nb_conv_pairs_grad nb_conv_pairs_grad_of(int64_t K, int64_t channels, int64_t kh, int64_t kw,
+                                         int64_t Hp, int64_t Wp, int64_t positions)
+{
+    nb_conv_pairs_grad c = {.K = K, .columns = (K + COLS - 1) / COLS * COLS,
+                            .channels = channels, .kh = kh, .kw = kw, .Wp = Wp, .plane = Hp * Wp,
+                            .positions = positions, .position_pairs = (positions + 1) / 2};
+    c.channel_words = (c.plane + 1) / 2 + GRAD_SLACK;
+    return c;
+}
+
+int64_t nb_conv_pairs_grad_image_words(const nb_conv_pairs_grad *c)
+{
+    return 2 * c->channels * c->channel_words;
+}
+
+int64_t nb_conv_pairs_grad_dy_words(const nb_conv_pairs_grad *c)
+{
+    return c->position_pairs * c->columns;
+}
+
+/* Channel c's pairs starting at even offsets, then those at odd ones; a
+ * float past the plane reads as zero. */
+void nb_conv_pairs_grad_image(const nb_conv_pairs_grad *c, const float *padded, uint32_t *image)
+{
+    for (int64_t ch = 0; ch < c->channels; ch++) {
+        const float *x = padded + ch * c->plane;
+        for (int parity = 0; parity < 2; parity++) {
+            uint32_t *to = image + (2 * ch + parity) * c->channel_words;
+            for (int64_t w = 0; w < c->channel_words; w++) {
+                int64_t first = 2 * w + parity;
+                float low = first < c->plane ? x[first] : 0.0f;
+                float high = first + 1 < c->plane ? x[first + 1] : 0.0f;
+                to[w] = pair_word(low, high);
+            }
+        }
+    }
+}
+
+void nb_conv_pairs_grad_dy(const nb_conv_pairs_grad *c, const float *dy_wide, uint32_t *dy)
+{
+    for (int64_t q = 0; q < c->position_pairs; q++)
+        for (int64_t k = 0; k < c->columns; k++) {
+            float low = 0.0f, high = 0.0f;
+            if (k < c->K) {
+                low = dy_wide[k * c->positions + 2 * q];
+                high = 2 * q + 1 < c->positions ? dy_wide[k * c->positions + 2 * q + 1] : 0.0f;
+            }
+            dy[q * c->columns + k] = pair_word(low, high);
+        }
+}
+
+/* An 8 x 32 tile of dWT: rows are (c,i,j), read through their pointers. */
+static void grad_tile_portable(int64_t pairs, const uint32_t *const *rows, const uint32_t *dy,
+                               int64_t columns, int64_t col, float *c, int64_t ldc, int rows_used,
+                               int cols_used)
+{
+    for (int r = 0; r < rows_used; r++)
+        for (int j = 0; j < cols_used; j++) {
+            float sum = 0.0f;
+            for (int64_t q = 0; q < pairs; q++) {
+                uint32_t x = rows[r][q], g = dy[q * columns + col + j];
+                sum += high_of(x) * high_of(g);
+                sum += low_of(x) * low_of(g);
+            }
+            c[r * ldc + j] += sum;
+        }
+}
+
+#ifdef HAVE_X86_INTRINSICS
+NB_TARGET_AVX512_BF16 static void grad_tile_avx512(int64_t pairs, const uint32_t *const *rows,
+                                                   const uint32_t *dy, int64_t columns,
+                                                   int64_t col, float *c, int64_t ldc,
+                                                   int rows_used, int cols_used)
+{
+    __m512 sum[ROWS][2];
+    const uint32_t *row[ROWS];
+    for (int r = 0; r < ROWS; r++) {
+        sum[r][0] = sum[r][1] = _mm512_setzero_ps();
+        row[r] = rows[r < rows_used ? r : 0]; /* unused rows repeat row 0, not stored */
+    }
+    for (int64_t q = 0; q < pairs; q++) {
+        const uint32_t *g = dy + q * columns + col;
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(g);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(g + 16);
+        for (int r = 0; r < ROWS; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)row[r][q]);
+            sum[r][0] = _mm512_dpbf16_ps(sum[r][0], x, b0);
+            sum[r][1] = _mm512_dpbf16_ps(sum[r][1], x, b1);
+        }
+    }
+    int low = cols_used < 16 ? cols_used : 16, high = cols_used - low;
+    __mmask16 mask0 = (__mmask16)((1u << low) - 1u), mask1 = (__mmask16)((1u << high) - 1u);
+    for (int r = 0; r < rows_used; r++) {
+        float *out = c + r * ldc;
+        _mm512_mask_storeu_ps(out, mask0,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, out), sum[r][0]));
+        _mm512_mask_storeu_ps(out + 16, mask1,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, out + 16), sum[r][1]));
+    }
+}
+#endif
+
+void nb_conv_pairs_grad_accumulate(const nb_conv_pairs_grad *c, const uint32_t *image,
+                                   const uint32_t *dy, const uint32_t **rows, float *dwt)
+{
+    const int64_t depth = c->channels * c->kh * c->kw;
+    for (int64_t ch = 0; ch < c->channels; ch++)
+        for (int64_t i = 0; i < c->kh; i++)
+            for (int64_t j = 0; j < c->kw; j++) {
+                int64_t base = i * c->Wp + j, parity = base % 2;
+                rows[(ch * c->kh + i) * c->kw + j] =
+                    image + (2 * ch + parity) * c->channel_words + (base - parity) / 2;
+            }
+    void (*tile)(int64_t, const uint32_t *const *, const uint32_t *, int64_t, int64_t, float *,
+                 int64_t, int, int) = grad_tile_portable;
+#ifdef HAVE_X86_INTRINSICS
+    if (nb_cpu_has_avx512_bf16()) tile = grad_tile_avx512;
+#endif
+    for (int64_t r0 = 0; r0 < depth; r0 += ROWS) {
+        int rows_used = depth - r0 < ROWS ? (int)(depth - r0) : ROWS;
+        for (int64_t col = 0; col < c->K; col += COLS) {
+            int cols_used = c->K - col < COLS ? (int)(c->K - col) : COLS;
+            tile(c->position_pairs, rows + r0, dy, c->columns, col, dwt + r0 * c->columns + col,
+                 c->columns, rows_used, cols_used);
+        }
+    }
+}

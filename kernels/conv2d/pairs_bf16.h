@@ -48,4 +48,34 @@ void nb_conv_pairs_image(const nb_conv_pairs *c, int64_t channels, int64_t H, in
 void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const uint32_t **rows,
                            float *wide);
 
+/* The weight gradient of one image in the same spirit, paired along the
+ * wide positions p instead of the channels:
+ *   dWT[(c,i,j), k] += sum over position pairs q of
+ *       x_c[b + 2q + 1] dy[k, 2q + 1] + x_c[b + 2q] dy[k, 2q],  b = i*Wp + j
+ * (the odd position's product first, then the even's, into a float32 sum
+ * per element that starts at zero for the image and is then added to
+ * dWT). x's pairs start at b, even or odd, so each channel is converted
+ * twice: pairs at even offsets and at odd ones. dy is converted to
+ * [pairs][columns] with columns = K rounded up to 32 (zeros beyond). */
+typedef struct nb_conv_pairs_grad {
+    int64_t K, columns;     /* output channels, and K rounded up to 32 */
+    int64_t channels, kh, kw, Wp, plane;
+    int64_t positions;      /* wide positions; dy is zero between output rows */
+    int64_t position_pairs; /* ceil(positions / 2) */
+    int64_t channel_words;  /* words of one converted channel (one parity), slack included */
+} nb_conv_pairs_grad;
+
+nb_conv_pairs_grad nb_conv_pairs_grad_of(int64_t K, int64_t channels, int64_t kh, int64_t kw,
+                                         int64_t Hp, int64_t Wp, int64_t positions);
+/* Words of the converted image (both parities) and of the converted dy. */
+int64_t nb_conv_pairs_grad_image_words(const nb_conv_pairs_grad *c);
+int64_t nb_conv_pairs_grad_dy_words(const nb_conv_pairs_grad *c);
+/* padded [channels, plane] -> converted; dy_wide [K, positions] -> converted. */
+void nb_conv_pairs_grad_image(const nb_conv_pairs_grad *c, const float *padded, uint32_t *image);
+void nb_conv_pairs_grad_dy(const nb_conv_pairs_grad *c, const float *dy_wide, uint32_t *dy);
+/* dwt [channels*kh*kw, columns] += this image's products; rows is scratch
+ * for channels*kh*kw pointers. */
+void nb_conv_pairs_grad_accumulate(const nb_conv_pairs_grad *c, const uint32_t *image,
+                                   const uint32_t *dy, const uint32_t **rows, float *dwt);
+
 #endif
