@@ -129,8 +129,14 @@ static void image_task(void *context, int64_t n, int worker)
     scratch *s = &job->scratch[worker];
     const float *image = job->images + n * u->channels * u->H * u->W;
     if (job->bf16) {
-        nb_conv_pairs_image(&job->pairs, u->channels, u->H, u->W, u->pad_h, u->pad_w, image,
-                            s->paired);
+        /* Padding in float32 first (none to do without padding) lets the
+         * conversion run over whole planes. */
+        const float *padded = image;
+        if (u->pad_h || u->pad_w) {
+            pad_image(u, image, s->padded);
+            padded = s->padded;
+        }
+        nb_conv_pairs_image(&job->pairs, u->channels, padded, s->paired);
         nb_conv_pairs_product(&job->pairs, s->paired, s->pair_rows, s->wide);
     } else {
         unfold_image(u, image, s->padded, s->rows);
@@ -173,6 +179,21 @@ int nb_conv2d_gathered_forward(const nb_workspace *ws, const nb_conv2d_geometry 
     return convolve_images(ws, &job, g->N);
 }
 
+/* sum of x[0, n) in double, as DB_LANES interleaved sums (independent
+ * chains, so the additions overlap) added in a fixed order at the end. */
+enum { DB_LANES = 8 };
+static double plane_sum(const float *x, int64_t n)
+{
+    double lanes[DB_LANES] = {0};
+    int64_t i = 0;
+    for (; i + DB_LANES <= n; i += DB_LANES)
+        for (int l = 0; l < DB_LANES; l++) lanes[l] += x[i + l];
+    for (int l = 0; i < n; i++, l++) lanes[l] += x[i];
+    double sum = 0.0;
+    for (int l = 0; l < DB_LANES; l++) sum += lanes[l];
+    return sum;
+}
+
 /* dW and db of one partition of images, into its own [K, depth] (bf16:
  * transposed, [depth, columns]) and [K]. */
 typedef struct weight_job {
@@ -184,7 +205,9 @@ typedef struct weight_job {
     double *partial_db; /* [partitions][K] */
     scratch *scratch;
     nb_conv_pairs_grad pairs; /* bf16: the position-pair product (pairs_bf16.h) */
-    uint32_t **pair_image, **pair_dy; /* bf16: per thread */
+    uint16_t **pair_image;    /* bf16: per thread */
+    uint32_t **pair_dy;
+    const uint16_t ***grad_rows;
 } weight_job;
 
 static void weight_task(void *context, int64_t part, int worker)
@@ -203,11 +226,8 @@ static void weight_task(void *context, int64_t part, int worker)
     for (int64_t n = first; n < last; n++) {
         const float *dy = job->dy + n * g->K * plane;
         if (db)
-            for (int64_t k = 0; k < g->K; k++) {
-                double sum = n == first ? 0.0 : db[k];
-                for (int64_t i = 0; i < plane; i++) sum += dy[k * plane + i];
-                db[k] = sum;
-            }
+            for (int64_t k = 0; k < g->K; k++)
+                db[k] = (n == first ? 0.0 : db[k]) + plane_sum(dy + k * plane, plane);
         if (!dw) continue;
         /* dy in the wide layout, zero between output rows. */
         memset(s->wide, 0, sizeof(float) * (size_t)(g->K * u->positions));
@@ -220,7 +240,7 @@ static void weight_task(void *context, int64_t part, int worker)
             nb_conv_pairs_grad_image(&job->pairs, s->padded, job->pair_image[worker]);
             nb_conv_pairs_grad_dy(&job->pairs, s->wide, job->pair_dy[worker]);
             nb_conv_pairs_grad_accumulate(&job->pairs, job->pair_image[worker],
-                                          job->pair_dy[worker], s->pair_rows, dw);
+                                          job->pair_dy[worker], job->grad_rows[worker], dw);
             continue;
         }
         unfold_image(u, job->x + n * g->C * g->H * g->W, s->padded, s->rows);
@@ -233,18 +253,18 @@ static void weight_task(void *context, int64_t part, int worker)
  * dy, and the row pointers (in the scratch's pair_rows). */
 static int pair_scratch_new(const nb_workspace *ws, int slots, weight_job *job)
 {
-    job->pair_image = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)slots);
+    job->pair_image = nb_workspace_alloc(ws, sizeof(uint16_t *) * (size_t)slots);
     job->pair_dy = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)slots);
-    if (!job->pair_image || !job->pair_dy) return NB_ERR_NOMEM;
+    job->grad_rows = nb_workspace_alloc(ws, sizeof(const uint16_t **) * (size_t)slots);
+    if (!job->pair_image || !job->pair_dy || !job->grad_rows) return NB_ERR_NOMEM;
     const int64_t depth = job->g->C * job->g->kh * job->g->kw;
     for (int t = 0; t < slots; t++) {
         job->pair_image[t] = nb_workspace_alloc(
-            ws, sizeof(uint32_t) * (size_t)nb_conv_pairs_grad_image_words(&job->pairs));
+            ws, sizeof(uint16_t) * (size_t)nb_conv_pairs_grad_image_values(&job->pairs));
         job->pair_dy[t] = nb_workspace_alloc(
             ws, sizeof(uint32_t) * (size_t)nb_conv_pairs_grad_dy_words(&job->pairs));
-        job->scratch[t].pair_rows = nb_workspace_alloc(ws, sizeof(uint32_t *) * (size_t)depth);
-        if (!job->pair_image[t] || !job->pair_dy[t] || !job->scratch[t].pair_rows)
-            return NB_ERR_NOMEM;
+        job->grad_rows[t] = nb_workspace_alloc(ws, sizeof(const uint16_t *) * (size_t)depth);
+        if (!job->pair_image[t] || !job->pair_dy[t] || !job->grad_rows[t]) return NB_ERR_NOMEM;
     }
     return NB_OK;
 }

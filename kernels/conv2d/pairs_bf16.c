@@ -78,27 +78,17 @@ NB_TARGET_AVX512_BF16 static void pair_row_avx512(const float *low, const float 
 }
 #endif
 
-void nb_conv_pairs_image(const nb_conv_pairs *c, int64_t channels, int64_t H, int64_t W,
-                         int64_t pad_h, int64_t pad_w, const float *image, uint32_t *paired)
+void nb_conv_pairs_image(const nb_conv_pairs *c, int64_t channels, const float *padded,
+                         uint32_t *paired)
 {
     void (*pair_row)(const float *, const float *, int64_t, uint32_t *) = pair_row_portable;
 #ifdef HAVE_X86_INTRINSICS
     if (nb_cpu_has_avx512_bf16()) pair_row = pair_row_avx512;
 #endif
-    const int64_t Hp = c->plane / c->Wp;
     for (int64_t cp = 0; cp < c->pairs; cp++) {
-        const float *low = image + 2 * cp * H * W;
-        const float *high = 2 * cp + 1 < channels ? low + H * W : NULL;
-        uint32_t *plane = paired + cp * c->plane;
-        /* Padding rows above and below, and the columns beside each row. */
-        memset(plane, 0, sizeof(uint32_t) * (size_t)(pad_h * c->Wp));
-        memset(plane + (pad_h + H) * c->Wp, 0, sizeof(uint32_t) * (size_t)((Hp - pad_h - H) * c->Wp));
-        for (int64_t h = 0; h < H; h++) {
-            uint32_t *row = plane + (pad_h + h) * c->Wp;
-            memset(row, 0, sizeof(uint32_t) * (size_t)pad_w);
-            pair_row(low + h * W, high ? high + h * W : NULL, W, row + pad_w);
-            memset(row + pad_w + W, 0, sizeof(uint32_t) * (size_t)(c->Wp - pad_w - W));
-        }
+        const float *low = padded + 2 * cp * c->plane;
+        const float *high = 2 * cp + 1 < channels ? low + c->plane : NULL;
+        pair_row(low, high, c->plane, paired + cp * c->plane);
     }
     memset(paired + c->pairs * c->plane, 0, sizeof(uint32_t) * NB_CONV_PAIRS_SLACK);
 }
@@ -161,11 +151,13 @@ void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const
 #ifdef HAVE_X86_INTRINSICS
     if (nb_cpu_has_avx512_bf16()) tile = tile_avx512;
 #endif
-    for (int64_t m0 = 0; m0 < c->M; m0 += ROWS) {
-        const uint32_t *panel = c->weights + m0 / ROWS * depth * ROWS;
-        int rows_used = c->M - m0 < ROWS ? (int)(c->M - m0) : ROWS;
-        for (int64_t col = 0; col < c->positions; col += COLS) {
-            int cols_used = c->positions - col < COLS ? (int)(c->positions - col) : COLS;
+    /* Columns outermost: the 32 columns of every row stay in L1 while
+     * each weight panel passes over them. */
+    for (int64_t col = 0; col < c->positions; col += COLS) {
+        int cols_used = c->positions - col < COLS ? (int)(c->positions - col) : COLS;
+        for (int64_t m0 = 0; m0 < c->M; m0 += ROWS) {
+            const uint32_t *panel = c->weights + m0 / ROWS * depth * ROWS;
+            int rows_used = c->M - m0 < ROWS ? (int)(c->M - m0) : ROWS;
             tile(depth, panel, rows, col, wide + m0 * c->positions + col, c->positions, rows_used,
                  cols_used);
         }
@@ -174,7 +166,9 @@ void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const
 
 /* ---- the weight gradient ---- */
 
-enum { GRAD_SLACK = 2 }; /* words past a converted channel: a pair may reach one float beyond */
+/* bf16 values after a converted channel: a pair may reach one past the
+ * plane, and the row pointers need no alignment. */
+enum { GRAD_SLACK = 4 };
 
 nb_conv_pairs_grad nb_conv_pairs_grad_of(int64_t K, int64_t channels, int64_t kh, int64_t kw,
                                          int64_t Hp, int64_t Wp, int64_t positions)
@@ -182,53 +176,91 @@ nb_conv_pairs_grad nb_conv_pairs_grad_of(int64_t K, int64_t channels, int64_t kh
     nb_conv_pairs_grad c = {.K = K, .columns = (K + COLS - 1) / COLS * COLS,
                             .channels = channels, .kh = kh, .kw = kw, .Wp = Wp, .plane = Hp * Wp,
                             .positions = positions, .position_pairs = (positions + 1) / 2};
-    c.channel_words = (c.plane + 1) / 2 + GRAD_SLACK;
+    c.channel_values = c.plane + GRAD_SLACK;
     return c;
 }
 
-int64_t nb_conv_pairs_grad_image_words(const nb_conv_pairs_grad *c)
+int64_t nb_conv_pairs_grad_image_values(const nb_conv_pairs_grad *c)
 {
-    return 2 * c->channels * c->channel_words;
+    return c->channels * c->channel_values;
 }
 
 int64_t nb_conv_pairs_grad_dy_words(const nb_conv_pairs_grad *c)
 {
-    return c->position_pairs * c->columns;
+    /* the pairs, then one row of bf16 values as scratch */
+    return c->position_pairs * c->columns + c->position_pairs + 1;
 }
 
-/* Channel c's pairs starting at even offsets, then those at odd ones; a
- * float past the plane reads as zero. */
-void nb_conv_pairs_grad_image(const nb_conv_pairs_grad *c, const float *padded, uint32_t *image)
+/* n floats to bf16. */
+static void to_bf16_portable(const float *x, int64_t n, uint16_t *out)
+{
+    for (int64_t i = 0; i < n; i++) out[i] = nb_bf16_round(x[i]);
+}
+
+#ifdef HAVE_X86_INTRINSICS
+NB_TARGET_AVX512_BF16 static void to_bf16_avx512(const float *x, int64_t n, uint16_t *out)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1u);
+        uint16_t tail[16];
+        _mm256_storeu_si256((__m256i *)tail,
+                            (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, x + i)));
+        memcpy(out + i, tail, sizeof(uint16_t) * (size_t)(n - i));
+    }
+}
+#endif
+
+static void to_bf16(const float *x, int64_t n, uint16_t *out)
+{
+#ifdef HAVE_X86_INTRINSICS
+    if (nb_cpu_has_avx512_bf16()) {
+        to_bf16_avx512(x, n, out);
+        return;
+    }
+#endif
+    to_bf16_portable(x, n, out);
+}
+
+/* Each channel as bf16 values: two consecutive values read as one
+ * little-endian 32-bit word are a pair (low: the first), whatever the
+ * start's parity. */
+void nb_conv_pairs_grad_image(const nb_conv_pairs_grad *c, const float *padded, uint16_t *image)
 {
     for (int64_t ch = 0; ch < c->channels; ch++) {
-        const float *x = padded + ch * c->plane;
-        for (int parity = 0; parity < 2; parity++) {
-            uint32_t *to = image + (2 * ch + parity) * c->channel_words;
-            for (int64_t w = 0; w < c->channel_words; w++) {
-                int64_t first = 2 * w + parity;
-                float low = first < c->plane ? x[first] : 0.0f;
-                float high = first + 1 < c->plane ? x[first + 1] : 0.0f;
-                to[w] = pair_word(low, high);
-            }
-        }
+        uint16_t *to = image + ch * c->channel_values;
+        to_bf16(padded + ch * c->plane, c->plane, to);
+        memset(to + c->plane, 0, sizeof(uint16_t) * GRAD_SLACK);
     }
 }
 
+/* dy[q][k] = the pair of positions 2q, 2q+1 of row k (zero past K). */
 void nb_conv_pairs_grad_dy(const nb_conv_pairs_grad *c, const float *dy_wide, uint32_t *dy)
 {
-    for (int64_t q = 0; q < c->position_pairs; q++)
-        for (int64_t k = 0; k < c->columns; k++) {
-            float low = 0.0f, high = 0.0f;
-            if (k < c->K) {
-                low = dy_wide[k * c->positions + 2 * q];
-                high = 2 * q + 1 < c->positions ? dy_wide[k * c->positions + 2 * q + 1] : 0.0f;
-            }
-            dy[q * c->columns + k] = pair_word(low, high);
+    uint32_t *row_words = dy + c->position_pairs * c->columns;
+    uint16_t *row = (uint16_t *)(void *)row_words;
+    for (int64_t k = 0; k < c->columns; k++) {
+        if (k < c->K) {
+            row_words[c->position_pairs - 1] = 0; /* an odd count's last high half */
+            to_bf16(dy_wide + k * c->positions, c->positions, row);
         }
+        for (int64_t q = 0; q < c->position_pairs; q++)
+            dy[q * c->columns + k] = k < c->K ? row_words[q] : 0;
+    }
+}
+
+/* The pair at values v, v + 1 as one word (any alignment). */
+static inline uint32_t pair_at(const uint16_t *v)
+{
+    uint32_t word;
+    memcpy(&word, v, sizeof word);
+    return word;
 }
 
 /* An 8 x 32 tile of dWT: rows are (c,i,j), read through their pointers. */
-static void grad_tile_portable(int64_t pairs, const uint32_t *const *rows, const uint32_t *dy,
+static void grad_tile_portable(int64_t pairs, const uint16_t *const *rows, const uint32_t *dy,
                                int64_t columns, int64_t col, float *c, int64_t ldc, int rows_used,
                                int cols_used)
 {
@@ -236,7 +268,7 @@ static void grad_tile_portable(int64_t pairs, const uint32_t *const *rows, const
         for (int j = 0; j < cols_used; j++) {
             float sum = 0.0f;
             for (int64_t q = 0; q < pairs; q++) {
-                uint32_t x = rows[r][q], g = dy[q * columns + col + j];
+                uint32_t x = pair_at(rows[r] + 2 * q), g = dy[q * columns + col + j];
                 sum += high_of(x) * high_of(g);
                 sum += low_of(x) * low_of(g);
             }
@@ -245,13 +277,13 @@ static void grad_tile_portable(int64_t pairs, const uint32_t *const *rows, const
 }
 
 #ifdef HAVE_X86_INTRINSICS
-NB_TARGET_AVX512_BF16 static void grad_tile_avx512(int64_t pairs, const uint32_t *const *rows,
+NB_TARGET_AVX512_BF16 static void grad_tile_avx512(int64_t pairs, const uint16_t *const *rows,
                                                    const uint32_t *dy, int64_t columns,
                                                    int64_t col, float *c, int64_t ldc,
                                                    int rows_used, int cols_used)
 {
     __m512 sum[ROWS][2];
-    const uint32_t *row[ROWS];
+    const uint16_t *row[ROWS];
     for (int r = 0; r < ROWS; r++) {
         sum[r][0] = sum[r][1] = _mm512_setzero_ps();
         row[r] = rows[r < rows_used ? r : 0]; /* unused rows repeat row 0, not stored */
@@ -261,7 +293,7 @@ NB_TARGET_AVX512_BF16 static void grad_tile_avx512(int64_t pairs, const uint32_t
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(g);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512(g + 16);
         for (int r = 0; r < ROWS; r++) {
-            __m512bh x = (__m512bh)_mm512_set1_epi32((int)row[r][q]);
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair_at(row[r] + 2 * q));
             sum[r][0] = _mm512_dpbf16_ps(sum[r][0], x, b0);
             sum[r][1] = _mm512_dpbf16_ps(sum[r][1], x, b1);
         }
@@ -278,18 +310,15 @@ NB_TARGET_AVX512_BF16 static void grad_tile_avx512(int64_t pairs, const uint32_t
 }
 #endif
 
-void nb_conv_pairs_grad_accumulate(const nb_conv_pairs_grad *c, const uint32_t *image,
-                                   const uint32_t *dy, const uint32_t **rows, float *dwt)
+void nb_conv_pairs_grad_accumulate(const nb_conv_pairs_grad *c, const uint16_t *image,
+                                   const uint32_t *dy, const uint16_t **rows, float *dwt)
 {
     const int64_t depth = c->channels * c->kh * c->kw;
     for (int64_t ch = 0; ch < c->channels; ch++)
         for (int64_t i = 0; i < c->kh; i++)
-            for (int64_t j = 0; j < c->kw; j++) {
-                int64_t base = i * c->Wp + j, parity = base % 2;
-                rows[(ch * c->kh + i) * c->kw + j] =
-                    image + (2 * ch + parity) * c->channel_words + (base - parity) / 2;
-            }
-    void (*tile)(int64_t, const uint32_t *const *, const uint32_t *, int64_t, int64_t, float *,
+            for (int64_t j = 0; j < c->kw; j++)
+                rows[(ch * c->kh + i) * c->kw + j] = image + ch * c->channel_values + i * c->Wp + j;
+    void (*tile)(int64_t, const uint16_t *const *, const uint32_t *, int64_t, int64_t, float *,
                  int64_t, int, int) = grad_tile_portable;
 #ifdef HAVE_X86_INTRINSICS
     if (nb_cpu_has_avx512_bf16()) tile = grad_tile_avx512;

@@ -39,10 +39,9 @@ int64_t nb_conv_pairs_image_words(const nb_conv_pairs *c);
 /* w [M, channels, kh, kw] -> packed [ceil(M/8)][taps*pairs][8]. */
 void nb_conv_pairs_pack_weights(const nb_conv_pairs *c, int64_t channels, const float *w,
                                 uint32_t *packed);
-/* image [channels, H, W] -> paired [pairs, Hp, Wp] (zero padding of
- * pad_h rows and pad_w columns each side) and zero slack. */
-void nb_conv_pairs_image(const nb_conv_pairs *c, int64_t channels, int64_t H, int64_t W,
-                         int64_t pad_h, int64_t pad_w, const float *image, uint32_t *paired);
+/* padded [channels, plane] -> paired [pairs, plane] and zero slack. */
+void nb_conv_pairs_image(const nb_conv_pairs *c, int64_t channels, const float *padded,
+                         uint32_t *paired);
 /* wide [M, positions] (row stride positions) from a paired image; rows is
  * scratch for kh*kw*pairs pointers. */
 void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const uint32_t **rows,
@@ -54,28 +53,29 @@ void nb_conv_pairs_product(const nb_conv_pairs *c, const uint32_t *paired, const
  *       x_c[b + 2q + 1] dy[k, 2q + 1] + x_c[b + 2q] dy[k, 2q],  b = i*Wp + j
  * (the odd position's product first, then the even's, into a float32 sum
  * per element that starts at zero for the image and is then added to
- * dWT). x's pairs start at b, even or odd, so each channel is converted
- * twice: pairs at even offsets and at odd ones. dy is converted to
- * [pairs][columns] with columns = K rounded up to 32 (zeros beyond). */
+ * dWT). Each channel of x is converted to bf16 values once: two
+ * consecutive values, read as one 32-bit word, are a pair whatever the
+ * parity of b. dy is converted to [pairs][columns] words with columns = K
+ * rounded up to 32 (zeros beyond K). */
 typedef struct nb_conv_pairs_grad {
     int64_t K, columns;     /* output channels, and K rounded up to 32 */
     int64_t channels, kh, kw, Wp, plane;
     int64_t positions;      /* wide positions; dy is zero between output rows */
     int64_t position_pairs; /* ceil(positions / 2) */
-    int64_t channel_words;  /* words of one converted channel (one parity), slack included */
+    int64_t channel_values; /* bf16 values of one converted channel, slack included */
 } nb_conv_pairs_grad;
 
 nb_conv_pairs_grad nb_conv_pairs_grad_of(int64_t K, int64_t channels, int64_t kh, int64_t kw,
                                          int64_t Hp, int64_t Wp, int64_t positions);
-/* Words of the converted image (both parities) and of the converted dy. */
-int64_t nb_conv_pairs_grad_image_words(const nb_conv_pairs_grad *c);
+/* bf16 values of the converted image; 32-bit words of the converted dy. */
+int64_t nb_conv_pairs_grad_image_values(const nb_conv_pairs_grad *c);
 int64_t nb_conv_pairs_grad_dy_words(const nb_conv_pairs_grad *c);
 /* padded [channels, plane] -> converted; dy_wide [K, positions] -> converted. */
-void nb_conv_pairs_grad_image(const nb_conv_pairs_grad *c, const float *padded, uint32_t *image);
+void nb_conv_pairs_grad_image(const nb_conv_pairs_grad *c, const float *padded, uint16_t *image);
 void nb_conv_pairs_grad_dy(const nb_conv_pairs_grad *c, const float *dy_wide, uint32_t *dy);
 /* dwt [channels*kh*kw, columns] += this image's products; rows is scratch
  * for channels*kh*kw pointers. */
-void nb_conv_pairs_grad_accumulate(const nb_conv_pairs_grad *c, const uint32_t *image,
-                                   const uint32_t *dy, const uint32_t **rows, float *dwt);
+void nb_conv_pairs_grad_accumulate(const nb_conv_pairs_grad *c, const uint16_t *image,
+                                   const uint32_t *dy, const uint16_t **rows, float *dwt);
 
 #endif
