@@ -37,4 +37,8 @@ static inline float nb_bf16_to_float(uint16_t value)
 /* x rounded to bf16 and back: the value a bf16 kernel multiplies. */
 static inline float nb_bf16_rounded(float x) { return nb_bf16_to_float(nb_bf16_round(x)); }
 
+/* out[i] = nb_bf16_rounded(x[i]) for i < n (out may be x); AVX-512 BF16
+ * where the CPU has it, the same bits either way (kernels/bf16_round.c). */
+void nb_bf16_round_array(const float *x, int64_t n, float *out);
+
 #endif

@@ -160,11 +160,12 @@ Test(precision, float64_ignores_the_setting)
     nb_tensor_free(x), nb_tensor_free(w);
 }
 
-/* conv2d in bf16 on the gathered path: y, dx and dW against float64 sums
- * of the bf16-rounded operands (for the loss sum(y * s), dy = s), within
- * float32 rounding of the sums; and the portable kernels give the bits of
- * the AVX-512 BF16 ones. Geometries with odd channel counts (a lone
- * channel pair), more than 32 output channels, 5x5 and 1x1 kernels. */
+/* conv2d in bf16 on both of its paths (gathered and implicit_rounded): y,
+ * dx and dW against float64 sums of the bf16-rounded operands (for the
+ * loss sum(y * s), dy = s), within float32 rounding of the sums; and the
+ * gathered path's portable kernels give the bits of its AVX-512 BF16 ones.
+ * Geometries with odd channel counts (a lone channel pair), more than 32
+ * output channels, 5x5 and 1x1 kernels. */
 typedef struct conv_geometry {
     int N, C, K, H, W, kh, kw, pad;
 } conv_geometry;
@@ -194,7 +195,7 @@ static void run_conv(const conv_geometry *c, nb_tensor *x, nb_tensor *w, nb_tens
     nb_conv2d_params p = {{1, 1}, {c->pad, c->pad}, {1, 1}, 1};
     nb_tensor *out = nb_conv2d(tape, x, w, NULL, &p);
     cr_assert_not_null(out, "%s", nb_tape_error(tape));
-    cr_assert_str_eq(nb_conv2d_path_name(out), "gathered");
+    cr_assert_str_eq(nb_conv2d_path_name(out), path);
     r->y = malloc(sizeof(float) * (size_t)out->numel);
     r->dx = malloc(sizeof(float) * (size_t)x->numel);
     r->dw = malloc(sizeof(float) * (size_t)w->numel);
@@ -206,14 +207,14 @@ static void run_conv(const conv_geometry *c, nb_tensor *x, nb_tensor *w, nb_tens
     nb_tape_free(tape);
 }
 
-static void check_conv(const conv_geometry *c)
+static void check_conv(const conv_geometry *c, const char *path)
 {
     const int OH = c->H + 2 * c->pad - c->kh + 1, OW = c->W + 2 * c->pad - c->kw + 1;
     nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){c->N, c->C, c->H, c->W}, true);
     nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){c->K, c->C, c->kh, c->kw}, true);
     nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){c->N, c->K, OH, OW}, false);
     conv_results r;
-    run_conv(c, x, w, s, NULL, &r);
+    run_conv(c, x, w, s, path, &r);
     const float *xd = x->data, *wd = w->data, *sd = s->data;
     /* Each output (n, k, oh, ow) reads x at (oh + i - pad, ow + j - pad). */
     double *y = calloc((size_t)(c->N * c->K * OH * OW), sizeof(double));
@@ -247,17 +248,21 @@ static void check_conv(const conv_geometry *c)
     for (int64_t i = 0; i < c->K * taps; i++)
         check_sum(r.dw[i], dw[i], dwm[i], c->N * (OH + 1) * (OW + c->kw), "dW", c);
 
-    /* The portable kernels (the "portable" CPU level has no AVX-512 BF16)
-     * add in the same order as the AVX-512 BF16 ones: the same bits. */
-    conv_results portable;
-    cr_assert_eq(nb_cpu_force_level("portable"), NB_OK);
-    run_conv(c, x, w, s, "gathered", &portable);
-    nb_cpu_force_level(NULL);
-    assert_same_bits(r.y, portable.y, (int64_t)c->N * c->K * OH * OW, "y, portable");
-    assert_same_bits(r.dx, portable.dx, x->numel, "dx, portable");
-    assert_same_bits(r.dw, portable.dw, w->numel, "dW, portable");
+    /* The gathered path's portable kernels (the "portable" CPU level has
+     * no AVX-512 BF16) add in the same order as its AVX-512 BF16 ones: the
+     * same bits. */
+    if (strcmp(path, "gathered") == 0) {
+        conv_results portable;
+        cr_assert_eq(nb_cpu_force_level("portable"), NB_OK);
+        run_conv(c, x, w, s, path, &portable);
+        nb_cpu_force_level(NULL);
+        assert_same_bits(r.y, portable.y, (int64_t)c->N * c->K * OH * OW, "y, portable");
+        assert_same_bits(r.dx, portable.dx, x->numel, "dx, portable");
+        assert_same_bits(r.dw, portable.dw, w->numel, "dW, portable");
+        free(portable.y), free(portable.dx), free(portable.dw);
+    }
     free(y), free(ym), free(dx), free(dxm), free(dw), free(dwm);
-    free(r.y), free(r.dx), free(r.dw), free(portable.y), free(portable.dx), free(portable.dw);
+    free(r.y), free(r.dx), free(r.dw);
     nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(s);
 }
 
@@ -268,16 +273,59 @@ Test(precision, bf16_conv2d_runs_bf16_products_forward_and_backward)
         {9, 4, 9, 5, 6, 1, 1, 0},    {2, 32, 33, 6, 6, 3, 3, 1},
     };
     nb_manual_seed(5);
-    for (size_t i = 0; i < sizeof geometries / sizeof geometries[0]; i++)
-        check_conv(&geometries[i]);
-    /* The automatic choice for a bf16 node. */
-    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){1, 3, 9, 9}, false);
-    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){4, 3, 3, 3}, true);
-    nb_tape *tape = nb_tape_new();
-    nb_tape_set_precision(tape, NB_PRECISION_BF16);
-    cr_assert_str_eq(nb_conv2d_path_name(nb_conv2d(tape, x, w, NULL, NULL)), "gathered");
-    nb_tape_free(tape);
-    nb_tensor_free(x), nb_tensor_free(w);
+    for (size_t i = 0; i < sizeof geometries / sizeof geometries[0]; i++) {
+        check_conv(&geometries[i], "gathered");
+        check_conv(&geometries[i], "implicit_rounded");
+    }
+    /* The automatic choice for bf16 nodes: few input channels take the
+     * float32 tiles on rounded operands, more take the channel pairs. */
+    static const struct { int channels; const char *path; } choices[] = {
+        {1, "implicit_rounded"}, {4, "implicit_rounded"}, {5, "gathered"}, {32, "gathered"}};
+    for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
+        nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){1, choices[i].channels, 9, 9}, false);
+        nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){4, choices[i].channels, 3, 3}, true);
+        nb_tape *tape = nb_tape_new();
+        nb_tape_set_precision(tape, NB_PRECISION_BF16);
+        cr_assert_str_eq(nb_conv2d_path_name(nb_conv2d(tape, x, w, NULL, NULL)), choices[i].path);
+        nb_tape_free(tape);
+        nb_tensor_free(x), nb_tensor_free(w);
+    }
+}
+
+/* A fused bf16 conv + ReLU + max-pool node gives the bits of the three
+ * separate nodes, forward and backward, on each bf16 path. */
+Test(precision, fused_bf16_nodes_match_separate_ones)
+{
+    static const char *const paths[] = {"gathered", "implicit_rounded"};
+    static const nb_max_pool2d_params pool = NB_MAX_POOL2D_PARAMS(2, 2);
+    nb_manual_seed(6);
+    nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){3, 5, 10, 10}, true);
+    nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){7, 5, 3, 3}, true);
+    nb_tensor *b = uniform(NB_FLOAT32, 1, (int64_t[]){7}, true);
+    nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){3, 7, 4, 4}, false);
+    for (int p = 0; p < 2; p++) {
+        float results[2][3 * 7 * 4 * 4], grads[2][3 * 5 * 10 * 10 + 7 * 5 * 9 + 7];
+        for (int fused = 0; fused < 2; fused++) {
+            nb_tape *tape = nb_tape_new();
+            nb_tape_set_precision(tape, NB_PRECISION_BF16);
+            cr_assert_eq(nb_conv2d_force_path(paths[p]), NB_OK);
+            nb_tensor_zero_grad(x), nb_tensor_zero_grad(w), nb_tensor_zero_grad(b);
+            nb_tensor *y = fused ? nb_conv2d_relu_max_pool2d(tape, x, w, b, NULL, &pool)
+                                 : nb_max_pool2d(tape, nb_relu(tape, nb_conv2d(tape, x, w, b, NULL)),
+                                                 &pool);
+            cr_assert_not_null(y, "%s", nb_tape_error(tape));
+            memcpy(results[fused], y->data, sizeof results[fused]);
+            cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, y, s)), NULL), NB_OK);
+            memcpy(grads[fused], nb_tensor_grad(x)->data, sizeof(float) * 1500);
+            memcpy(grads[fused] + 1500, nb_tensor_grad(w)->data, sizeof(float) * 315);
+            memcpy(grads[fused] + 1815, nb_tensor_grad(b)->data, sizeof(float) * 7);
+            nb_conv2d_force_path(NULL);
+            nb_tape_free(tape);
+        }
+        assert_same_bits(results[1], results[0], 3 * 7 * 4 * 4, paths[p]);
+        assert_same_bits(grads[1], grads[0], 1822, paths[p]);
+    }
+    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(b), nb_tensor_free(s);
 }
 
 Test(precision, bad_values_and_names_are_errors)

@@ -92,6 +92,7 @@ extern const nb_conv2d_path nb_conv2d_path_meprop_im2col;
 extern const nb_conv2d_path nb_conv2d_path_implicit_unfold;
 extern const nb_conv2d_path nb_conv2d_path_implicit_winograd;
 extern const nb_conv2d_path nb_conv2d_path_implicit;
+extern const nb_conv2d_path nb_conv2d_path_implicit_rounded;
 extern const nb_conv2d_path nb_conv2d_path_gathered;
 extern const nb_conv2d_path nb_conv2d_path_im2col;
 

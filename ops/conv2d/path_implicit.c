@@ -5,23 +5,48 @@
  *   implicit_winograd  Winograd F(2x2,3x3) forward and transposed dx, and
  *                      the Winograd weight gradient where C and K allow
  *   implicit           register tiles; dx by the transposed convolution
+ *   implicit_rounded   for bf16 nodes: the register tiles (dx by unfolding
+ *                      where that pays, else transposed) on operands rounded
+ *                      to bf16 (x, w, and dy in the backward)
  * A fused ReLU is applied image by image in the forward, which keeps its
  * mask as bits; a fused max-pool pools each image while in cache. The
- * backward masks or routes dy partition by partition from those. */
+ * backward masks or routes dy partition by partition from those.
+ *
+ * implicit_rounded computes exactly the products a bf16 kernel would (two
+ * bf16 values multiply exactly in float32) and sums them in float32: bf16
+ * semantics on the float32 kernels, for layers with few input channels,
+ * where the gathered path's channel pairs would be half empty. */
+#include "kernels/bf16.h"
 #include "ops/common.h"
 #include "kernels/conv2d/implicit.h"
 #include "ops/conv2d/path.h"
 #include "kernels/conv2d/winograd.h"
+
+/* t's data, or for a bf16 node a copy rounded to bf16 (NULL when out of
+ * memory). */
+static const float *operand(nb_op_ctx *ctx, const void *data, int64_t numel)
+{
+    if (!nb_op_bf16(ctx)) return data;
+    float *rounded = nb_op_alloc(ctx, (size_t)(numel + 1) * sizeof(float));
+    if (rounded) nb_bf16_round_array(data, numel, rounded);
+    return rounded;
+}
 
 static int forward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_options *options)
 {
     nb_op_ctx *ctx = call->ctx;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     const nb_tensor *b = ctx->n_inputs == 3 ? ctx->inputs[2] : NULL;
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
+    const float *xs = operand(ctx, x->data, x->numel), *ws = operand(ctx, w->data, w->numel);
+    if (!xs || !ws) return NB_ERR_NOMEM;
     nb_workspace workspace = nb_op_workspace(ctx);
-    return nb_conv2d_implicit_forward(&workspace, call->g, options, x->data, w->data,
-                                      b ? b->data : NULL, call->relu, call->state->relu_bits,
-                                      call->pool, call->state->argmax, ctx->output->data);
+    int status = nb_conv2d_implicit_forward(&workspace, call->g, options, xs, ws,
+                                            b ? b->data : NULL, call->relu,
+                                            call->state->relu_bits, call->pool,
+                                            call->state->argmax, ctx->output->data);
+    nb_op_scratch_end(ctx, mark);
+    return status;
 }
 
 static int backward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_options *options)
@@ -30,7 +55,13 @@ static int backward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_op
     nb_tensor *dx = ctx->input_grads[0], *dw = ctx->input_grads[1];
     nb_tensor *db = ctx->n_inputs == 3 ? ctx->input_grads[2] : NULL;
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-    nb_conv_output_gradient source = {.dy = ctx->output_grad->data};
+    nb_op_scratch mark = nb_op_scratch_begin(ctx);
+    const float *xs = operand(ctx, x->data, x->numel), *ws = operand(ctx, w->data, w->numel);
+    /* Rounding dy before a pool's routing or a ReLU's mask is rounding
+     * what they pass on: they only move and zero values. */
+    const float *dys = operand(ctx, ctx->output_grad->data, ctx->output_grad->numel);
+    if (!xs || !ws || !dys) return NB_ERR_NOMEM;
+    nb_conv_output_gradient source = {.dy = dys};
     if (call->pool) {
         source.pool = call->pool;
         source.argmax = call->state->argmax;
@@ -39,9 +70,11 @@ static int backward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_op
         source.relu_bits = call->state->relu_bits;
     }
     nb_workspace workspace = nb_op_workspace(ctx);
-    return nb_conv2d_implicit_backward(&workspace, call->g, options, x->data, w->data, &source,
-                                       dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
-                                       dw ? dw->data : NULL, db ? db->data : NULL);
+    int status = nb_conv2d_implicit_backward(&workspace, call->g, options, xs, ws, &source,
+                                             dx ? dx->data : NULL, nb_grad_fresh(ctx, 0),
+                                             dw ? dw->data : NULL, db ? db->data : NULL);
+    nb_op_scratch_end(ctx, mark);
+    return status;
 }
 
 static const nb_conv2d_implicit_options TILES_TRANSPOSED = {.winograd = false, .unfold_dx = false};
@@ -99,10 +132,42 @@ const nb_conv2d_path nb_conv2d_path_implicit = {
     .backward = implicit_backward,
 };
 
+/* bf16 nodes only. dx by unfolding where that pays for the geometry (the
+ * forward cannot know whether dx will be wanted; unfolding computes it
+ * either way). */
+static bool rounded_applies(const nb_conv2d_choice *c)
+{
+    return c->dtype == NB_FLOAT32 && c->bf16 && !c->meprop && nb_conv2d_implicit_applies(c->g);
+}
+
+/* Few input channels: the gathered path would pair channels with zeros
+ * (or, for C below a pair of pairs, spend its tiles on a short depth). */
+enum { ROUNDED_MAX_CHANNELS = 4 };
+static bool rounded_pays(const nb_conv2d_choice *c) { return c->g->C <= ROUNDED_MAX_CHANNELS; }
+
+static int rounded_forward(const nb_conv2d_call *call)
+{
+    return forward_with(call, nb_conv2d_unfold_pays(call->g) ? &TILES_UNFOLD : &TILES_TRANSPOSED);
+}
+
+static int rounded_backward(const nb_conv2d_call *call)
+{
+    return backward_with(call, nb_conv2d_unfold_pays(call->g) ? &TILES_UNFOLD : &TILES_TRANSPOSED);
+}
+
+const nb_conv2d_path nb_conv2d_path_implicit_rounded = {
+    .name = "implicit_rounded",
+    .summary = "bf16 nodes: implicit GEMM register tiles on operands rounded to bf16",
+    .applies = rounded_applies,
+    .pays = rounded_pays,
+    .forward = rounded_forward,
+    .backward = rounded_backward,
+};
+
 bool nb_conv2d_path_is_implicit(const nb_conv2d_path *path)
 {
     return path == &nb_conv2d_path_implicit || path == &nb_conv2d_path_implicit_unfold ||
-           path == &nb_conv2d_path_implicit_winograd;
+           path == &nb_conv2d_path_implicit_winograd || path == &nb_conv2d_path_implicit_rounded;
 }
 
 /* The meProp paths' forward: what the automatic choice would run densely.

@@ -21,6 +21,7 @@ static const nb_conv2d_path *const PATHS[] = {
     &nb_conv2d_path_implicit_unfold,
     &nb_conv2d_path_implicit_winograd,
     &nb_conv2d_path_implicit,
+    &nb_conv2d_path_implicit_rounded,
     &nb_conv2d_path_gathered,
     &nb_conv2d_path_im2col,
 };
