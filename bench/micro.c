@@ -160,6 +160,7 @@ static nb_tensor *pool_forward(nb_tape *tape, nb_tensor *x, const void *shape)
 static void print_conv_path(const bench_options *o, const conv_shape *s, nb_tensor *x)
 {
     nb_tape *tape = nb_tape_new();
+    if (tape) nb_tape_set_precision(tape, o->bf16 ? NB_PRECISION_BF16 : NB_PRECISION_FP32);
     nb_tensor *y = tape ? conv_forward(tape, x, s) : NULL;
     const char *path = y ? nb_conv2d_path_name(y) : NULL;
     if (o->json)
