@@ -46,6 +46,7 @@ int bench_epochs(const char *name, const bench_options *o, bench_model *m, const
 {
     nb_loader_options lo = nb_loader_default_options();
     lo.batch_size = o->batch;
+    if (o->seed != 0) lo.seed = o->seed;
     nb_loader *loader = nb_loader_new(train, &lo);
     nb_tape *tape = nb_tape_new();
     int status = loader && tape ? 0 : -1;

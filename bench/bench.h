@@ -20,7 +20,7 @@ typedef struct bench_model {
 bool bench_model_known(const char *name);
 /* Builds the model (seeded, so every run starts from the same weights) and
  * its optimizer; 0 or -1 with nb_last_error set. */
-int bench_model_new(const char *name, bench_model *out);
+int bench_model_new(const char *name, uint64_t seed, bench_model *out);
 void bench_model_free(bench_model *model);
 
 /* Monotonic seconds. */
@@ -37,6 +37,7 @@ typedef struct bench_options {
     bool json;
     bool verbose;        /* micro-benchmarks: print the path each op ran */
     bool bf16;           /* --precision bf16: models' tapes and --gemm in bf16 */
+    uint64_t seed;       /* --seed: the models' init (and --epochs' shuffling); 0 the default */
 } bench_options;
 
 /* The median of times [n] (sorts them). */

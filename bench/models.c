@@ -20,10 +20,10 @@ bool bench_model_known(const char *name)
            strcmp(name, "mlp") == 0;
 }
 
-int bench_model_new(const char *name, bench_model *out)
+int bench_model_new(const char *name, uint64_t seed, bench_model *out)
 {
     memset(out, 0, sizeof *out);
-    nb_manual_seed(0);
+    nb_manual_seed(seed);
     if (strcmp(name, "lenet5") == 0) out->module = lenet5_new();
     else if (strcmp(name, "convnet") == 0) out->module = convnet_new();
     else if (strcmp(name, "mlp") == 0) out->module = mlp_new();

@@ -172,7 +172,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: nabla-bench --model lenet5|convnet|mlp|gpt|lstm [--threads N] [--batch B] [--steps S]\n"
             "                   [--only train|infer] [--data DIR] [--synthetic] [--json]\n"
-            "                   [--precision fp32|bf16] [--epochs E]\n"
+            "                   [--precision fp32|bf16] [--epochs E] [--seed S]\n"
             "       nabla-bench --hvp [--batch B] [--steps ROUNDS] [--threads N] [--json]\n"
             "       nabla-bench --gemm N [--precision fp32|bf16] | --conv NAME|all | --pool NAME|all\n"
             "                   | --op NAME|all\n"
@@ -205,6 +205,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--data") == 0) data_dir = v;
         else if (strcmp(a, "--gemm") == 0) gemm = atoll(v);
         else if (strcmp(a, "--epochs") == 0) epochs = atoi(v);
+        else if (strcmp(a, "--seed") == 0) o.seed = strtoull(v, NULL, 10);
         else if (strcmp(a, "--precision") == 0) {
             if (strcmp(v, "bf16") != 0 && strcmp(v, "fp32") != 0)
                 return fprintf(stderr, "nabla-bench: --precision takes fp32 or bf16\n"), 2;
@@ -248,7 +249,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "nabla-bench: %s (or pass --synthetic)\n", nb_last_error());
     } else {
         bench_model m;
-        if (bench_model_new(model, &m) != 0) {
+        if (bench_model_new(model, o.seed, &m) != 0) {
             fprintf(stderr, "nabla-bench: %s\n", nb_last_error());
             status = 1;
         }

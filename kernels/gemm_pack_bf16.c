@@ -14,7 +14,7 @@
 #include "kernels/gemm_micro.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "kernels/bf16_x86.h"
 #define HAVE_X86_INTRINSICS 1
 #endif
 
@@ -54,12 +54,7 @@ NB_TARGET_AVX512_BF16 static void pair_panels_avx512(float *packed, int64_t pane
                 __m512 even = _mm512_maskz_loadu_ps(mask, from + 2 * p * width + l);
                 __m512 odd = has_odd ? _mm512_maskz_loadu_ps(mask, from + (2 * p + 1) * width + l)
                                      : _mm512_setzero_ps();
-                __m256i even_bf16 = (__m256i)_mm512_cvtneps_pbh(even);
-                __m256i odd_bf16 = (__m256i)_mm512_cvtneps_pbh(odd);
-                __m512i words = _mm512_or_si512(
-                    _mm512_cvtepu16_epi32(even_bf16),
-                    _mm512_slli_epi32(_mm512_cvtepu16_epi32(odd_bf16), 16));
-                _mm512_mask_storeu_epi32(to + p * width + l, mask, words);
+                _mm512_mask_storeu_epi32(to + p * width + l, mask, nb_bf16_pair_words(even, odd));
             }
         }
     }
@@ -113,10 +108,7 @@ NB_TARGET_AVX512_BF16 static void pack_rows_pairs_avx512(const float *const *row
                 __mmask16 store = (__mmask16)((1u << stored) - 1u);
                 __m512 e = _mm512_maskz_loadu_ps(load, even + column);
                 __m512 o = odd ? _mm512_maskz_loadu_ps(load, odd + column) : _mm512_setzero_ps();
-                __m512i words = _mm512_or_si512(
-                    _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e)),
-                    _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(o)), 16));
-                _mm512_mask_storeu_epi32(to + l, store, words);
+                _mm512_mask_storeu_epi32(to + l, store, nb_bf16_pair_words(e, o));
             }
         }
     }

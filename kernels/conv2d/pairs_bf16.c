@@ -7,7 +7,7 @@
 #include "kernels/bf16.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "kernels/bf16_x86.h"
 #define HAVE_X86_INTRINSICS 1
 #endif
 
@@ -61,19 +61,13 @@ NB_TARGET_AVX512_BF16 static void pair_row_avx512(const float *low, const float 
     for (; i + 16 <= n; i += 16) {
         __m512 lo = _mm512_loadu_ps(low + i);
         __m512 hi = high ? _mm512_loadu_ps(high + i) : _mm512_setzero_ps();
-        __m512i words = _mm512_or_si512(
-            _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo)),
-            _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi)), 16));
-        _mm512_storeu_si512(to + i, words);
+        _mm512_storeu_si512(to + i, nb_bf16_pair_words(lo, hi));
     }
     if (i < n) {
         __mmask16 mask = (__mmask16)((1u << (n - i)) - 1u);
         __m512 lo = _mm512_maskz_loadu_ps(mask, low + i);
         __m512 hi = high ? _mm512_maskz_loadu_ps(mask, high + i) : _mm512_setzero_ps();
-        __m512i words = _mm512_or_si512(
-            _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo)),
-            _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi)), 16));
-        _mm512_mask_storeu_epi32(to + i, mask, words);
+        _mm512_mask_storeu_epi32(to + i, mask, nb_bf16_pair_words(lo, hi));
     }
 }
 #endif
