@@ -328,6 +328,97 @@ Test(precision, fused_bf16_nodes_match_separate_ones)
     nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(b), nb_tensor_free(s);
 }
 
+/* The other ops with products (attention, the LSTM layer and GRU cell,
+ * conv_transpose2d): on a bf16 tape their output and a weight's gradient
+ * change (the setting reaches them) but stay within 2 % of the float32
+ * results as whole vectors (operands rounded by up to 2^-9 relative each). */
+typedef nb_tensor *(*product_op)(nb_tape *tape, nb_tensor *const *t);
+
+static nb_tensor *attention_op(nb_tape *tape, nb_tensor *const *t)
+{
+    return nb_scaled_dot_product_attention(tape, t[0], t[1], t[2], NULL, true);
+}
+static nb_tensor *lstm_op(nb_tape *tape, nb_tensor *const *t)
+{
+    return nb_lstm(tape, t[0], t[1], t[2], NULL, NULL);
+}
+static nb_tensor *gru_op(nb_tape *tape, nb_tensor *const *t)
+{
+    return nb_gru_cell(tape, t[0], t[1], t[2], t[3], NULL, NULL);
+}
+static nb_tensor *transpose_op(nb_tape *tape, nb_tensor *const *t)
+{
+    nb_conv_transpose2d_params p = {0};
+    p.stride[0] = p.stride[1] = 2;
+    return nb_conv_transpose2d(tape, t[0], t[1], NULL, &p);
+}
+
+static void run_product(product_op op, nb_tensor *const *t, int grad_of, nb_precision precision,
+                        float *out, int64_t *n_out, float *grad, int64_t *n_grad)
+{
+    nb_tape *tape = nb_tape_new();
+    nb_tape_set_precision(tape, precision);
+    nb_tensor_zero_grad(t[grad_of]);
+    nb_tensor *y = op(tape, t);
+    cr_assert_not_null(y, "%s", nb_tape_error(tape));
+    *n_out = y->numel;
+    memcpy(out, y->data, sizeof(float) * (size_t)y->numel);
+    cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, y, y)), NULL), NB_OK);
+    *n_grad = t[grad_of]->numel;
+    memcpy(grad, nb_tensor_grad(t[grad_of])->data, sizeof(float) * (size_t)*n_grad);
+    nb_tape_free(tape);
+}
+
+/* ||a - b|| / ||b|| */
+static double relative_distance(const float *a, const float *b, int64_t n)
+{
+    double difference = 0.0, norm = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        difference += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        norm += (double)b[i] * b[i];
+    }
+    return sqrt(difference / norm);
+}
+
+static void check_product(const char *name, product_op op, nb_tensor *const *t, int grad_of)
+{
+    static float out[2][4096], grad[2][4096];
+    int64_t n_out = 0, n_grad = 0;
+    run_product(op, t, grad_of, NB_PRECISION_FP32, out[0], &n_out, grad[0], &n_grad);
+    run_product(op, t, grad_of, NB_PRECISION_BF16, out[1], &n_out, grad[1], &n_grad);
+    cr_assert(any_differs(out[0], out[1], n_out), "%s: bf16 output equals float32's", name);
+    cr_assert(any_differs(grad[0], grad[1], n_grad), "%s: bf16 gradient equals float32's", name);
+    /* Elements can cancel, so the bound is on the whole vector. */
+    cr_assert(relative_distance(out[1], out[0], n_out) <= 2e-2, "%s: y %g apart", name,
+              relative_distance(out[1], out[0], n_out));
+    cr_assert(relative_distance(grad[1], grad[0], n_grad) <= 2e-2, "%s: gradient %g apart", name,
+              relative_distance(grad[1], grad[0], n_grad));
+}
+
+Test(precision, attention_recurrent_and_transposed_convolution_follow_the_setting)
+{
+    nb_manual_seed(7);
+    nb_tensor *attention[3] = {uniform(NB_FLOAT32, 3, (int64_t[]){2, 9, 16}, true),
+                               uniform(NB_FLOAT32, 3, (int64_t[]){2, 9, 16}, true),
+                               uniform(NB_FLOAT32, 3, (int64_t[]){2, 9, 16}, true)};
+    check_product("attention", attention_op, attention, 1);
+    nb_tensor *lstm[3] = {uniform(NB_FLOAT32, 3, (int64_t[]){3, 5, 12}, true),
+                          uniform(NB_FLOAT32, 2, (int64_t[]){4 * 10, 12}, true),
+                          uniform(NB_FLOAT32, 2, (int64_t[]){4 * 10, 10}, true)};
+    check_product("lstm", lstm_op, lstm, 2);
+    nb_tensor *gru[4] = {uniform(NB_FLOAT32, 2, (int64_t[]){3, 12}, true),
+                         uniform(NB_FLOAT32, 2, (int64_t[]){3, 10}, true),
+                         uniform(NB_FLOAT32, 2, (int64_t[]){3 * 10, 12}, true),
+                         uniform(NB_FLOAT32, 2, (int64_t[]){3 * 10, 10}, true)};
+    check_product("gru_cell", gru_op, gru, 2);
+    nb_tensor *transpose[2] = {uniform(NB_FLOAT32, 4, (int64_t[]){2, 6, 5, 5}, true),
+                               uniform(NB_FLOAT32, 4, (int64_t[]){6, 4, 3, 3}, true)};
+    check_product("conv_transpose2d", transpose_op, transpose, 1);
+    for (int i = 0; i < 3; i++) nb_tensor_free(attention[i]), nb_tensor_free(lstm[i]);
+    for (int i = 0; i < 4; i++) nb_tensor_free(gru[i]);
+    for (int i = 0; i < 2; i++) nb_tensor_free(transpose[i]);
+}
+
 Test(precision, bad_values_and_names_are_errors)
 {
     nb_tape *tape = nb_tape_new();
