@@ -4,6 +4,7 @@
 #include "kernels/bf16.h"
 
 #include "base/cpu.h"
+#include "base/parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -21,13 +22,27 @@ NB_TARGET_AVX512_BF16 static void round_avx512(const float *x, int64_t n, float 
 }
 #endif
 
-void nb_bf16_round_array(const float *x, int64_t n, float *out)
+typedef struct round_job {
+    const float *x;
+    float *out;
+} round_job;
+
+static void round_range(void *context, int64_t begin, int64_t length)
 {
+    const round_job *job = context;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (nb_cpu_has_avx512_bf16()) {
-        round_avx512(x, n, out);
+        round_avx512(job->x + begin, length, job->out + begin);
         return;
     }
 #endif
-    for (int64_t i = 0; i < n; i++) out[i] = nb_bf16_rounded(x[i]);
+    for (int64_t i = begin; i < begin + length; i++) job->out[i] = nb_bf16_rounded(job->x[i]);
+}
+
+/* Element by element, so splitting it across the threads (a rounded
+ * output gradient can take megabytes) changes no bit. */
+void nb_bf16_round_array(const float *x, int64_t n, float *out)
+{
+    round_job job = {x, out};
+    nb_parallel_ranges(n, round_range, &job);
 }
