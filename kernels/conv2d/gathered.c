@@ -40,15 +40,11 @@ static unfolding unfolding_of(int64_t channels, int64_t H, int64_t W, int64_t kh
 /* image [channels,H,W] -> padded [channels,Hp,Wp] */
 static void pad_image(const unfolding *u, const float *image, float *padded)
 {
-    if (u->pad_h == 0 && u->pad_w == 0) {
+    if (u->pad_h == 0 && u->pad_w == 0)
         memcpy(padded, image, sizeof(float) * (size_t)(u->channels * u->H * u->W));
-    } else {
-        memset(padded, 0, sizeof(float) * (size_t)(u->channels * u->Hp * u->Wp));
-        for (int64_t c = 0; c < u->channels; c++)
-            for (int64_t h = 0; h < u->H; h++)
-                memcpy(padded + (c * u->Hp + h + u->pad_h) * u->Wp + u->pad_w,
-                       image + (c * u->H + h) * u->W, sizeof(float) * (size_t)u->W);
-    }
+    else
+        nb_conv_pad_planes(image, u->channels, u->H, u->W, u->pad_h, u->pad_w, u->Hp, u->Wp,
+                           padded);
 }
 
 /* The padded image and its unfolding's rows[(c*kh+i)*kw+j]. */
@@ -179,21 +175,6 @@ int nb_conv2d_gathered_forward(const nb_workspace *ws, const nb_conv2d_geometry 
     return convolve_images(ws, &job, g->N);
 }
 
-/* sum of x[0, n) in double, as DB_LANES interleaved sums (independent
- * chains, so the additions overlap) added in a fixed order at the end. */
-enum { DB_LANES = 8 };
-static double plane_sum(const float *x, int64_t n)
-{
-    double lanes[DB_LANES] = {0};
-    int64_t i = 0;
-    for (; i + DB_LANES <= n; i += DB_LANES)
-        for (int l = 0; l < DB_LANES; l++) lanes[l] += x[i + l];
-    for (int l = 0; i < n; i++, l++) lanes[l] += x[i];
-    double sum = 0.0;
-    for (int l = 0; l < DB_LANES; l++) sum += lanes[l];
-    return sum;
-}
-
 /* dW and db of one partition of images, into its own [K, depth] (bf16:
  * transposed, [depth, columns]) and [K]. */
 typedef struct weight_job {
@@ -227,7 +208,7 @@ static void weight_task(void *context, int64_t part, int worker)
         const float *dy = job->dy + n * g->K * plane;
         if (db)
             for (int64_t k = 0; k < g->K; k++)
-                db[k] = (n == first ? 0.0 : db[k]) + plane_sum(dy + k * plane, plane);
+                db[k] = (n == first ? 0.0 : db[k]) + nb_conv_sum(dy + k * plane, plane);
         if (!dw) continue;
         /* dy in the wide layout, zero between output rows. */
         memset(s->wide, 0, sizeof(float) * (size_t)(g->K * u->positions));
