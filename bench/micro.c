@@ -1,8 +1,8 @@
 /* Micro-benchmarks: square SGEMM, and conv2d / max_pool2d forward and
  * backward at the shapes of the benchmark models (batch 64), run through the
  * ops on a tape exactly as a model runs them. Each measurement repeats
- * until it has run for MIN_SECONDS (or --steps repetitions) after one
- * untimed call. */
+ * until it has run for MIN_SECONDS (or --steps repetitions) after untimed
+ * calls for WARMUP_SECONDS (ops; the GEMM takes one). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemm_micro.h"
 
-static const double MIN_SECONDS = 0.3;
+static const double MIN_SECONDS = 0.3, WARMUP_SECONDS = 0.2;
 
 /* Process CPU time: with one thread, a measure that other programs on a
  * busy machine disturb much less than wall time. */
@@ -98,18 +98,41 @@ static void print_micro(const bench_options *o, const char *kind, const char *na
 /* Seconds per call of the forward (grad off) and of the backward alone. */
 typedef nb_tensor *(*forward_fn)(nb_tape *tape, nb_tensor *x, const void *shape);
 
+/* One recorded forward and its backward from sum(y), so dy is all ones;
+ * the sum's own backward (one fill of dy) is timed too, as in a model.
+ * The backward's wall and CPU seconds are added to seconds (NULL: untimed). */
+static int backward_call(nb_tape *tape, nb_tensor *x, forward_fn fn, const void *shape,
+                         double seconds[2])
+{
+    nb_tensor *loss = nb_sum(tape, fn(tape, x, shape));
+    if (!loss) return -1;
+    double b0 = bench_now(), c0 = cpu_now();
+    int status = nb_backward(tape, loss, NULL) == NB_OK ? 0 : -1;
+    if (seconds) seconds[0] += bench_now() - b0, seconds[1] += cpu_now() - c0;
+    nb_tape_reset(tape);
+    return status;
+}
+
 static int time_op(const bench_options *o, nb_tensor *x, forward_fn fn, const void *shape,
                    double forward_seconds[2], double backward_seconds[2])
 {
     nb_tape *tape = nb_tape_new();
     if (!tape) return -1;
     nb_tape_set_precision(tape, o->bf16 ? NB_PRECISION_BF16 : NB_PRECISION_FP32);
-    /* Forward as inference runs it: nothing recorded. */
+    /* Forward as inference runs it: nothing recorded. Untimed calls
+     * first, for WARMUP_SECONDS: the first passes over a process's fresh
+     * memory run 2-3x slower (measured on a virtual machine, at 30 against
+     * 300 timed calls). */
     nb_tape_set_grad_enabled(tape, false);
+    int status = 0;
+    int64_t warmup_calls = 0;
     double t0 = bench_now();
-    int status = fn(tape, x, shape) ? 0 : -1;
-    nb_tape_reset(tape);
-    int64_t reps = repetitions(o, bench_now() - t0);
+    while (status == 0 && (warmup_calls == 0 || bench_now() - t0 < WARMUP_SECONDS)) {
+        status = fn(tape, x, shape) ? 0 : -1;
+        nb_tape_reset(tape);
+        warmup_calls++;
+    }
+    int64_t reps = repetitions(o, (bench_now() - t0) / (double)warmup_calls);
     double start = bench_now(), cpu_start = cpu_now();
     for (int64_t r = 0; r < reps && status == 0; r++) {
         status = fn(tape, x, shape) ? 0 : -1;
@@ -118,22 +141,12 @@ static int time_op(const bench_options *o, nb_tensor *x, forward_fn fn, const vo
     forward_seconds[0] = (bench_now() - start) / (double)reps;
     forward_seconds[1] = (cpu_now() - cpu_start) / (double)reps;
     nb_tape_set_grad_enabled(tape, true);
-    double backward = 0, backward_cpu = 0;
-    for (int64_t r = -1; r < reps && status == 0; r++) {
-        /* Backward from sum(y), so dy is all ones; the sum's own backward
-         * (one fill of dy) is timed too, as in a model. */
-        nb_tensor *loss = nb_sum(tape, fn(tape, x, shape));
-        if (!loss) {
-            status = -1;
-            break;
-        }
-        double b0 = bench_now(), c0 = cpu_now();
-        status = nb_backward(tape, loss, NULL) == NB_OK ? 0 : -1;
-        if (r >= 0) backward += bench_now() - b0, backward_cpu += cpu_now() - c0;
-        nb_tape_reset(tape);
-    }
-    backward_seconds[0] = backward / (double)reps;
-    backward_seconds[1] = backward_cpu / (double)reps;
+    double backward[2] = {0, 0}, warmup_start = bench_now();
+    do status = backward_call(tape, x, fn, shape, NULL);
+    while (status == 0 && bench_now() - warmup_start < WARMUP_SECONDS);
+    for (int64_t r = 0; r < reps && status == 0; r++) status = backward_call(tape, x, fn, shape, backward);
+    backward_seconds[0] = backward[0] / (double)reps;
+    backward_seconds[1] = backward[1] / (double)reps;
     if (status != 0) fprintf(stderr, "nabla-bench: %s\n", nb_tape_error(tape) ? nb_tape_error(tape) : nb_last_error());
     nb_tape_free(tape);
     return status;
