@@ -162,7 +162,8 @@ Test(precision, float64_ignores_the_setting)
 
 /* conv2d in bf16 on both of its paths (gathered and implicit_rounded): y,
  * dx and dW against float64 sums of the bf16-rounded operands (for the
- * loss sum(y * s), dy = s), within float32 rounding of the sums; and the
+ * loss sum(y * s), dy = s), within float32 rounding of the sums; db, not a
+ * product, against the sum of dy as it is (float32); and the
  * gathered path's portable kernels give the bits of its AVX-512 BF16 ones.
  * Geometries with odd channel counts (a lone channel pair), more than 32
  * output channels, 5x5 and 1x1 kernels. */
@@ -181,28 +182,31 @@ static void check_sum(double got, double sum, double magnitude, int terms, const
 }
 
 typedef struct conv_results {
-    float *y, *dx, *dw;
+    float *y, *dx, *dw, *db;
 } conv_results;
 
-static void run_conv(const conv_geometry *c, nb_tensor *x, nb_tensor *w, nb_tensor *s,
-                     const char *path, conv_results *r)
+static void run_conv(const conv_geometry *c, nb_tensor *x, nb_tensor *w, nb_tensor *b,
+                     nb_tensor *s, const char *path, conv_results *r)
 {
     nb_tape *tape = nb_tape_new();
     nb_tape_set_precision(tape, NB_PRECISION_BF16);
     cr_assert_eq(nb_conv2d_force_path(path), NB_OK);
     nb_tensor_zero_grad(x);
     nb_tensor_zero_grad(w);
+    nb_tensor_zero_grad(b);
     nb_conv2d_params p = {{1, 1}, {c->pad, c->pad}, {1, 1}, 1};
-    nb_tensor *out = nb_conv2d(tape, x, w, NULL, &p);
+    nb_tensor *out = nb_conv2d(tape, x, w, b, &p);
     cr_assert_not_null(out, "%s", nb_tape_error(tape));
     cr_assert_str_eq(nb_conv2d_path_name(out), path);
     r->y = malloc(sizeof(float) * (size_t)out->numel);
     r->dx = malloc(sizeof(float) * (size_t)x->numel);
     r->dw = malloc(sizeof(float) * (size_t)w->numel);
+    r->db = malloc(sizeof(float) * (size_t)b->numel);
     memcpy(r->y, out->data, sizeof(float) * (size_t)out->numel);
     cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, out, s)), NULL), NB_OK);
     memcpy(r->dx, nb_tensor_grad(x)->data, sizeof(float) * (size_t)x->numel);
     memcpy(r->dw, nb_tensor_grad(w)->data, sizeof(float) * (size_t)w->numel);
+    memcpy(r->db, nb_tensor_grad(b)->data, sizeof(float) * (size_t)b->numel);
     nb_conv2d_force_path(NULL);
     nb_tape_free(tape);
 }
@@ -212,10 +216,11 @@ static void check_conv(const conv_geometry *c, const char *path)
     const int OH = c->H + 2 * c->pad - c->kh + 1, OW = c->W + 2 * c->pad - c->kw + 1;
     nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){c->N, c->C, c->H, c->W}, true);
     nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){c->K, c->C, c->kh, c->kw}, true);
+    nb_tensor *b = uniform(NB_FLOAT32, 1, (int64_t[]){c->K}, true);
     nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){c->N, c->K, OH, OW}, false);
     conv_results r;
-    run_conv(c, x, w, s, path, &r);
-    const float *xd = x->data, *wd = w->data, *sd = s->data;
+    run_conv(c, x, w, b, s, path, &r);
+    const float *xd = x->data, *wd = w->data, *sd = s->data, *bd = b->data;
     /* Each output (n, k, oh, ow) reads x at (oh + i - pad, ow + j - pad). */
     double *y = calloc((size_t)(c->N * c->K * OH * OW), sizeof(double));
     double *ym = calloc((size_t)(c->N * c->K * OH * OW), sizeof(double));
@@ -223,6 +228,14 @@ static void check_conv(const conv_geometry *c, const char *path)
     double *dxm = calloc((size_t)(c->N * c->C * c->H * c->W), sizeof(double));
     double *dw = calloc((size_t)(c->K * c->C * c->kh * c->kw), sizeof(double));
     double *dwm = calloc((size_t)(c->K * c->C * c->kh * c->kw), sizeof(double));
+    double *db = calloc((size_t)c->K, sizeof(double)), *dbm = calloc((size_t)c->K, sizeof(double));
+    for (int n = 0; n < c->N; n++)
+        for (int k = 0; k < c->K; k++)
+            for (int at = 0; at < OH * OW; at++) {
+                int64_t yi = (n * c->K + k) * OH * OW + at;
+                y[yi] = bd[k], ym[yi] = fabs(bd[k]);
+                db[k] += sd[yi], dbm[k] += fabs(sd[yi]);
+            }
     for (int n = 0; n < c->N; n++)
         for (int k = 0; k < c->K; k++)
             for (int oh = 0; oh < OH; oh++)
@@ -235,18 +248,20 @@ static void check_conv(const conv_geometry *c, const char *path)
                                 int64_t xi = ((n * c->C + ch) * c->H + h) * c->W + v;
                                 int64_t wi = ((k * c->C + ch) * c->kh + i) * c->kw + j;
                                 int64_t yi = ((n * c->K + k) * OH + oh) * OW + ow;
-                                double a = rounded_at(xd, xi), b = rounded_at(wd, wi),
+                                double a = rounded_at(xd, xi), f = rounded_at(wd, wi),
                                        g = rounded_at(sd, yi);
-                                y[yi] += a * b, ym[yi] += fabs(a * b);
-                                dx[xi] += b * g, dxm[xi] += fabs(b * g);
+                                y[yi] += a * f, ym[yi] += fabs(a * f);
+                                dx[xi] += f * g, dxm[xi] += fabs(f * g);
                                 dw[wi] += a * g, dwm[wi] += fabs(a * g);
                             }
     int taps = c->C * c->kh * c->kw;
-    for (int64_t i = 0; i < c->N * c->K * OH * OW; i++) check_sum(r.y[i], y[i], ym[i], taps, "y", c);
+    for (int64_t i = 0; i < c->N * c->K * OH * OW; i++)
+        check_sum(r.y[i], y[i], ym[i], taps + 1, "y", c);
     for (int64_t i = 0; i < c->N * c->C * c->H * c->W; i++)
         check_sum(r.dx[i], dx[i], dxm[i], c->K * c->kh * c->kw, "dx", c);
     for (int64_t i = 0; i < c->K * taps; i++)
         check_sum(r.dw[i], dw[i], dwm[i], c->N * (OH + 1) * (OW + c->kw), "dW", c);
+    for (int k = 0; k < c->K; k++) check_sum(r.db[k], db[k], dbm[k], c->N * OH * OW, "db", c);
 
     /* The gathered path's portable kernels (the "portable" CPU level has
      * no AVX-512 BF16) add in the same order as its AVX-512 BF16 ones: the
@@ -254,16 +269,17 @@ static void check_conv(const conv_geometry *c, const char *path)
     if (strcmp(path, "gathered") == 0) {
         conv_results portable;
         cr_assert_eq(nb_cpu_force_level("portable"), NB_OK);
-        run_conv(c, x, w, s, path, &portable);
+        run_conv(c, x, w, b, s, path, &portable);
         nb_cpu_force_level(NULL);
         assert_same_bits(r.y, portable.y, (int64_t)c->N * c->K * OH * OW, "y, portable");
         assert_same_bits(r.dx, portable.dx, x->numel, "dx, portable");
         assert_same_bits(r.dw, portable.dw, w->numel, "dW, portable");
-        free(portable.y), free(portable.dx), free(portable.dw);
+        assert_same_bits(r.db, portable.db, b->numel, "db, portable");
+        free(portable.y), free(portable.dx), free(portable.dw), free(portable.db);
     }
-    free(y), free(ym), free(dx), free(dxm), free(dw), free(dwm);
-    free(r.y), free(r.dx), free(r.dw);
-    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(s);
+    free(y), free(ym), free(dx), free(dxm), free(dw), free(dwm), free(db), free(dbm);
+    free(r.y), free(r.dx), free(r.dw), free(r.db);
+    nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(b), nb_tensor_free(s);
 }
 
 Test(precision, bf16_conv2d_runs_bf16_products_forward_and_backward)

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "kernels/bf16.h"
 #include "kernels/conv2d/rows.h"
 #include "kernels/conv2d/tiles.h"
 #include "kernels/conv2d/winograd.h"
@@ -279,6 +280,7 @@ typedef struct backward_job {
     nb_pool2d_geometry pool;    /* its windows over one image (N = 1) */
     const int32_t *argmax;
     const float *gate;          /* the pooled output with a ReLU, or NULL */
+    bool round_bf16;            /* products read dy rounded to bf16, in each copy */
     bool winograd_weight;       /* dW by Winograd (3x3, channels in lanes) */
     nb_winograd_weight ww;
     float *dx;
@@ -292,6 +294,7 @@ typedef struct backward_job {
     int64_t mask_scratch;       /* where its masked or routed dy starts */
     int64_t *tap_offset;        /* [tap_tiles * weight_taps], the tail repeats */
     float *partial;             /* [partitions][K*depth + K] */
+    double *bias_sums;          /* [workers][K]: db of the partition being read */
     float *scratch;
     int64_t per_worker;
 } backward_job;
@@ -302,7 +305,7 @@ typedef struct backward_job {
  * x (taps) block over all its images. */
 static void partition_weight(const backward_job *job, int64_t n0, int64_t count, const float *dy,
                              const uint16_t *bits, bool pooled_dy, float *images,
-                             float *gradients, float *partial)
+                             float *gradients, double *bias_sums, float *partial)
 {
     const nb_conv2d_geometry *g = job->g;
     const plan *p = job->forward;
@@ -338,6 +341,11 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
             memset(grid + k * ld + p->wide, 0, (size_t)(ld - p->wide) * sizeof *grid);
         }
         memset(grid + g->K * ld, 0, (size_t)((job->gradient_rows - g->K) * ld) * sizeof *grid);
+        /* db from the grid, which holds dy masked or not (its zeros add
+         * nothing), before a bf16 node's rounding: only products round. */
+        for (int64_t k = 0; job->bias && k < g->K; k++)
+            bias_sums[k] = (b == 0 ? 0.0 : bias_sums[k]) + nb_conv_sum(grid + k * ld, p->wide);
+        if (job->round_bf16) nb_bf16_round_array(grid, g->K * ld, grid);
     }
     int64_t depth = p->depth;
     if (job->weight) {
@@ -353,14 +361,7 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
                         partial[(k0 + r) * depth + tile_index * taps + t] = tile[r * taps + t];
             }
     }
-    /* From the grid, which holds dy masked or not (its zeros add nothing). */
-    if (job->bias)
-        for (int64_t k = 0; k < g->K; k++) {
-            double sum = 0.0;
-            for (int64_t b = 0; b < count; b++)
-                sum += nb_conv_sum(gradients + b * gradient_stride + k * ld, p->wide);
-            partial[g->K * depth + k] = (float)sum;
-        }
+    for (int64_t k = 0; job->bias && k < g->K; k++) partial[g->K * depth + k] = (float)bias_sums[k];
 }
 
 /* Whether the convolution's output gradient is formed in scratch (a
@@ -370,6 +371,10 @@ static void partition_weight(const backward_job *job, int64_t n0, int64_t count,
  * copy of dy. */
 static bool masks_into_scratch(const backward_job *job)
 {
+    /* A bf16 node's dx reads dy rounded: from a rounded copy in scratch
+     * (a 2x2 pool's routing into the unfolding's copy rounds that copy). */
+    bool dx = job->transposed || job->unfold;
+    if (job->round_bf16 && dx && !job->pooled) return true;
     if (job->pooled) /* 2x2 routing goes straight to the grid and the unfolding */
         return job->transposed || job->winograd_weight || !(job->weight || job->bias) ||
                !nb_max_pool2d_fast_applies(&job->pool);
@@ -430,13 +435,17 @@ static void backward_task(void *context, int64_t part, int worker)
     const float *dy = job->dy + n0 * (job->pooled ? pooled : image_out);
     const uint16_t *bits = job->relu_bits ? job->relu_bits + n0 * job->bit_words : NULL;
     bool pooled_dy = job->pooled;
+    float *masked = NULL;
     if (masks_into_scratch(job)) {
-        float *masked = job->scratch + worker * job->per_worker + job->mask_scratch;
+        masked = job->scratch + worker * job->per_worker + job->mask_scratch;
         for (int64_t b = 0; b < count; b++) {
             float *image = masked + b * image_out;
             if (!job->pooled) {
-                nb_conv_relu_mask_bits(bits + b * job->bit_words, dy + b * image_out, image,
-                                       image_out);
+                if (bits)
+                    nb_conv_relu_mask_bits(bits + b * job->bit_words, dy + b * image_out, image,
+                                           image_out);
+                else
+                    memcpy(image, dy + b * image_out, (size_t)image_out * sizeof *image);
                 continue;
             }
             int64_t at = (n0 + b) * pooled;
@@ -458,11 +467,17 @@ static void backward_task(void *context, int64_t part, int worker)
         partition_weight_winograd(job, n0, count, dy, images, job->partial + part * partial_size);
     else if (job->weight || job->bias)
         partition_weight(job, n0, count, dy, bits, pooled_dy, images, gradients,
-                         job->partial + part * partial_size);
+                         job->bias_sums + worker * g->K, job->partial + part * partial_size);
+    /* dy in scratch is this worker's own: the weights have read it, so a
+     * bf16 node rounds it in place for dx. */
+    if (job->round_bf16 && masked && (t || job->unfold))
+        nb_bf16_round_array(masked, count * image_out, masked);
     for (int64_t b = 0; (t || job->unfold) && b < count; b++) {
         float *dx = job->dx + (n0 + b) * image_in;
         if (pooled_dy) {
             route_into_unfolding(job, n0 + b, dy + b * pooled, padded);
+            if (job->round_bf16)
+                nb_bf16_round_array(padded, g->K * job->unfold->columns, padded);
             nb_conv_unfold_copied(job->unfold, dx, padded, job->assign_dx);
             continue;
         }
@@ -499,7 +514,8 @@ int nb_conv2d_implicit_backward(const nb_workspace *ws, const nb_conv2d_geometry
     backward_job job = {.g = g, .forward = &forward, .x = x, .dy = source->dy,
                         .relu_bits = source->relu_bits, .bit_words = nb_conv2d_relu_bit_words(g),
                         .pooled = source->pool != NULL, .argmax = source->argmax,
-                        .gate = source->gate, .dx = dx, .assign_dx = assign_dx,
+                        .gate = source->gate, .round_bf16 = source->round_bf16,
+                        .dx = dx, .assign_dx = assign_dx,
                         .weight = dw != NULL, .bias = db != NULL};
     if (source->pool) {
         job.pool = *source->pool;
@@ -556,8 +572,9 @@ int nb_conv2d_implicit_backward(const nb_workspace *ws, const nb_conv2d_geometry
     int workers = nb_parallel_slots();
     job.tap_offset = nb_workspace_alloc(ws, (size_t)(job.tap_tiles * job.weight_taps) * sizeof(int64_t));
     job.partial = nb_workspace_alloc(ws, (size_t)(partitions * partial_size) * sizeof(float));
+    job.bias_sums = nb_workspace_alloc(ws, (size_t)(workers * g->K) * sizeof(double));
     job.scratch = nb_workspace_alloc(ws, (size_t)(workers * job.per_worker + 1) * sizeof(float));
-    if (!job.tap_offset || !job.partial || !job.scratch) return NB_ERR_NOMEM;
+    if (!job.tap_offset || !job.partial || !job.bias_sums || !job.scratch) return NB_ERR_NOMEM;
     for (int64_t i = 0; i < job.tap_tiles * job.weight_taps; i++)
         job.tap_offset[i] = forward.offset[min64(i, forward.depth - 1)];
     nb_parallel_tasks(partitions, workers, backward_task, &job);

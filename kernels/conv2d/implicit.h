@@ -81,6 +81,8 @@ typedef struct nb_conv_output_gradient {
     const int32_t *argmax;      /* with pool: where each window's dy goes */
     const float *gate;          /* with pool and ReLU: the pooled output (dy passes
                                    where > 0); else NULL */
+    bool round_bf16;            /* a bf16 node: the products read dy rounded to bf16
+                                   (kernels/bf16.h), the bias gradient sums it as is */
 } nb_conv_output_gradient;
 
 /* dx += dL/dx (dx = dL/dx with assign_dx), dw += dL/dw, db += dL/db for the

@@ -57,11 +57,11 @@ static int backward_with(const nb_conv2d_call *call, const nb_conv2d_implicit_op
     const nb_tensor *x = ctx->inputs[0], *w = ctx->inputs[1];
     nb_op_scratch mark = nb_op_scratch_begin(ctx);
     const float *xs = operand(ctx, x->data, x->numel), *ws = operand(ctx, w->data, w->numel);
-    /* Rounding dy before a pool's routing or a ReLU's mask is rounding
-     * what they pass on: they only move and zero values. */
-    const float *dys = operand(ctx, ctx->output_grad->data, ctx->output_grad->numel);
-    if (!xs || !ws || !dys) return NB_ERR_NOMEM;
-    nb_conv_output_gradient source = {.dy = dys};
+    if (!xs || !ws) return NB_ERR_NOMEM;
+    /* dy is rounded in the kernels' own copies of it (after a pool's
+     * routing or a ReLU's mask, which only move and zero values). */
+    nb_conv_output_gradient source = {.dy = ctx->output_grad->data,
+                                      .round_bf16 = nb_op_bf16(ctx)};
     if (call->pool) {
         source.pool = call->pool;
         source.argmax = call->state->argmax;
