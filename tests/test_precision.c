@@ -308,40 +308,57 @@ Test(precision, bf16_conv2d_runs_bf16_products_forward_and_backward)
     }
 }
 
-/* A fused bf16 conv + ReLU + max-pool node gives the bits of the three
- * separate nodes, forward and backward, on each bf16 path. */
-Test(precision, fused_bf16_nodes_match_separate_ones)
+/* A fused bf16 conv + ReLU (+ max-pool) node gives the bits of the
+ * separate nodes, forward and backward, on each bf16 path: a 2x2 pool (the
+ * fast routing), a 3x3 stride-2 one (the general routing), and no pool. */
+static void check_fused(const char *path, const nb_max_pool2d_params *pool, int64_t side)
 {
-    static const char *const paths[] = {"gathered", "implicit_rounded"};
-    static const nb_max_pool2d_params pool = NB_MAX_POOL2D_PARAMS(2, 2);
-    nb_manual_seed(6);
     nb_tensor *x = uniform(NB_FLOAT32, 4, (int64_t[]){3, 5, 10, 10}, true);
     nb_tensor *w = uniform(NB_FLOAT32, 4, (int64_t[]){7, 5, 3, 3}, true);
     nb_tensor *b = uniform(NB_FLOAT32, 1, (int64_t[]){7}, true);
-    nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){3, 7, 4, 4}, false);
-    for (int p = 0; p < 2; p++) {
-        float results[2][3 * 7 * 4 * 4], grads[2][3 * 5 * 10 * 10 + 7 * 5 * 9 + 7];
-        for (int fused = 0; fused < 2; fused++) {
-            nb_tape *tape = nb_tape_new();
-            nb_tape_set_precision(tape, NB_PRECISION_BF16);
-            cr_assert_eq(nb_conv2d_force_path(paths[p]), NB_OK);
-            nb_tensor_zero_grad(x), nb_tensor_zero_grad(w), nb_tensor_zero_grad(b);
-            nb_tensor *y = fused ? nb_conv2d_relu_max_pool2d(tape, x, w, b, NULL, &pool)
-                                 : nb_max_pool2d(tape, nb_relu(tape, nb_conv2d(tape, x, w, b, NULL)),
-                                                 &pool);
-            cr_assert_not_null(y, "%s", nb_tape_error(tape));
-            memcpy(results[fused], y->data, sizeof results[fused]);
-            cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, y, s)), NULL), NB_OK);
-            memcpy(grads[fused], nb_tensor_grad(x)->data, sizeof(float) * 1500);
-            memcpy(grads[fused] + 1500, nb_tensor_grad(w)->data, sizeof(float) * 315);
-            memcpy(grads[fused] + 1815, nb_tensor_grad(b)->data, sizeof(float) * 7);
-            nb_conv2d_force_path(NULL);
-            nb_tape_free(tape);
-        }
-        assert_same_bits(results[1], results[0], 3 * 7 * 4 * 4, paths[p]);
-        assert_same_bits(grads[1], grads[0], 1822, paths[p]);
+    nb_tensor *s = uniform(NB_FLOAT32, 4, (int64_t[]){3, 7, side, side}, false);
+    enum { GRADS = 3 * 5 * 10 * 10 + 7 * 5 * 9 + 7 };
+    float *results[2], grads[2][GRADS];
+    for (int fused = 0; fused < 2; fused++) {
+        nb_tape *tape = nb_tape_new();
+        nb_tape_set_precision(tape, NB_PRECISION_BF16);
+        cr_assert_eq(nb_conv2d_force_path(path), NB_OK);
+        nb_tensor_zero_grad(x), nb_tensor_zero_grad(w), nb_tensor_zero_grad(b);
+        nb_tensor *y;
+        if (fused)
+            y = pool ? nb_conv2d_relu_max_pool2d(tape, x, w, b, NULL, pool)
+                     : nb_conv2d_relu(tape, x, w, b, NULL);
+        else
+            y = nb_relu(tape, nb_conv2d(tape, x, w, b, NULL));
+        if (!fused && pool) y = nb_max_pool2d(tape, y, pool);
+        cr_assert_not_null(y, "%s", nb_tape_error(tape));
+        cr_assert_eq(y->numel, s->numel);
+        results[fused] = malloc(sizeof(float) * (size_t)y->numel);
+        memcpy(results[fused], y->data, sizeof(float) * (size_t)y->numel);
+        cr_assert_eq(nb_backward(tape, nb_sum(tape, nb_mul(tape, y, s)), NULL), NB_OK);
+        memcpy(grads[fused], nb_tensor_grad(x)->data, sizeof(float) * 1500);
+        memcpy(grads[fused] + 1500, nb_tensor_grad(w)->data, sizeof(float) * 315);
+        memcpy(grads[fused] + 1815, nb_tensor_grad(b)->data, sizeof(float) * 7);
+        nb_conv2d_force_path(NULL);
+        nb_tape_free(tape);
     }
+    assert_same_bits(results[1], results[0], s->numel, path);
+    assert_same_bits(grads[1], grads[0], GRADS, path);
+    free(results[0]), free(results[1]);
     nb_tensor_free(x), nb_tensor_free(w), nb_tensor_free(b), nb_tensor_free(s);
+}
+
+Test(precision, fused_bf16_nodes_match_separate_ones)
+{
+    static const char *const paths[] = {"gathered", "implicit_rounded"};
+    static const nb_max_pool2d_params pool_2x2 = NB_MAX_POOL2D_PARAMS(2, 2);
+    static const nb_max_pool2d_params pool_3x3 = {{3, 3}, {2, 2}, {1, 1}, {1, 1}, false};
+    nb_manual_seed(6);
+    for (int p = 0; p < 2; p++) {
+        check_fused(paths[p], &pool_2x2, 4);
+        check_fused(paths[p], &pool_3x3, 4);
+        check_fused(paths[p], NULL, 8);
+    }
 }
 
 /* The other ops with products (attention, the LSTM layer and GRU cell,

@@ -74,18 +74,20 @@ static void store_wide(const unfolding *u, int64_t M, const float *wide, const f
         }
 }
 
-/* Per-thread scratch: a padded image, its row pointers, a wide block;
- * for bf16 products also the image in channel pairs and its pair rows. */
+/* Per-thread scratch: a padded image, its row pointers, a wide block, an
+ * image's dense output before its pool or gradient after its ReLU mask or
+ * pool routing; for bf16 products also the image in channel pairs and its
+ * pair rows. */
 typedef struct scratch {
-    float *padded, *wide;
+    float *padded, *wide, *dense;
     const float **rows;
     uint32_t *paired;
     const uint32_t **pair_rows;
 } scratch;
 
 static int scratch_new(const nb_workspace *ws, int slots, int64_t padded_floats,
-                       int64_t row_count, int64_t wide_floats, const nb_conv_pairs *pairs,
-                       scratch **out)
+                       int64_t row_count, int64_t wide_floats, int64_t dense_floats,
+                       const nb_conv_pairs *pairs, scratch **out)
 {
     scratch *s = nb_workspace_alloc(ws, sizeof *s * (size_t)slots);
     if (!s) return NB_ERR_NOMEM;
@@ -94,7 +96,9 @@ static int scratch_new(const nb_workspace *ws, int slots, int64_t padded_floats,
         s[t].padded = nb_workspace_alloc(ws, sizeof(float) * (size_t)padded_floats);
         s[t].wide = nb_workspace_alloc(ws, sizeof(float) * (size_t)wide_floats);
         s[t].rows = nb_workspace_alloc(ws, sizeof(float *) * (size_t)row_count);
-        if (!s[t].padded || !s[t].wide || !s[t].rows) return NB_ERR_NOMEM;
+        s[t].dense = dense_floats ? nb_workspace_alloc(ws, sizeof(float) * (size_t)dense_floats) : NULL;
+        if (!s[t].padded || !s[t].wide || !s[t].rows || (dense_floats && !s[t].dense))
+            return NB_ERR_NOMEM;
         if (!pairs) continue;
         s[t].paired = nb_workspace_alloc(ws, sizeof(uint32_t) *
                                                  (size_t)nb_conv_pairs_image_words(pairs));
@@ -105,14 +109,49 @@ static int scratch_new(const nb_workspace *ws, int slots, int64_t padded_floats,
     return NB_OK;
 }
 
+/* Image n's gradient at the convolution itself, [channels, plane]: dy's
+ * own, or in `dense`, masked by the ReLU or routed through the pool. */
+static const float *image_gradient(const nb_conv_gathered_gradient *d, int64_t channels,
+                                   int64_t plane, int64_t n, float *dense)
+{
+    const int64_t size = channels * plane;
+    if (!d->pool) {
+        if (!d->relu_output) return d->dy + n * size;
+        nb_conv_relu_mask(d->relu_output + n * size, d->dy + n * size, dense, size);
+        return dense;
+    }
+    nb_pool2d_geometry pool = *d->pool;
+    pool.N = 1;
+    const int64_t at = n * channels * pool.OH * pool.OW;
+    const float *gate = d->gate ? d->gate + at : NULL;
+    if (nb_max_pool2d_fast_applies(&pool)) {
+        nb_max_pool2d_fast_unpool(&pool, 0, channels, d->argmax + at, d->dy + at, gate, dense,
+                                  pool.W, plane);
+    } else {
+        memset(dense, 0, sizeof(float) * (size_t)size);
+        nb_max_pool2d_route_f32(&pool, d->argmax + at, d->dy + at, gate, dense);
+    }
+    return dense;
+}
+
+/* Whether image_gradient needs its dense buffer. */
+static bool gradient_is_dense(const nb_conv_gathered_gradient *d)
+{
+    return d->pool || d->relu_output;
+}
+
 /* A convolution of images [N, channels, H, W] by A [M, channels*kh*kw]
- * into out [N, M, OH, OW]: the forward, and the input gradient as the
- * transposed convolution. */
+ * into out [N, M, OH, OW]: the forward (with pool: pooled into out
+ * [N, M, PH, PW] and argmax), and the input gradient as the transposed
+ * convolution (images from `gradient`). */
 typedef struct image_job {
     const unfolding *u;
     bool bf16, relu, accumulate;
     int64_t M, depth;
     const float *images, *A, *bias;
+    const nb_conv_gathered_gradient *gradient;
+    const nb_pool2d_geometry *pool;
+    int32_t *argmax;
     float *out;
     scratch *scratch;
     nb_conv_pairs pairs; /* bf16: the channel-pair product (pairs_bf16.h) */
@@ -123,7 +162,9 @@ static void image_task(void *context, int64_t n, int worker)
     const image_job *job = context;
     const unfolding *u = job->u;
     scratch *s = &job->scratch[worker];
-    const float *image = job->images + n * u->channels * u->H * u->W;
+    const int64_t plane = u->H * u->W;
+    const float *image = job->gradient ? image_gradient(job->gradient, u->channels, plane, n, s->dense)
+                                       : job->images + n * u->channels * plane;
     if (job->bf16) {
         /* Padding in float32 first (none to do without padding) lets the
          * conversion run over whole planes. */
@@ -139,9 +180,14 @@ static void image_task(void *context, int64_t n, int worker)
         nb_sgemm_rows(false, false, job->M, u->positions, job->depth, 1.0f, job->A, job->depth,
                       s->rows, 0.0f, s->wide, u->positions);
     }
-    float *out = job->out + n * job->M * u->OH * u->OW;
+    float *out = job->pool ? s->dense : job->out + n * job->M * u->OH * u->OW;
     store_wide(u, job->M, s->wide, job->bias, job->accumulate, out);
     if (job->relu) nb_conv_rectify(out, job->M * u->OH * u->OW);
+    if (!job->pool) return;
+    nb_pool2d_geometry pool = *job->pool;
+    pool.N = 1;
+    const int64_t at = n * job->M * pool.OH * pool.OW;
+    nb_max_pool2d_forward_f32(&pool, out, job->out + at, job->argmax + at);
 }
 
 static int convolve_images(const nb_workspace *ws, image_job *job, int64_t N)
@@ -158,8 +204,13 @@ static int convolve_images(const nb_workspace *ws, image_job *job, int64_t N)
         nb_conv_pairs_pack_weights(&job->pairs, u->channels, job->A, weights);
         job->pairs.weights = weights;
     }
+    /* The dense buffer: the output before its pool, or dy after its mask
+     * or routing. */
+    int64_t dense = job->pool ? job->M * u->OH * u->OW
+                    : job->gradient && gradient_is_dense(job->gradient) ? u->channels * u->H * u->W
+                                                                        : 0;
     if (scratch_new(ws, slots, u->channels * u->Hp * u->Wp, job->depth, job->M * u->positions,
-                    job->bf16 ? &job->pairs : NULL, &job->scratch) != NB_OK)
+                    dense, job->bf16 ? &job->pairs : NULL, &job->scratch) != NB_OK)
         return NB_ERR_NOMEM;
     nb_parallel_tasks(N, slots, image_task, job);
     return NB_OK;
@@ -167,11 +218,12 @@ static int convolve_images(const nb_workspace *ws, image_job *job, int64_t N)
 
 int nb_conv2d_gathered_forward(const nb_workspace *ws, const nb_conv2d_geometry *g, bool bf16,
                                const float *x, const float *w, const float *bias, bool relu,
-                               float *y)
+                               const nb_pool2d_geometry *pool, int32_t *argmax, float *y)
 {
     unfolding u = unfolding_of(g->C, g->H, g->W, g->kh, g->kw, g->pad_h, g->pad_w);
     image_job job = {.u = &u, .bf16 = bf16, .relu = relu, .M = g->K,
-                     .depth = g->C * g->kh * g->kw, .images = x, .A = w, .bias = bias, .out = y};
+                     .depth = g->C * g->kh * g->kw, .images = x, .A = w, .bias = bias,
+                     .pool = pool, .argmax = argmax, .out = y};
     return convolve_images(ws, &job, g->N);
 }
 
@@ -181,7 +233,8 @@ typedef struct weight_job {
     const nb_conv2d_geometry *g;
     const unfolding *u;
     bool bf16;
-    const float *x, *dy;
+    const float *x;
+    const nb_conv_gathered_gradient *gradient;
     float *partial_dw;  /* [partitions][K][depth], bf16: [partitions][depth][columns] */
     double *partial_db; /* [partitions][K] */
     scratch *scratch;
@@ -205,7 +258,7 @@ static void weight_task(void *context, int64_t part, int worker)
     int64_t first = part * PARTITION_IMAGES;
     int64_t last = first + PARTITION_IMAGES < g->N ? first + PARTITION_IMAGES : g->N;
     for (int64_t n = first; n < last; n++) {
-        const float *dy = job->dy + n * g->K * plane;
+        const float *dy = image_gradient(job->gradient, g->K, plane, n, s->dense);
         if (db)
             for (int64_t k = 0; k < g->K; k++)
                 db[k] = (n == first ? 0.0 : db[k]) + nb_conv_sum(dy + k * plane, plane);
@@ -261,21 +314,23 @@ static void flip_weight(const nb_conv2d_geometry *g, const float *w, float *flip
 }
 
 int nb_conv2d_gathered_backward(const nb_workspace *ws, const nb_conv2d_geometry *g, bool bf16,
-                                const float *x, const float *w, const float *dy, float *dx,
+                                const float *x, const float *w,
+                                const nb_conv_gathered_gradient *gradient, float *dx,
                                 bool assign_dx, float *dw, float *db)
 {
     if (dw || db) {
         unfolding u = unfolding_of(g->C, g->H, g->W, g->kh, g->kw, g->pad_h, g->pad_w);
         const int64_t depth = g->C * g->kh * g->kw;
         const int64_t parts = (g->N + PARTITION_IMAGES - 1) / PARTITION_IMAGES;
-        weight_job job = {.g = g, .u = &u, .bf16 = bf16, .x = x, .dy = dy};
+        weight_job job = {.g = g, .u = &u, .bf16 = bf16, .x = x, .gradient = gradient};
         job.pairs = nb_conv_pairs_grad_of(g->K, g->C, g->kh, g->kw, u.Hp, u.Wp, u.positions);
         const int64_t partial_floats = bf16 ? depth * job.pairs.columns : g->K * depth;
         if (dw) job.partial_dw = nb_workspace_alloc(ws, sizeof(float) * (size_t)(parts * partial_floats));
         if (db) job.partial_db = nb_workspace_alloc(ws, sizeof(double) * (size_t)(parts * g->K));
         int slots = nb_parallel_slots();
         if ((dw && !job.partial_dw) || (db && !job.partial_db) ||
-            scratch_new(ws, slots, g->C * u.Hp * u.Wp, depth, g->K * u.positions, NULL,
+            scratch_new(ws, slots, g->C * u.Hp * u.Wp, depth, g->K * u.positions,
+                        gradient_is_dense(gradient) ? g->K * g->OH * g->OW : 0, NULL,
                         &job.scratch) != NB_OK ||
             (bf16 && pair_scratch_new(ws, slots, &job) != NB_OK))
             return NB_ERR_NOMEM;
@@ -296,6 +351,7 @@ int nb_conv2d_gathered_backward(const nb_workspace *ws, const nb_conv2d_geometry
     if (!flipped) return NB_ERR_NOMEM;
     flip_weight(g, w, flipped);
     image_job job = {.u = &u, .bf16 = bf16, .accumulate = !assign_dx, .M = g->C,
-                     .depth = g->K * g->kh * g->kw, .images = dy, .A = flipped, .out = dx};
+                     .depth = g->K * g->kh * g->kw, .gradient = gradient, .A = flipped,
+                     .out = dx};
     return convolve_images(ws, &job, g->N);
 }

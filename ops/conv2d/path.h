@@ -9,8 +9,9 @@
  * (another instruction set, another algorithm) joins by adding one entry.
  *
  * The fused ReLU and max-pool are properties of the node, not paths: every
- * path applies them (the implicit ones in their kernels, the others on a
- * copy of the output gradient, nb_conv2d_masked_gradient). */
+ * path applies them (the implicit and gathered ones image by image in their
+ * kernels, the others on a copy of the output gradient,
+ * nb_conv2d_masked_gradient). */
 #ifndef NABLA_OPS_CONV2D_PATH_H
 #define NABLA_OPS_CONV2D_PATH_H
 
